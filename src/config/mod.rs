@@ -1,0 +1,109 @@
+//! Configuration: the TOML model, whole-file validation with locations, and
+//! the validated `Config` the daemon runs on.
+
+mod locate;
+mod model;
+mod types;
+mod validate;
+
+pub use types::*;
+pub use validate::check_ssh_public_key;
+
+use std::fmt;
+use std::path::Path;
+
+/// One problem in a config file, located for an editor (`file:line:col: message`).
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{}", render_all(.0))]
+    Invalid(Vec<Located>),
+}
+
+fn render_all(errors: &[Located]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    lines.join("\n")
+}
+
+impl ConfigError {
+    pub fn errors(&self) -> Vec<String> {
+        match self {
+            ConfigError::Read { .. } => vec![self.to_string()],
+            ConfigError::Invalid(v) => v.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+}
+
+/// Reads and validates a config file. Relative paths inside it (data_dir, key
+/// files) are taken relative to the current directory, as for any daemon
+/// started from a service manager with a WorkingDirectory.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.display().to_string(),
+        source,
+    })?;
+    let base = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    parse(&text, path, &base)
+}
+
+pub fn parse(text: &str, source: &Path, base: &Path) -> Result<Config, ConfigError> {
+    let file = source.display().to_string();
+    let loc = locate::Locator::new(text);
+    let raw: model::FileConfig = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let (line, column) = locate::offset_to_line_col(text, offset);
+            return Err(ConfigError::Invalid(vec![Located {
+                file,
+                line,
+                column,
+                key: String::new(),
+                message: e.message().to_string(),
+            }]));
+        }
+    };
+    validate::build(&raw, source, base).map_err(|issues| {
+        ConfigError::Invalid(
+            issues
+                .into_iter()
+                .map(|i| {
+                    let (line, column) = loc.line_col(&i.path);
+                    Located {
+                        file: file.clone(),
+                        line,
+                        column,
+                        key: locate::render(&i.path),
+                        message: i.message,
+                    }
+                })
+                .collect(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! The TOML file as written by the operator, before validation.
+//!
+//! Every struct denies unknown keys so that a typo is an error with a location,
+//! not a silently ignored setting. Durations stay strings here so that
+//! validation can report every bad one at once, with its location.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub metrics: Option<MetricsSection>,
+    #[serde(default)]
+    pub listeners: ListenersSection,
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+    #[serde(default)]
+    pub targets: Vec<TargetEntry>,
+    #[serde(default)]
+    pub policies: Vec<PolicyEntry>,
+    #[serde(default)]
+    pub notify: Vec<NotifyEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// Name of this instance in the shared session table; defaults to the host name.
+    pub instance: Option<String>,
+    /// How long a request may stay pending before it expires (SPEC: default 24h).
+    pub request_ttl: Option<String>,
+    /// Upper bound for ending all sessions at SIGTERM before the process exits anyway.
+    pub shutdown_timeout: Option<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            data_dir: default_data_dir(),
+            instance: None,
+            request_ttl: None,
+            shutdown_timeout: None,
+        }
+    }
+}
+
+fn default_data_dir() -> String {
+    "./data".to_string()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Defaults to an SQLite file under data_dir.
+    pub url: Option<String>,
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: default_admin_listen(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:8080".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenersSection {
+    pub ssh: Option<SshListener>,
+    pub postgres: Option<PostgresListener>,
+    pub tcp: Option<TcpListener>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshListener {
+    pub listen: String,
+    pub host_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresListener {
+    pub listen: String,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// Plaintext client connections are refused unless this is set explicitly.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpListener {
+    pub listen: String,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub name: String,
+    pub token_sha256: Option<String>,
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetEntry {
+    pub name: String,
+    pub kind: String,
+    pub address: String,
+    pub host_key: Option<String>,
+    pub upstream: Option<UpstreamEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamEntry {
+    pub user: Option<String>,
+    pub password_env: Option<String>,
+    pub key_file: Option<String>,
+    pub tls: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEntry {
+    pub name: String,
+    pub requesters: Vec<String>,
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    pub approvals_required: u32,
+    pub max_duration: String,
+    pub default_duration: Option<String>,
+    pub idle_timeout: Option<String>,
+    #[serde(default)]
+    pub require_reason: bool,
+    #[serde(default)]
+    pub warn_before: Vec<String>,
+    pub max_sessions_per_grant: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyEntry {
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret_env: Option<String>,
+}

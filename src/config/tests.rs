@@ -1,0 +1,151 @@
+use super::*;
+use std::path::Path;
+
+const TOKEN: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+fn good() -> String {
+    format!(
+        r#"
+[server]
+data_dir = "./data"
+
+[groups]
+oncall = ["alice", "bob"]
+leads = ["carol"]
+
+[[users]]
+name = "alice"
+token_sha256 = "{TOKEN}"
+
+[[users]]
+name = "bob"
+
+[[users]]
+name = "carol"
+
+[[targets]]
+name = "cache"
+kind = "tcp"
+address = "127.0.0.1:6379"
+
+[[policies]]
+name = "oncall"
+requesters = ["group:oncall"]
+targets = ["cache", "prod-*"]
+approvers = ["group:leads"]
+approvals_required = 1
+max_duration = "2h"
+default_duration = "30m"
+warn_before = ["1m", "5m"]
+"#
+    )
+}
+
+fn errors_of(text: &str) -> Vec<String> {
+    match parse(text, Path::new("j.toml"), Path::new("/tmp")) {
+        Ok(_) => vec![],
+        Err(e) => e.errors(),
+    }
+}
+
+#[test]
+fn the_example_shape_validates_and_sorts_warnings() {
+    let c = parse(&good(), Path::new("j.toml"), Path::new("/tmp")).expect("valid");
+    assert_eq!(c.policies[0].warn_before[0].as_secs(), 300);
+    assert_eq!(c.request_ttl.as_secs(), 86400);
+    assert!(c.store_url.starts_with("sqlite:///tmp/./data"));
+    assert_eq!(
+        c.policy_for("alice", "cache").map(|p| p.name.as_str()),
+        Some("oncall")
+    );
+    assert!(c.policy_for("carol", "cache").is_none());
+}
+
+#[test]
+fn unknown_keys_are_located() {
+    let text = good().replace("[server]\n", "[server]\nbogus = 1\n");
+    let errs = errors_of(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("j.toml:3:1:"), "{errs:?}");
+    assert!(errs[0].contains("bogus"), "{errs:?}");
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_line() {
+    let text = good()
+        .replace("max_duration = \"2h\"", "max_duration = \"2 parsecs\"")
+        .replace(
+            "approvers = [\"group:leads\"]",
+            "approvers = [\"group:nobody\", \"zed\"]",
+        )
+        .replace("name = \"bob\"", "name = \"Bob\"");
+    let errs = errors_of(&text);
+    let joined = errs.join("\n");
+    assert!(joined.contains("invalid duration"), "{joined}");
+    assert!(joined.contains("unknown group \"nobody\""), "{joined}");
+    assert!(joined.contains("unknown user \"zed\""), "{joined}");
+    assert!(joined.contains("invalid user name \"Bob\""), "{joined}");
+    // The duration error points at the max_duration line.
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("max_duration"))
+        .unwrap()
+        + 1;
+    assert!(
+        joined.contains(&format!("j.toml:{line}:16: policies[0].max_duration")),
+        "{joined}"
+    );
+}
+
+#[test]
+fn unsatisfiable_approvals_are_rejected() {
+    // carol alone approves; a policy needing 2 approvals can never be met.
+    let text = good().replace("approvals_required = 1", "approvals_required = 2");
+    let joined = errors_of(&text).join("\n");
+    assert!(joined.contains("can never be met"), "{joined}");
+}
+
+#[test]
+fn a_requester_does_not_count_as_their_own_approver() {
+    let text = good().replace("approvers = [\"group:leads\"]", "approvers = [\"alice\"]");
+    let joined = errors_of(&text).join("\n");
+    assert!(joined.contains("for requester \"alice\""), "{joined}");
+}
+
+#[test]
+fn clashing_listeners_and_missing_key_files_are_errors() {
+    let text = format!(
+        "{}\n[metrics]\nlisten = \"127.0.0.1:8080\"\n[listeners.tcp]\nlisten = \"0.0.0.0:8080\"\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n",
+        good()
+    );
+    let joined = errors_of(&text).join("\n");
+    assert!(
+        joined.contains("metrics.listen: listen address 127.0.0.1:8080 clashes with admin.listen"),
+        "{joined}"
+    );
+    assert!(joined.contains("listeners.tcp.listen"), "{joined}");
+    assert!(
+        joined.contains("cannot read /nonexistent/c.pem"),
+        "{joined}"
+    );
+}
+
+#[test]
+fn unknown_targets_and_duplicates_are_errors() {
+    let text = good().replace("targets = [\"cache\", \"prod-*\"]", "targets = [\"cahce\"]")
+        + "\n[[targets]]\nname = \"cache\"\nkind = \"tcp\"\naddress = \"x:1\"\n";
+    let joined = errors_of(&text).join("\n");
+    assert!(joined.contains("unknown target \"cahce\""), "{joined}");
+    assert!(joined.contains("duplicate target \"cache\""), "{joined}");
+}
+
+#[test]
+fn ssh_targets_must_pin_a_host_key() {
+    let text = good() + "\n[[targets]]\nname = \"web\"\nkind = \"ssh\"\naddress = \"h:22\"\nupstream = { user = \"root\" }\n";
+    let joined = errors_of(&text).join("\n");
+    assert!(joined.contains("pinned host_key"), "{joined}");
+    assert!(
+        joined.contains("key_file or upstream.password_env"),
+        "{joined}"
+    );
+}

@@ -1,0 +1,222 @@
+//! Grant state changes (expire, revoke) and connect-secret verifiers.
+
+use super::{GrantFilter, GrantRecord, GrantState, RequestRecord, SecretRecord, Store, StoreError};
+use crate::audit::AuditEntry;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+const COLS: &str = "id, request_id, user_name, target, policy, state, granted_at, expires_at, ended_at, end_reason, ended_by, end_comment";
+
+pub(super) fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    Ok(GrantRecord {
+        id: row.try_get("id")?,
+        request_id: row.try_get("request_id")?,
+        user: row.try_get("user_name")?,
+        target: row.try_get("target")?,
+        policy: row.try_get("policy")?,
+        state: GrantState::parse(&state)
+            .ok_or_else(|| StoreError::Database(format!("bad grant state {state:?}")))?,
+        granted_at_ms: row.try_get("granted_at")?,
+        expires_at_ms: row.try_get("expires_at")?,
+        ended_at_ms: row.try_get("ended_at")?,
+        end_reason: row.try_get("end_reason")?,
+        ended_by: row.try_get("ended_by")?,
+        end_comment: row.try_get("end_comment")?,
+    })
+}
+
+pub(super) async fn insert_grant(
+    conn: &mut AnyConnection,
+    req: &RequestRecord,
+    id: &str,
+    granted_at: i64,
+    expires_at: i64,
+) -> Result<GrantRecord, StoreError> {
+    sqlx::query(
+        "INSERT INTO grants (id, request_id, user_name, target, policy, state, granted_at, expires_at) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7)",
+    )
+    .bind(id)
+    .bind(&req.id)
+    .bind(&req.requester)
+    .bind(&req.target)
+    .bind(&req.policy)
+    .bind(granted_at)
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(GrantRecord {
+        id: id.to_string(),
+        request_id: req.id.clone(),
+        user: req.requester.clone(),
+        target: req.target.clone(),
+        policy: req.policy.clone(),
+        state: GrantState::Active,
+        granted_at_ms: granted_at,
+        expires_at_ms: expires_at,
+        ended_at_ms: None,
+        end_reason: None,
+        ended_by: None,
+        end_comment: None,
+    })
+}
+
+async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLS} FROM grants WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(grant_from_row).transpose()
+}
+
+/// How a grant ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantEnd {
+    /// The end instant passed; `ended_at` is the grant's own expires_at, even
+    /// when the daemon notices later (it was down), so history stays exact.
+    Expired,
+    Revoked,
+}
+
+impl Store {
+    /// Ends an active grant. Returns the ended grant, or a conflict naming
+    /// its state when it had already ended (one winner per grant).
+    pub async fn end_grant(
+        &self,
+        id: &str,
+        how: GrantEnd,
+        by: &str,
+        comment: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<GrantRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let res = match how {
+            GrantEnd::Revoked => sqlx::query(
+                "UPDATE grants SET state = 'revoked', ended_at = $2, end_reason = 'revoked', ended_by = $3, end_comment = $4 WHERE id = $1 AND state = 'active'",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(by)
+            .bind(comment),
+            GrantEnd::Expired => sqlx::query(
+                "UPDATE grants SET state = 'expired', ended_at = expires_at, end_reason = 'expired', ended_by = $3, end_comment = $4 WHERE id = $1 AND state = 'active' AND expires_at <= $2",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(by)
+            .bind(comment),
+        }
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(match load(&mut tx, id).await? {
+                Some(g) if g.state == GrantState::Active => {
+                    StoreError::Conflict(format!("grant {id} has not reached its end time yet"))
+                }
+                Some(g) => {
+                    StoreError::Conflict(format!("grant {id} is already {}", g.state.as_str()))
+                }
+                None => StoreError::NotFound(format!("grant {id}")),
+            });
+        }
+        sqlx::query("DELETE FROM grant_secrets WHERE grant_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        super::audit_log::append(&mut tx, audit, now).await?;
+        let g = load(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?;
+        tx.commit().await?;
+        Ok(g)
+    }
+
+    pub async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load(&mut conn, id).await
+    }
+
+    pub async fn list_grants(&self, f: &GrantFilter) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM grants WHERE ($1 = '' OR state = $1) AND ($2 = '' OR user_name = $2) AND ($3 = '' OR target = $3) ORDER BY granted_at DESC, id LIMIT $4"
+        ))
+        .bind(f.state.map(|s| s.as_str()).unwrap_or(""))
+        .bind(f.user.clone().unwrap_or_default())
+        .bind(f.target.clone().unwrap_or_default())
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    /// Every active grant, for rebuilding expiry timers at start.
+    pub async fn active_grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {COLS} FROM grants WHERE state = 'active'"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    /// Stores (or replaces) the verifiers of an active grant's connect secret.
+    pub async fn set_secret(&self, s: &SecretRecord, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let res = sqlx::query("UPDATE grants SET state = state WHERE id = $1 AND state = 'active'")
+            .bind(&s.grant_id)
+            .execute(&mut *tx)
+            .await?;
+        if res.rows_affected() == 0 {
+            return Err(match load(&mut tx, &s.grant_id).await? {
+                Some(g) => StoreError::Conflict(format!(
+                    "grant {} is {}; request access again",
+                    g.id,
+                    g.state.as_str()
+                )),
+                None => StoreError::NotFound(format!("grant {}", s.grant_id)),
+            });
+        }
+        sqlx::query("DELETE FROM grant_secrets WHERE grant_id = $1")
+            .bind(&s.grant_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO grant_secrets (grant_id, sha256, scram, issued_at) VALUES ($1, $2, $3, $4)")
+            .bind(&s.grant_id)
+            .bind(hex::encode(s.sha256))
+            .bind(&s.scram)
+            .bind(s.issued_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        super::audit_log::append(&mut tx, audit, s.issued_at_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_secret(&self, grant_id: &str) -> Result<Option<SecretRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT grant_id, sha256, scram, issued_at FROM grant_secrets WHERE grant_id = $1",
+        )
+        .bind(grant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let hexed: String = row.try_get("sha256")?;
+        let sha256 = hex::decode(&hexed)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| StoreError::Database("bad secret verifier".into()))?;
+        Ok(Some(SecretRecord {
+            grant_id: row.try_get("grant_id")?,
+            sha256,
+            scram: row.try_get("scram")?,
+            issued_at_ms: row.try_get("issued_at")?,
+        }))
+    }
+
+    pub async fn count_active_grants(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE state = 'active'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,55 @@
+//! Embedded, forward-only migrations shared by both backends.
+//!
+//! sqlx's `migrate!` macro would pull the macro crates into the build for one
+//! loop; the schema is portable SQL, so a small runner does the job. On
+//! PostgreSQL an advisory lock lets several instances start at once.
+
+use super::{Backend, StoreError};
+use sqlx::AnyPool;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+
+pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    for (version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        match backend {
+            Backend::Postgres => {
+                sqlx::query("SELECT pg_advisory_xact_lock(7304772)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Backend::Sqlite => {
+                // Take the write lock first (see the note in 0001_init.sql).
+                sqlx::query("UPDATE schema_migrations SET name = name WHERE version = -1")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if applied.is_some() {
+            tx.rollback().await?;
+            continue;
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(*version)
+        .bind(*name)
+        .bind(crate::clock::now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied store migration");
+    }
+    Ok(())
+}

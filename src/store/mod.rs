@@ -1,0 +1,168 @@
+//! The store: requests, approvals, grants, connect-secret verifiers, user
+//! locks and the audit chain, in SQLite (embedded, default) or PostgreSQL
+//! (shared by several instances), behind one type.
+//!
+//! Both backends go through sqlx's `Any` driver with portable SQL, so one set
+//! of queries and one test suite cover both. Every state change is a single
+//! transaction that (1) starts with a conditional UPDATE that both checks the
+//! current state and takes the write lock, and (2) appends its audit event in
+//! the same transaction, so a change and its audit record land together or
+//! not at all.
+
+mod audit_log;
+mod grants;
+mod locks;
+mod migrate;
+pub mod models;
+mod requests;
+
+pub use grants::GrantEnd;
+pub use locks::LockOutcome;
+pub use models::*;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(d)
+                if d.message().contains("locked") || d.message().contains("busy") =>
+            {
+                StoreError::Unavailable(d.message().to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the store and applies migrations. For SQLite the file is created
+    /// with mode 0600; its directory is expected to be 0700 (see daemon setup).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite(url)?,
+            Backend::Postgres => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        migrate::run(&pool, backend).await?;
+        if backend == Backend::Sqlite {
+            restrict_sqlite_files(&url);
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Cheap round trip used by /readyz and the fail-closed checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Direct pool access for tests that tamper with rows (audit tamper checks).
+    #[doc(hidden)]
+    pub fn raw_pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(path)
+    }
+}
+
+fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
+    if let Some(path) = sqlite_path(url) {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite file {path}: {e}")))?;
+    }
+    Ok(if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// WAL and SHM files are created by SQLite with the process umask; tighten them.
+fn restrict_sqlite_files(url: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(path) = sqlite_path(url) {
+        for suffix in ["", "-wal", "-shm"] {
+            let f = format!("{path}{suffix}");
+            let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}

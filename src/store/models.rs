@@ -1,0 +1,156 @@
+//! Records as stored, with their state machines.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestState {
+    Pending,
+    Approved,
+    Denied,
+    Cancelled,
+    Expired,
+}
+
+impl RequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Pending => "pending",
+            RequestState::Approved => "approved",
+            RequestState::Denied => "denied",
+            RequestState::Cancelled => "cancelled",
+            RequestState::Expired => "expired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => RequestState::Pending,
+            "approved" => RequestState::Approved,
+            "denied" => RequestState::Denied,
+            "cancelled" => RequestState::Cancelled,
+            "expired" => RequestState::Expired,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl GrantState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantState::Active => "active",
+            GrantState::Expired => "expired",
+            GrantState::Revoked => "revoked",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => GrantState::Active,
+            "expired" => GrantState::Expired,
+            "revoked" => GrantState::Revoked,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApprovalRecord {
+    pub approver: String,
+    pub comment: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub id: String,
+    pub requester: String,
+    pub target: String,
+    pub policy: String,
+    pub reason: String,
+    pub duration_ms: i64,
+    pub approvals_required: i64,
+    pub state: RequestState,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub decided_at_ms: Option<i64>,
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+    pub grant_id: Option<String>,
+    pub approvals: Vec<ApprovalRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GrantRecord {
+    pub id: String,
+    pub request_id: String,
+    pub user: String,
+    pub target: String,
+    pub policy: String,
+    pub state: GrantState,
+    pub granted_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    pub end_reason: Option<String>,
+    pub ended_by: Option<String>,
+    pub end_comment: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretRecord {
+    pub grant_id: String,
+    pub sha256: [u8; 32],
+    /// `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`, as PostgreSQL stores it.
+    pub scram: String,
+    pub issued_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LockRecord {
+    pub user: String,
+    pub reason: String,
+    pub locked_by: String,
+    pub locked_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub state: Option<RequestState>,
+    pub requester: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GrantFilter {
+    pub state: Option<GrantState>,
+    pub user: Option<String>,
+    pub target: Option<String>,
+    pub limit: i64,
+}
+
+/// A new request; with `grant` set it is approved on creation (approvals_required = 0).
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub id: String,
+    pub requester: String,
+    pub target: String,
+    pub policy: String,
+    pub reason: String,
+    pub duration_ms: i64,
+    pub approvals_required: i64,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// The result of one approval.
+#[derive(Debug, Clone)]
+pub enum ApproveOutcome {
+    /// Recorded, more approvals needed.
+    Recorded(RequestRecord),
+    /// This approval completed the request; the grant exists.
+    Granted(RequestRecord, GrantRecord),
+}

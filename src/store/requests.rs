@@ -1,0 +1,290 @@
+//! Request state changes: create (optionally auto-approved), approve, deny,
+//! cancel, expire. Each is one transaction that checks the state it changes.
+
+use super::grants::insert_grant;
+use super::{
+    ApprovalRecord, ApproveOutcome, NewRequest, RequestFilter, RequestRecord, RequestState, Store,
+    StoreError,
+};
+use crate::audit::AuditEntry;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+const COLS: &str = "id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, decided_at, decided_by, decision_reason, grant_id";
+
+fn from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    Ok(RequestRecord {
+        id: row.try_get("id")?,
+        requester: row.try_get("requester")?,
+        target: row.try_get("target")?,
+        policy: row.try_get("policy")?,
+        reason: row.try_get("reason")?,
+        duration_ms: row.try_get("duration_ms")?,
+        approvals_required: row.try_get("approvals_required")?,
+        state: RequestState::parse(&state)
+            .ok_or_else(|| StoreError::Database(format!("bad request state {state:?}")))?,
+        created_at_ms: row.try_get("created_at")?,
+        expires_at_ms: row.try_get("expires_at")?,
+        decided_at_ms: row.try_get("decided_at")?,
+        decided_by: row.try_get("decided_by")?,
+        decision_reason: row.try_get("decision_reason")?,
+        grant_id: row.try_get("grant_id")?,
+        approvals: Vec::new(),
+    })
+}
+
+async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<RequestRecord>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLS} FROM requests WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut rec = from_row(&row)?;
+    let rows = sqlx::query(
+        "SELECT approver, comment, at FROM approvals WHERE request_id = $1 ORDER BY at, approver",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        rec.approvals.push(ApprovalRecord {
+            approver: r.try_get("approver")?,
+            comment: r.try_get("comment")?,
+            at_ms: r.try_get("at")?,
+        });
+    }
+    Ok(Some(rec))
+}
+
+/// Explains why a conditional update matched nothing.
+async fn not_pending(conn: &mut AnyConnection, id: &str, verb: &str) -> StoreError {
+    match load(conn, id).await {
+        Ok(Some(r)) if r.state == RequestState::Pending => StoreError::Conflict(format!(
+            "request {id} expired while pending; it can no longer be {verb}"
+        )),
+        Ok(Some(r)) => StoreError::Conflict(format!(
+            "request {id} is {}; it can no longer be {verb}",
+            r.state.as_str()
+        )),
+        Ok(None) => StoreError::NotFound(format!("request {id}")),
+        Err(e) => e,
+    }
+}
+
+/// Locks the pending request row for this transaction (no-op UPDATE).
+async fn lock_pending(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+    verb: &str,
+) -> Result<(), StoreError> {
+    let res = sqlx::query(
+        "UPDATE requests SET state = state WHERE id = $1 AND state = 'pending' AND expires_at > $2",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if res.rows_affected() == 0 {
+        return Err(not_pending(conn, id, verb).await);
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Inserts a request; when `auto_grant` is given (approvals_required = 0)
+    /// the request is approved and its grant created in the same transaction.
+    pub async fn create_request(
+        &self,
+        req: &NewRequest,
+        auto_grant: Option<(&str, i64)>,
+        audit: &[AuditEntry],
+    ) -> Result<(RequestRecord, Option<super::GrantRecord>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO requests (id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9)",
+        )
+        .bind(&req.id)
+        .bind(&req.requester)
+        .bind(&req.target)
+        .bind(&req.policy)
+        .bind(&req.reason)
+        .bind(req.duration_ms)
+        .bind(req.approvals_required)
+        .bind(req.created_at_ms)
+        .bind(req.expires_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        let mut grant = None;
+        if let Some((grant_id, expires_at)) = auto_grant {
+            sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = 'policy', grant_id = $3 WHERE id = $1")
+                .bind(&req.id)
+                .bind(req.created_at_ms)
+                .bind(grant_id)
+                .execute(&mut *tx)
+                .await?;
+            let rec = load(&mut tx, &req.id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(req.id.clone()))?;
+            grant =
+                Some(insert_grant(&mut tx, &rec, grant_id, req.created_at_ms, expires_at).await?);
+        }
+        for e in audit {
+            super::audit_log::append(&mut tx, e, req.created_at_ms).await?;
+        }
+        let rec = load(&mut tx, &req.id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(req.id.clone()))?;
+        tx.commit().await?;
+        Ok((rec, grant))
+    }
+
+    /// Records one approval. Two approvers racing for the last needed approval
+    /// serialise on the request row: exactly one creates the grant, the other
+    /// sees `approved` and gets a conflict.
+    pub async fn approve(
+        &self,
+        id: &str,
+        approver: &str,
+        comment: &str,
+        now: i64,
+        grant_id: &str,
+        audit: &AuditEntry,
+    ) -> Result<ApproveOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        lock_pending(&mut tx, id, now, "approved").await?;
+        let inserted = sqlx::query(
+            "INSERT INTO approvals (request_id, approver, comment, at) VALUES ($1, $2, $3, $4) ON CONFLICT (request_id, approver) DO NOTHING",
+        )
+        .bind(id)
+        .bind(approver)
+        .bind(comment)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "{approver} has already approved request {id}; another approver is needed"
+            )));
+        }
+        super::audit_log::append(&mut tx, audit, now).await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM approvals WHERE request_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rec = load(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        if count < rec.approvals_required {
+            tx.commit().await?;
+            return Ok(ApproveOutcome::Recorded(rec));
+        }
+        sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = $3, grant_id = $4 WHERE id = $1 AND state = 'pending'")
+            .bind(id)
+            .bind(now)
+            .bind(approver)
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await?;
+        let grant = insert_grant(&mut tx, &rec, grant_id, now, now + rec.duration_ms).await?;
+        let granted = AuditEntry::new(
+            approver,
+            "grant.created",
+            grant_id,
+            serde_json::json!({"request": id, "user": rec.requester, "target": rec.target, "expires_at": crate::clock::rfc3339(grant.expires_at_ms)}),
+        );
+        super::audit_log::append(&mut tx, &granted, now).await?;
+        let rec = load(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        tx.commit().await?;
+        Ok(ApproveOutcome::Granted(rec, grant))
+    }
+
+    /// Moves a pending request to a terminal state (denied, cancelled, expired).
+    pub async fn close_request(
+        &self,
+        id: &str,
+        to: RequestState,
+        by: &str,
+        reason: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<RequestRecord, StoreError> {
+        let verb = to.as_str();
+        let mut tx = self.pool.begin().await?;
+        // Expiry applies to requests past their deadline; the others only before it.
+        let deadline_clause = if to == RequestState::Expired {
+            "expires_at <= $5"
+        } else {
+            "expires_at > $5"
+        };
+        let res = sqlx::query(&format!(
+            "UPDATE requests SET state = $2, decided_at = $5, decided_by = $3, decision_reason = $4 WHERE id = $1 AND state = 'pending' AND {deadline_clause}"
+        ))
+        .bind(id)
+        .bind(verb)
+        .bind(by)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() == 0 {
+            return Err(not_pending(&mut tx, id, verb).await);
+        }
+        super::audit_log::append(&mut tx, audit, now).await?;
+        let rec = load(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    pub async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load(&mut conn, id).await
+    }
+
+    /// Newest first, at most `filter.limit` rows.
+    pub async fn list_requests(
+        &self,
+        filter: &RequestFilter,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM requests WHERE ($1 = '' OR state = $1) AND ($2 = '' OR requester = $2) ORDER BY created_at DESC, id LIMIT $3"
+        ))
+        .bind(filter.state.map(|s| s.as_str()).unwrap_or(""))
+        .bind(filter.requester.clone().unwrap_or_default())
+        .bind(filter.limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            if let Some(r) = load(&mut conn, &id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pending requests, for rebuilding their expiry timers at start.
+    pub async fn pending_requests(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT id, expires_at FROM requests WHERE state = 'pending'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("expires_at")?)))
+            .collect()
+    }
+
+    pub async fn count_pending(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared test helpers: real PostgreSQL, the daemon as a child process, free
+//! ports, and the E2E skip policy.
+#![allow(dead_code)]
+
+pub mod pg;
+
+/// Says loudly that a test is skipped for a missing peer, or fails it when
+/// JITGATE_E2E=require (as CI sets it) so a skip there is a failure.
+pub fn e2e_skip(what: &str) {
+    if std::env::var("JITGATE_E2E").as_deref() == Ok("require") {
+        panic!("JITGATE_E2E=require but {what}");
+    }
+    eprintln!("\n*** SKIPPED: {what}. Install it or set JITGATE_E2E=require to make this a failure. ***\n");
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

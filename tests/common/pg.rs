@@ -1,0 +1,231 @@
+//! A private PostgreSQL cluster per test binary: initdb in a temp dir, SCRAM
+//! auth, a free port on 127.0.0.1, stopped when dropped.
+
+use super::{e2e_skip, free_port};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct PgCluster {
+    pub port: u16,
+    pub password: String,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    child: Option<Child>,
+}
+
+fn find_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("JITGATE_PG_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// PostgreSQL refuses to run as root; run it as `postgres` (or `nobody`).
+fn run_as() -> Option<&'static str> {
+    if !is_root() {
+        return None;
+    }
+    let has = |u: &str| {
+        Command::new("id")
+            .arg(u)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    Some(if has("postgres") {
+        "postgres"
+    } else {
+        "nobody"
+    })
+}
+
+fn command(bin: &Path, tool: &str) -> Command {
+    match run_as() {
+        Some(user) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={user}"),
+                &format!("--regid={user}"),
+                "--clear-groups",
+                "--",
+            ]);
+            c.arg(bin.join(tool));
+            c
+        }
+        None => Command::new(bin.join(tool)),
+    }
+}
+
+impl PgCluster {
+    /// Starts a cluster, or returns None (after saying so loudly) when the
+    /// PostgreSQL server binaries are missing and JITGATE_E2E is not "require".
+    pub fn start() -> Option<PgCluster> {
+        let Some(bin) = find_bin() else {
+            e2e_skip(
+                "PostgreSQL server binaries (initdb) not found under /usr/lib/postgresql/*/bin",
+            );
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("jitgate-pg-")
+            .tempdir()
+            .expect("tempdir");
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        let password = format!("pw{}", rand_suffix());
+        std::fs::write(&pwfile, &password).expect("write pwfile");
+        if let Some(user) = run_as() {
+            let st = Command::new("chown")
+                .args(["-R", &format!("{user}:"), &dir.path().display().to_string()])
+                .status()
+                .expect("chown");
+            assert!(st.success(), "chown of the test cluster dir failed");
+        }
+        let out = command(&bin, "initdb")
+            .args([
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "--pwfile",
+                &pwfile.display().to_string(),
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let child = command(&bin, "postgres")
+            .args([
+                "-D",
+                &data.display().to_string(),
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                &format!("unix_socket_directories={}", dir.path().display()),
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "password_encryption=scram-sha-256",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("server.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("start postgres");
+        let mut c = PgCluster {
+            port,
+            password,
+            dir,
+            bin,
+            child: Some(child),
+        };
+        c.wait_ready();
+        Some(c)
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                let ok = Command::new(self.bin.join("pg_isready"))
+                    .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if ok {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        panic!("postgres did not become ready on port {}: {log}", self.port);
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
+    }
+
+    /// Creates a fresh database so tests sharing a cluster stay independent.
+    pub fn create_db(&self, name: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                &format!("CREATE DATABASE \"{name}\""),
+            ])
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "create database: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.url(name)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM-like fast shutdown via pg_ctl would need the same user; kill is fine for a throwaway cluster.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", n, std::process::id())
+}
