@@ -2,7 +2,18 @@
 //! a grant, so no session outlives its grant.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod audit;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
+pub mod grants;
+pub mod ids;
+pub mod logging;
+pub mod metrics;
+pub mod metrics_http;
+pub mod reload;
+pub mod secrets;
+pub mod sessions;
 pub mod store;

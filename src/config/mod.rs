@@ -3,9 +3,11 @@
 
 mod locate;
 mod model;
+mod shared;
 mod types;
 mod validate;
 
+pub use shared::SharedConfig;
 pub use types::*;
 pub use validate::check_ssh_public_key;
 

@@ -1,0 +1,71 @@
+use super::Ctx;
+use crate::admin::error::ApiError;
+use crate::admin::http::{json, Query, Resp};
+use crate::clock::rfc3339;
+use crate::grants::GrantError;
+use hyper::StatusCode;
+
+fn may_read(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.caller.admin || ctx.cfg.is_any_approver(&ctx.caller.user) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "the audit log is readable by admins and approvers",
+        ))
+    }
+}
+
+pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
+    may_read(&ctx)?;
+    let q = Query::parse(query, &["after", "limit"])?;
+    let after = match q.get("after") {
+        None | Some("") => 0,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::bad_request("after must be a non-negative integer seq"))?,
+    };
+    let limit = q.limit()?;
+    let store = &ctx.state.grants.store;
+    let rows = store
+        .audit_page(after, limit)
+        .await
+        .map_err(GrantError::from)?;
+    let events: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "seq": r.seq,
+                "at": rfc3339(r.at_ms),
+                "actor": r.actor,
+                "action": r.action,
+                "subject": r.subject,
+                "detail": serde_json::from_str::<serde_json::Value>(&r.detail).unwrap_or(serde_json::Value::String(r.detail.clone())),
+                "detail_raw": r.detail,
+                "at_ms": r.at_ms,
+                "prev_hash": r.prev_hash,
+                "hash": r.hash,
+            })
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "events": events }),
+    ))
+}
+
+pub async fn verify(ctx: Ctx) -> Result<Resp, ApiError> {
+    may_read(&ctx)?;
+    let v = ctx
+        .state
+        .grants
+        .store
+        .audit_verify()
+        .await
+        .map_err(GrantError::from)?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::to_value(v).unwrap_or_default(),
+    ))
+}

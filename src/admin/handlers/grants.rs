@@ -1,0 +1,96 @@
+use super::Ctx;
+use crate::admin::error::ApiError;
+use crate::admin::http::{json, json_body, Query, Resp};
+use crate::admin::views;
+use crate::grants::{may_oversee, GrantError};
+use crate::store::{GrantFilter, GrantState};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
+    let q = Query::parse(query, &["state", "user", "target", "limit"])?;
+    let state = match q.get("state") {
+        None | Some("") => None,
+        Some(s) => Some(GrantState::parse(s).ok_or_else(|| {
+            ApiError::bad_request("state must be one of active, expired, revoked")
+        })?),
+    };
+    let limit = q.limit()?;
+    let sees_all = ctx.caller.admin || ctx.cfg.is_any_approver(&ctx.caller.user);
+    let user = match (sees_all, q.get("user")) {
+        (true, u) => u.filter(|u| !u.is_empty()).map(str::to_string),
+        (false, _) => Some(ctx.caller.user.clone()),
+    };
+    let filter = GrantFilter {
+        state,
+        user,
+        target: q
+            .get("target")
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        limit: if sees_all { 1000 } else { limit },
+    };
+    let rows = ctx
+        .state
+        .grants
+        .store
+        .list_grants(&filter)
+        .await
+        .map_err(GrantError::from)?;
+    let visible: Vec<_> = rows
+        .iter()
+        .filter(|g| may_oversee(&ctx.cfg, &ctx.caller, &g.user, &g.policy))
+        .take(limit as usize)
+        .map(views::grant)
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "grants": visible }),
+    ))
+}
+
+pub async fn get(ctx: Ctx, id: &str) -> Result<Resp, ApiError> {
+    let g = ctx
+        .state
+        .grants
+        .store
+        .get_grant(id)
+        .await
+        .map_err(GrantError::from)?;
+    match g {
+        Some(g) if may_oversee(&ctx.cfg, &ctx.caller, &g.user, &g.policy) => {
+            Ok(json(StatusCode::OK, &views::grant(&g)))
+        }
+        _ => Err(ApiError::not_found(format!("grant {id} not found"))),
+    }
+}
+
+pub async fn secret(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let _: Empty = json_body(req).await?;
+    let s = ctx.state.grants.issue_secret(&ctx.caller, id).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "grant_id": id, "secret": s }),
+    ))
+}
+
+pub async fn revoke(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let b: ReasonBody = json_body(req).await?;
+    let r = ctx.state.grants.revoke(&ctx.caller, id, &b.reason).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "grant": views::grant(&r.grant), "sessions_terminated": r.sessions_terminated }),
+    ))
+}

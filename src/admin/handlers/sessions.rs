@@ -1,0 +1,53 @@
+use super::Ctx;
+use crate::admin::error::ApiError;
+use crate::admin::http::{json, json_body, Query, Resp};
+use crate::grants::is_policy_approver;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
+    let q = Query::parse(query, &["user", "target"])?;
+    let user = q.get("user").filter(|s| !s.is_empty());
+    let target = q.get("target").filter(|s| !s.is_empty());
+    let cfg = &ctx.cfg;
+    let rows: Vec<_> = ctx
+        .state
+        .grants
+        .sessions
+        .snapshot()
+        .into_iter()
+        .filter(|s| user.is_none_or(|u| s.user == u) && target.is_none_or(|t| s.target == t))
+        .filter(|s| {
+            ctx.caller.admin
+                || s.user == ctx.caller.user
+                || cfg
+                    .policy_for(&s.user, &s.target)
+                    .is_some_and(|p| is_policy_approver(cfg, &ctx.caller.user, &p.name))
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "sessions": rows }),
+    ))
+}
+
+pub async fn terminate(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let b: ReasonBody = json_body(req).await?;
+    let n = ctx
+        .state
+        .grants
+        .terminate(&ctx.caller, id, &b.reason)
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "session_id": id, "sessions_terminated": n }),
+    ))
+}

@@ -1,0 +1,130 @@
+//! Routing by method and path segments; authentication; the per-request
+//! timeout; and the admin_requests_total metric labelled by route pattern.
+
+use super::error::ApiError;
+use super::handlers::{self as h, Ctx};
+use super::http::{error, text, Resp};
+use super::{AdminState, REQUEST_TIMEOUT};
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub async fn handle(
+    state: Arc<AdminState>,
+    _peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
+    let metrics = state.grants.metrics.clone();
+    let (route, result) = match tokio::time::timeout(REQUEST_TIMEOUT, dispatch(state, req)).await {
+        Ok(x) => x,
+        Err(_) => (
+            "timeout",
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long",
+            )),
+        ),
+    };
+    let resp = result.unwrap_or_else(|e| error(&e));
+    metrics
+        .admin_requests
+        .with_label_values(&[route, resp.status().as_str()])
+        .inc();
+    Ok(resp)
+}
+
+type Out = (&'static str, Result<Resp, ApiError>);
+
+async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let method = req.method().clone();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+
+    match (&method, segs.as_slice()) {
+        (&Method::GET, ["healthz"]) => return ("/healthz", Ok(text(StatusCode::OK, "ok"))),
+        (&Method::GET, ["readyz"]) => return ("/readyz", Ok(readyz(&state).await)),
+        _ => {}
+    }
+    if segs.first() != Some(&"v1") {
+        return (
+            "other",
+            Err(ApiError::not_found(format!("no route for {method} {path}"))),
+        );
+    }
+    let cfg = state.grants.config.get();
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(caller) = super::auth::authenticate(&cfg, auth) else {
+        return ("unauthenticated", Err(ApiError::unauthorized()));
+    };
+    let ctx = Ctx { state, caller, cfg };
+    let q = query.as_deref();
+    use Method as M;
+    match (&method, &segs[1..]) {
+        (&M::GET, ["whoami"]) => ("/v1/whoami", h::system::whoami(ctx).await),
+        (&M::POST, ["requests"]) => ("/v1/requests", h::requests::create(ctx, req).await),
+        (&M::GET, ["requests"]) => ("/v1/requests", h::requests::list(ctx, q).await),
+        (&M::GET, ["requests", id]) => ("/v1/requests/{id}", h::requests::get(ctx, id).await),
+        (&M::POST, ["requests", id, "approve"]) => (
+            "/v1/requests/{id}/approve",
+            h::requests::approve(ctx, id, req).await,
+        ),
+        (&M::POST, ["requests", id, "deny"]) => (
+            "/v1/requests/{id}/deny",
+            h::requests::deny(ctx, id, req).await,
+        ),
+        (&M::POST, ["requests", id, "cancel"]) => (
+            "/v1/requests/{id}/cancel",
+            h::requests::cancel(ctx, id, req).await,
+        ),
+        (&M::GET, ["grants"]) => ("/v1/grants", h::grants::list(ctx, q).await),
+        (&M::GET, ["grants", id]) => ("/v1/grants/{id}", h::grants::get(ctx, id).await),
+        (&M::POST, ["grants", id, "secret"]) => (
+            "/v1/grants/{id}/secret",
+            h::grants::secret(ctx, id, req).await,
+        ),
+        (&M::POST, ["grants", id, "revoke"]) => (
+            "/v1/grants/{id}/revoke",
+            h::grants::revoke(ctx, id, req).await,
+        ),
+        (&M::GET, ["sessions"]) => ("/v1/sessions", h::sessions::list(ctx, q).await),
+        (&M::POST, ["sessions", id, "terminate"]) => (
+            "/v1/sessions/{id}/terminate",
+            h::sessions::terminate(ctx, id, req).await,
+        ),
+        (&M::POST, ["users", name, "lock"]) => (
+            "/v1/users/{name}/lock",
+            h::users::lock(ctx, name, req).await,
+        ),
+        (&M::POST, ["users", name, "unlock"]) => (
+            "/v1/users/{name}/unlock",
+            h::users::unlock(ctx, name, req).await,
+        ),
+        (&M::GET, ["audit"]) => ("/v1/audit", h::audit::list(ctx, q).await),
+        (&M::GET, ["audit", "verify"]) => ("/v1/audit/verify", h::audit::verify(ctx).await),
+        (&M::POST, ["admin", "reload"]) => ("/v1/admin/reload", h::system::reload(ctx).await),
+        _ => (
+            "other",
+            Err(ApiError::not_found(format!("no route for {method} {path}"))),
+        ),
+    }
+}
+
+async fn readyz(state: &AdminState) -> Resp {
+    let listeners = state.listeners_up.load(Ordering::Acquire);
+    let store = tokio::time::timeout(std::time::Duration::from_secs(2), state.grants.store.ping())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    match (listeners, store) {
+        (true, true) => text(StatusCode::OK, "ready"),
+        (false, _) => text(StatusCode::SERVICE_UNAVAILABLE, "listeners not up"),
+        (_, false) => text(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+    }
+}

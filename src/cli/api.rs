@@ -1,0 +1,165 @@
+//! A minimal admin-API client on hyper (HTTP/1.1, optionally TLS), with
+//! errors phrased for the person at the terminal.
+
+use super::ApiArgs;
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+pub struct Api {
+    scheme_https: bool,
+    host: String,
+    port: u16,
+    base_path: String,
+    token: Option<String>,
+    ca: Option<std::path::PathBuf>,
+    pub url: String,
+}
+
+/// An API answer that is not 2xx, kept typed so commands can decide exit codes.
+#[derive(Debug, thiserror::Error)]
+#[error("{status}: {message}{hint}")]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    hint: &'static str,
+}
+
+impl Api {
+    pub fn new(args: &ApiArgs) -> anyhow::Result<Api> {
+        let url = args.url.trim_end_matches('/').to_string();
+        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            bail!("JITGATE_URL must start with http:// or https:// (got {url:?})");
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse().with_context(|| format!("bad port in {url}"))?,
+            ),
+            _ => (authority.to_string(), if https { 443 } else { 80 }),
+        };
+        Ok(Api {
+            scheme_https: https,
+            host,
+            port,
+            base_path: path.to_string(),
+            token: args.token.clone(),
+            ca: args.ca.clone(),
+            url,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let token = self
+            .token
+            .as_deref()
+            .ok_or_else(|| anyhow!("no API token: set JITGATE_TOKEN (or pass --token)"))?;
+        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| {
+            anyhow!("cannot reach jitgate at {}: {e} (is the daemon running? is JITGATE_URL right?)", self.url)
+        })?;
+        let body_bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base_path, path))
+            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("jitgate-cli/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(body_bytes)))?;
+        let (status, bytes) = if self.scheme_https {
+            let tls = self.tls(tcp).await?;
+            send(TokioIo::new(tls), req).await?
+        } else {
+            send(TokioIo::new(tcp), req).await?
+        };
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(v);
+        }
+        let code = v["error"]["code"].as_str().unwrap_or("").to_string();
+        let message = v["error"]["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+        let hint = match status {
+            StatusCode::UNAUTHORIZED => " (check JITGATE_TOKEN)",
+            _ => "",
+        };
+        Err(ApiFailure {
+            status,
+            code,
+            message,
+            hint,
+        }
+        .into())
+    }
+
+    async fn tls(
+        &self,
+        tcp: TcpStream,
+    ) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("reading CA file {}", path.display()))?;
+                for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+                    roots.add(c?)?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone())?;
+        Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await?)
+    }
+}
+
+async fn send<IO>(io: TokioIo<IO>, req: Request<Full<Bytes>>) -> anyhow::Result<(StatusCode, Bytes)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let resp = sender
+        .send_request(req)
+        .await
+        .context("sending the API request")?;
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    Ok((status, bytes))
+}

@@ -1,0 +1,162 @@
+//! `jitgate serve`: wire the store, control plane, listeners and signals
+//! together, and shut down in order.
+
+use crate::admin::{self, AdminState};
+use crate::cli::LogFormat;
+use crate::config::{self, SharedConfig};
+use crate::grants::Grants;
+use crate::metrics::Metrics;
+use crate::reload::Reloader;
+use crate::sessions::{EndCause, EndReason, SessionTable};
+use crate::store::Store;
+use anyhow::Context;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+/// Creates data_dir with mode 0700 (keys, certificates and the SQLite file live there).
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating data_dir {}", dir.display()))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting permissions on {}", dir.display()))?;
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for {what}"))
+}
+
+pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+    crate::logging::init(log_format);
+    let cfg = match config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in e.errors() {
+                eprintln!("{line}");
+            }
+            eprintln!("jitgate: refusing to start with an invalid config");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    prepare_data_dir(&cfg.data_dir)?;
+    let store = Store::connect(&cfg.store_url, cfg.store_max_connections)
+        .await
+        .with_context(|| "opening the store")?;
+    let metrics = Arc::new(Metrics::new());
+    let sessions = SessionTable::new(&cfg.instance);
+    let shared = SharedConfig::new(cfg.clone());
+    let grants = Grants::new(
+        store.clone(),
+        shared.clone(),
+        sessions.clone(),
+        metrics.clone(),
+    );
+    grants
+        .restore()
+        .await
+        .map_err(|e| anyhow::anyhow!("restoring grants: {e}"))?;
+
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(AdminState {
+        grants: grants.clone(),
+        listeners_up: Default::default(),
+        tcp_fingerprint: Default::default(),
+        reloader: Default::default(),
+    });
+    let reloader = Arc::new(Reloader::new(
+        config_path.to_path_buf(),
+        shared.clone(),
+        sessions.clone(),
+        metrics.clone(),
+    ));
+    let _ = state.reloader.set(reloader.clone());
+
+    let admin_listener = bind(cfg.admin.listen, "the admin API").await?;
+    let admin_addr = admin_listener.local_addr()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(admin::serve(
+        admin_listener,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    if let Some(addr) = cfg.metrics_listen {
+        let l = bind(addr, "metrics").await?;
+        tracing::info!(addr = %l.local_addr()?, "metrics listening");
+        tasks.spawn(crate::metrics_http::serve(
+            l,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    state.listeners_up.store(true, Ordering::Release);
+    warn_about_demo_tokens(&cfg);
+    tracing::info!(addr = %admin_addr, instance = %cfg.instance, store = store_kind(&cfg.store_url), "jitgate ready");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                let _ = reloader.reload("SIGHUP").await;
+            }
+        }
+    }
+    tracing::info!("shutting down: closing listeners and every session");
+    shutdown.cancel();
+    let timeout = shared.get().shutdown_timeout;
+    let ended = tokio::time::timeout(
+        timeout,
+        sessions.end_where(|_| true, EndCause::new(EndReason::Shutdown)),
+    )
+    .await;
+    match ended {
+        Ok(n) => tracing::info!(sessions = n, "sessions closed"),
+        Err(_) => tracing::warn!("sessions did not all close within shutdown_timeout"),
+    }
+    let _ = tokio::time::timeout(timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    store.close().await;
+    tracing::info!("jitgate stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn store_kind(url: &str) -> &'static str {
+    if url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    }
+}
+
+/// The example config ships demo tokens so the README walk-through works;
+/// say so loudly whenever a daemon runs with them.
+fn warn_about_demo_tokens(cfg: &config::Config) {
+    for u in cfg.users.values() {
+        if let Some(h) = &u.token_sha256 {
+            if crate::secrets::DEMO_TOKEN_HASHES
+                .iter()
+                .any(|d| hex::encode(h) == *d)
+            {
+                tracing::warn!(user = %u.name, "user has a publicly known demo token from the example config; replace it (`jitgate token new`) before real use");
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Policy evaluation: who may request what, for how long, and who may act
+//! on a request, grant or session. Pure functions of the config, so the rules
+//! are testable without a store.
+
+use super::GrantError;
+use crate::config::{Config, Policy};
+use std::time::Duration;
+
+/// The caller of an API operation, as authenticated by token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: String,
+    pub admin: bool,
+}
+
+pub const MAX_REASON_LEN: usize = 1000;
+
+/// The policy and duration for a new request, or why it is refused.
+pub fn evaluate_request<'c>(
+    cfg: &'c Config,
+    user: &str,
+    target: &str,
+    duration: Option<&str>,
+    reason: &str,
+) -> Result<(&'c Policy, Duration), GrantError> {
+    if !cfg.targets.contains_key(target) {
+        return Err(GrantError::NotFound(format!("target {target:?}")));
+    }
+    let policy = cfg.policy_for(user, target).ok_or_else(|| {
+        GrantError::Forbidden(format!(
+            "no policy allows {user} to request access to {target}"
+        ))
+    })?;
+    let duration = match duration {
+        None => policy.default_duration,
+        Some(s) => humantime::parse_duration(s).map_err(|e| {
+            GrantError::Invalid(format!(
+                "invalid duration {s:?}: {e} (use forms like \"30m\" or \"1h30m\")"
+            ))
+        })?,
+    };
+    if duration.is_zero() {
+        return Err(GrantError::Invalid(
+            "duration must be greater than zero".into(),
+        ));
+    }
+    if duration > policy.max_duration {
+        return Err(GrantError::Invalid(format!(
+            "duration {} exceeds the maximum of {} allowed by policy {}",
+            humantime::format_duration(duration),
+            humantime::format_duration(policy.max_duration),
+            policy.name
+        )));
+    }
+    if policy.require_reason && reason.trim().is_empty() {
+        return Err(GrantError::Invalid(format!(
+            "policy {} requires a reason",
+            policy.name
+        )));
+    }
+    if reason.len() > MAX_REASON_LEN {
+        return Err(GrantError::Invalid(format!(
+            "reason is longer than {MAX_REASON_LEN} bytes"
+        )));
+    }
+    Ok((policy, duration))
+}
+
+/// Whether `caller` may approve or deny a request by `requester` under
+/// `policy_name`. Self-approval is refused before anything else, so no group
+/// membership or admin flag can lead around it.
+pub fn check_approver(
+    cfg: &Config,
+    caller: &Caller,
+    requester: &str,
+    policy_name: &str,
+    verb: &str,
+) -> Result<(), GrantError> {
+    if caller.user == requester {
+        return Err(GrantError::Forbidden(format!(
+            "you cannot {verb} your own request"
+        )));
+    }
+    let policy = cfg.policy(policy_name).ok_or_else(|| {
+        GrantError::Conflict(format!(
+            "policy {policy_name} no longer exists; the request cannot be {verb}d"
+        ))
+    })?;
+    if !cfg.is_member(&caller.user, &policy.approvers) {
+        return Err(GrantError::Forbidden(format!(
+            "{} is not an approver under policy {policy_name}",
+            caller.user
+        )));
+    }
+    Ok(())
+}
+
+/// Approvers of the policy see and act on what it governs.
+pub fn is_policy_approver(cfg: &Config, user: &str, policy_name: &str) -> bool {
+    cfg.policy(policy_name)
+        .is_some_and(|p| cfg.is_member(user, &p.approvers))
+}
+
+/// Owner, approver of the governing policy, or admin: may see a request,
+/// grant or session, and revoke or terminate it.
+pub fn may_oversee(cfg: &Config, caller: &Caller, owner: &str, policy_name: &str) -> bool {
+    caller.admin || caller.user == owner || is_policy_approver(cfg, &caller.user, policy_name)
+}

@@ -1,0 +1,588 @@
+//! The control-plane operations. Each checks permissions against the current
+//! config snapshot, then makes one store transaction (which checks state),
+//! then acts on live sessions and timers.
+
+use super::policy::{check_approver, evaluate_request, may_oversee, Caller};
+use super::timers::Timers;
+use super::GrantError;
+use crate::audit::AuditEntry;
+use crate::clock::{deadline, now_ms, rfc3339};
+use crate::config::SharedConfig;
+use crate::ids;
+use crate::metrics::Metrics;
+use crate::secrets;
+use crate::sessions::{EndCause, EndReason, SessionTable};
+use crate::store::*;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Grants {
+    pub store: Store,
+    pub config: SharedConfig,
+    pub sessions: SessionTable,
+    pub metrics: Arc<Metrics>,
+    timers: Timers,
+}
+
+#[derive(Debug)]
+pub struct RevokeResult {
+    pub grant: GrantRecord,
+    pub sessions_terminated: usize,
+}
+
+#[derive(Debug)]
+pub struct LockResult {
+    pub grants_revoked: usize,
+    pub sessions_terminated: usize,
+}
+
+fn audit(
+    actor: &str,
+    action: &'static str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> AuditEntry {
+    AuditEntry::new(actor, action, subject, detail)
+}
+
+impl Grants {
+    pub fn new(
+        store: Store,
+        config: SharedConfig,
+        sessions: SessionTable,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Grants {
+            store,
+            config,
+            sessions,
+            metrics,
+            timers: Timers::default(),
+        })
+    }
+
+    async fn ensure_not_locked(&self, user: &str, what: &str) -> Result<(), GrantError> {
+        if let Some(l) = self.store.get_lock(user).await? {
+            return Err(GrantError::Forbidden(format!(
+                "user {user} is locked ({}); {what} is refused until an admin unlocks them",
+                l.reason
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn create_request(
+        self: &Arc<Self>,
+        caller: &Caller,
+        target: &str,
+        duration: Option<&str>,
+        reason: &str,
+    ) -> Result<(RequestRecord, Option<GrantRecord>), GrantError> {
+        let cfg = self.config.get();
+        let evaluated = evaluate_request(&cfg, &caller.user, target, duration, reason);
+        let (policy, duration) = match evaluated {
+            Ok(x) => x,
+            Err(e) => {
+                self.metrics.requests.with_label_values(&["rejected"]).inc();
+                return Err(e);
+            }
+        };
+        self.ensure_not_locked(&caller.user, "requesting access")
+            .await?;
+        let now = now_ms();
+        let new = NewRequest {
+            id: ids::request_id(),
+            requester: caller.user.clone(),
+            target: target.to_string(),
+            policy: policy.name.clone(),
+            reason: reason.to_string(),
+            duration_ms: duration.as_millis() as i64,
+            approvals_required: policy.approvals_required as i64,
+            created_at_ms: now,
+            expires_at_ms: now + cfg.request_ttl.as_millis() as i64,
+        };
+        let mut events = vec![audit(
+            &caller.user,
+            "request.created",
+            &new.id,
+            json!({"target": target, "policy": policy.name, "duration_seconds": duration.as_secs(), "reason": reason}),
+        )];
+        let auto = if policy.approvals_required == 0 {
+            let gid = ids::grant_id();
+            events.push(audit(
+                "policy",
+                "request.approved",
+                &new.id,
+                json!({"policy": policy.name, "auto": true}),
+            ));
+            events.push(audit(
+                "policy",
+                "grant.created",
+                &gid,
+                json!({"request": new.id, "user": caller.user, "target": target, "expires_at": rfc3339(now + new.duration_ms)}),
+            ));
+            Some((gid, now + new.duration_ms))
+        } else {
+            None
+        };
+        let timer = self.metrics.request_approve_seconds.start_timer();
+        let (rec, grant) = self
+            .store
+            .create_request(&new, auto.as_ref().map(|(g, e)| (g.as_str(), *e)), &events)
+            .await?;
+        timer.observe_duration();
+        match &grant {
+            Some(g) => {
+                self.metrics.requests.with_label_values(&["approved"]).inc();
+                self.metrics.grants_active.inc();
+                self.schedule_grant(g);
+            }
+            None => {
+                self.metrics.requests_pending.inc();
+                self.schedule_request(&rec.id, rec.expires_at_ms);
+            }
+        }
+        tracing::info!(request = %rec.id, user = %caller.user, target, state = rec.state.as_str(), "access requested");
+        Ok((rec, grant))
+    }
+
+    async fn load_request(&self, id: &str) -> Result<RequestRecord, GrantError> {
+        self.store
+            .get_request(id)
+            .await?
+            .ok_or_else(|| GrantError::NotFound(format!("request {id}")))
+    }
+
+    pub async fn approve(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &str,
+        comment: &str,
+    ) -> Result<RequestRecord, GrantError> {
+        let cfg = self.config.get();
+        let req = self.load_request(id).await?;
+        check_approver(&cfg, caller, &req.requester, &req.policy, "approve")?;
+        self.ensure_not_locked(&caller.user, "approving").await?;
+        self.ensure_not_locked(&req.requester, "granting access to them")
+            .await?;
+        let now = now_ms();
+        let gid = ids::grant_id();
+        let entry = audit(
+            &caller.user,
+            "request.approved",
+            id,
+            json!({"comment": comment}),
+        );
+        let timer = self.metrics.request_approve_seconds.start_timer();
+        let outcome = self
+            .store
+            .approve(id, &caller.user, comment, now, &gid, &entry)
+            .await?;
+        timer.observe_duration();
+        Ok(match outcome {
+            ApproveOutcome::Recorded(r) => r,
+            ApproveOutcome::Granted(r, g) => {
+                self.metrics.requests.with_label_values(&["approved"]).inc();
+                self.metrics.requests_pending.dec();
+                self.metrics.grants_active.inc();
+                self.timers.cancel(id);
+                self.schedule_grant(&g);
+                tracing::info!(request = %id, grant = %g.id, approver = %caller.user, "request approved, grant active");
+                r
+            }
+        })
+    }
+
+    pub async fn deny(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: &str,
+    ) -> Result<RequestRecord, GrantError> {
+        let cfg = self.config.get();
+        let req = self.load_request(id).await?;
+        check_approver(&cfg, caller, &req.requester, &req.policy, "deny")?;
+        self.ensure_not_locked(&caller.user, "denying").await?;
+        let entry = audit(
+            &caller.user,
+            "request.denied",
+            id,
+            json!({"reason": reason}),
+        );
+        let r = self
+            .store
+            .close_request(
+                id,
+                RequestState::Denied,
+                &caller.user,
+                reason,
+                now_ms(),
+                &entry,
+            )
+            .await?;
+        self.after_request_closed(id, "denied");
+        Ok(r)
+    }
+
+    pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<RequestRecord, GrantError> {
+        let req = self.load_request(id).await?;
+        if req.requester != caller.user && !caller.admin {
+            return Err(GrantError::Forbidden(
+                "only the requester or an admin can cancel a request".into(),
+            ));
+        }
+        let entry = audit(&caller.user, "request.cancelled", id, json!({}));
+        let r = self
+            .store
+            .close_request(
+                id,
+                RequestState::Cancelled,
+                &caller.user,
+                "",
+                now_ms(),
+                &entry,
+            )
+            .await?;
+        self.after_request_closed(id, "cancelled");
+        Ok(r)
+    }
+
+    fn after_request_closed(&self, id: &str, outcome: &str) {
+        self.metrics.requests.with_label_values(&[outcome]).inc();
+        self.metrics.requests_pending.dec();
+        self.timers.cancel(id);
+    }
+
+    pub async fn get_grant(&self, id: &str) -> Result<GrantRecord, GrantError> {
+        self.store
+            .get_grant(id)
+            .await?
+            .ok_or_else(|| GrantError::NotFound(format!("grant {id}")))
+    }
+
+    /// Revokes a grant. Security first: if the store is down, this instance's
+    /// sessions are still closed, and the caller is told the revoke itself
+    /// was not recorded.
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: &str,
+    ) -> Result<RevokeResult, GrantError> {
+        let cfg = self.config.get();
+        let g = self.get_grant(id).await?;
+        if !may_oversee(&cfg, caller, &g.user, &g.policy) {
+            return Err(GrantError::Forbidden(format!(
+                "{} may not revoke grant {id}",
+                caller.user
+            )));
+        }
+        let cause = EndCause::by(EndReason::Revoked, &caller.user, reason);
+        let entry = audit(
+            &caller.user,
+            "grant.revoked",
+            id,
+            json!({"reason": reason, "user": g.user, "target": g.target}),
+        );
+        match self
+            .store
+            .end_grant(
+                id,
+                GrantEnd::Revoked,
+                &caller.user,
+                reason,
+                now_ms(),
+                &entry,
+            )
+            .await
+        {
+            Ok(grant) => {
+                self.timers.cancel(id);
+                self.metrics.grants_active.dec();
+                let n = self.sessions.end_grant(id, cause).await;
+                tracing::info!(grant = %id, by = %caller.user, sessions = n, "grant revoked");
+                Ok(RevokeResult {
+                    grant,
+                    sessions_terminated: n,
+                })
+            }
+            Err(StoreError::Unavailable(m)) => {
+                let n = self.sessions.end_grant(id, cause).await;
+                tracing::error!(grant = %id, sessions = n, error = %m, "store unavailable during revoke; local sessions closed");
+                Err(GrantError::Unavailable(format!(
+                    "the store is unavailable: {n} live session(s) of grant {id} on this instance were closed, but the revoke was not recorded; retry"
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Issues or rotates the connect secret; only the grant's owner gets it.
+    pub async fn issue_secret(&self, caller: &Caller, id: &str) -> Result<String, GrantError> {
+        let g = self.get_grant(id).await?;
+        if g.user != caller.user {
+            return Err(GrantError::Forbidden(
+                "only the grant's owner can obtain its connect secret".into(),
+            ));
+        }
+        if g.state != GrantState::Active || g.expires_at_ms <= now_ms() {
+            return Err(GrantError::Conflict(format!(
+                "grant {id} is {}; request access again",
+                if g.state == GrantState::Active {
+                    "expired"
+                } else {
+                    g.state.as_str()
+                }
+            )));
+        }
+        self.ensure_not_locked(&caller.user, "issuing a secret")
+            .await?;
+        let secret = secrets::new_connect_secret();
+        let rec = SecretRecord {
+            grant_id: id.to_string(),
+            sha256: secrets::sha256(secret.as_bytes()),
+            scram: secrets::scram_verifier(&secret),
+            issued_at_ms: now_ms(),
+        };
+        self.store
+            .set_secret(
+                &rec,
+                &audit(&caller.user, "grant.secret_issued", id, json!({})),
+            )
+            .await?;
+        Ok(secret)
+    }
+
+    pub async fn terminate(
+        &self,
+        caller: &Caller,
+        session_id: &str,
+        reason: &str,
+    ) -> Result<usize, GrantError> {
+        let cfg = self.config.get();
+        let s = self
+            .sessions
+            .get(session_id)
+            .ok_or_else(|| GrantError::NotFound(format!("session {session_id}")))?;
+        let policy = self
+            .store
+            .get_grant(&s.grant_id)
+            .await?
+            .map(|g| g.policy)
+            .unwrap_or_default();
+        if !may_oversee(&cfg, caller, &s.user, &policy) {
+            return Err(GrantError::Forbidden(format!(
+                "{} may not terminate session {session_id}",
+                caller.user
+            )));
+        }
+        let cause = EndCause::by(EndReason::Terminated, &caller.user, reason);
+        let n = self
+            .sessions
+            .end_session(session_id, cause)
+            .await
+            .unwrap_or(0);
+        let _ = self
+            .store
+            .audit(&audit(
+                &caller.user,
+                "session.terminate",
+                session_id,
+                json!({"reason": reason, "grant": s.grant_id}),
+            ))
+            .await;
+        Ok(n)
+    }
+
+    pub async fn lock(
+        &self,
+        caller: &Caller,
+        user: &str,
+        reason: &str,
+    ) -> Result<LockResult, GrantError> {
+        if !caller.admin {
+            return Err(GrantError::Forbidden("only admins can lock users".into()));
+        }
+        if !self.config.get().users.contains_key(user) {
+            return Err(GrantError::NotFound(format!("user {user}")));
+        }
+        let entry = audit(&caller.user, "user.locked", user, json!({"reason": reason}));
+        let cause = EndCause::by(EndReason::Locked, &caller.user, reason);
+        let out = match self
+            .store
+            .lock_user(user, &caller.user, reason, now_ms(), &entry)
+            .await
+        {
+            Ok(o) => o,
+            Err(StoreError::Unavailable(_)) => {
+                let n = self.sessions.end_where(|s| s.user == user, cause).await;
+                return Err(GrantError::Unavailable(format!(
+                    "the store is unavailable: {n} live session(s) of {user} on this instance were closed, but the lock was not recorded; retry"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut n = 0;
+        for g in &out.revoked_grants {
+            self.timers.cancel(g);
+            self.metrics.grants_active.dec();
+            n += self.sessions.end_grant(g, cause.clone()).await;
+        }
+        n += self.sessions.end_where(|s| s.user == user, cause).await;
+        for r in &out.cancelled_requests {
+            self.after_request_closed(r, "cancelled");
+        }
+        tracing::warn!(user, by = %caller.user, grants = out.revoked_grants.len(), sessions = n, "user locked");
+        Ok(LockResult {
+            grants_revoked: out.revoked_grants.len(),
+            sessions_terminated: n,
+        })
+    }
+
+    pub async fn unlock(&self, caller: &Caller, user: &str) -> Result<bool, GrantError> {
+        if !caller.admin {
+            return Err(GrantError::Forbidden("only admins can unlock users".into()));
+        }
+        if !self.config.get().users.contains_key(user) {
+            return Err(GrantError::NotFound(format!("user {user}")));
+        }
+        Ok(self
+            .store
+            .unlock_user(
+                user,
+                now_ms(),
+                &audit(&caller.user, "user.unlocked", user, json!({})),
+            )
+            .await?)
+    }
+
+    /// Rebuilds timers at start. Grants whose end passed while the daemon was
+    /// down are expired now, recording their own end instant.
+    pub async fn restore(self: &Arc<Self>) -> Result<(), GrantError> {
+        let now = now_ms();
+        let mut active = 0;
+        for g in self.store.active_grants().await? {
+            if g.expires_at_ms <= now {
+                self.expire_grant(&g.id).await;
+            } else {
+                active += 1;
+                self.schedule_grant(&g);
+            }
+        }
+        let pending = self.store.pending_requests().await?;
+        for (id, at) in &pending {
+            self.schedule_request(id, *at);
+        }
+        self.metrics.grants_active.set(active);
+        self.metrics.requests_pending.set(pending.len() as i64);
+        tracing::info!(
+            active_grants = active,
+            pending_requests = pending.len(),
+            "restored timers from the store"
+        );
+        Ok(())
+    }
+
+    fn schedule_grant(self: &Arc<Self>, g: &GrantRecord) {
+        let me = self.clone();
+        let id = g.id.clone();
+        let end = g.expires_at_ms;
+        let warn_before = self
+            .config
+            .get()
+            .policy(&g.policy)
+            .map(|p| p.warn_before.clone())
+            .unwrap_or_default();
+        let target = g.target.clone();
+        let task = tokio::spawn(async move {
+            for w in warn_before {
+                let at = end - w.as_millis() as i64;
+                if at > now_ms() {
+                    tokio::time::sleep_until(deadline(at)).await;
+                    let msg = format!(
+                        "access to {target} ends in {}",
+                        humantime::format_duration(w)
+                    );
+                    me.sessions.warn_grant(&id, &msg);
+                }
+            }
+            tokio::time::sleep_until(deadline(end)).await;
+            me.timers.done(&id);
+            me.expire_grant(&id).await;
+        });
+        self.timers.set(&g.id, task.abort_handle());
+    }
+
+    fn schedule_request(self: &Arc<Self>, id: &str, at: i64) {
+        let me = self.clone();
+        let rid = id.to_string();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep_until(deadline(at)).await;
+            me.timers.done(&rid);
+            me.expire_request(&rid).await;
+        });
+        self.timers.set(id, task.abort_handle());
+    }
+
+    /// Ends a grant at its end instant. Sessions are closed first, from
+    /// memory, so expiry never waits on the store; recording it is retried
+    /// until the store answers.
+    pub async fn expire_grant(&self, id: &str) {
+        let n = self
+            .sessions
+            .end_grant(id, EndCause::new(EndReason::Expired))
+            .await;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let entry = audit(
+                "system",
+                "grant.expired",
+                id,
+                json!({"sessions_terminated": n}),
+            );
+            match self
+                .store
+                .end_grant(id, GrantEnd::Expired, "system", "", now_ms(), &entry)
+                .await
+            {
+                Ok(_) => {
+                    self.metrics.grants_active.dec();
+                    tracing::info!(grant = %id, sessions = n, "grant expired");
+                    return;
+                }
+                Err(StoreError::Unavailable(m)) => {
+                    tracing::warn!(grant = %id, error = %m, "cannot record expiry yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                // Already ended (revoked, or expired by another instance).
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn expire_request(&self, id: &str) {
+        let entry = audit("system", "request.expired", id, json!({}));
+        if self
+            .store
+            .close_request(
+                id,
+                RequestState::Expired,
+                "system",
+                "pending too long",
+                now_ms(),
+                &entry,
+            )
+            .await
+            .is_ok()
+        {
+            self.metrics.requests.with_label_values(&["expired"]).inc();
+            self.metrics.requests_pending.dec();
+        }
+    }
+
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+}

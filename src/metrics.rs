@@ -1,0 +1,137 @@
+//! The Prometheus registry of SPEC ("Metrics"). One `Metrics` per daemon,
+//! shared by reference; label values come from closed sets (kinds, reasons,
+//! configured targets and routes), never from user input, so cardinality is
+//! bounded.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub sessions_active: IntGaugeVec,
+    pub sessions_started: IntCounterVec,
+    pub sessions_ended: IntCounterVec,
+    pub connections_rejected: IntCounterVec,
+    pub termination_seconds: HistogramVec,
+    pub bytes: IntCounterVec,
+    pub grants_active: IntGauge,
+    pub requests_pending: IntGauge,
+    pub requests: IntCounterVec,
+    pub admin_requests: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+    pub build_info: IntGaugeVec,
+    pub request_approve_seconds: Histogram,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    // Registration only fails for duplicate or malformed names, which are
+    // constants here: a failure is a programming error caught by every test.
+    r.unwrap_or_else(|e| panic!("metric definition error: {e}"))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let gv = |name: &str, help: &str, labels: &[&str]| {
+            let m = must(IntGaugeVec::new(Opts::new(name, help), labels));
+            must(r.register(Box::new(m.clone())));
+            m
+        };
+        let cv = |name: &str, help: &str, labels: &[&str]| {
+            let m = must(IntCounterVec::new(Opts::new(name, help), labels));
+            must(r.register(Box::new(m.clone())));
+            m
+        };
+        let g = |name: &str, help: &str| {
+            let m = must(IntGauge::new(name, help));
+            must(r.register(Box::new(m.clone())));
+            m
+        };
+        let termination_seconds = must(HistogramVec::new(
+            HistogramOpts::new(
+                "jitgate_termination_seconds",
+                "Time from grant end (revoke call or expiry instant) to both sockets closed",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0,
+            ]),
+            &["cause"],
+        ));
+        must(r.register(Box::new(termination_seconds.clone())));
+        let request_approve_seconds = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "jitgate_store_write_seconds",
+                "Duration of control-plane store transactions",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).unwrap_or_default()),
+        ));
+        must(r.register(Box::new(request_approve_seconds.clone())));
+        let m = Metrics {
+            sessions_active: gv(
+                "jitgate_sessions_active",
+                "Live sessions",
+                &["kind", "target"],
+            ),
+            sessions_started: cv(
+                "jitgate_sessions_started_total",
+                "Sessions started",
+                &["kind", "target"],
+            ),
+            sessions_ended: cv(
+                "jitgate_sessions_ended_total",
+                "Sessions ended, by reason",
+                &["kind", "reason"],
+            ),
+            connections_rejected: cv(
+                "jitgate_connections_rejected_total",
+                "Connections refused before relaying",
+                &["kind", "reason"],
+            ),
+            termination_seconds,
+            bytes: cv(
+                "jitgate_bytes_total",
+                "Bytes relayed",
+                &["kind", "direction"],
+            ),
+            grants_active: g("jitgate_grants_active", "Active grants"),
+            requests_pending: g("jitgate_requests_pending", "Pending access requests"),
+            requests: cv(
+                "jitgate_requests_total",
+                "Access requests by outcome",
+                &["outcome"],
+            ),
+            admin_requests: cv(
+                "jitgate_admin_requests_total",
+                "Admin API requests",
+                &["route", "status"],
+            ),
+            config_reloads: cv(
+                "jitgate_config_reloads_total",
+                "Config reloads",
+                &["result"],
+            ),
+            build_info: gv("jitgate_build_info", "Build information", &["version"]),
+            request_approve_seconds,
+            registry: r,
+        };
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        m
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,376 @@
+//! The concurrent session table (see the module doc of `sessions` for the
+//! invariants this file keeps).
+
+use super::{EndCause, EndReason};
+use crate::config::TargetKind;
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Where a front end wants warn_before notices delivered (PostgreSQL notices,
+/// SSH stderr lines); TCP sessions have none and warnings are only logged.
+pub type WarningSink = mpsc::Sender<String>;
+
+/// Called on session start and end, synchronously; implementations must not
+/// block (metrics, and a bounded hand-off to the audit writer).
+pub trait SessionObserver: Send + Sync {
+    fn started(&self, info: &SessionInfo);
+    fn ended(&self, info: &SessionInfo, cause: &EndCause);
+}
+
+struct GrantCell {
+    token: CancellationToken,
+    cause: OnceLock<EndCause>,
+    live: AtomicUsize,
+}
+
+impl GrantCell {
+    fn new() -> Arc<Self> {
+        Arc::new(GrantCell {
+            token: CancellationToken::new(),
+            cause: OnceLock::new(),
+            live: AtomicUsize::new(0),
+        })
+    }
+}
+
+pub struct SessionInfo {
+    pub id: String,
+    pub grant_id: String,
+    pub user: String,
+    pub target: String,
+    pub kind: TargetKind,
+    pub client_addr: String,
+    pub granted_at_ms: i64,
+    pub started_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub last_activity_ms: AtomicI64,
+    /// Upstream identity worth auditing (a PostgreSQL backend pid).
+    pub upstream_detail: OnceLock<String>,
+    token: CancellationToken,
+    cause: OnceLock<EndCause>,
+    closed: CancellationToken,
+    grant: Arc<GrantCell>,
+    warnings: Option<WarningSink>,
+}
+
+impl SessionInfo {
+    /// The recorded end cause: the session's own, else its grant's.
+    pub fn cause(&self) -> Option<EndCause> {
+        self.cause.get().or_else(|| self.grant.cause.get()).cloned()
+    }
+
+    pub fn touch(&self) {
+        self.last_activity_ms
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionSnapshot {
+    pub id: String,
+    pub grant_id: String,
+    pub user: String,
+    pub target: String,
+    pub kind: &'static str,
+    pub client_addr: String,
+    pub instance: String,
+    pub granted_at: String,
+    pub started_at: String,
+    pub expires_at: String,
+    pub remaining_seconds: i64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub last_activity_at: String,
+}
+
+pub struct Admission {
+    pub grant_id: String,
+    pub user: String,
+    pub target: String,
+    pub kind: TargetKind,
+    pub client_addr: String,
+    pub granted_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub max_sessions: Option<u32>,
+    pub warnings: Option<WarningSink>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error("access ended: {0}")]
+    GrantEnded(EndCause),
+    #[error("the grant already has its maximum of {0} live sessions")]
+    MaxSessions(u32),
+}
+
+struct Inner {
+    sessions: DashMap<String, Arc<SessionInfo>>,
+    grants: DashMap<String, Arc<GrantCell>>,
+    instance: String,
+    observer: OnceLock<Arc<dyn SessionObserver>>,
+}
+
+#[derive(Clone)]
+pub struct SessionTable {
+    inner: Arc<Inner>,
+}
+
+/// Owned by the task that holds a session's sockets. Dropping it (after the
+/// sockets are closed) removes the session and signals `closed`.
+pub struct SessionGuard {
+    info: Arc<SessionInfo>,
+    inner: Arc<Inner>,
+}
+
+/// How long an end_* call waits for sessions to confirm they closed. Front
+/// ends close within milliseconds; this only bounds a wedged task.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+impl SessionTable {
+    pub fn new(instance: &str) -> Self {
+        SessionTable {
+            inner: Arc::new(Inner {
+                sessions: DashMap::new(),
+                grants: DashMap::new(),
+                instance: instance.to_string(),
+                observer: OnceLock::new(),
+            }),
+        }
+    }
+
+    pub fn set_observer(&self, o: Arc<dyn SessionObserver>) {
+        let _ = self.inner.observer.set(o);
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.sessions.is_empty()
+    }
+
+    /// Registers a session under its grant. Fails if the grant has ended
+    /// (tombstone) or is at its session limit.
+    pub fn admit(&self, a: Admission) -> Result<SessionGuard, AdmitError> {
+        let cell = self
+            .inner
+            .grants
+            .entry(a.grant_id.clone())
+            .or_insert_with(GrantCell::new)
+            .clone();
+        if let Some(c) = cell.cause.get() {
+            return Err(AdmitError::GrantEnded(c.clone()));
+        }
+        let limit = a.max_sessions.map(|m| m as usize).unwrap_or(usize::MAX);
+        if cell
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(AdmitError::MaxSessions(a.max_sessions.unwrap_or(0)));
+        }
+        let now = crate::clock::now_ms();
+        let info = Arc::new(SessionInfo {
+            id: crate::ids::session_id(),
+            grant_id: a.grant_id,
+            user: a.user,
+            target: a.target,
+            kind: a.kind,
+            client_addr: a.client_addr,
+            granted_at_ms: a.granted_at_ms,
+            started_at_ms: now,
+            expires_at_ms: a.expires_at_ms,
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            last_activity_ms: AtomicI64::new(now),
+            upstream_detail: OnceLock::new(),
+            token: cell.token.child_token(),
+            cause: OnceLock::new(),
+            closed: CancellationToken::new(),
+            grant: cell,
+            warnings: a.warnings,
+        });
+        self.inner.sessions.insert(info.id.clone(), info.clone());
+        if let Some(o) = self.inner.observer.get() {
+            o.started(&info);
+        }
+        Ok(SessionGuard {
+            info,
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Ends every session of a grant and leaves a tombstone so no new one is
+    /// admitted. Returns the number confirmed closed.
+    pub async fn end_grant(&self, grant_id: &str, cause: EndCause) -> usize {
+        let cell = self
+            .inner
+            .grants
+            .entry(grant_id.to_string())
+            .or_insert_with(GrantCell::new)
+            .clone();
+        let _ = cell.cause.set(cause);
+        cell.token.cancel();
+        let affected: Vec<Arc<SessionInfo>> = self
+            .inner
+            .sessions
+            .iter()
+            .filter(|s| s.grant_id == grant_id)
+            .map(|s| s.value().clone())
+            .collect();
+        wait_closed(&affected).await
+    }
+
+    pub async fn end_session(&self, id: &str, cause: EndCause) -> Option<usize> {
+        let s = self.inner.sessions.get(id).map(|s| s.value().clone())?;
+        let _ = s.cause.set(cause);
+        s.token.cancel();
+        Some(wait_closed(&[s]).await)
+    }
+
+    /// Ends sessions matching `pred` (a user's sessions, a removed target's, all at shutdown).
+    pub async fn end_where(&self, pred: impl Fn(&SessionInfo) -> bool, cause: EndCause) -> usize {
+        let affected: Vec<Arc<SessionInfo>> = self
+            .inner
+            .sessions
+            .iter()
+            .filter(|s| pred(s.value()))
+            .map(|s| s.value().clone())
+            .collect();
+        for s in &affected {
+            let _ = s.cause.set(cause.clone());
+            s.token.cancel();
+        }
+        wait_closed(&affected).await
+    }
+
+    /// Sends a warn_before notice to every session of a grant that can show one.
+    pub fn warn_grant(&self, grant_id: &str, message: &str) -> usize {
+        let mut n = 0;
+        for s in self
+            .inner
+            .sessions
+            .iter()
+            .filter(|s| s.grant_id == grant_id)
+        {
+            tracing::info!(session = %s.id, user = %s.user, target = %s.target, "{message}");
+            if let Some(w) = &s.warnings {
+                // A full queue means the session is already behind; dropping a
+                // warning is better than blocking the timer.
+                if w.try_send(message.to_string()).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Forgets tombstones of grants that ended long enough ago that no
+    /// admission can still be racing them (admission re-checks the store).
+    pub fn forget_grant(&self, grant_id: &str) {
+        self.inner.grants.remove_if(grant_id, |_, c| {
+            c.cause.get().is_some() && c.live.load(Ordering::Acquire) == 0
+        });
+    }
+
+    pub fn snapshot(&self) -> Vec<SessionSnapshot> {
+        let now = crate::clock::now_ms();
+        let mut v: Vec<SessionSnapshot> = self
+            .inner
+            .sessions
+            .iter()
+            .map(|s| snapshot_of(s.value(), &self.inner.instance, now))
+            .collect();
+        v.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<SessionInfo>> {
+        self.inner.sessions.get(id).map(|s| s.value().clone())
+    }
+}
+
+fn snapshot_of(s: &SessionInfo, instance: &str, now: i64) -> SessionSnapshot {
+    use crate::clock::rfc3339;
+    SessionSnapshot {
+        id: s.id.clone(),
+        grant_id: s.grant_id.clone(),
+        user: s.user.clone(),
+        target: s.target.clone(),
+        kind: s.kind.as_str(),
+        client_addr: s.client_addr.clone(),
+        instance: instance.to_string(),
+        granted_at: rfc3339(s.granted_at_ms),
+        started_at: rfc3339(s.started_at_ms),
+        expires_at: rfc3339(s.expires_at_ms),
+        remaining_seconds: ((s.expires_at_ms - now).max(0) + 999) / 1000,
+        bytes_in: s.bytes_in.load(Ordering::Relaxed),
+        bytes_out: s.bytes_out.load(Ordering::Relaxed),
+        last_activity_at: rfc3339(s.last_activity_ms.load(Ordering::Relaxed)),
+    }
+}
+
+async fn wait_closed(sessions: &[Arc<SessionInfo>]) -> usize {
+    let waits = sessions.iter().map(|s| s.closed.cancelled());
+    let all = futures_join_all(waits);
+    if tokio::time::timeout(CLOSE_WAIT, all).await.is_err() {
+        let open = sessions.iter().filter(|s| !s.closed.is_cancelled()).count();
+        tracing::warn!(open, "sessions did not confirm closing in time");
+    }
+    sessions.iter().filter(|s| s.closed.is_cancelled()).count()
+}
+
+/// Awaits all futures; small local helper to avoid a futures-util dependency.
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    for f in set {
+        f.await;
+    }
+}
+
+impl SessionGuard {
+    pub fn info(&self) -> &Arc<SessionInfo> {
+        &self.info
+    }
+
+    /// Cancelled when the session must end; relays select on it.
+    pub fn token(&self) -> &CancellationToken {
+        &self.info.token
+    }
+
+    /// Records a cause if none is recorded yet (the first cause wins).
+    pub fn set_cause(&self, cause: EndCause) {
+        let _ = self.info.cause.set(cause);
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let cause = self
+            .info
+            .cause()
+            .unwrap_or_else(|| EndCause::new(EndReason::Error));
+        self.inner.sessions.remove(&self.info.id);
+        self.info.grant.live.fetch_sub(1, Ordering::AcqRel);
+        if let Some(o) = self.inner.observer.get() {
+            o.ended(&self.info, &cause);
+        }
+        self.info.closed.cancel();
+    }
+}
