@@ -2,6 +2,7 @@
 //! ports, and the E2E skip policy.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod pg;
 
 /// Says loudly that a test is skipped for a missing peer, or fails it when
