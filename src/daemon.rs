@@ -101,6 +101,22 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             shutdown.clone(),
         ));
     }
+    if let Some(tcp) = &cfg.tcp {
+        let files = tcp
+            .tls
+            .as_ref()
+            .map(|t| (t.cert.as_path(), t.key.as_path()));
+        let tls = crate::tls::server_tls(&cfg.data_dir, "tcp", files)?;
+        let l = bind(tcp.listen, "the TCP tunnel").await?;
+        tracing::info!(addr = %l.local_addr()?, fingerprint = %tls.fingerprint, "tcp tunnel listening");
+        let _ = state.tcp_fingerprint.set(tls.fingerprint.clone());
+        let fe = Arc::new(crate::proxy::tcp::server::TcpFrontEnd {
+            grants: grants.clone(),
+            tls: tokio_rustls::TlsAcceptor::from(tls.config),
+            ended: Default::default(),
+        });
+        tasks.spawn(crate::proxy::tcp::server::serve(l, fe, shutdown.clone()));
+    }
     state.listeners_up.store(true, Ordering::Release);
     warn_about_demo_tokens(&cfg);
     tracing::info!(addr = %admin_addr, instance = %cfg.instance, store = store_kind(&cfg.store_url), "jitgate ready");

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             }
             Command::CheckConfig { config } => cli::check_config(&config),
             Command::Token { action } => cli::token(action),
+            Command::Connect(args) => jitgate::proxy::tcp::connect::run(args).await,
             other => cli::client_command(cli.api, other).await,
         }
     });

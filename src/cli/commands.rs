@@ -377,7 +377,10 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
             after,
             limit,
         } => return audit(api, as_json, verify, after, limit).await,
-        Command::Serve { .. } | Command::CheckConfig { .. } | Command::Token { .. } => {
+        Command::Serve { .. }
+        | Command::CheckConfig { .. }
+        | Command::Token { .. }
+        | Command::Connect(_) => {
             unreachable!("handled in main")
         }
     }

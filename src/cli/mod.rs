@@ -152,6 +152,8 @@ pub enum Command {
     },
     /// Who the token belongs to, and the proxy's TLS fingerprint.
     Whoami,
+    /// Open a local port that tunnels each connection to TARGET through the proxy.
+    Connect(crate::proxy::tcp::connect::ConnectArgs),
 }
 
 #[derive(Subcommand)]

@@ -1,11 +1,13 @@
 //! Requests, approvals, grants and locks: the control plane's rules on top of
 //! the store, and the timers that end grants at their exact end instant.
 
+mod admission;
 mod error;
 mod policy;
 mod service;
 mod timers;
 
+pub use admission::{Admitted, Refusal};
 pub use error::GrantError;
 pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller};
 pub use service::{Grants, LockResult, RevokeResult};

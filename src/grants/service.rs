@@ -181,7 +181,7 @@ impl Grants {
             .await?;
         timer.observe_duration();
         Ok(match outcome {
-            ApproveOutcome::Recorded(r) => r,
+            ApproveOutcome::Recorded(r) => *r,
             ApproveOutcome::Granted(r, g) => {
                 self.metrics.requests.with_label_values(&["approved"]).inc();
                 self.metrics.requests_pending.dec();
@@ -189,7 +189,7 @@ impl Grants {
                 self.timers.cancel(id);
                 self.schedule_grant(&g);
                 tracing::info!(request = %id, grant = %g.id, approver = %caller.user, "request approved, grant active");
-                r
+                *r
             }
         })
     }

@@ -13,6 +13,7 @@
 //!   confirmed closed.
 
 mod cause;
+pub mod observer;
 mod table;
 
 pub use cause::{EndCause, EndReason};

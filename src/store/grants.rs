@@ -212,6 +212,26 @@ impl Store {
         }))
     }
 
+    /// The grant whose connect secret hashes to `sha256`, if any.
+    pub async fn grant_by_secret(
+        &self,
+        sha256: &[u8; 32],
+    ) -> Result<Option<(GrantRecord, [u8; 32])>, StoreError> {
+        let row = sqlx::query("SELECT grant_id, sha256 FROM grant_secrets WHERE sha256 = $1")
+            .bind(hex::encode(sha256))
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let gid: String = row.try_get("grant_id")?;
+        let stored: String = row.try_get("sha256")?;
+        let stored = hex::decode(&stored)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| StoreError::Database("bad secret verifier".into()))?;
+        let mut conn = self.pool.acquire().await?;
+        Ok(load(&mut conn, &gid).await?.map(|g| (g, stored)))
+    }
+
     pub async fn count_active_grants(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE state = 'active'")

@@ -7,7 +7,14 @@
 use super::{Backend, StoreError};
 use sqlx::AnyPool;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (
+        2,
+        "secret_lookup",
+        include_str!("migrations/0002_secret_lookup.sql"),
+    ),
+];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     sqlx::raw_sql(

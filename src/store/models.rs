@@ -150,7 +150,7 @@ pub struct NewRequest {
 #[derive(Debug, Clone)]
 pub enum ApproveOutcome {
     /// Recorded, more approvals needed.
-    Recorded(RequestRecord),
+    Recorded(Box<RequestRecord>),
     /// This approval completed the request; the grant exists.
-    Granted(RequestRecord, GrantRecord),
+    Granted(Box<RequestRecord>, Box<GrantRecord>),
 }

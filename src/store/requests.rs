@@ -178,7 +178,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
         if count < rec.approvals_required {
             tx.commit().await?;
-            return Ok(ApproveOutcome::Recorded(rec));
+            return Ok(ApproveOutcome::Recorded(Box::new(rec)));
         }
         sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = $3, grant_id = $4 WHERE id = $1 AND state = 'pending'")
             .bind(id)
@@ -199,7 +199,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
         tx.commit().await?;
-        Ok(ApproveOutcome::Granted(rec, grant))
+        Ok(ApproveOutcome::Granted(Box::new(rec), Box::new(grant)))
     }
 
     /// Moves a pending request to a terminal state (denied, cancelled, expired).

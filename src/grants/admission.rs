@@ -1,0 +1,106 @@
+//! Admission of a new connection under a grant, shared by the front ends:
+//! the secret identifies the grant, the grant must be active, unexpired, for
+//! this target and this kind, its user unlocked and still allowed by the
+//! current config. Every check fails closed, a store error included.
+
+use super::Grants;
+use crate::config::{Policy, Target, TargetKind};
+use crate::secrets::{digest_eq, sha256};
+use crate::store::{GrantRecord, GrantState, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("unknown target {0}")]
+    UnknownTarget(String),
+    #[error("the connect secret is not valid (issue one with `jitgate secret GRANT_ID`)")]
+    BadSecret,
+    #[error("{0}")]
+    NoGrant(String),
+    #[error("user {0} is locked")]
+    Locked(String),
+    #[error("the store is unavailable; new connections are refused until it returns")]
+    Unavailable,
+}
+
+impl Refusal {
+    /// The `reason` label of jitgate_connections_rejected_total.
+    pub fn metric_reason(&self) -> &'static str {
+        match self {
+            Refusal::UnknownTarget(_) | Refusal::NoGrant(_) => "no_grant",
+            Refusal::BadSecret => "auth_failed",
+            Refusal::Locked(_) => "locked",
+            Refusal::Unavailable => "upstream_error",
+        }
+    }
+}
+
+pub struct Admitted {
+    pub grant: GrantRecord,
+    pub target: Target,
+    pub policy: Option<Policy>,
+}
+
+fn store_err(e: StoreError) -> Refusal {
+    tracing::warn!(error = %e, "store error during admission; refusing (fail closed)");
+    Refusal::Unavailable
+}
+
+impl Grants {
+    pub async fn admit_by_secret(
+        &self,
+        target: &str,
+        kind: TargetKind,
+        secret: &str,
+    ) -> Result<Admitted, Refusal> {
+        let cfg = self.config.get();
+        let t = cfg
+            .targets
+            .get(target)
+            .filter(|t| t.kind == kind)
+            .ok_or_else(|| Refusal::UnknownTarget(target.to_string()))?
+            .clone();
+        let presented = sha256(secret.as_bytes());
+        let (grant, stored) = self
+            .store
+            .grant_by_secret(&presented)
+            .await
+            .map_err(store_err)?
+            .ok_or(Refusal::BadSecret)?;
+        if !digest_eq(&presented, &stored) {
+            return Err(Refusal::BadSecret);
+        }
+        if grant.target != target {
+            return Err(Refusal::NoGrant(format!(
+                "this secret belongs to a grant for {}, not {target}",
+                grant.target
+            )));
+        }
+        if grant.state != GrantState::Active || grant.expires_at_ms <= crate::clock::now_ms() {
+            return Err(Refusal::NoGrant(format!(
+                "grant {} has ended; request access again",
+                grant.id
+            )));
+        }
+        if self
+            .store
+            .get_lock(&grant.user)
+            .await
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(Refusal::Locked(grant.user.clone()));
+        }
+        if !crate::reload::still_allowed(&cfg, &grant.user, target) {
+            return Err(Refusal::NoGrant(format!(
+                "the current policy no longer allows {} on {target}",
+                grant.user
+            )));
+        }
+        let policy = cfg.policy(&grant.policy).cloned();
+        Ok(Admitted {
+            grant,
+            target: t,
+            policy,
+        })
+    }
+}

@@ -1,0 +1,4 @@
+//! Front ends: each accepts engineers' connections, authenticates them
+//! against a grant, registers a session and relays to the target.
+
+pub mod tcp;

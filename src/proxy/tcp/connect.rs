@@ -1,0 +1,180 @@
+//! `jitgate connect`: a local listener whose every connection becomes one
+//! tunneled session. When the proxy ends a session the local socket is
+//! closed and the reason is printed; when the grant itself has ended the
+//! command exits 1, since no further connection can succeed.
+
+use super::handshake::{self, Hello, Kind, Status};
+use super::verify::client_config;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
+
+#[derive(clap::Args, Clone)]
+pub struct ConnectArgs {
+    /// Target name, as in the config.
+    pub target: String,
+    /// The proxy's TCP tunnel listener, HOST:PORT.
+    #[arg(long)]
+    pub proxy: String,
+    /// Local address to listen on.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Environment variable holding the connect secret.
+    #[arg(long, default_value = "JITGATE_SECRET")]
+    pub secret_env: String,
+    /// CA certificate that signed the proxy's certificate.
+    #[arg(long, env = "JITGATE_CA")]
+    pub ca: Option<PathBuf>,
+    /// Pin the proxy's certificate instead: sha256:HEX (from `jitgate whoami`).
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+}
+
+struct Ctx {
+    args: ConnectArgs,
+    secret: String,
+    tls: TlsConnector,
+    server_name: rustls::pki_types::ServerName<'static>,
+    ended: tokio::sync::Notify,
+}
+
+pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let secret = std::env::var(&args.secret_env).with_context(|| {
+        format!(
+            "the connect secret is read from ${} (get one with `jitgate secret GRANT_ID`)",
+            args.secret_env
+        )
+    })?;
+    let cfg = client_config(args.ca.as_deref(), args.fingerprint.as_deref())?;
+    let host = args
+        .proxy
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(&args.proxy)
+        .trim_matches(['[', ']'])
+        .to_string();
+    let server_name =
+        rustls::pki_types::ServerName::try_from(host).context("invalid proxy host name")?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    eprintln!(
+        "jitgate: forwarding {} -> {} via {}",
+        listener.local_addr()?,
+        args.target,
+        args.proxy
+    );
+    let ctx = Arc::new(Ctx {
+        args,
+        secret,
+        tls: TlsConnector::from(Arc::new(cfg)),
+        server_name,
+        ended: tokio::sync::Notify::new(),
+    });
+    loop {
+        tokio::select! {
+            _ = ctx.ended.notified() => return Ok(ExitCode::from(1)),
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            r = listener.accept() => {
+                let (local, _) = match r { Ok(x) => x, Err(_) => continue };
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = tunnel(&ctx, local).await {
+                        eprintln!("jitgate: {e:#}");
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn open(
+    ctx: &Ctx,
+    kind: Kind,
+    session_id: &str,
+) -> anyhow::Result<(tokio_rustls::client::TlsStream<TcpStream>, handshake::Reply)> {
+    let tcp = TcpStream::connect(&ctx.args.proxy)
+        .await
+        .with_context(|| format!("cannot reach the proxy at {}", ctx.args.proxy))?;
+    let _ = tcp.set_nodelay(true);
+    let mut tls = ctx
+        .tls
+        .connect(ctx.server_name.clone(), tcp)
+        .await
+        .context("TLS with the proxy failed (check --ca or --fingerprint)")?;
+    let hello = Hello {
+        kind,
+        target: ctx.args.target.clone(),
+        secret: ctx.secret.clone(),
+        session_id: session_id.to_string(),
+    };
+    tls.write_all(&handshake::encode_hello(&hello)).await?;
+    tls.flush().await?;
+    let reply = handshake::read_reply(&mut tls)
+        .await
+        .context("the proxy did not answer the handshake")?;
+    Ok((tls, reply))
+}
+
+async fn tunnel(ctx: &Ctx, mut local: TcpStream) -> anyhow::Result<()> {
+    let _ = local.set_nodelay(true);
+    let (tls, reply) = open(ctx, Kind::Connect, "").await?;
+    if reply.status != Status::Ok {
+        let _ = local.shutdown().await;
+        let fatal = matches!(
+            reply.status,
+            Status::NoGrant | Status::BadSecret | Status::Locked | Status::UnknownTarget
+        );
+        eprintln!(
+            "jitgate: access to {} refused: {}",
+            ctx.args.target, reply.message
+        );
+        if fatal {
+            ctx.ended.notify_one();
+        }
+        return Ok(());
+    }
+    let sid = reply.session_id;
+    let (mut lr, mut lw) = tokio::io::split(local);
+    let (mut pr, mut pw) = tokio::io::split(tls);
+    let up = async {
+        let r = tokio::io::copy(&mut lr, &mut pw).await;
+        let _ = pw.shutdown().await;
+        r
+    };
+    let down = async {
+        let r = tokio::io::copy(&mut pr, &mut lw).await;
+        let _ = lw.shutdown().await;
+        r
+    };
+    tokio::pin!(up, down);
+    // The proxy closing its side first means the session ended there: ask why.
+    let proxy_closed_first = tokio::select! {
+        _ = &mut down => true,
+        _ = &mut up => { let _ = down.await; false }
+    };
+    if proxy_closed_first {
+        if let Ok((_, r)) = open(ctx, Kind::Status, &sid).await {
+            if r.status == Status::Ended {
+                eprintln!("jitgate: {}", r.message);
+                let grant_over = [
+                    "grant expired",
+                    "grant revoked",
+                    "user locked",
+                    "policy changed",
+                ]
+                .iter()
+                .any(|p| r.message.contains(p));
+                if grant_over {
+                    ctx.ended.notify_one();
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! The TCP tunnel listener: TLS, handshake (bounded size and time),
+//! admission under a grant, upstream connect, relay.
+
+use super::handshake::{self, Hello, Kind, Reply, Status};
+use crate::config::TargetKind;
+use crate::grants::{Grants, Refusal};
+use crate::sessions::{Admission, AdmitError};
+use dashmap::DashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections still in TLS or handshake; beyond this new ones wait in the backlog.
+pub const MAX_UNAUTHENTICATED: usize = 1024;
+const ENDED_KEEP: Duration = Duration::from_secs(300);
+
+/// Why recent sessions ended, for `status` queries; keyed by session id and
+/// answerable only with the session's own secret.
+#[derive(Default)]
+pub struct EndedSessions {
+    map: DashMap<String, ([u8; 32], String, Instant)>,
+}
+
+impl EndedSessions {
+    fn record(&self, id: &str, secret_sha: [u8; 32], message: String) {
+        if self.map.len() > 100_000 {
+            self.map.retain(|_, v| v.2.elapsed() < ENDED_KEEP);
+        }
+        self.map
+            .insert(id.to_string(), (secret_sha, message, Instant::now()));
+    }
+
+    fn lookup(&self, id: &str, secret: &str) -> Option<String> {
+        let e = self.map.get(id)?;
+        crate::secrets::digest_eq(&e.0, &crate::secrets::sha256(secret.as_bytes()))
+            .then(|| e.1.clone())
+    }
+}
+
+pub struct TcpFrontEnd {
+    pub grants: Arc<Grants>,
+    pub tls: TlsAcceptor,
+    pub ended: EndedSessions,
+}
+
+pub async fn serve(listener: TcpListener, fe: Arc<TcpFrontEnd>, shutdown: CancellationToken) {
+    let unauth = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = unauth.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "tcp accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let fe = fe.clone();
+        tokio::spawn(async move { handle(fe, stream, peer.to_string(), permit).await });
+    }
+}
+
+fn reject(fe: &TcpFrontEnd, status: Status) {
+    fe.grants
+        .metrics
+        .connections_rejected
+        .with_label_values(&["tcp", status.metric_reason()])
+        .inc();
+}
+
+async fn handle(
+    fe: Arc<TcpFrontEnd>,
+    stream: TcpStream,
+    peer: String,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let mut tls = fe.tls.accept(stream).await?;
+        let hello = handshake::read_hello(&mut tls)
+            .await
+            .map_err(std::io::Error::other);
+        Ok::<_, std::io::Error>((tls, hello))
+    })
+    .await;
+    let (mut tls, hello) = match accepted {
+        Err(_) => {
+            tracing::debug!(%peer, "tcp handshake timed out");
+            reject(&fe, Status::ProtocolError);
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "tls handshake failed");
+            reject(&fe, Status::ProtocolError);
+            return;
+        }
+        Ok(Ok(x)) => x,
+    };
+    let hello: Hello = match hello {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "bad tunnel handshake");
+            reject(&fe, Status::ProtocolError);
+            let _ = reply(&mut tls, Status::ProtocolError, &e.to_string(), "").await;
+            return;
+        }
+    };
+    if hello.kind == Kind::Status {
+        drop(permit);
+        let msg = fe.ended.lookup(&hello.session_id, &hello.secret);
+        let (st, m) = match msg {
+            Some(m) => (Status::Ended, m),
+            None => (Status::NoGrant, "no record of that session".to_string()),
+        };
+        let _ = reply(&mut tls, st, &m, &hello.session_id).await;
+        return;
+    }
+    let admitted = match fe
+        .grants
+        .admit_by_secret(&hello.target, TargetKind::Tcp, &hello.secret)
+        .await
+    {
+        Ok(a) => a,
+        Err(r) => {
+            let st = match &r {
+                Refusal::UnknownTarget(_) => Status::UnknownTarget,
+                Refusal::BadSecret => Status::BadSecret,
+                Refusal::NoGrant(_) => Status::NoGrant,
+                Refusal::Locked(_) => Status::Locked,
+                Refusal::Unavailable => Status::Unavailable,
+            };
+            tracing::info!(%peer, target = %hello.target, reason = r.metric_reason(), "tcp connection refused: {r}");
+            fe.grants
+                .metrics
+                .connections_rejected
+                .with_label_values(&["tcp", r.metric_reason()])
+                .inc();
+            let _ = reply(&mut tls, st, &r.to_string(), "").await;
+            return;
+        }
+    };
+    let g = &admitted.grant;
+    let guard = match fe.grants.sessions.admit(Admission {
+        grant_id: g.id.clone(),
+        user: g.user.clone(),
+        target: g.target.clone(),
+        kind: TargetKind::Tcp,
+        client_addr: peer.clone(),
+        granted_at_ms: g.granted_at_ms,
+        expires_at_ms: g.expires_at_ms,
+        max_sessions: admitted
+            .policy
+            .as_ref()
+            .and_then(|p| p.max_sessions_per_grant),
+        warnings: None,
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            let st = match e {
+                AdmitError::MaxSessions(_) => Status::MaxSessions,
+                AdmitError::GrantEnded(_) => Status::NoGrant,
+            };
+            reject(&fe, st);
+            let _ = reply(&mut tls, st, &e.to_string(), "").await;
+            return;
+        }
+    };
+    let upstream = tokio::time::timeout(
+        UPSTREAM_CONNECT_TIMEOUT,
+        TcpStream::connect(&admitted.target.address),
+    )
+    .await;
+    let upstream = match upstream {
+        Ok(Ok(u)) => u,
+        Ok(Err(e)) => {
+            let m = format!("cannot reach {}: {e}", admitted.target.name);
+            return upstream_failed(&fe, &mut tls, guard, &m).await;
+        }
+        Err(_) => {
+            let m = format!("cannot reach {}: connect timed out", admitted.target.name);
+            return upstream_failed(&fe, &mut tls, guard, &m).await;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    drop(permit);
+    let sid = guard.info().id.clone();
+    if reply(&mut tls, Status::Ok, "", &sid).await.is_err() {
+        guard.set_cause(crate::sessions::EndCause::new(
+            crate::sessions::EndReason::ClientClosed,
+        ));
+        return;
+    }
+    let span = tracing::info_span!("session", session = %sid, user = %g.user, target = %g.target);
+    let idle = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
+    let cause =
+        tracing::Instrument::instrument(crate::relay::run(tls, upstream, &guard, idle), span).await;
+    let message = format!("access to {} ended: {}", g.target, cause);
+    fe.ended.record(
+        &sid,
+        crate::secrets::sha256(hello.secret.as_bytes()),
+        message,
+    );
+    drop(guard);
+}
+
+async fn upstream_failed<S: tokio::io::AsyncWrite + Unpin>(
+    fe: &TcpFrontEnd,
+    tls: &mut S,
+    guard: crate::sessions::SessionGuard,
+    message: &str,
+) {
+    tracing::warn!(target = %guard.info().target, "{message}");
+    guard.set_cause(crate::sessions::EndCause::new(
+        crate::sessions::EndReason::Error,
+    ));
+    reject(fe, Status::UpstreamUnreachable);
+    let _ = reply(tls, Status::UpstreamUnreachable, message, "").await;
+}
+
+async fn reply<S: tokio::io::AsyncWrite + Unpin>(
+    s: &mut S,
+    status: Status,
+    message: &str,
+    sid: &str,
+) -> std::io::Result<()> {
+    handshake::write_reply(
+        s,
+        &Reply {
+            status,
+            message: message.to_string(),
+            session_id: sid.to_string(),
+        },
+    )
+    .await
+}

@@ -1,0 +1,107 @@
+//! The byte relay between an engineer's connection and the target.
+//!
+//! Each direction is a loop of read → write_all with one bounded buffer, so a
+//! slow reader on either side applies backpressure to the other instead of
+//! making the proxy buffer. EOF on one side becomes a write shutdown on the
+//! other (half-close), not a full close. The relay ends when both directions
+//! are done, or at once when the session's token is cancelled, its grant's
+//! end instant passes (checked here too, so expiry does not depend on any
+//! other task), or the idle timeout elapses. Returning drops both streams,
+//! which closes the sockets, before the caller drops the session guard.
+
+use crate::sessions::{EndCause, EndReason, SessionGuard, SessionInfo};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// 16 KiB: one TLS record, a good balance of syscalls and memory.
+pub const BUF_SIZE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+enum Dir {
+    ClientToUpstream,
+    UpstreamToClient,
+}
+
+async fn pump<R, W>(mut r: R, mut w: W, info: &SessionInfo, dir: Dir) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; BUF_SIZE];
+    let counter = match dir {
+        Dir::ClientToUpstream => &info.bytes_in,
+        Dir::UpstreamToClient => &info.bytes_out,
+    };
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            // Half-close: pass the EOF on, keep the other direction running.
+            let _ = w.shutdown().await;
+            return Ok(());
+        }
+        w.write_all(&buf[..n]).await?;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        info.touch();
+    }
+}
+
+/// Relays until the session ends; returns the cause recorded on the session.
+pub async fn run<C, U>(
+    client: C,
+    upstream: U,
+    session: &SessionGuard,
+    idle_timeout: Option<Duration>,
+) -> EndCause
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let info = session.info().clone();
+    let (cr, cw) = tokio::io::split(client);
+    let (ur, uw) = tokio::io::split(upstream);
+    let c2u = pump(cr, uw, &info, Dir::ClientToUpstream);
+    let u2c = pump(ur, cw, &info, Dir::UpstreamToClient);
+    tokio::pin!(c2u, u2c);
+    let expiry = tokio::time::sleep_until(crate::clock::deadline(info.expires_at_ms));
+    tokio::pin!(expiry);
+    let idle_check = idle_timeout.unwrap_or(Duration::from_secs(3600 * 24 * 365));
+    let idle = tokio::time::sleep(idle_check);
+    tokio::pin!(idle);
+    let (mut c_done, mut u_done) = (false, false);
+    let cause = loop {
+        tokio::select! {
+            biased;
+            _ = session.token().cancelled() => {
+                break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Error));
+            }
+            _ = &mut expiry => {
+                session.set_cause(EndCause::new(EndReason::Expired));
+                break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Expired));
+            }
+            _ = &mut idle, if idle_timeout.is_some() => {
+                let last = info.last_activity_ms.load(Ordering::Relaxed);
+                let quiet = crate::clock::now_ms() - last;
+                if quiet >= idle_check.as_millis() as i64 {
+                    session.set_cause(EndCause::new(EndReason::Idle));
+                    break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Idle));
+                }
+                let left = idle_check.saturating_sub(Duration::from_millis(quiet.max(0) as u64));
+                idle.as_mut().reset(tokio::time::Instant::now() + left);
+            }
+            r = &mut c2u, if !c_done => {
+                c_done = true;
+                let reason = if r.is_err() { EndReason::Error } else { EndReason::ClientClosed };
+                session.set_cause(EndCause::new(reason));
+                if r.is_err() || u_done { break info.cause().unwrap_or_else(|| EndCause::new(reason)); }
+            }
+            r = &mut u2c, if !u_done => {
+                u_done = true;
+                let reason = if r.is_err() { EndReason::Error } else { EndReason::UpstreamClosed };
+                session.set_cause(EndCause::new(reason));
+                if r.is_err() || c_done { break info.cause().unwrap_or_else(|| EndCause::new(reason)); }
+            }
+        }
+    };
+    cause
+}

@@ -1,0 +1,123 @@
+//! Session start/end side effects: metrics, and audit events handed to a
+//! writer task through a bounded queue so a slow store never delays a relay
+//! or a termination. If the queue is full the event is logged as lost (and
+//! counted in the log); the session itself is unaffected.
+
+use super::table::{SessionInfo, SessionObserver};
+use super::{EndCause, EndReason};
+use crate::audit::AuditEntry;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+pub struct Recorder {
+    metrics: Arc<Metrics>,
+    audit: mpsc::Sender<AuditEntry>,
+}
+
+pub const AUDIT_QUEUE: usize = 65_536;
+
+impl Recorder {
+    /// Returns the observer and spawns its audit writer.
+    pub fn start(metrics: Arc<Metrics>, store: Store) -> Arc<Recorder> {
+        let (tx, mut rx) = mpsc::channel::<AuditEntry>(AUDIT_QUEUE);
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let mut backoff = std::time::Duration::from_millis(100);
+                loop {
+                    match store.audit(&e).await {
+                        Ok(_) => break,
+                        Err(err) => {
+                            tracing::warn!(error = %err, action = e.action, "audit write failed; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                        }
+                    }
+                }
+            }
+        });
+        Arc::new(Recorder { metrics, audit: tx })
+    }
+
+    fn send(&self, e: AuditEntry) {
+        if let Err(err) = self.audit.try_send(e) {
+            tracing::error!(error = %err, "audit queue full; session event not recorded");
+        }
+    }
+}
+
+fn is_grant_end(r: EndReason) -> bool {
+    matches!(
+        r,
+        EndReason::Expired
+            | EndReason::Revoked
+            | EndReason::Terminated
+            | EndReason::Locked
+            | EndReason::PolicyChanged
+            | EndReason::Shutdown
+            | EndReason::Idle
+    )
+}
+
+impl SessionObserver for Recorder {
+    fn started(&self, s: &SessionInfo) {
+        let kind = s.kind.as_str();
+        self.metrics
+            .sessions_active
+            .with_label_values(&[kind, &s.target])
+            .inc();
+        self.metrics
+            .sessions_started
+            .with_label_values(&[kind, &s.target])
+            .inc();
+        tracing::info!(session = %s.id, user = %s.user, target = %s.target, client = %s.client_addr, "session started");
+        self.send(AuditEntry::new(
+            &s.user,
+            "session.started",
+            &s.id,
+            json!({"grant": s.grant_id, "target": s.target, "kind": kind, "client": s.client_addr}),
+        ));
+    }
+
+    fn ended(&self, s: &SessionInfo, cause: &EndCause) {
+        let kind = s.kind.as_str();
+        let (bin, bout) = (
+            s.bytes_in.load(Ordering::Relaxed),
+            s.bytes_out.load(Ordering::Relaxed),
+        );
+        self.metrics
+            .sessions_active
+            .with_label_values(&[kind, &s.target])
+            .dec();
+        self.metrics
+            .sessions_ended
+            .with_label_values(&[kind, cause.reason.as_str()])
+            .inc();
+        self.metrics
+            .bytes
+            .with_label_values(&[kind, "in"])
+            .inc_by(bin);
+        self.metrics
+            .bytes
+            .with_label_values(&[kind, "out"])
+            .inc_by(bout);
+        if is_grant_end(cause.reason) {
+            self.metrics
+                .termination_seconds
+                .with_label_values(&[cause.reason.as_str()])
+                .observe(cause.at.elapsed().as_secs_f64());
+        }
+        tracing::info!(session = %s.id, user = %s.user, target = %s.target, reason = cause.reason.as_str(), bytes_in = bin, bytes_out = bout, "session ended: {cause}");
+        let mut detail = json!({
+            "grant": s.grant_id, "target": s.target, "kind": kind, "reason": cause.reason.as_str(),
+            "message": cause.to_string(), "bytes_in": bin, "bytes_out": bout,
+        });
+        if let Some(u) = s.upstream_detail.get() {
+            detail["upstream"] = u.clone().into();
+        }
+        self.send(AuditEntry::new(&s.user, "session.ended", &s.id, detail));
+    }
+}
