@@ -31,13 +31,31 @@ fn run(label: &str, d: &Daemon) {
             std::thread::spawn(move || {
                 for _ in 0..PER_CLIENT {
                     let t0 = Instant::now();
-                    let r = http(port, "POST", "/v1/requests", Some(ALICE), Some(r#"{"target":"cache","duration":"5m","reason":"bench"}"#));
-                    let Ok(r) = r.and_then(|r| if r.status == 201 { Ok(r) } else { Err(std::io::Error::other(r.body)) }) else {
+                    let r = http(
+                        port,
+                        "POST",
+                        "/v1/requests",
+                        Some(ALICE),
+                        Some(r#"{"target":"cache","duration":"5m","reason":"bench"}"#),
+                    );
+                    let Ok(r) = r.and_then(|r| {
+                        if r.status == 201 {
+                            Ok(r)
+                        } else {
+                            Err(std::io::Error::other(r.body))
+                        }
+                    }) else {
                         *errors.lock().unwrap() += 1;
                         continue;
                     };
                     let id = r.json()["id"].as_str().unwrap_or_default().to_string();
-                    let a = http(port, "POST", &format!("/v1/requests/{id}/approve"), Some(CAROL), Some("{}"));
+                    let a = http(
+                        port,
+                        "POST",
+                        &format!("/v1/requests/{id}/approve"),
+                        Some(CAROL),
+                        Some("{}"),
+                    );
                     if !matches!(a, Ok(ref r) if r.status == 200) {
                         *errors.lock().unwrap() += 1;
                         continue;
