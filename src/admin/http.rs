@@ -43,6 +43,14 @@ pub async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T,
     } else {
         &body
     };
+    // serde's derived structs also accept a positional array (`["cache","10m"]`);
+    // the API takes objects only. Checked on the bytes, not through a `Value`,
+    // which would silently merge duplicate keys that the struct parse rejects.
+    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: expected a JSON object",
+        ));
+    }
     serde_json::from_slice(text)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }

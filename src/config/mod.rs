@@ -84,7 +84,15 @@ pub fn parse(text: &str, source: &Path, base: &Path) -> Result<Config, ConfigErr
                 line,
                 column,
                 key: String::new(),
-                message: e.message().to_string(),
+                // One error per line: a multi-line parser message is joined so every
+                // line of output carries its file:line:col.
+                message: e
+                    .message()
+                    .trim()
+                    .lines()
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             }]));
         }
     };

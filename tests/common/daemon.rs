@@ -30,6 +30,19 @@ pub fn base_config(
     store_url: Option<&str>,
     extra: &str,
 ) -> String {
+    base_config_with_server(data_dir, admin_port, metrics_port, store_url, "", extra)
+}
+
+/// `base_config` with `server_keys` (e.g. `request_ttl = "2s"`) appended to
+/// its `[server]` section.
+pub fn base_config_with_server(
+    data_dir: &Path,
+    admin_port: u16,
+    metrics_port: u16,
+    store_url: Option<&str>,
+    server_keys: &str,
+    extra: &str,
+) -> String {
     let store = store_url
         .map(|u| format!("[store]\nurl = \"{u}\"\n"))
         .unwrap_or_default();
@@ -38,6 +51,7 @@ pub fn base_config(
 [server]
 data_dir = "{data}"
 instance = "test"
+{server_keys}
 {store}
 [admin]
 listen = "127.0.0.1:{admin_port}"
@@ -138,6 +152,11 @@ impl Daemon {
     }
 
     pub fn start_with(store_url: Option<&str>, extra: &str) -> Daemon {
+        Self::start_with_server(store_url, "", extra)
+    }
+
+    /// Like `start_with`, with `server_keys` appended to the `[server]` section.
+    pub fn start_with_server(store_url: Option<&str>, server_keys: &str, extra: &str) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("jitgate-test-")
             .tempdir()
@@ -147,11 +166,12 @@ impl Daemon {
         let config = dir.join("jitgate.toml");
         std::fs::write(
             &config,
-            base_config(
+            base_config_with_server(
                 &dir.join("data"),
                 admin_port,
                 metrics_port,
                 store_url,
+                server_keys,
                 extra,
             ),
         )
