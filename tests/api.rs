@@ -5,22 +5,10 @@ mod common;
 use common::daemon::*;
 use serde_json::json;
 
-fn create(d: &Daemon, token: &str, target: &str, duration: &str) -> serde_json::Value {
-    let r = d
-        .post(
-            "/v1/requests",
-            Some(token),
-            &json!({"target": target, "duration": duration, "reason": "INC-7"}).to_string(),
-        )
-        .unwrap();
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.json()
-}
-
 #[test]
 fn request_approve_revoke_round_trip() {
     let d = Daemon::start();
-    let req = create(&d, ALICE, "cache", "10m");
+    let req = d.create_request(ALICE, "cache", "10m");
     assert_eq!(req["state"], "pending");
     let id = req["id"].as_str().unwrap();
 
@@ -76,7 +64,7 @@ fn request_approve_revoke_round_trip() {
 fn nobody_approves_their_own_request_by_any_path() {
     let d = Daemon::start();
     // carol is both a requester (by name) and an approver (through group leads).
-    let req = create(&d, CAROL, "cache", "5m");
+    let req = d.create_request(CAROL, "cache", "5m");
     let id = req["id"].as_str().unwrap();
     let r = d
         .post(&format!("/v1/requests/{id}/approve"), Some(CAROL), "{}")
@@ -102,7 +90,7 @@ fn nobody_approves_their_own_request_by_any_path() {
 #[test]
 fn two_approvals_must_come_from_two_people() {
     let d = Daemon::start();
-    let req = create(&d, ALICE, "two-db", "5m");
+    let req = d.create_request(ALICE, "two-db", "5m");
     let id = req["id"].as_str().unwrap();
     let r = d
         .post(&format!("/v1/requests/{id}/approve"), Some(CAROL), "{}")
@@ -121,7 +109,7 @@ fn two_approvals_must_come_from_two_people() {
 #[test]
 fn zero_approvals_means_auto_approve() {
     let d = Daemon::start();
-    let v = create(&d, BOB, "auto-web", "2m");
+    let v = d.create_request(BOB, "auto-web", "2m");
     assert_eq!(v["state"], "approved");
     assert_eq!(v["grant"]["user"], "bob");
 }
@@ -161,8 +149,8 @@ fn policy_limits_are_enforced() {
 #[test]
 fn locked_users_can_neither_request_nor_approve() {
     let d = Daemon::start();
-    let g = create(&d, BOB, "auto-web", "5m");
-    let pending = create(&d, BOB, "cache", "5m");
+    let g = d.create_request(BOB, "auto-web", "5m");
+    let pending = d.create_request(BOB, "cache", "5m");
     let r = d
         .post("/v1/users/bob/lock", Some(CAROL), r#"{"reason":"x"}"#)
         .unwrap();
@@ -206,7 +194,7 @@ fn locked_users_can_neither_request_nor_approve() {
         r#"{"reason":"on leave"}"#,
     )
     .unwrap();
-    let req = create(&d, ALICE, "cache", "5m");
+    let req = d.create_request(ALICE, "cache", "5m");
     let r = d
         .post(
             &format!("/v1/requests/{}/approve", req["id"].as_str().unwrap()),
@@ -218,13 +206,13 @@ fn locked_users_can_neither_request_nor_approve() {
 
     let r = d.post("/v1/users/bob/unlock", Some(DAVE), "").unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(create(&d, BOB, "auto-web", "5m")["state"], "approved");
+    assert_eq!(d.create_request(BOB, "auto-web", "5m")["state"], "approved");
 }
 
 #[test]
 fn secrets_go_to_the_owner_once_per_issue() {
     let d = Daemon::start();
-    let g = create(&d, BOB, "auto-web", "5m");
+    let g = d.create_request(BOB, "auto-web", "5m");
     let gid = g["grant"]["id"].as_str().unwrap();
     let r = d
         .post(&format!("/v1/grants/{gid}/secret"), Some(DAVE), "")
@@ -258,8 +246,8 @@ fn secrets_go_to_the_owner_once_per_issue() {
 #[test]
 fn visibility_follows_roles() {
     let d = Daemon::start();
-    create(&d, ALICE, "cache", "5m");
-    create(&d, BOB, "cache", "5m");
+    d.create_request(ALICE, "cache", "5m");
+    d.create_request(BOB, "cache", "5m");
     let mine = d.get("/v1/requests", Some(ALICE)).unwrap().json();
     assert_eq!(mine["requests"].as_array().unwrap().len(), 1);
     let approver = d
@@ -316,7 +304,7 @@ fn errors_have_the_documented_shape_and_status() {
 fn a_cancel_racing_approvals_has_one_winner() {
     let d = Daemon::start();
     for _ in 0..5 {
-        let req = create(&d, ALICE, "cache", "5m");
+        let req = d.create_request(ALICE, "cache", "5m");
         let id = req["id"].as_str().unwrap().to_string();
         let port = d.admin_port;
         let mut handles = Vec::new();

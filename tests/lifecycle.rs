@@ -5,23 +5,11 @@
 mod common;
 
 use common::daemon::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// Generous bound for anything that should happen "shortly".
 const POLL_BOUND: Duration = Duration::from_secs(10);
-
-fn create(d: &Daemon, token: &str, target: &str, duration: &str) -> Value {
-    let r = d
-        .post(
-            "/v1/requests",
-            Some(token),
-            &json!({"target": target, "duration": duration, "reason": "INC-7"}).to_string(),
-        )
-        .unwrap();
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.json()
-}
 
 fn get(d: &Daemon, path: &str) -> Value {
     let r = d.get(path, Some(DAVE)).unwrap();
@@ -53,7 +41,7 @@ fn poll_state(d: &Daemon, path: &str, want: &str, bound: Duration) -> Value {
 }
 
 fn auto_grant(d: &Daemon, duration: &str) -> String {
-    let v = create(d, BOB, "auto-web", duration);
+    let v = d.create_request(BOB, "auto-web", duration);
     assert_eq!(v["state"], "approved", "{v}");
     v["grant"]["id"].as_str().unwrap().to_string()
 }
@@ -67,7 +55,7 @@ fn restart(d: &mut Daemon) {
 #[test]
 fn an_auto_approved_grant_expires_at_its_end() {
     let d = Daemon::start();
-    let v = create(&d, BOB, "auto-web", "2s");
+    let v = d.create_request(BOB, "auto-web", "2s");
     assert_eq!(v["state"], "approved", "{v}");
     assert_eq!(v["grant"]["state"], "active");
     let gid = v["grant"]["id"].as_str().unwrap();
@@ -103,7 +91,7 @@ fn an_auto_approved_grant_expires_at_its_end() {
 fn grants_and_requests_survive_a_restart() {
     let mut d = Daemon::start();
     let gid = auto_grant(&d, "10m");
-    let pending = create(&d, ALICE, "cache", "30m");
+    let pending = d.create_request(ALICE, "cache", "30m");
     let pid = pending["id"].as_str().unwrap().to_string();
     let before = grant(&d, &gid);
 
@@ -191,7 +179,7 @@ fn a_grant_timer_is_rebuilt_after_a_restart() {
 #[test]
 fn pending_requests_expire_after_request_ttl() {
     let mut d = Daemon::start_with_server(None, r#"request_ttl = "2s""#, "");
-    let r = create(&d, ALICE, "cache", "10m");
+    let r = d.create_request(ALICE, "cache", "10m");
     assert_eq!(r["state"], "pending");
     let id = r["id"].as_str().unwrap().to_string();
     let v = poll_state(&d, &format!("/v1/requests/{id}"), "expired", POLL_BOUND);
@@ -214,7 +202,7 @@ fn pending_requests_expire_after_request_ttl() {
     assert!(m.contains("jitgate_requests_pending 0"), "{m}");
 
     // A request whose TTL runs out while the daemon is down expires at start.
-    let r = create(&d, ALICE, "cache", "10m");
+    let r = d.create_request(ALICE, "cache", "10m");
     let id2 = r["id"].as_str().unwrap().to_string();
     let st = d.stop();
     assert!(st.success());
@@ -239,7 +227,7 @@ fn the_api_round_trip_works_on_a_postgresql_store() {
     assert_eq!(who["user"], "dave");
 
     // request -> approve -> secret -> revoke
-    let req = create(&d, ALICE, "cache", "10m");
+    let req = d.create_request(ALICE, "cache", "10m");
     assert_eq!(req["state"], "pending");
     let rid = req["id"].as_str().unwrap().to_string();
     let r = d
@@ -267,7 +255,7 @@ fn the_api_round_trip_works_on_a_postgresql_store() {
     assert_eq!(r.json()["grant"]["state"], "revoked");
 
     // deny and cancel
-    let deny = create(&d, ALICE, "cache", "10m");
+    let deny = d.create_request(ALICE, "cache", "10m");
     let r = d
         .post(
             &format!("/v1/requests/{}/deny", deny["id"].as_str().unwrap()),
@@ -277,7 +265,7 @@ fn the_api_round_trip_works_on_a_postgresql_store() {
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["state"], "denied");
-    let cancel = create(&d, BOB, "cache", "10m");
+    let cancel = d.create_request(BOB, "cache", "10m");
     let r = d
         .post(
             &format!("/v1/requests/{}/cancel", cancel["id"].as_str().unwrap()),
@@ -289,7 +277,7 @@ fn the_api_round_trip_works_on_a_postgresql_store() {
     assert_eq!(r.json()["state"], "cancelled");
 
     // two approvals from two people
-    let two = create(&d, ALICE, "two-db", "5m");
+    let two = d.create_request(ALICE, "two-db", "5m");
     let tid = two["id"].as_str().unwrap().to_string();
     for (who, want) in [(CAROL, "pending"), (ERIN, "approved")] {
         let r = d
@@ -382,7 +370,7 @@ fn tamper(d: &Daemon, sql: &str, seq: i64) -> u64 {
 fn audit_verify_in_the_cli_detects_a_tampered_row() {
     let mut d = Daemon::start();
     // Some history: a request, an approval, a revoke, a denial.
-    let req = create(&d, ALICE, "cache", "10m");
+    let req = d.create_request(ALICE, "cache", "10m");
     let rid = req["id"].as_str().unwrap().to_string();
     let r = d
         .post(&format!("/v1/requests/{rid}/approve"), Some(CAROL), "{}")
@@ -394,7 +382,7 @@ fn audit_verify_in_the_cli_detects_a_tampered_row() {
         r#"{"reason":"INC-7 closed"}"#,
     )
     .unwrap();
-    let req2 = create(&d, BOB, "cache", "10m");
+    let req2 = d.create_request(BOB, "cache", "10m");
     d.post(
         &format!("/v1/requests/{}/deny", req2["id"].as_str().unwrap()),
         Some(CAROL),
@@ -453,7 +441,7 @@ fn audit_verify_in_the_cli_detects_a_tampered_row() {
 fn audit_verify_in_the_cli_detects_deleted_newest_events() {
     let mut d = Daemon::start();
     auto_grant(&d, "10m");
-    create(&d, ALICE, "cache", "10m");
+    d.create_request(ALICE, "cache", "10m");
     let events = get(&d, "/v1/audit?limit=1000");
     let last = events["events"].as_array().unwrap().len() as i64;
     assert!(last >= 4, "{events}");

@@ -2,7 +2,9 @@
 //! admin API. Exit codes: 0 success, 1 runtime or API error, 2 usage error.
 
 mod api;
+mod audit;
 mod commands;
+mod format;
 mod table;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

@@ -270,6 +270,16 @@ impl Daemon {
         http(self.admin_port, "POST", path, token, Some(body))
     }
 
+    /// POSTs a request with reason "INC-7" and asserts it was created (201).
+    pub fn create_request(&self, token: &str, target: &str, duration: &str) -> serde_json::Value {
+        let body = serde_json::json!({"target": target, "duration": duration, "reason": "INC-7"});
+        let r = self
+            .post("/v1/requests", Some(token), &body.to_string())
+            .unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.json()
+    }
+
     /// Runs the CLI against this daemon.
     pub fn cli(&self, token: &str, args: &[&str]) -> std::process::Output {
         Command::new(BIN)

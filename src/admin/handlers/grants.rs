@@ -1,3 +1,4 @@
+use super::bodies::{Empty, Reason};
 use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, json_body, Query, Resp};
@@ -6,18 +7,6 @@ use crate::grants::{may_oversee, GrantError};
 use crate::store::{GrantFilter, GrantState};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    #[serde(default)]
-    reason: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
 
 pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
     let q = Query::parse(query, &["state", "user", "target", "limit"])?;
@@ -87,7 +76,7 @@ pub async fn secret(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, 
 }
 
 pub async fn revoke(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let b: ReasonBody = json_body(req).await?;
+    let b: Reason = json_body(req).await?;
     let r = ctx.state.grants.revoke(&ctx.caller, id, &b.reason).await?;
     Ok(json(
         StatusCode::OK,

@@ -18,3 +18,27 @@ pub struct Ctx {
     pub caller: Caller,
     pub cfg: Arc<Config>,
 }
+
+/// Request bodies shared by several routes; unknown fields are a 400.
+pub mod bodies {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Reason {
+        #[serde(default)]
+        pub reason: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Comment {
+        #[serde(default)]
+        pub comment: String,
+    }
+
+    /// Routes that take no input still reject unexpected fields.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Empty {}
+}

@@ -1,3 +1,4 @@
+use super::bodies::{Comment, Empty, Reason};
 use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, json_body, Query, Resp};
@@ -16,24 +17,6 @@ struct CreateBody {
     #[serde(default)]
     reason: String,
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommentBody {
-    #[serde(default)]
-    comment: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    #[serde(default)]
-    reason: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
 
 pub async fn create(ctx: Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let b: CreateBody = json_body(req).await?;
@@ -132,7 +115,7 @@ pub async fn get(ctx: Ctx, id: &str) -> Result<Resp, ApiError> {
 }
 
 pub async fn approve(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let b: CommentBody = json_body(req).await?;
+    let b: Comment = json_body(req).await?;
     let r = ctx
         .state
         .grants
@@ -142,7 +125,7 @@ pub async fn approve(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp,
 }
 
 pub async fn deny(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let b: ReasonBody = json_body(req).await?;
+    let b: Reason = json_body(req).await?;
     let r = ctx.state.grants.deny(&ctx.caller, id, &b.reason).await?;
     Ok(json(StatusCode::OK, &views::request(&r, None)))
 }

@@ -1,17 +1,10 @@
+use super::bodies::Reason;
 use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, json_body, Query, Resp};
 use crate::grants::is_policy_approver;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    #[serde(default)]
-    reason: String,
-}
 
 pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
     let q = Query::parse(query, &["user", "target"])?;
@@ -40,7 +33,7 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
 }
 
 pub async fn terminate(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let b: ReasonBody = json_body(req).await?;
+    let b: Reason = json_body(req).await?;
     let n = ctx
         .state
         .grants

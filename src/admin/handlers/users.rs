@@ -1,23 +1,12 @@
+use super::bodies::{Empty, Reason};
 use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, json_body, Resp};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    #[serde(default)]
-    reason: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
 
 pub async fn lock(ctx: Ctx, user: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let b: ReasonBody = json_body(req).await?;
+    let b: Reason = json_body(req).await?;
     if b.reason.trim().is_empty() {
         return Err(ApiError::bad_request("a reason is required to lock a user"));
     }

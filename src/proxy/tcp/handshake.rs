@@ -104,8 +104,8 @@ async fn read_str<R: AsyncRead + Unpin>(
     String::from_utf8(b).map_err(|_| HandshakeError::Malformed(what))
 }
 
-/// Reads a request; never allocates more than ~450 bytes whatever the peer sends.
-pub async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, HandshakeError> {
+/// Checks magic and version; returns the byte after them (kind or status).
+async fn read_head<R: AsyncRead + Unpin>(r: &mut R) -> Result<u8, HandshakeError> {
     let mut head = [0u8; 6];
     r.read_exact(&mut head).await?;
     if &head[..4] != MAGIC {
@@ -114,7 +114,12 @@ pub async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, Handsh
     if head[4] != VERSION {
         return Err(HandshakeError::Version(head[4]));
     }
-    let kind = match head[5] {
+    Ok(head[5])
+}
+
+/// Reads a request; never allocates more than ~450 bytes whatever the peer sends.
+pub async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, HandshakeError> {
+    let kind = match read_head(r).await? {
         1 => Kind::Connect,
         2 => Kind::Status,
         _ => return Err(HandshakeError::Malformed("unknown request kind")),
@@ -175,15 +180,8 @@ pub async fn write_reply<W: AsyncWrite + Unpin>(w: &mut W, reply: &Reply) -> std
 }
 
 pub async fn read_reply<R: AsyncRead + Unpin>(r: &mut R) -> Result<Reply, HandshakeError> {
-    let mut head = [0u8; 6];
-    r.read_exact(&mut head).await?;
-    if &head[..4] != MAGIC {
-        return Err(HandshakeError::BadMagic);
-    }
-    if head[4] != VERSION {
-        return Err(HandshakeError::Version(head[4]));
-    }
-    let status = Status::from_u8(head[5]).ok_or(HandshakeError::Malformed("unknown status"))?;
+    let status =
+        Status::from_u8(read_head(r).await?).ok_or(HandshakeError::Malformed("unknown status"))?;
     let len = r.read_u16().await? as usize;
     if len > MAX_MESSAGE {
         return Err(HandshakeError::Malformed("message too long"));
