@@ -57,6 +57,12 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         .with_context(|| "opening the store")?;
     let metrics = Arc::new(Metrics::new());
     let sessions = SessionTable::new(&cfg.instance);
+    // Session start/end metrics and audit events; without it sessions would
+    // relay and end correctly but leave no record.
+    sessions.set_observer(crate::sessions::observer::Recorder::start(
+        metrics.clone(),
+        store.clone(),
+    ));
     let shared = SharedConfig::new(cfg.clone());
     let grants = Grants::new(
         store.clone(),
