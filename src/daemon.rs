@@ -59,10 +59,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     let sessions = SessionTable::new(&cfg.instance);
     // Session start/end metrics and audit events; without it sessions would
     // relay and end correctly but leave no record.
-    sessions.set_observer(crate::sessions::observer::Recorder::start(
-        metrics.clone(),
-        store.clone(),
-    ));
+    let recorder = crate::sessions::observer::Recorder::start(metrics.clone(), store.clone());
+    sessions.set_observer(recorder.clone());
     let shared = SharedConfig::new(cfg.clone());
     let grants = Grants::new(
         store.clone(),
@@ -155,6 +153,13 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         while tasks.join_next().await.is_some() {}
     })
     .await;
+    let unwritten = recorder.drain(timeout).await;
+    if unwritten > 0 {
+        tracing::warn!(
+            events = unwritten,
+            "session audit events not written before shutdown"
+        );
+    }
     store.close().await;
     tracing::info!("jitgate stopped");
     Ok(ExitCode::SUCCESS)

@@ -1,105 +1,34 @@
-//! The TCP tunnel end to end: a real echo upstream, the real `jitgate
-//! connect`, and the daemon ending the session when the grant is revoked.
+//! The TCP tunnel end to end: real upstream servers, the real `jitgate
+//! connect`, and the daemon ending sessions when their grant ends, whatever
+//! ends it.
 
 mod common;
 
 use common::daemon::*;
-use common::free_port;
+use common::tunnel::*;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
-
-/// An echo server on a free port, one thread per connection.
-fn echo_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = s;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("timed out waiting for {what}");
-}
 
 #[test]
 fn revoking_a_grant_closes_the_tunneled_session_and_records_it() {
-    let echo = echo_server();
-    let tunnel = free_port();
-    let extra = format!(
-        "\n[listeners.tcp]\nlisten = \"127.0.0.1:{tunnel}\"\n\n[[targets]]\nname = \"auto-echo\"\nkind = \"tcp\"\naddress = \"127.0.0.1:{echo}\"\n"
-    );
-    let d = Daemon::start_with(None, &extra);
-    let grant = d.create_request(BOB, "auto-echo", "5m");
-    let gid = grant["grant"]["id"].as_str().unwrap().to_string();
-    let secret = d
-        .post(&format!("/v1/grants/{gid}/secret"), Some(BOB), "")
-        .unwrap()
-        .json()["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let fp = d.get("/v1/whoami", Some(BOB)).unwrap().json()["tcp_tls_fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let t = Tunnel::start();
+    let (gid, secret) = t.grant(BOB, "auto-echo", "5m");
+    let mut c = t.connect("auto-echo", &secret);
+    let mut s = c.open();
+    echo(&mut s, b"hello through the tunnel");
 
-    let local = free_port();
-    let stderr_path = d.dir.join("connect.err");
-    let mut connect = Command::new(BIN)
-        .args([
-            "connect",
-            "auto-echo",
-            "--proxy",
-            &format!("127.0.0.1:{tunnel}"),
-            "--listen",
-            &format!("127.0.0.1:{local}"),
-            "--fingerprint",
-            &fp,
-        ])
-        .env("JITGATE_SECRET", &secret)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap()))
-        .spawn()
-        .unwrap();
-    wait_for("jitgate connect to listen", || {
-        TcpStream::connect(("127.0.0.1", local)).is_ok()
-    });
-
-    let mut s = TcpStream::connect(("127.0.0.1", local)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.write_all(b"hello through the tunnel").unwrap();
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"hello through the tunnel");
-
-    let sessions = d.get("/v1/sessions", Some(DAVE)).unwrap().json();
+    let sessions = t.d.get("/v1/sessions", Some(DAVE)).unwrap().json();
     let live = sessions["sessions"].as_array().unwrap();
     assert_eq!(live.len(), 1, "{sessions}");
     assert_eq!(live[0]["user"], "bob");
     assert_eq!(live[0]["kind"], "tcp");
+    assert_eq!(live[0]["grant_id"], gid.as_str());
+    let left = live[0]["remaining_seconds"].as_i64().unwrap();
+    assert!((1..=300).contains(&left), "{left}");
 
-    let r = d
-        .post(
+    let r =
+        t.d.post(
             &format!("/v1/grants/{gid}/revoke"),
             Some(DAVE),
             r#"{"reason":"INC-42 closed"}"#,
@@ -113,54 +42,333 @@ fn revoking_a_grant_closes_the_tunneled_session_and_records_it() {
     );
 
     // The engineer's local socket is closed, and `connect` says why and exits 1.
-    match s.read(&mut buf) {
-        Ok(0) => {}
-        Ok(n) => panic!("expected EOF after revoke, read {n} bytes"),
-        Err(e) => assert_ne!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock,
-            "socket still open after revoke"
-        ),
-    }
-    let mut status = None;
-    wait_for("jitgate connect to exit", || {
-        status = connect.try_wait().unwrap();
-        status.is_some()
-    });
-    assert_eq!(status.unwrap().code(), Some(1));
-    let said = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(closed_by_peer(&mut s), "socket still open after revoke");
+    assert_eq!(c.wait_exit(), Some(1));
+    let said = c.said();
     assert!(
         said.contains("access to auto-echo ended: grant revoked by dave (INC-42 closed)"),
         "{said}"
     );
 
-    // Metrics and the audit log record the sessions and why they ended: the
-    // readiness probe's connection was a real (short) session too.
-    let m = d.metrics();
+    let m = t.d.metrics();
+    for sample in [
+        r#"jitgate_sessions_started_total{kind="tcp",target="auto-echo"} 1"#,
+        r#"jitgate_sessions_ended_total{kind="tcp",reason="revoked"} 1"#,
+        r#"jitgate_termination_seconds_count{cause="revoked"} 1"#,
+        r#"jitgate_sessions_active{kind="tcp",target="auto-echo"} 0"#,
+    ] {
+        assert!(m.contains(sample), "{sample} missing in\n{m}");
+    }
     assert!(
-        m.contains(r#"jitgate_sessions_started_total{kind="tcp",target="auto-echo"} 2"#),
-        "{m}"
-    );
-    assert!(
-        m.contains(r#"jitgate_sessions_ended_total{kind="tcp",reason="revoked"} 1"#),
-        "{m}"
-    );
-    assert!(
-        m.contains(r#"jitgate_sessions_ended_total{kind="tcp",reason="client_closed"} 1"#),
-        "{m}"
-    );
-    assert!(
-        m.contains(r#"jitgate_termination_seconds_count{cause="revoked"} 1"#),
-        "{m}"
-    );
-    assert!(
-        m.contains(r#"jitgate_sessions_active{kind="tcp",target="auto-echo"} 0"#),
+        t.metric(r#"jitgate_bytes_total{direction="in",kind="tcp"}"#) >= 24.0,
         "{m}"
     );
     wait_for("session audit events", || {
-        let a = d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+        let a = t.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
         a.contains("session.started")
             && a.contains("session.ended")
             && a.contains(r#""reason":"revoked""#)
+            && a.contains(r#""bytes_in":24"#)
     });
+}
+
+/// Which of two sockets the proxy closed: the other still echoes.
+fn closed_one(a: &mut std::net::TcpStream, b: &mut std::net::TcpStream) -> (bool, bool) {
+    let probe = |s: &mut std::net::TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(b"?");
+        let mut one = [0u8; 1];
+        !matches!(s.read(&mut one), Ok(1))
+    };
+    (probe(a), probe(b))
+}
+
+#[test]
+fn terminate_and_lock_from_the_cli_close_sessions_and_say_how_many() {
+    let t = Tunnel::start();
+    let (_gid, secret) = t.grant(BOB, "auto-echo", "5m");
+    let mut c = t.connect("auto-echo", &secret);
+    let (mut a, mut b) = (c.open(), c.open());
+    echo(&mut a, b"a");
+    echo(&mut b, b"b");
+    assert_eq!(t.live_sessions(), 2);
+
+    let list = t.d.cli(DAVE, &["sessions", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let sid = list["sessions"][0]["id"].as_str().unwrap().to_string();
+    let out =
+        t.d.cli(DAVE, &["terminate", &sid, "--reason", "runaway query"]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("1 session(s) closed"), "{said}");
+
+    let (a_closed, b_closed) = closed_one(&mut a, &mut b);
+    assert!(
+        a_closed ^ b_closed,
+        "exactly one session ends: {a_closed} {b_closed}"
+    );
+    assert_eq!(t.live_sessions(), 1);
+    wait_for("connect to report the termination", || {
+        c.said()
+            .contains("access to auto-echo ended: session terminated by dave (runaway query)")
+    });
+    assert!(
+        c.child.try_wait().unwrap().is_none(),
+        "a terminated session leaves the grant usable, so connect keeps running"
+    );
+
+    let out = t.d.cli(DAVE, &["lock", "bob", "--reason", "laptop stolen"]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("locked bob: 1 grant(s) revoked, 1 session(s) closed"),
+        "{said}"
+    );
+    let mut survivor = if a_closed { b } else { a };
+    assert!(closed_by_peer(&mut survivor));
+    assert_eq!(c.wait_exit(), Some(1));
+    assert!(
+        c.said()
+            .contains("ended: user locked by dave (laptop stolen)"),
+        "{}",
+        c.said()
+    );
+    assert_eq!(t.live_sessions(), 0);
+
+    // The lock revoked the grant, and its secret died with it.
+    let (_, reply) = t.raw("auto-echo", &secret);
+    assert_eq!(reply.status, BAD_SECRET, "{reply:?}");
+    assert!(reply.message.contains("grant has ended"), "{reply:?}");
+}
+
+#[test]
+fn a_short_grant_is_closed_when_it_expires() {
+    let t = Tunnel::start();
+    let (gid, secret) = t.grant(BOB, "auto-echo", "2s");
+    let grant =
+        t.d.get(&format!("/v1/grants/{gid}"), Some(BOB))
+            .unwrap()
+            .json();
+    let expires = grant["expires_at"].as_str().unwrap().to_string();
+    let mut c = t.connect("auto-echo", &secret);
+    let mut s = c.open();
+    echo(&mut s, b"still allowed");
+    let started = Instant::now();
+    assert!(closed_by_peer(&mut s), "the session outlived its grant");
+    // A generous bound that still tells an exact-instant timer from a
+    // periodic sweep; the latency figure itself is the benchmark's job.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed {:?} after start",
+        started.elapsed()
+    );
+    assert_eq!(c.wait_exit(), Some(1));
+    assert!(
+        c.said()
+            .contains("access to auto-echo ended: grant expired"),
+        "{}",
+        c.said()
+    );
+    let g =
+        t.d.get(&format!("/v1/grants/{gid}"), Some(BOB))
+            .unwrap()
+            .json();
+    assert_eq!(g["state"], "expired", "{g}");
+    assert_eq!(g["expires_at"], expires.as_str());
+    assert_eq!(
+        t.metric(r#"jitgate_termination_seconds_count{cause="expired"}"#),
+        1.0
+    );
+}
+
+#[test]
+fn an_idle_session_is_closed_but_the_grant_stays_usable() {
+    let t = Tunnel::start();
+    let (_gid, secret) = t.grant(BOB, "idle-echo", "5m");
+    let mut c = t.connect("idle-echo", &secret);
+    let mut s = c.open();
+    echo(&mut s, b"x");
+    assert!(closed_by_peer(&mut s), "idle session not closed");
+    wait_for("connect to report the idle timeout", || {
+        c.said().contains("access to idle-echo ended: idle timeout")
+    });
+    assert!(c.child.try_wait().unwrap().is_none(), "grant still active");
+    let mut again = c.open();
+    echo(&mut again, b"back");
+    assert_eq!(
+        t.metric(r#"jitgate_sessions_ended_total{kind="tcp",reason="idle"}"#),
+        1.0
+    );
+}
+
+#[test]
+fn max_sessions_per_grant_refuses_the_extra_session_only() {
+    let t = Tunnel::start();
+    let (_gid, secret) = t.grant(ALICE, "few-echo", "5m");
+    let (mut one, r1) = t.raw("few-echo", &secret);
+    let (_two, r2) = t.raw("few-echo", &secret);
+    assert_eq!((r1.status, r2.status), (OK, OK), "{r1:?} {r2:?}");
+    assert!(r1.session_id.starts_with("ses_"), "{r1:?}");
+    echo(&mut one, b"one");
+    let (_, r3) = t.raw("few-echo", &secret);
+    assert_eq!(r3.status, MAX_SESSIONS, "{r3:?}");
+    assert!(r3.message.contains('2'), "{r3:?}");
+    assert_eq!(
+        t.metric(r#"jitgate_connections_rejected_total{kind="tcp",reason="max_sessions"}"#),
+        1.0
+    );
+    one.conn.send_close_notify();
+    let _ = one.flush();
+    drop(one);
+    wait_for("the closed session to leave the table", || {
+        t.live_sessions() == 1
+    });
+    let (_, r4) = t.raw("few-echo", &secret);
+    assert_eq!(r4.status, OK, "{r4:?}");
+}
+
+#[test]
+fn typed_refusals_for_bad_secret_unknown_target_wrong_target_and_ended_grant() {
+    let t = Tunnel::start();
+    let (gid, secret) = t.grant(BOB, "auto-echo", "5m");
+    let cases = [
+        (
+            "auto-echo",
+            "jgs_not_a_real_secret",
+            BAD_SECRET,
+            "not valid",
+        ),
+        (
+            "no-such-target",
+            secret.as_str(),
+            UNKNOWN_TARGET,
+            "unknown target",
+        ),
+        (
+            "auto-count",
+            secret.as_str(),
+            NO_GRANT,
+            "belongs to a grant for auto-echo",
+        ),
+    ];
+    for (target, s, want, words) in cases {
+        let (_, r) = t.raw(target, s);
+        assert_eq!(r.status, want, "{target}: {r:?}");
+        assert!(r.message.contains(words), "{target}: {r:?}");
+        assert!(r.session_id.is_empty());
+    }
+    t.d.post(&format!("/v1/grants/{gid}/revoke"), Some(DAVE), "{}")
+        .unwrap();
+    let (_, r) = t.raw("auto-echo", &secret);
+    assert_eq!(r.status, BAD_SECRET, "{r:?}");
+    assert!(r.message.contains("grant has ended"), "{r:?}");
+    assert_eq!(
+        t.metric(r#"jitgate_connections_rejected_total{kind="tcp",reason="auth_failed"}"#),
+        2.0
+    );
+    assert_eq!(
+        t.metric(r#"jitgate_connections_rejected_total{kind="tcp",reason="no_grant"}"#),
+        2.0
+    );
+    assert!(!t.d.logs().contains(&secret), "the secret was logged");
+}
+
+#[test]
+fn upstream_refusing_or_closing_is_reported() {
+    let t = Tunnel::start();
+    let (_g, secret) = t.grant(BOB, "auto-refused", "5m");
+    let (_, r) = t.raw("auto-refused", &secret);
+    assert_eq!(r.status, UPSTREAM_UNREACHABLE, "{r:?}");
+    assert!(r.message.contains("cannot reach auto-refused"), "{r:?}");
+    assert_eq!(
+        t.metric(r#"jitgate_connections_rejected_total{kind="tcp",reason="upstream_error"}"#),
+        1.0
+    );
+
+    let (_g, secret) = t.grant(BOB, "auto-closing", "5m");
+    let (mut s, r) = t.raw("auto-closing", &secret);
+    assert_eq!(r.status, OK, "{r:?}");
+    let mut rest = Vec::new();
+    assert_eq!(
+        s.read_to_end(&mut rest).unwrap(),
+        0,
+        "clean EOF from the target"
+    );
+    s.conn.send_close_notify();
+    let _ = s.flush();
+    wait_for("the session to end", || {
+        t.metric(r#"jitgate_sessions_ended_total{kind="tcp",reason="upstream_closed"}"#) == 1.0
+    });
+}
+
+#[test]
+fn half_close_passes_through_both_ways() {
+    let t = Tunnel::start();
+    let (_g, secret) = t.grant(BOB, "auto-count", "5m");
+    let c = t.connect("auto-count", &secret);
+    let mut s = c.open();
+    let payload = vec![7u8; 300_000];
+    s.write_all(&payload).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "got 300000 bytes");
+}
+
+#[test]
+fn shutdown_ends_sessions_and_grants_survive_a_restart() {
+    let mut t = Tunnel::start();
+    let (gid, secret) = t.grant(BOB, "auto-echo", "5m");
+    let c = t.connect("auto-echo", &secret);
+    let mut s = c.open();
+    echo(&mut s, b"before");
+    let st = t.d.stop();
+    assert!(st.success(), "{st}");
+    assert!(closed_by_peer(&mut s));
+    assert!(
+        t.d.logs().contains("session ended: proxy shutting down"),
+        "{}",
+        t.d.logs()
+    );
+    t.d.spawn();
+    let g =
+        t.d.get(&format!("/v1/grants/{gid}"), Some(BOB))
+            .unwrap()
+            .json();
+    assert_eq!(g["state"], "active", "{g}");
+    let a = t.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+    assert!(
+        a.contains(r#""reason":"shutdown""#),
+        "session end not audited: {a}"
+    );
+    // The same `connect` process and secret work against the restarted proxy.
+    let mut again = c.open();
+    echo(&mut again, b"after");
+}
+
+#[test]
+fn one_revoke_ends_a_thousand_sessions_and_counts_them_exactly() {
+    const N: usize = 1000;
+    let t = Tunnel::start();
+    let (gid, secret) = t.grant(BOB, "auto-echo", "5m");
+    let mut c = t.connect("auto-echo", &secret);
+    let mut socks: Vec<_> = (0..N).map(|_| c.open()).collect();
+    for s in socks.iter_mut() {
+        echo(s, b"k");
+    }
+    assert_eq!(t.live_sessions(), N);
+    let r =
+        t.d.post(&format!("/v1/grants/{gid}/revoke"), Some(DAVE), "{}")
+            .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_terminated"], N);
+    assert_eq!(t.live_sessions(), 0);
+    for s in socks.iter_mut() {
+        assert!(closed_by_peer(s));
+    }
+    assert_eq!(c.wait_exit(), Some(1));
+    assert_eq!(
+        t.metric(r#"jitgate_termination_seconds_count{cause="revoked"}"#),
+        N as f64
+    );
 }

@@ -12,7 +12,7 @@ use crate::store::{GrantRecord, GrantState, StoreError};
 pub enum Refusal {
     #[error("unknown target {0}")]
     UnknownTarget(String),
-    #[error("the connect secret is not valid (issue one with `jitgate secret GRANT_ID`)")]
+    #[error("the connect secret is not valid: mistyped, rotated, or its grant has ended (a secret dies with its grant); check `jitgate grants`, then `jitgate secret GRANT_ID`")]
     BadSecret,
     #[error("{0}")]
     NoGrant(String),
@@ -75,12 +75,8 @@ impl Grants {
                 grant.target
             )));
         }
-        if grant.state != GrantState::Active || grant.expires_at_ms <= crate::clock::now_ms() {
-            return Err(Refusal::NoGrant(format!(
-                "grant {} has ended; request access again",
-                grant.id
-            )));
-        }
+        // Before the grant state: a lock revokes the grants, and "user locked"
+        // is the answer the engineer needs, not "grant has ended".
         if self
             .store
             .get_lock(&grant.user)
@@ -89,6 +85,12 @@ impl Grants {
             .is_some()
         {
             return Err(Refusal::Locked(grant.user.clone()));
+        }
+        if grant.state != GrantState::Active || grant.expires_at_ms <= crate::clock::now_ms() {
+            return Err(Refusal::NoGrant(format!(
+                "grant {} has ended; request access again",
+                grant.id
+            )));
         }
         if !crate::reload::still_allowed(&cfg, &grant.user, target) {
             return Err(Refusal::NoGrant(format!(

@@ -2,20 +2,23 @@
 //!
 //! Each direction is a loop of read → write_all with one bounded buffer, so a
 //! slow reader on either side applies backpressure to the other instead of
-//! making the proxy buffer. EOF on one side becomes a write shutdown on the
+//! making the proxy buffer. The buffer is borrowed only while bytes are in
+//! flight (see [`pool`]), so an idle session holds none. EOF on one side becomes a write shutdown on the
 //! other (half-close), not a full close. The relay ends when both directions
 //! are done, or at once when the session's token is cancelled, its grant's
 //! end instant passes (checked here too, so expiry does not depend on any
-//! other task), or the idle timeout elapses. Returning drops both streams,
-//! which closes the sockets, before the caller drops the session guard.
+//! other task), or the idle timeout elapses. The caller then drops both
+//! streams, which closes the sockets, before it drops the session guard, so
+//! "session closed" always means both sockets are closed.
 
 use crate::sessions::{EndCause, EndReason, SessionGuard, SessionInfo};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-/// 16 KiB: one TLS record, a good balance of syscalls and memory.
-pub const BUF_SIZE: usize = 16 * 1024;
+pub mod pool;
+
+pub use pool::BUF_SIZE;
 
 #[derive(Debug, Clone, Copy)]
 enum Dir {
@@ -28,19 +31,20 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; BUF_SIZE];
     let counter = match dir {
         Dir::ClientToUpstream => &info.bytes_in,
         Dir::UpstreamToClient => &info.bytes_out,
     };
     loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
+        let Some((buf, n)) = pool::read_borrowed(&mut r).await? else {
             // Half-close: pass the EOF on, keep the other direction running.
             let _ = w.shutdown().await;
             return Ok(());
-        }
+        };
         w.write_all(&buf[..n]).await?;
+        pool::give(buf);
+        // TLS writers may hold the tail of a record until flushed.
+        w.flush().await?;
         counter.fetch_add(n as u64, Ordering::Relaxed);
         info.touch();
     }

@@ -9,13 +9,15 @@ use crate::audit::AuditEntry;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use serde_json::json;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub struct Recorder {
     metrics: Arc<Metrics>,
     audit: mpsc::Sender<AuditEntry>,
+    /// Events queued or being written; shutdown waits for zero.
+    pending: Arc<AtomicUsize>,
 }
 
 pub const AUDIT_QUEUE: usize = 65_536;
@@ -24,12 +26,17 @@ impl Recorder {
     /// Returns the observer and spawns its audit writer.
     pub fn start(metrics: Arc<Metrics>, store: Store) -> Arc<Recorder> {
         let (tx, mut rx) = mpsc::channel::<AuditEntry>(AUDIT_QUEUE);
+        let pending = Arc::new(AtomicUsize::new(0));
+        let left = pending.clone();
         tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
                 let mut backoff = std::time::Duration::from_millis(100);
                 loop {
                     match store.audit(&e).await {
-                        Ok(_) => break,
+                        Ok(_) => {
+                            left.fetch_sub(1, Ordering::AcqRel);
+                            break;
+                        }
                         Err(err) => {
                             tracing::warn!(error = %err, action = e.action, "audit write failed; retrying");
                             tokio::time::sleep(backoff).await;
@@ -39,12 +46,32 @@ impl Recorder {
                 }
             }
         });
-        Arc::new(Recorder { metrics, audit: tx })
+        Arc::new(Recorder {
+            metrics,
+            audit: tx,
+            pending,
+        })
     }
 
     fn send(&self, e: AuditEntry) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
         if let Err(err) = self.audit.try_send(e) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
             tracing::error!(error = %err, "audit queue full; session event not recorded");
+        }
+    }
+
+    /// Waits until every queued event is in the store, or `limit` passes;
+    /// returns how many were left unwritten. Shutdown calls it after ending
+    /// the sessions so their `session.ended` events are not lost.
+    pub async fn drain(&self, limit: std::time::Duration) -> usize {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let n = self.pending.load(Ordering::Acquire);
+            if n == 0 || tokio::time::Instant::now() >= until {
+                return n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 }

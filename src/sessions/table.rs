@@ -223,14 +223,22 @@ impl SessionTable {
             .or_insert_with(GrantCell::new)
             .clone();
         let _ = cell.cause.set(cause);
+        // Collect before cancelling: a session that closes at once leaves
+        // the table and would otherwise be missing from the count. Collect
+        // again after, for a session admitted while the tombstone was set.
+        let of_grant = |sessions: &DashMap<String, Arc<SessionInfo>>| -> Vec<Arc<SessionInfo>> {
+            sessions
+                .iter()
+                .filter(|s| s.grant_id == grant_id)
+                .map(|s| s.value().clone())
+                .collect()
+        };
+        let mut affected = of_grant(&self.inner.sessions);
         cell.token.cancel();
-        let affected: Vec<Arc<SessionInfo>> = self
-            .inner
-            .sessions
-            .iter()
-            .filter(|s| s.grant_id == grant_id)
-            .map(|s| s.value().clone())
-            .collect();
+        let seen: std::collections::HashSet<String> =
+            affected.iter().map(|s| s.id.clone()).collect();
+        let late = of_grant(&self.inner.sessions);
+        affected.extend(late.into_iter().filter(|s| !seen.contains(&s.id)));
         wait_closed(&affected).await
     }
 

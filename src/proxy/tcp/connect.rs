@@ -153,27 +153,32 @@ async fn tunnel(ctx: &Ctx, mut local: TcpStream) -> anyhow::Result<()> {
         r
     };
     tokio::pin!(up, down);
-    // The proxy closing its side first means the session ended there: ask why.
-    let proxy_closed_first = tokio::select! {
-        _ = &mut down => true,
-        _ = &mut up => { let _ = down.await; false }
+    // A clean EOF (TLS close_notify) from the proxy is the target's
+    // half-close: keep sending. The proxy ending a session drops the
+    // connection without close_notify, which reads as an error: ask why.
+    let ended_by_proxy = tokio::select! {
+        d = &mut down => match d {
+            Err(_) => true,
+            Ok(_) => up.await.is_err(),
+        },
+        _ = &mut up => down.await.is_err(),
     };
-    if proxy_closed_first {
-        if let Ok((_, r)) = open(ctx, Kind::Status, &sid).await {
-            if r.status == Status::Ended {
+    if ended_by_proxy {
+        match open(ctx, Kind::Status, &sid).await {
+            Ok((_, r)) if matches!(r.status, Status::Ended | Status::GrantOver) => {
                 eprintln!("jitgate: {}", r.message);
-                let grant_over = [
-                    "grant expired",
-                    "grant revoked",
-                    "user locked",
-                    "policy changed",
-                ]
-                .iter()
-                .any(|p| r.message.contains(p));
-                if grant_over {
+                if r.status == Status::GrantOver {
                     ctx.ended.notify_one();
                 }
             }
+            Ok((_, r)) => eprintln!(
+                "jitgate: the proxy closed the session to {} ({})",
+                ctx.args.target, r.message
+            ),
+            Err(e) => eprintln!(
+                "jitgate: the proxy closed the session to {} and cannot say why: {e:#}",
+                ctx.args.target
+            ),
         }
     }
     Ok(())

@@ -43,7 +43,11 @@ pub enum Status {
     ProtocolError = 6,
     UnknownTarget = 7,
     Unavailable = 8,
+    /// Status query: the session ended; the grant may still be usable.
     Ended = 9,
+    /// Status query: the session ended because its grant is over (expired,
+    /// revoked, user locked, policy changed); no new session can succeed.
+    GrantOver = 10,
 }
 
 impl Status {
@@ -59,6 +63,7 @@ impl Status {
             7 => Status::UnknownTarget,
             8 => Status::Unavailable,
             9 => Status::Ended,
+            10 => Status::GrantOver,
             _ => return None,
         })
     }
@@ -66,7 +71,7 @@ impl Status {
     /// The `reason` label of jitgate_connections_rejected_total.
     pub fn metric_reason(self) -> &'static str {
         match self {
-            Status::Ok | Status::Ended => "none",
+            Status::Ok | Status::Ended | Status::GrantOver => "none",
             Status::NoGrant | Status::UnknownTarget => "no_grant",
             Status::BadSecret => "auth_failed",
             Status::Locked => "locked",

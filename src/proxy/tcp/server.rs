@@ -4,7 +4,7 @@
 use super::handshake::{self, Hello, Kind, Reply, Status};
 use crate::config::TargetKind;
 use crate::grants::{Grants, Refusal};
-use crate::sessions::{Admission, AdmitError};
+use crate::sessions::{Admission, AdmitError, EndCause, EndReason};
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,22 +23,32 @@ const ENDED_KEEP: Duration = Duration::from_secs(300);
 /// answerable only with the session's own secret.
 #[derive(Default)]
 pub struct EndedSessions {
-    map: DashMap<String, ([u8; 32], String, Instant)>,
+    map: DashMap<String, ([u8; 32], Status, String, Instant)>,
 }
 
 impl EndedSessions {
-    fn record(&self, id: &str, secret_sha: [u8; 32], message: String) {
+    fn record(&self, id: &str, secret_sha: [u8; 32], cause: &EndCause, target: &str) {
         if self.map.len() > 100_000 {
-            self.map.retain(|_, v| v.2.elapsed() < ENDED_KEEP);
+            self.map.retain(|_, v| v.3.elapsed() < ENDED_KEEP);
         }
-        self.map
-            .insert(id.to_string(), (secret_sha, message, Instant::now()));
+        let status = match cause.reason {
+            EndReason::Expired
+            | EndReason::Revoked
+            | EndReason::Locked
+            | EndReason::PolicyChanged => Status::GrantOver,
+            _ => Status::Ended,
+        };
+        let message = format!("access to {target} ended: {cause}");
+        self.map.insert(
+            id.to_string(),
+            (secret_sha, status, message, Instant::now()),
+        );
     }
 
-    fn lookup(&self, id: &str, secret: &str) -> Option<String> {
+    fn lookup(&self, id: &str, secret: &str) -> Option<(Status, String)> {
         let e = self.map.get(id)?;
         crate::secrets::digest_eq(&e.0, &crate::secrets::sha256(secret.as_bytes()))
-            .then(|| e.1.clone())
+            .then(|| (e.1, e.2.clone()))
     }
 }
 
@@ -120,7 +130,7 @@ async fn handle(
         drop(permit);
         let msg = fe.ended.lookup(&hello.session_id, &hello.secret);
         let (st, m) = match msg {
-            Some(m) => (Status::Ended, m),
+            Some(x) => x,
             None => (Status::NoGrant, "no record of that session".to_string()),
         };
         let _ = reply(&mut tls, st, &m, &hello.session_id).await;
@@ -203,14 +213,19 @@ async fn handle(
     }
     let span = tracing::info_span!("session", session = %sid, user = %g.user, target = %g.target);
     let idle = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
-    let cause =
-        tracing::Instrument::instrument(crate::relay::run(tls, upstream, &guard, idle), span).await;
-    let message = format!("access to {} ended: {}", g.target, cause);
+    let mut upstream = upstream;
+    let relay = crate::relay::run(&mut tls, &mut upstream, &guard, idle);
+    let cause = tracing::Instrument::instrument(relay, span).await;
+    // Record why before the sockets close: `connect` asks as soon as it
+    // sees the close.
     fe.ended.record(
         &sid,
         crate::secrets::sha256(hello.secret.as_bytes()),
-        message,
+        &cause,
+        &g.target,
     );
+    drop(tls);
+    drop(upstream);
     drop(guard);
 }
 
