@@ -285,22 +285,29 @@ impl Grants {
             id,
             json!({"reason": reason, "user": g.user, "target": g.target}),
         );
-        match self
-            .store
-            .end_grant(
-                id,
-                GrantEnd::Revoked,
-                &caller.user,
-                reason,
-                now_ms(),
-                &entry,
-            )
-            .await
-        {
+        // The sockets close while the revoke is being recorded, not after:
+        // closing early is the safe direction if the write then fails, and
+        // the termination latency does not include a store commit.
+        let closing = async {
+            if g.state == GrantState::Active {
+                self.sessions.end_grant(id, cause).await
+            } else {
+                0
+            }
+        };
+        let recording = self.store.end_grant(
+            id,
+            GrantEnd::Revoked,
+            &caller.user,
+            reason,
+            now_ms(),
+            &entry,
+        );
+        let (recorded, n) = tokio::join!(recording, closing);
+        match recorded {
             Ok(grant) => {
                 self.timers.cancel(id);
                 self.metrics.grants_active.dec();
-                let n = self.sessions.end_grant(id, cause).await;
                 tracing::info!(grant = %id, by = %caller.user, sessions = n, "grant revoked");
                 Ok(RevokeResult {
                     grant,
@@ -308,7 +315,6 @@ impl Grants {
                 })
             }
             Err(StoreError::Unavailable(m)) => {
-                let n = self.sessions.end_grant(id, cause).await;
                 tracing::error!(grant = %id, sessions = n, error = %m, "store unavailable during revoke; local sessions closed");
                 Err(GrantError::Unavailable(format!(
                     "the store is unavailable: {n} live session(s) of grant {id} on this instance were closed, but the revoke was not recorded; retry"
@@ -409,27 +415,28 @@ impl Grants {
         }
         let entry = audit(&caller.user, "user.locked", user, json!({"reason": reason}));
         let cause = EndCause::by(EndReason::Locked, &caller.user, reason);
-        let out = match self
+        // As with revoke, the user's sessions close while the lock is being
+        // recorded; the grants' tombstones afterwards catch any session
+        // admitted in between.
+        let recording = self
             .store
-            .lock_user(user, &caller.user, reason, now_ms(), &entry)
-            .await
-        {
+            .lock_user(user, &caller.user, reason, now_ms(), &entry);
+        let closing = self.sessions.end_where(|s| s.user == user, cause.clone());
+        let (recorded, mut n) = tokio::join!(recording, closing);
+        let out = match recorded {
             Ok(o) => o,
             Err(StoreError::Unavailable(_)) => {
-                let n = self.sessions.end_where(|s| s.user == user, cause).await;
                 return Err(GrantError::Unavailable(format!(
                     "the store is unavailable: {n} live session(s) of {user} on this instance were closed, but the lock was not recorded; retry"
                 )));
             }
             Err(e) => return Err(e.into()),
         };
-        let mut n = 0;
         for g in &out.revoked_grants {
             self.timers.cancel(g);
             self.metrics.grants_active.dec();
             n += self.sessions.end_grant(g, cause.clone()).await;
         }
-        n += self.sessions.end_where(|s| s.user == user, cause).await;
         for r in &out.cancelled_requests {
             self.after_request_closed(r, "cancelled");
         }
