@@ -121,6 +121,26 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         });
         tasks.spawn(crate::proxy::tcp::server::serve(l, fe, shutdown.clone()));
     }
+    if let Some(pg) = &cfg.postgres {
+        let files = pg.tls.as_ref().map(|t| (t.cert.as_path(), t.key.as_path()));
+        let tls = crate::tls::server_tls(&cfg.data_dir, "postgres", files)?;
+        // libpq 17 direct TLS requires this ALPN protocol; others ignore it.
+        let mut server = (*tls.config).clone();
+        server.alpn_protocols = vec![b"postgresql".to_vec()];
+        let cert_hash =
+            hex::decode(tls.fingerprint.trim_start_matches("sha256:")).expect("fingerprint is hex");
+        let l = bind(pg.listen, "the PostgreSQL").await?;
+        tracing::info!(addr = %l.local_addr()?, fingerprint = %tls.fingerprint, "postgres listening");
+        let fe = Arc::new(crate::proxy::pg::server::PgFrontEnd {
+            grants: grants.clone(),
+            tls: Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
+            cert_hash,
+            allow_plaintext: pg.allow_plaintext,
+            cancels: Default::default(),
+            limiter: Default::default(),
+        });
+        tasks.spawn(crate::proxy::pg::server::serve(l, fe, shutdown.clone()));
+    }
     state.listeners_up.store(true, Ordering::Release);
     warn_about_demo_tokens(&cfg);
     tracing::info!(addr = %admin_addr, instance = %cfg.instance, store = store_kind(&cfg.store_url), "jitgate ready");

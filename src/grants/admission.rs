@@ -69,6 +69,65 @@ impl Grants {
         if !digest_eq(&presented, &stored) {
             return Err(Refusal::BadSecret);
         }
+        self.check_grant(&cfg, grant, t, target).await
+    }
+
+    /// Admission by user and target (PostgreSQL names both in its startup
+    /// packet). Returns the candidate grants' SCRAM verifiers with the
+    /// admission, newest grant first; the caller authenticates against them.
+    pub async fn admit_by_user(
+        &self,
+        target: &str,
+        kind: TargetKind,
+        user: &str,
+    ) -> Result<Vec<(Admitted, String)>, Refusal> {
+        let cfg = self.config.get();
+        let t = cfg
+            .targets
+            .get(target)
+            .filter(|t| t.kind == kind)
+            .ok_or_else(|| Refusal::UnknownTarget(target.to_string()))?
+            .clone();
+        if !cfg.users.contains_key(user) {
+            return Err(Refusal::NoGrant(format!(
+                "no active grant for {user} on {target}"
+            )));
+        }
+        if self
+            .store
+            .get_lock(user)
+            .await
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(Refusal::Locked(user.to_string()));
+        }
+        let now = crate::clock::now_ms();
+        let grants = self
+            .store
+            .active_grants_with_scram(user, target)
+            .await
+            .map_err(store_err)?;
+        let mut out = Vec::new();
+        for (g, scram) in grants.into_iter().filter(|(g, _)| g.expires_at_ms > now) {
+            out.push((self.check_grant(&cfg, g, t.clone(), target).await?, scram));
+        }
+        if out.is_empty() {
+            return Err(Refusal::NoGrant(format!(
+                "no active grant with a connect secret for {user} on {target}: request access (`jitgate request {target}`), then `jitgate secret GRANT_ID`"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The checks every admission makes once it has a grant.
+    async fn check_grant(
+        &self,
+        cfg: &crate::config::Config,
+        grant: GrantRecord,
+        t: Target,
+        target: &str,
+    ) -> Result<Admitted, Refusal> {
         if grant.target != target {
             return Err(Refusal::NoGrant(format!(
                 "this secret belongs to a grant for {}, not {target}",
@@ -92,7 +151,7 @@ impl Grants {
                 grant.id
             )));
         }
-        if !crate::reload::still_allowed(&cfg, &grant.user, target) {
+        if !crate::reload::still_allowed(cfg, &grant.user, target) {
             return Err(Refusal::NoGrant(format!(
                 "the current policy no longer allows {} on {target}",
                 grant.user

@@ -1,4 +1,6 @@
 //! Front ends: each accepts engineers' connections, authenticates them
 //! against a grant, registers a session and relays to the target.
 
+pub mod limiter;
+pub mod pg;
 pub mod tcp;

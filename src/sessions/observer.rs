@@ -101,12 +101,12 @@ impl SessionObserver for Recorder {
             .with_label_values(&[kind, &s.target])
             .inc();
         tracing::info!(session = %s.id, user = %s.user, target = %s.target, client = %s.client_addr, "session started");
-        self.send(AuditEntry::new(
-            &s.user,
-            "session.started",
-            &s.id,
-            json!({"grant": s.grant_id, "target": s.target, "kind": kind, "client": s.client_addr}),
-        ));
+        let mut detail =
+            json!({"grant": s.grant_id, "target": s.target, "kind": kind, "client": s.client_addr});
+        if let Some(u) = s.upstream_detail.get() {
+            detail["upstream"] = u.clone();
+        }
+        self.send(AuditEntry::new(&s.user, "session.started", &s.id, detail));
     }
 
     fn ended(&self, s: &SessionInfo, cause: &EndCause) {
@@ -143,7 +143,7 @@ impl SessionObserver for Recorder {
             "message": cause.to_string(), "bytes_in": bin, "bytes_out": bout,
         });
         if let Some(u) = s.upstream_detail.get() {
-            detail["upstream"] = u.clone().into();
+            detail["upstream"] = u.clone();
         }
         self.send(AuditEntry::new(&s.user, "session.ended", &s.id, detail));
     }

@@ -50,8 +50,11 @@ pub struct SessionInfo {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub last_activity_ms: AtomicI64,
-    /// Upstream identity worth auditing (a PostgreSQL backend pid).
-    pub upstream_detail: OnceLock<String>,
+    /// Upstream identity worth auditing, e.g. {"backend_pid": 4242}.
+    pub upstream_detail: OnceLock<serde_json::Value>,
+    /// Set once the upstream is connected and relaying begins; only started
+    /// sessions are reported to the observer (metrics, audit).
+    started: std::sync::atomic::AtomicBool,
     token: CancellationToken,
     cause: OnceLock<EndCause>,
     closed: CancellationToken,
@@ -197,6 +200,7 @@ impl SessionTable {
             bytes_out: AtomicU64::new(0),
             last_activity_ms: AtomicI64::new(now),
             upstream_detail: OnceLock::new(),
+            started: std::sync::atomic::AtomicBool::new(false),
             token: cell.token.child_token(),
             cause: OnceLock::new(),
             closed: CancellationToken::new(),
@@ -204,9 +208,6 @@ impl SessionTable {
             warnings: a.warnings,
         });
         self.inner.sessions.insert(info.id.clone(), info.clone());
-        if let Some(o) = self.inner.observer.get() {
-            o.started(&info);
-        }
         Ok(SessionGuard {
             info,
             inner: self.inner.clone(),
@@ -366,6 +367,20 @@ impl SessionGuard {
     pub fn set_cause(&self, cause: EndCause) {
         let _ = self.info.cause.set(cause);
     }
+
+    /// The upstream is connected: from here the session counts as started
+    /// (metrics, `session.started` audit event with `upstream`), and its end
+    /// will be reported. A session admitted but never started (its upstream
+    /// was unreachable) is reported as a rejected connection instead.
+    pub fn start(&self, upstream: Option<serde_json::Value>) {
+        if let Some(u) = upstream {
+            let _ = self.info.upstream_detail.set(u);
+        }
+        self.info.started.store(true, Ordering::Release);
+        if let Some(o) = self.inner.observer.get() {
+            o.started(&self.info);
+        }
+    }
 }
 
 impl Drop for SessionGuard {
@@ -376,8 +391,10 @@ impl Drop for SessionGuard {
             .unwrap_or_else(|| EndCause::new(EndReason::Error));
         self.inner.sessions.remove(&self.info.id);
         self.info.grant.live.fetch_sub(1, Ordering::AcqRel);
-        if let Some(o) = self.inner.observer.get() {
-            o.ended(&self.info, &cause);
+        if self.info.started.load(Ordering::Acquire) {
+            if let Some(o) = self.inner.observer.get() {
+                o.ended(&self.info, &cause);
+            }
         }
         self.info.closed.cancel();
     }

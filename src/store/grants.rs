@@ -232,6 +232,32 @@ impl Store {
         Ok(load(&mut conn, &gid).await?.map(|g| (g, stored)))
     }
 
+    /// Active grants of `user` on `target` with their SCRAM verifier, newest
+    /// first: a PostgreSQL client names user and target, not the grant.
+    pub async fn active_grants_with_scram(
+        &self,
+        user: &str,
+        target: &str,
+    ) -> Result<Vec<(GrantRecord, String)>, StoreError> {
+        let cols = COLS
+            .split(", ")
+            .map(|c| format!("g.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {cols}, s.scram FROM grants g JOIN grant_secrets s ON s.grant_id = g.id \
+             WHERE g.user_name = $1 AND g.target = $2 AND g.state = 'active' \
+             ORDER BY g.granted_at DESC"
+        ))
+        .bind(user)
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((grant_from_row(r)?, r.try_get("scram")?)))
+            .collect()
+    }
+
     pub async fn count_active_grants(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE state = 'active'")

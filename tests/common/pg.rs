@@ -182,6 +182,38 @@ impl PgCluster {
         )
     }
 
+    /// Runs SQL as the superuser, directly (not through the proxy); returns
+    /// the unaligned, tuples-only output.
+    pub fn admin_sql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Creates a fresh database so tests sharing a cluster stay independent.
     pub fn create_db(&self, name: &str) -> String {
         let out = Command::new("psql")

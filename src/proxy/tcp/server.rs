@@ -204,6 +204,7 @@ async fn handle(
     };
     let _ = upstream.set_nodelay(true);
     drop(permit);
+    guard.start(None);
     let sid = guard.info().id.clone();
     if reply(&mut tls, Status::Ok, "", &sid).await.is_err() {
         guard.set_cause(crate::sessions::EndCause::new(

@@ -1,0 +1,99 @@
+//! Failed-authentication limiter shared by the front ends: after
+//! `MAX_FAILURES` failures within `WINDOW` for a source address or for a
+//! user, further attempts from it (or for them) are refused for `BLOCK`
+//! without checking the credential, which bounds both brute force and the
+//! audit events it can cause.
+
+use dashmap::DashMap;
+use std::time::{Duration, Instant};
+
+pub const MAX_FAILURES: u32 = 5;
+pub const WINDOW: Duration = Duration::from_secs(60);
+pub const BLOCK: Duration = Duration::from_secs(60);
+/// Beyond this many tracked keys, stale ones are pruned.
+const PRUNE_AT: usize = 100_000;
+
+#[derive(Default)]
+pub struct AuthLimiter {
+    entries: DashMap<String, Entry>,
+}
+
+struct Entry {
+    failures: u32,
+    window_start: Instant,
+    blocked_until: Option<Instant>,
+}
+
+impl AuthLimiter {
+    /// Err(time left) when any key is blocked.
+    pub fn check(&self, keys: &[String]) -> Result<(), Duration> {
+        let now = Instant::now();
+        for k in keys {
+            if let Some(e) = self.entries.get(k) {
+                if let Some(until) = e.blocked_until {
+                    if until > now {
+                        return Err(until - now);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a failure; returns true when it newly blocks a key.
+    pub fn failed(&self, keys: &[String]) -> bool {
+        let now = Instant::now();
+        if self.entries.len() > PRUNE_AT {
+            self.entries.retain(|_, e| {
+                now.duration_since(e.window_start) < WINDOW
+                    || e.blocked_until.is_some_and(|u| u > now)
+            });
+        }
+        let mut blocked = false;
+        for k in keys {
+            let mut e = self.entries.entry(k.clone()).or_insert(Entry {
+                failures: 0,
+                window_start: now,
+                blocked_until: None,
+            });
+            if now.duration_since(e.window_start) >= WINDOW {
+                e.failures = 0;
+                e.window_start = now;
+            }
+            e.failures += 1;
+            if e.failures >= MAX_FAILURES && e.blocked_until.is_none_or(|u| u <= now) {
+                e.blocked_until = Some(now + BLOCK);
+                e.failures = 0;
+                e.window_start = now;
+                blocked = true;
+            }
+        }
+        blocked
+    }
+
+    /// A success clears the user's count (not the source's).
+    pub fn succeeded(&self, key: &str) {
+        self.entries.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_after_max_failures_per_key() {
+        let l = AuthLimiter::default();
+        let keys = vec!["ip:10.0.0.1".to_string(), "user:alice".to_string()];
+        for _ in 0..MAX_FAILURES - 1 {
+            assert!(!l.failed(&keys));
+            assert!(l.check(&keys).is_ok());
+        }
+        assert!(l.failed(&keys));
+        assert!(l.check(&keys).is_err());
+        assert!(l.check(&["user:alice".to_string()]).is_err());
+        assert!(l
+            .check(&["ip:10.0.0.2".to_string(), "user:bob".to_string()])
+            .is_ok());
+    }
+}

@@ -1,0 +1,14 @@
+//! PostgreSQL front end: psql and every other client connect as
+//! `USER@TARGET` with the grant's connect secret (SCRAM), and the proxy logs
+//! in to the target with the target's credential. The relay follows message
+//! boundaries so it can warn (NoticeResponse), say goodbye (FATAL 57P01) and
+//! cancel the running query when the grant ends.
+
+pub mod cancel;
+pub mod codec;
+pub mod relay;
+pub mod scram;
+pub mod server;
+pub mod stream;
+pub mod upstream;
+pub mod upstream_tls;

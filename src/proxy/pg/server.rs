@@ -1,0 +1,567 @@
+//! The PostgreSQL listener: negotiation (GSSENC → 'N', SSLRequest or direct
+//! TLS, CancelRequest), startup with `user=USER@TARGET`, SCRAM-SHA-256(-PLUS)
+//! against the grant's connect-secret verifier, admission, the upstream
+//! login with the target's credential, then the relay.
+//!
+//! Every refusal is an ErrorResponse with the right SQLSTATE, so psql shows
+//! the engineer what to do next.
+
+use super::cancel::CancelKeys;
+use super::codec::{self, CodecError, Initial, Severity, MAX_AUTH_MESSAGE};
+use super::scram::{self, Exchange, Verifier};
+use super::stream::PgStream;
+use super::upstream;
+use crate::config::TargetKind;
+use crate::grants::{Admitted, Grants, Refusal};
+use crate::proxy::limiter::AuthLimiter;
+use crate::sessions::{Admission, AdmitError, EndCause, EndReason};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+/// From accept to authenticated: a client that has not finished its
+/// startup and authentication by then is cut off.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_UNAUTHENTICATED: usize = 1024;
+const WARNING_QUEUE: usize = 8;
+
+pub struct PgFrontEnd {
+    pub grants: Arc<Grants>,
+    pub tls: Option<TlsAcceptor>,
+    /// tls-server-end-point channel binding data (SHA-256 of our certificate).
+    pub cert_hash: Vec<u8>,
+    pub allow_plaintext: bool,
+    pub cancels: Arc<CancelKeys>,
+    pub limiter: AuthLimiter,
+}
+
+pub async fn serve(listener: TcpListener, fe: Arc<PgFrontEnd>, shutdown: CancellationToken) {
+    let unauth = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = unauth.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "postgres accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let fe = fe.clone();
+        tokio::spawn(async move { handle(fe, stream, peer, permit).await });
+    }
+}
+
+/// A refusal: the SQLSTATE, the message, and the metric reason.
+struct Refuse {
+    code: &'static str,
+    message: String,
+    reason: &'static str,
+}
+
+impl Refuse {
+    fn new(code: &'static str, reason: &'static str, message: impl Into<String>) -> Refuse {
+        Refuse {
+            code,
+            message: message.into(),
+            reason,
+        }
+    }
+}
+
+impl From<CodecError> for Refuse {
+    fn from(e: CodecError) -> Refuse {
+        Refuse::new("08P01", "protocol_error", format!("invalid startup: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Refuse {
+    fn from(e: std::io::Error) -> Refuse {
+        CodecError::Io(e).into()
+    }
+}
+
+enum Opened {
+    Startup {
+        stream: PgStream,
+        params: Vec<(String, String)>,
+    },
+    /// A CancelRequest was handled; nothing more to do.
+    Cancelled,
+}
+
+async fn handle(
+    fe: Arc<PgFrontEnd>,
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let mut client: Option<PgStream> = None;
+    let login = tokio::time::timeout(STARTUP_TIMEOUT, async {
+        let opened = open(&fe, tcp, &mut client).await?;
+        let (stream, params) = match opened {
+            Opened::Cancelled => return Ok(None),
+            Opened::Startup { stream, params } => (stream, params),
+        };
+        client = Some(stream);
+        let stream = client.as_mut().expect("just set");
+        login(&fe, stream, params, &peer).await.map(Some)
+    })
+    .await;
+    let ready = match login {
+        Err(_) => Err(Refuse::new(
+            "08P01",
+            "protocol_error",
+            format!(
+                "startup and authentication must finish within {}s",
+                STARTUP_TIMEOUT.as_secs()
+            ),
+        )),
+        Ok(r) => r,
+    };
+    let (admitted, params, user) = match ready {
+        Ok(Some(x)) => x,
+        Ok(None) => return,
+        Err(r) => {
+            fe.grants
+                .metrics
+                .connections_rejected
+                .with_label_values(&["postgres", r.reason])
+                .inc();
+            tracing::info!(%peer, reason = r.reason, "postgres connection refused: {}", r.message);
+            if let Some(mut s) = client {
+                let e = codec::error_response(Severity::Fatal, r.code, &r.message, None);
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    let _ = s.write_all(&e).await;
+                    let _ = s.flush().await;
+                    let _ = s.shutdown().await;
+                })
+                .await;
+            }
+            return;
+        }
+    };
+    let client = client.expect("authenticated client");
+    run_session(fe, client, admitted, params, user, peer, permit).await;
+}
+
+/// Negotiation up to the StartupMessage (or a CancelRequest).
+async fn open(
+    fe: &PgFrontEnd,
+    mut tcp: TcpStream,
+    client: &mut Option<PgStream>,
+) -> Result<Opened, Refuse> {
+    // Direct TLS (PostgreSQL 17 `sslnegotiation=direct`): a ClientHello
+    // straight away, which no startup packet can start with.
+    let mut first = [0u8; 1];
+    if tcp.peek(&mut first).await? == 1 && first[0] == 0x16 {
+        let Some(acceptor) = &fe.tls else {
+            return Err(Refuse::new(
+                "08P01",
+                "protocol_error",
+                "TLS is not configured",
+            ));
+        };
+        let tls = acceptor
+            .accept(tcp)
+            .await
+            .map_err(|e| Refuse::new("08P01", "protocol_error", format!("TLS failed: {e}")))?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"postgresql") {
+            return Err(Refuse::new(
+                "08P01",
+                "protocol_error",
+                "direct TLS requires the ALPN protocol \"postgresql\"",
+            ));
+        }
+        let mut s = PgStream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls)));
+        return after_tls(fe, &mut s).await.map(|o| match o {
+            Some(params) => Opened::Startup { stream: s, params },
+            None => Opened::Cancelled,
+        });
+    }
+    let mut gss_answered = false;
+    loop {
+        match codec::read_initial(&mut tcp).await? {
+            Initial::GssEncRequest if !gss_answered => {
+                gss_answered = true;
+                tcp.write_all(b"N").await?;
+            }
+            Initial::SslRequest => {
+                let Some(acceptor) = &fe.tls else {
+                    tcp.write_all(b"N").await?;
+                    continue;
+                };
+                tcp.write_all(b"S").await?;
+                // Nothing was read past the SSLRequest (unbuffered reads), so
+                // plaintext sent before the handshake cannot be smuggled in
+                // as if it were encrypted (CVE-2021-23214): TLS rejects it.
+                let tls = acceptor.accept(tcp).await.map_err(|e| {
+                    Refuse::new("08P01", "protocol_error", format!("TLS failed: {e}"))
+                })?;
+                let mut s = PgStream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls)));
+                return match after_tls(fe, &mut s).await {
+                    Ok(Some(params)) => Ok(Opened::Startup { stream: s, params }),
+                    Ok(None) => Ok(Opened::Cancelled),
+                    Err(r) => {
+                        *client = Some(s);
+                        Err(r)
+                    }
+                };
+            }
+            Initial::Cancel { pid, key } => {
+                cancel(fe, pid, &key).await;
+                return Ok(Opened::Cancelled);
+            }
+            Initial::Startup { minor, params } => {
+                let mut s = PgStream::Plain(tcp);
+                if !fe.allow_plaintext {
+                    *client = Some(s);
+                    return Err(Refuse::new(
+                        "28000",
+                        "protocol_error",
+                        "jitgate requires TLS: connect with sslmode=require",
+                    ));
+                }
+                return match negotiate_version(&mut s, minor, params).await {
+                    Ok(params) => Ok(Opened::Startup { stream: s, params }),
+                    Err(r) => {
+                        *client = Some(s);
+                        Err(r)
+                    }
+                };
+            }
+            Initial::GssEncRequest => {
+                *client = Some(PgStream::Plain(tcp));
+                return Err(Refuse::new(
+                    "08P01",
+                    "protocol_error",
+                    "repeated GSSENCRequest",
+                ));
+            }
+        }
+    }
+}
+
+/// Inside TLS: a StartupMessage or a CancelRequest (newer libpq sends
+/// cancels over TLS).
+async fn after_tls(
+    fe: &PgFrontEnd,
+    s: &mut PgStream,
+) -> Result<Option<Vec<(String, String)>>, Refuse> {
+    match codec::read_initial(s).await? {
+        Initial::Startup { minor, params } => negotiate_version(s, minor, params).await.map(Some),
+        Initial::Cancel { pid, key } => {
+            cancel(fe, pid, &key).await;
+            Ok(None)
+        }
+        _ => Err(Refuse::new(
+            "08P01",
+            "protocol_error",
+            "unexpected negotiation packet inside TLS",
+        )),
+    }
+}
+
+/// We speak protocol 3.0: a client asking for more, or for `_pq_.`
+/// options, is told so with NegotiateProtocolVersion and continues on 3.0.
+async fn negotiate_version(
+    s: &mut PgStream,
+    minor: i32,
+    params: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, Refuse> {
+    let (options, params): (Vec<_>, Vec<_>) = params
+        .into_iter()
+        .partition(|(k, _)| k.starts_with("_pq_."));
+    if minor > 0 || !options.is_empty() {
+        let names: Vec<String> = options.into_iter().map(|(k, _)| k).collect();
+        s.write_all(&codec::negotiate_protocol_version(&names))
+            .await?;
+    }
+    Ok(params)
+}
+
+async fn cancel(fe: &PgFrontEnd, pid: i32, key: &[u8]) {
+    match fe.cancels.lookup(pid, key) {
+        Some(t) => {
+            if let Err(e) = upstream::cancel(&t).await {
+                tracing::warn!(error = %e, "forwarding a cancel request failed");
+            }
+        }
+        None => tracing::debug!("cancel request with an unknown key dropped"),
+    }
+}
+
+fn refusal(r: Refusal) -> Refuse {
+    let reason = r.metric_reason();
+    match r {
+        Refusal::Unavailable => Refuse::new("57P03", reason, r.to_string()),
+        _ => Refuse::new("28000", reason, r.to_string()),
+    }
+}
+
+/// Startup parameters → (user, target); authentication; admission.
+async fn login(
+    fe: &PgFrontEnd,
+    s: &mut PgStream,
+    params: Vec<(String, String)>,
+    peer: &std::net::SocketAddr,
+) -> Result<(Admitted, Vec<(String, String)>, String), Refuse> {
+    let login = params
+        .iter()
+        .find(|(k, _)| k == "user")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let Some((user, target)) = login.split_once('@') else {
+        return Err(Refuse::new(
+            "28000",
+            "no_grant",
+            format!("connect as USER@TARGET (for example user=alice@prod-db), not {login:?}"),
+        ));
+    };
+    let keys = vec![format!("ip:{}", peer.ip()), format!("user:{user}")];
+    if let Err(left) = fe.limiter.check(&keys) {
+        return Err(Refuse::new(
+            "28000",
+            "auth_failed",
+            format!(
+                "too many failed authentication attempts; try again in {}s",
+                left.as_secs().max(1)
+            ),
+        ));
+    }
+    let candidates = fe
+        .grants
+        .admit_by_user(target, TargetKind::Postgres, user)
+        .await
+        .map_err(refusal)?;
+    // Authenticate against the newest grant's secret; a client holding an
+    // older grant's secret (two grants for the same target) is matched by
+    // trying the others' verifiers with the same proof.
+    let verifiers: Vec<Verifier> = candidates
+        .iter()
+        .map(|(_, v)| Verifier::parse(v))
+        .collect::<Result<_, _>>()
+        .map_err(|_| Refuse::new("XX000", "auth_failed", "corrupt secret verifier"))?;
+    match authenticate(fe, s, &verifiers).await? {
+        Some(i) => {
+            fe.limiter.succeeded(&keys[1]);
+            let (admitted, _) = candidates.into_iter().nth(i).expect("index in range");
+            let mut rest: Vec<(String, String)> =
+                params.into_iter().filter(|(k, _)| k != "user").collect();
+            // libpq defaults the database to the user name, here USER@TARGET;
+            // the target then defaults it to its own role instead.
+            rest.retain(|(k, v)| !(k == "database" && *v == login));
+            Ok((admitted, rest, user.to_string()))
+        }
+        None => {
+            let newly_blocked = fe.limiter.failed(&keys);
+            let entry = crate::audit::AuditEntry::new(
+                user,
+                "auth.failed",
+                target,
+                json!({"kind": "postgres", "client": peer.to_string(), "blocked": newly_blocked}),
+            );
+            let store = fe.grants.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.audit(&entry).await {
+                    tracing::warn!(error = %e, "could not audit a failed authentication");
+                }
+            });
+            Err(Refuse::new(
+                "28P01",
+                "auth_failed",
+                format!("password authentication failed for user \"{login}\" (use the grant's connect secret from `jitgate secret`)"),
+            ))
+        }
+    }
+}
+
+async fn read_sasl(s: &mut PgStream) -> Result<Vec<u8>, Refuse> {
+    let (tag, body) = codec::read_message(s, MAX_AUTH_MESSAGE).await?;
+    if tag != b'p' {
+        return Err(CodecError::Unexpected {
+            expected: "SASL response",
+            got: tag as char,
+        }
+        .into());
+    }
+    Ok(body)
+}
+
+/// SCRAM with the client; Some(index of the verifier that matched).
+async fn authenticate(
+    fe: &PgFrontEnd,
+    s: &mut PgStream,
+    verifiers: &[Verifier],
+) -> Result<Option<usize>, Refuse> {
+    let tls = s.is_tls();
+    let mechs: &[&str] = if tls {
+        &[scram::SCRAM_SHA_256_PLUS, scram::SCRAM_SHA_256]
+    } else {
+        &[scram::SCRAM_SHA_256]
+    };
+    s.write_all(&codec::auth_sasl(mechs)).await?;
+    s.flush().await?;
+    let first = read_sasl(s).await?;
+    let (mech, rest) = codec::cstr(&first).ok_or(CodecError::Malformed("SASL initial response"))?;
+    let len = rest
+        .get(..4)
+        .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
+        .ok_or(CodecError::Malformed("SASL initial response"))?;
+    let data = &rest[4..];
+    if len < 0 || len as usize != data.len() {
+        return Err(CodecError::Malformed("SASL initial response").into());
+    }
+    let scram_err = |e: scram::ScramError| match e {
+        scram::ScramError::ChannelBindingDowngrade | scram::ScramError::ChannelBinding => {
+            Refuse::new("28000", "auth_failed", e.to_string())
+        }
+        _ => Refuse::new("08P01", "protocol_error", e.to_string()),
+    };
+    // Salts differ per grant, so the exchange runs against the first
+    // verifier; with several grants, later ones are tried for the proof
+    // only if their salt and iterations match (rotated secrets do not).
+    let nonce = scram::server_nonce();
+    let x = Exchange::start(mech, data, tls, &verifiers[0], &nonce).map_err(scram_err)?;
+    s.write_all(&codec::auth_sasl_continue(x.server_first().as_bytes()))
+        .await?;
+    s.flush().await?;
+    let fin = read_sasl(s).await?;
+    let hash = tls.then_some(fe.cert_hash.as_slice());
+    for (i, v) in verifiers.iter().enumerate() {
+        if i > 0 && (v.salt != verifiers[0].salt || v.iterations != verifiers[0].iterations) {
+            continue;
+        }
+        match x.finish(&fin, v, hash) {
+            Ok(server_final) => {
+                let mut out = codec::auth_sasl_final(server_final.as_bytes());
+                out.extend(codec::auth_ok());
+                s.write_all(&out).await?;
+                s.flush().await?;
+                return Ok(Some(i));
+            }
+            Err(scram::ScramError::Proof) => continue,
+            Err(e) => return Err(scram_err(e)),
+        }
+    }
+    Ok(None)
+}
+
+async fn run_session(
+    fe: Arc<PgFrontEnd>,
+    mut client: PgStream,
+    admitted: Admitted,
+    params: Vec<(String, String)>,
+    user: String,
+    peer: std::net::SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let g = &admitted.grant;
+    let (warn_tx, warn_rx) = tokio::sync::mpsc::channel(WARNING_QUEUE);
+    let guard = match fe.grants.sessions.admit(Admission {
+        grant_id: g.id.clone(),
+        user: g.user.clone(),
+        target: g.target.clone(),
+        kind: TargetKind::Postgres,
+        client_addr: peer.to_string(),
+        granted_at_ms: g.granted_at_ms,
+        expires_at_ms: g.expires_at_ms,
+        max_sessions: admitted
+            .policy
+            .as_ref()
+            .and_then(|p| p.max_sessions_per_grant),
+        warnings: Some(warn_tx),
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            let (code, reason) = match e {
+                AdmitError::MaxSessions(_) => ("53300", "max_sessions"),
+                AdmitError::GrantEnded(_) => ("28000", "no_grant"),
+            };
+            return refuse_late(&fe, &mut client, code, reason, &e.to_string()).await;
+        }
+    };
+    let sid = guard.info().id.clone();
+    let mut up_params: Vec<(String, String)> = params
+        .into_iter()
+        .filter(|(k, _)| k != "application_name")
+        .collect();
+    up_params.push(("application_name".into(), format!("jitgate:{user}:{sid}")));
+    let up = match upstream::connect(&admitted.target, &up_params).await {
+        Ok(u) => u,
+        Err(e) => {
+            guard.set_cause(EndCause::new(EndReason::Error));
+            tracing::warn!(session = %sid, target = %g.target, "upstream login failed: {e}");
+            let code = match e.sqlstate() {
+                Some("3D000") => "3D000",
+                _ => "08006",
+            };
+            let msg = format!("cannot connect to {}: {e}", g.target);
+            return refuse_late(&fe, &mut client, code, "upstream_error", &msg).await;
+        }
+    };
+    let minted = fe.cancels.mint(up.cancel.clone());
+    let mut hello = Vec::new();
+    for (k, v) in &up.parameters {
+        hello.extend(codec::parameter_status(k, v));
+    }
+    hello.extend(codec::backend_key_data(minted.pid, &minted.key));
+    hello.extend(codec::ready_for_query(b'I'));
+    if client.write_all(&hello).await.is_err() || client.flush().await.is_err() {
+        guard.set_cause(EndCause::new(EndReason::ClientClosed));
+        return;
+    }
+    drop(permit);
+    guard.start(Some(json!({"backend_pid": up.cancel.pid})));
+    let span = tracing::info_span!("session", session = %sid, user = %g.user, target = %g.target, backend_pid = up.cancel.pid);
+    let idle = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
+    let mut upstream = up.stream;
+    let relay = super::relay::run(
+        &mut client,
+        &mut upstream,
+        &guard,
+        idle,
+        warn_rx,
+        &up.cancel,
+    );
+    let _cause = tracing::Instrument::instrument(relay, span).await;
+    drop(client);
+    drop(upstream);
+    drop(minted);
+    drop(guard);
+}
+
+/// A refusal after AuthenticationOk (admission or upstream failure).
+async fn refuse_late(
+    fe: &PgFrontEnd,
+    s: &mut PgStream,
+    code: &str,
+    reason: &'static str,
+    msg: &str,
+) {
+    fe.grants
+        .metrics
+        .connections_rejected
+        .with_label_values(&["postgres", reason])
+        .inc();
+    tracing::info!(reason, "postgres session refused: {msg}");
+    let e = codec::error_response(Severity::Fatal, code, msg, None);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = s.write_all(&e).await;
+        let _ = s.flush().await;
+        let _ = s.shutdown().await;
+    })
+    .await;
+}

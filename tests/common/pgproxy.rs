@@ -1,0 +1,180 @@
+//! The PostgreSQL front end under test: a private cluster with a target
+//! role, a daemon with the PostgreSQL listener, and the clients (psql,
+//! tokio-postgres) pointed at the proxy.
+
+use super::daemon::{Daemon, BOB};
+use super::free_port;
+use super::pg::PgCluster;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+/// The TLS stream type tokio-postgres-rustls gives (its name is private).
+pub type TlsStream =
+    <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+        tokio_postgres::Socket,
+    >>::Stream;
+
+/// The target role's password, handed to the daemon through its environment.
+pub const ROLE_PASSWORD: &str = "jit-admin-Secret-42";
+pub const PASSWORD_ENV: &str = "JITGATE_TEST_PG_PASSWORD";
+
+pub struct PgProxy {
+    pub cluster: PgCluster,
+    pub d: Daemon,
+    pub port: u16,
+}
+
+impl PgProxy {
+    /// None when PostgreSQL is missing (the skip is reported by PgCluster).
+    pub fn start() -> Option<PgProxy> {
+        let cluster = PgCluster::start()?;
+        cluster.admin_sql(&format!(
+            "CREATE ROLE jit_admin LOGIN PASSWORD '{ROLE_PASSWORD}'"
+        ));
+        cluster.admin_sql("CREATE DATABASE app OWNER jit_admin");
+        // Set before the daemon starts; every test uses the same value.
+        std::env::set_var(PASSWORD_ENV, ROLE_PASSWORD);
+        let port = free_port();
+        let target = |name: &str, tls: &str| {
+            format!(
+                "\n[[targets]]\nname = \"{name}\"\nkind = \"postgres\"\naddress = \"127.0.0.1:{}\"\nupstream = {{ user = \"jit_admin\", password_env = \"{PASSWORD_ENV}\", tls = \"{tls}\" }}\n",
+                cluster.port
+            )
+        };
+        let mut extra = format!("\n[listeners.postgres]\nlisten = \"127.0.0.1:{port}\"\n");
+        extra += &target("auto-db", "prefer");
+        extra += &target("warn-db", "disable");
+        extra += &target("few-db", "disable");
+        extra += r#"
+[[policies]]
+name = "warn"
+requesters = ["group:oncall"]
+targets = ["warn-*"]
+approvals_required = 0
+max_duration = "10m"
+warn_before = ["3s"]
+
+[[policies]]
+name = "few"
+requesters = ["group:oncall"]
+targets = ["few-*"]
+approvals_required = 0
+max_duration = "10m"
+max_sessions_per_grant = 1
+"#;
+        let d = Daemon::start_with(None, &extra);
+        Some(PgProxy { cluster, d, port })
+    }
+
+    /// An active grant and its connect secret.
+    pub fn grant(&self, token: &str, target: &str, duration: &str) -> (String, String) {
+        let r = self.d.create_request(token, target, duration);
+        let gid = r["grant"]["id"]
+            .as_str()
+            .expect("auto-approved")
+            .to_string();
+        let s = self
+            .d
+            .post(&format!("/v1/grants/{gid}/secret"), Some(token), "")
+            .unwrap();
+        assert_eq!(s.status, 200, "{}", s.body);
+        (gid, s.json()["secret"].as_str().unwrap().to_string())
+    }
+
+    pub fn cert(&self) -> std::path::PathBuf {
+        self.d.dir.join("data").join("postgres-cert.pem")
+    }
+
+    /// libpq connection string through the proxy.
+    pub fn conninfo(&self, user_at_target: &str, extra: &str) -> String {
+        format!(
+            "host=localhost port={} user={user_at_target} dbname=app sslmode=verify-full sslrootcert={} {extra}",
+            self.port,
+            self.cert().display()
+        )
+    }
+
+    pub fn psql_command(&self, conninfo: &str, secret: &str) -> Command {
+        let mut c = Command::new("psql");
+        c.arg(conninfo)
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .env("PGPASSWORD", secret)
+            .env("PGCONNECT_TIMEOUT", "20");
+        c
+    }
+
+    /// Runs one command through the proxy with psql.
+    pub fn psql(&self, user_at_target: &str, secret: &str, sql: &str) -> Output {
+        self.psql_command(&self.conninfo(user_at_target, ""), secret)
+            .args(["-c", sql])
+            .output()
+            .expect("run psql")
+    }
+
+    /// tokio-postgres through the proxy, verifying the proxy's certificate
+    /// and requiring SCRAM channel binding.
+    pub async fn tokio_postgres(
+        &self,
+        user_at_target: &str,
+        secret: &str,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, TlsStream>,
+        ),
+        tokio_postgres::Error,
+    > {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("localhost")
+            .port(self.port)
+            .user(user_at_target)
+            .password(secret)
+            .dbname("app")
+            .ssl_mode(tokio_postgres::config::SslMode::Require)
+            .channel_binding(tokio_postgres::config::ChannelBinding::Require);
+        cfg.connect(self.tls()).await
+    }
+
+    pub fn tls(&self) -> tokio_postgres_rustls::MakeRustlsConnect {
+        let pem = std::fs::read(self.cert()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tokio_postgres_rustls::MakeRustlsConnect::new(cfg)
+    }
+
+    /// Backends of jitgate sessions, seen by the superuser on the target.
+    pub fn backends(&self) -> Vec<String> {
+        let out = self.cluster.admin_sql(
+            "SELECT pid || '|' || application_name || '|' || state || '|' || query FROM pg_stat_activity WHERE application_name LIKE 'jitgate:%'",
+        );
+        out.lines()
+            .map(|l| l.to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+}
+
+/// bob's default grant on auto-db, for tests that need just one.
+pub fn bob_grant(p: &PgProxy) -> (String, String) {
+    p.grant(BOB, "auto-db", "5m")
+}
+
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+pub fn free() -> u16 {
+    free_port()
+}

@@ -1,0 +1,253 @@
+//! The PostgreSQL front end against a real server with real clients: psql
+//! and tokio-postgres through the proxy, and no backend left working when a
+//! grant ends.
+
+mod common;
+
+use common::daemon::*;
+use common::pgproxy::*;
+use common::tunnel::wait_for;
+use std::time::{Duration, Instant};
+
+#[test]
+fn psql_through_the_proxy_runs_as_the_target_role_tagged_with_the_session() {
+    let Some(p) = PgProxy::start() else { return };
+    let (_gid, secret) = bob_grant(&p);
+    let o = p
+        .psql_command(&p.conninfo("bob@auto-db", "channel_binding=require"), &secret)
+        .args([
+            "-c",
+            "SELECT current_user, current_database(), application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let row: Vec<&str> = out.trim().split('|').collect();
+    assert_eq!(row[0], "jit_admin");
+    assert_eq!(row[1], "app");
+    assert!(row[2].starts_with("jitgate:bob:ses_"), "{out}");
+
+    // The session and its backend pid are in the audit log.
+    wait_for("session audit events with the backend pid", || {
+        let a = p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+        a.contains("session.ended") && a.contains("backend_pid")
+    });
+    let m = p.d.metrics();
+    assert!(
+        m.contains(r#"jitgate_sessions_started_total{kind="postgres",target="auto-db"} 1"#),
+        "{m}"
+    );
+}
+
+#[test]
+fn revoking_during_a_long_query_delivers_fatal_and_leaves_no_backend() {
+    let Some(p) = PgProxy::start() else { return };
+    let (gid, secret) = bob_grant(&p);
+    let child = p
+        .psql_command(&p.conninfo("bob@auto-db", ""), &secret)
+        .args(["-c", "SELECT pg_sleep(600)"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the query to run upstream", || {
+        p.backends()
+            .iter()
+            .any(|b| b.contains("|active|SELECT pg_sleep(600)"))
+    });
+    let r =
+        p.d.post(
+            &format!("/v1/grants/{gid}/revoke"),
+            Some(DAVE),
+            r#"{"reason":"INC-42 closed"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_terminated"], 1);
+    let revoked = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "FATAL:  terminating connection: access to auto-db ended: grant revoked by dave (INC-42 closed)"
+        ),
+        "{err}"
+    );
+    // No backend keeps working: the query was cancelled and the backend left.
+    wait_for("the backend to exit", || p.backends().is_empty());
+    assert!(
+        revoked.elapsed() < Duration::from_secs(10),
+        "backend lingered {:?}",
+        revoked.elapsed()
+    );
+    let logs = p.d.logs();
+    assert!(
+        logs.contains("cancelled the running query upstream"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn expiry_during_a_query_ends_it_the_same_way() {
+    let Some(p) = PgProxy::start() else { return };
+    let (_gid, secret) = p.grant(BOB, "auto-db", "3s");
+    let o = p.psql("bob@auto-db", &secret, "SELECT pg_sleep(600)");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("terminating connection: access to auto-db ended: grant expired"),
+        "{err}"
+    );
+    wait_for("the backend to exit", || p.backends().is_empty());
+    // A new login after expiry is refused with a clear reason.
+    let o = p.psql("bob@auto-db", &secret, "SELECT 1");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("no active grant"), "{err}");
+}
+
+#[test]
+fn refusals_carry_clear_messages() {
+    let Some(p) = PgProxy::start() else { return };
+    let (_gid, secret) = bob_grant(&p);
+    let cases = [
+        ("bob@auto-db", "jgs_wrong", "password authentication failed"),
+        ("alice@auto-db", secret.as_str(), "no active grant"),
+        ("bob@nope", secret.as_str(), "unknown target nope"),
+        ("bob", secret.as_str(), "connect as USER@TARGET"),
+    ];
+    for (user, pw, words) in cases {
+        let o = p.psql(user, pw, "SELECT 1");
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{user}: {err}");
+        assert!(err.contains(words), "{user}: {err}");
+    }
+    // Plaintext is refused unless the config allows it.
+    let o = p
+        .psql_command(
+            &format!(
+                "host=localhost port={} user=bob@auto-db dbname=app sslmode=disable",
+                p.port
+            ),
+            &secret,
+        )
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert!(err.contains("jitgate requires TLS"), "{err}");
+    let m = p.d.metrics();
+    assert!(
+        m.contains(r#"jitgate_connections_rejected_total{kind="postgres",reason="auth_failed"} 1"#),
+        "{m}"
+    );
+    let a = p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+    assert!(a.contains("auth.failed"), "{a}");
+}
+
+#[test]
+fn wrong_secrets_in_a_loop_are_rate_limited() {
+    let Some(p) = PgProxy::start() else { return };
+    let (_gid, secret) = bob_grant(&p);
+    let mut saw_limit = false;
+    for _ in 0..8 {
+        let o = p.psql("bob@auto-db", "jgs_guess", "SELECT 1");
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2));
+        saw_limit |= err.contains("too many failed authentication attempts");
+    }
+    assert!(saw_limit, "no rate limit after 8 wrong secrets");
+    // Even the right secret is refused while blocked.
+    let o = p.psql("bob@auto-db", &secret, "SELECT 1");
+    assert!(text(&o).1.contains("too many failed"), "{:?}", text(&o));
+}
+
+#[test]
+fn max_sessions_refuses_the_second_session_with_53300() {
+    let Some(p) = PgProxy::start() else { return };
+    let (_gid, secret) = p.grant(BOB, "few-db", "5m");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (c1, conn1) = p.tokio_postgres("bob@few-db", &secret).await.unwrap();
+        tokio::spawn(conn1);
+        c1.simple_query("SELECT 1").await.unwrap();
+        let e = match p.tokio_postgres("bob@few-db", &secret).await {
+            Ok(_) => panic!("a second session was admitted"),
+            Err(e) => e,
+        };
+        let db = e.as_db_error().expect("db error");
+        assert_eq!(db.code().code(), "53300", "{db}");
+    });
+}
+
+#[test]
+fn tokio_postgres_extended_protocol_cancel_and_warnings() {
+    use futures_util::StreamExt;
+    let Some(p) = PgProxy::start() else { return };
+    let (_gid, secret) = p.grant(BOB, "warn-db", "6s");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (client, mut conn) = p.tokio_postgres("bob@warn-db", &secret).await.unwrap();
+        let (tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            while let Some(m) = stream.next().await {
+                match m {
+                    Ok(tokio_postgres::AsyncMessage::Notice(n)) => {
+                        let _ = tx.send(n.message().to_string());
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Some(e),
+                }
+            }
+            None
+        });
+        // Prepared statements, parameters, many rows.
+        let stmt = client
+            .prepare("SELECT g, repeat('x', $1::int) FROM generate_series(1, 5000) g")
+            .await
+            .unwrap();
+        let rows = client.query(&stmt, &[&100i32]).await.unwrap();
+        assert_eq!(rows.len(), 5000);
+        assert_eq!(rows[4999].get::<_, i32>(0), 5000);
+
+        // Client-side cancel through the proxy's minted key.
+        let token = client.cancel_token();
+        let tls = p.tls();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            token.cancel_query(tls).await
+        });
+        let e = client
+            .simple_query("SELECT pg_sleep(30)")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.as_db_error().map(|d| d.code().code()),
+            Some("57014"),
+            "{e}"
+        );
+        canceller.await.unwrap().unwrap();
+
+        // The warn_before notice arrives ~3 s before the end, then the FATAL.
+        let warned = tokio::time::timeout(Duration::from_secs(20), notices.recv())
+            .await
+            .expect("no warning")
+            .unwrap();
+        assert!(
+            warned.contains("jitgate: access to warn-db ends in 3s"),
+            "{warned}"
+        );
+        let ended = tokio::time::timeout(Duration::from_secs(20), driver)
+            .await
+            .expect("connection not closed")
+            .unwrap()
+            .expect("an error ends the connection");
+        let db = ended.as_db_error().expect("FATAL from the proxy");
+        assert_eq!(db.code().code(), "57P01");
+        assert_eq!(db.severity(), "FATAL");
+        assert!(db.message().contains("grant expired"), "{}", db.message());
+    });
+}
