@@ -182,6 +182,11 @@ impl PgCluster {
         )
     }
 
+    /// A tool of the same PostgreSQL installation (pgbench, pg_isready...).
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
     /// Runs SQL as the superuser, directly (not through the proxy); returns
     /// the unaligned, tuples-only output.
     pub fn admin_sql(&self, sql: &str) -> String {

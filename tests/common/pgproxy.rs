@@ -27,6 +27,12 @@ pub struct PgProxy {
 impl PgProxy {
     /// None when PostgreSQL is missing (the skip is reported by PgCluster).
     pub fn start() -> Option<PgProxy> {
+        Self::start_with(false)
+    }
+
+    /// `allow_plaintext` opens the listener to clients without TLS (sqlx
+    /// here is built without a TLS backend).
+    pub fn start_with(allow_plaintext: bool) -> Option<PgProxy> {
         let cluster = PgCluster::start()?;
         cluster.admin_sql(&format!(
             "CREATE ROLE jit_admin LOGIN PASSWORD '{ROLE_PASSWORD}'"
@@ -41,7 +47,9 @@ impl PgProxy {
                 cluster.port
             )
         };
-        let mut extra = format!("\n[listeners.postgres]\nlisten = \"127.0.0.1:{port}\"\n");
+        let mut extra = format!(
+            "\n[listeners.postgres]\nlisten = \"127.0.0.1:{port}\"\nallow_plaintext = {allow_plaintext}\n"
+        );
         extra += &target("auto-db", "prefer");
         extra += &target("warn-db", "disable");
         extra += &target("few-db", "disable");

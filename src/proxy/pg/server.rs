@@ -264,6 +264,9 @@ async fn after_tls(
         Initial::Startup { minor, params } => negotiate_version(s, minor, params).await.map(Some),
         Initial::Cancel { pid, key } => {
             cancel(fe, pid, &key).await;
+            // A clean TLS close: libpq's cancel API reads an unannounced
+            // EOF as a failed cancel.
+            let _ = s.shutdown().await;
             Ok(None)
         }
         _ => Err(Refuse::new(
