@@ -117,7 +117,7 @@ fn an_oversized_authentication_message_gets_a_protocol_error() {
     let (tag, _) = read_msg(&mut s);
     assert_eq!(tag, b'R');
     // A SASL response claiming 100 MB.
-    s.write_all(&[b'p']).unwrap();
+    s.write_all(b"p").unwrap();
     s.write_all(&100_000_000i32.to_be_bytes()).unwrap();
     let (tag, body) = read_msg(&mut s);
     assert_eq!(tag, b'E');
@@ -131,7 +131,7 @@ fn an_oversized_authentication_message_gets_a_protocol_error() {
 
 /// Logs in over plaintext with SCRAM, as a minimal client.
 fn login(p: &PgProxy, secret: &str) -> TcpStream {
-    let mut s = raw(&p);
+    let mut s = raw(p);
     s.write_all(&startup("bob@auto-db")).unwrap();
     let (tag, _) = read_msg(&mut s);
     assert_eq!(tag, b'R');
