@@ -6,6 +6,8 @@
 
 pub mod cancel;
 pub mod codec;
+#[cfg(test)]
+mod codec_fixtures;
 pub mod relay;
 pub mod scram;
 pub mod server;
