@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
     )
     .unwrap();
     let (first, last) = data.split_at(data.len() / 2);
-    for (mech, tls) in [(SCRAM_SHA_256, false), (SCRAM_SHA_256_PLUS, true), (SCRAM_SHA_256, true)] {
+    for (mech, tls) in [
+        (SCRAM_SHA_256, false),
+        (SCRAM_SHA_256_PLUS, true),
+        (SCRAM_SHA_256, true),
+    ] {
         if let Ok(x) = Exchange::start(mech, first, tls, &v, "srvnonce") {
             // The fuzzer does not know the secret, so it can never pass.
             assert!(x.finish(last, &v, Some(&[0u8; 32])).is_err());

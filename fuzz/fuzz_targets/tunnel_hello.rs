@@ -4,7 +4,9 @@ use jitgate::proxy::tcp::handshake::{read_hello, read_reply};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut r = data;
     let _ = rt.block_on(read_hello(&mut r));
     let mut r = data;
