@@ -131,7 +131,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             hex::decode(tls.fingerprint.trim_start_matches("sha256:")).expect("fingerprint is hex");
         let l = bind(pg.listen, "the PostgreSQL").await?;
         tracing::info!(addr = %l.local_addr()?, fingerprint = %tls.fingerprint, "postgres listening");
-        let fe = Arc::new(crate::proxy::pg::server::PgFrontEnd {
+        let fe = Arc::new(crate::proxy::postgres::server::PgFrontEnd {
             grants: grants.clone(),
             tls: Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
             cert_hash,
@@ -139,7 +139,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             cancels: Default::default(),
             limiter: Default::default(),
         });
-        tasks.spawn(crate::proxy::pg::server::serve(l, fe, shutdown.clone()));
+        tasks.spawn(crate::proxy::postgres::server::serve(l, fe, shutdown.clone()));
     }
     state.listeners_up.store(true, Ordering::Release);
     warn_about_demo_tokens(&cfg);

@@ -1,7 +1,7 @@
 //! The relay's frame tracker over arbitrary bytes split at an arbitrary
 //! point: the same tags and boundaries whatever the split, or an error.
 #![no_main]
-use jitgate::proxy::pg::codec::{error_fields, FrameTracker};
+use jitgate::proxy::postgres::codec::{error_fields, FrameTracker};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

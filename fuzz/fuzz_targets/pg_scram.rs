@@ -1,7 +1,7 @@
 //! Server-side SCRAM over arbitrary client messages: errors, never panics,
 //! and never authenticates without the secret.
 #![no_main]
-use jitgate::proxy::pg::scram::{Exchange, Verifier, SCRAM_SHA_256, SCRAM_SHA_256_PLUS};
+use jitgate::proxy::postgres::scram::{Exchange, Verifier, SCRAM_SHA_256, SCRAM_SHA_256_PLUS};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

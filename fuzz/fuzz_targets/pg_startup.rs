@@ -5,10 +5,10 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = jitgate::proxy::pg::codec::parse_initial(data);
+    let _ = jitgate::proxy::postgres::codec::parse_initial(data);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let mut r = data;
-    let _ = rt.block_on(jitgate::proxy::pg::codec::read_initial(&mut r));
+    let _ = rt.block_on(jitgate::proxy::postgres::codec::read_initial(&mut r));
 });

@@ -2,5 +2,5 @@
 //! against a grant, registers a session and relays to the target.
 
 pub mod limiter;
-pub mod pg;
+pub mod postgres;
 pub mod tcp;
