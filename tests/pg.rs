@@ -251,3 +251,72 @@ fn tokio_postgres_extended_protocol_cancel_and_warnings() {
         assert!(db.message().contains("grant expired"), "{}", db.message());
     });
 }
+
+#[test]
+fn interactive_psql_on_a_pty_sees_the_farewell_and_cannot_reconnect() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let Some(p) = PgProxy::start() else { return };
+    let (gid, secret) = bob_grant(&p);
+    // `script` gives psql a real terminal, so it runs interactively (prompt,
+    // and a reset attempt after losing the connection).
+    let psql = format!("psql '{}' -X -P pager=off", p.conninfo("bob@auto-db", ""));
+    let mut child = std::process::Command::new("script")
+        .args(["-qfec", &psql, "/dev/null"])
+        .env("PGPASSWORD", &secret)
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let out = child.stdout.take().unwrap();
+    // The prompt has no newline: collect raw output, not lines.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = seen.clone();
+    std::thread::spawn(move || {
+        let mut out = out;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 {
+                return;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    let expect = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if seen.lock().unwrap().contains(what) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "psql never printed {what:?}; it printed:\n{}",
+            seen.lock().unwrap()
+        );
+    };
+    expect("app=>");
+    writeln!(stdin, "SELECT 'still ' || 'here';").unwrap();
+    expect("still here");
+    let r =
+        p.d.post(
+            &format!("/v1/grants/{gid}/revoke"),
+            Some(DAVE),
+            r#"{"reason":"shift over"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.json()["sessions_terminated"], 1);
+    // psql notices the lost connection at its next command, shows the
+    // farewell, and its automatic reconnect is refused: the grant is gone.
+    writeln!(stdin, "SELECT 1;").unwrap();
+    expect("access to auto-db ended: grant revoked by dave (shift over)");
+    expect("Attempting reset: Failed.");
+    writeln!(stdin, "\\q").unwrap();
+    drop(stdin);
+    let _ = child.wait();
+}
