@@ -17,7 +17,13 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// Monotonic deadline for a wall-clock instant; in the past means now.
+/// Computed from microseconds: truncating "now" to whole milliseconds added
+/// up to a millisecond to every expiry (tokio's timer adds its own tick).
 pub fn deadline(at_ms: i64) -> tokio::time::Instant {
-    let remaining = at_ms.saturating_sub(now_ms()).max(0) as u64;
-    tokio::time::Instant::now() + Duration::from_millis(remaining)
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let remaining = at_ms.saturating_mul(1000).saturating_sub(now_us).max(0) as u64;
+    tokio::time::Instant::now() + Duration::from_micros(remaining)
 }
