@@ -139,7 +139,11 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             cancels: Default::default(),
             limiter: Default::default(),
         });
-        tasks.spawn(crate::proxy::postgres::server::serve(l, fe, shutdown.clone()));
+        tasks.spawn(crate::proxy::postgres::server::serve(
+            l,
+            fe,
+            shutdown.clone(),
+        ));
     }
     state.listeners_up.store(true, Ordering::Release);
     warn_about_demo_tokens(&cfg);

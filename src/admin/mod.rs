@@ -1,8 +1,9 @@
-//! The admin HTTP API (and, later, the web console): hyper HTTP/1.1 with
+//! The admin HTTP API and the web console: hyper HTTP/1.1 with
 //! header-read and request timeouts, a 64 KiB body limit and a cap on
 //! concurrent connections, so hostile clients get an error or a timeout.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 mod handlers;
 pub mod http;

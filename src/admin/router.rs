@@ -1,5 +1,6 @@
 //! Routing by method and path segments; authentication; the per-request
 //! timeout; and the admin_requests_total metric labelled by route pattern.
+//! The web console's static files (`/`, `/console/...`) need no token.
 
 use super::error::ApiError;
 use super::handlers::{self as h, Ctx};
@@ -45,6 +46,15 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
     let method = req.method().clone();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
 
+    if method == Method::GET || method == Method::HEAD {
+        let inm = req
+            .headers()
+            .get(hyper::header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok());
+        if let Some((route, resp)) = super::console::response(&path, inm) {
+            return (route, Ok(resp));
+        }
+    }
     match (&method, segs.as_slice()) {
         (&Method::GET, ["healthz"]) => return ("/healthz", Ok(text(StatusCode::OK, "ok"))),
         (&Method::GET, ["readyz"]) => return ("/readyz", Ok(readyz(&state).await)),
