@@ -145,6 +145,22 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             shutdown.clone(),
         ));
     }
+    if let Some(ssh) = &cfg.ssh {
+        let key = crate::proxy::ssh::keys::host_key(&cfg.data_dir, ssh.host_key.as_deref())?;
+        let public = key.public_key().clone();
+        let l = bind(ssh.listen, "the SSH").await?;
+        tracing::info!(
+            addr = %l.local_addr()?,
+            host_key = %crate::proxy::ssh::keys::fingerprint(&public),
+            "ssh listening"
+        );
+        let fe = Arc::new(crate::proxy::ssh::server::SshFrontEnd {
+            grants: grants.clone(),
+            config: Arc::new(crate::proxy::ssh::server::server_config(key)),
+            limiter: Default::default(),
+        });
+        tasks.spawn(crate::proxy::ssh::server::serve(l, fe, shutdown.clone()));
+    }
     state.listeners_up.store(true, Ordering::Release);
     warn_about_demo_tokens(&cfg);
     tracing::info!(addr = %admin_addr, instance = %cfg.instance, store = store_kind(&cfg.store_url), "jitgate ready");

@@ -120,6 +120,46 @@ impl Grants {
         Ok(out)
     }
 
+    /// Admission of an engineer already identified (SSH public key): the
+    /// newest active grant of `user` on `target`.
+    pub async fn admit_identified(
+        &self,
+        target: &str,
+        kind: TargetKind,
+        user: &str,
+    ) -> Result<Admitted, Refusal> {
+        let cfg = self.config.get();
+        let t = cfg
+            .targets
+            .get(target)
+            .filter(|t| t.kind == kind)
+            .ok_or_else(|| Refusal::UnknownTarget(target.to_string()))?
+            .clone();
+        if self
+            .store
+            .get_lock(user)
+            .await
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(Refusal::Locked(user.to_string()));
+        }
+        let now = crate::clock::now_ms();
+        let grant = self
+            .store
+            .active_grants_of(user, target)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .find(|g| g.expires_at_ms > now)
+            .ok_or_else(|| {
+                Refusal::NoGrant(format!(
+                    "no active grant for {user} on {target}: request access with `jitgate request {target} --reason ...`"
+                ))
+            })?;
+        self.check_grant(&cfg, grant, t, target).await
+    }
+
     /// The checks every admission makes once it has a grant.
     async fn check_grant(
         &self,

@@ -3,4 +3,5 @@
 
 pub mod limiter;
 pub mod postgres;
+pub mod ssh;
 pub mod tcp;

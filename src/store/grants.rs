@@ -232,6 +232,23 @@ impl Store {
         Ok(load(&mut conn, &gid).await?.map(|g| (g, stored)))
     }
 
+    /// Active grants of `user` on `target`, newest first (SSH identifies the
+    /// engineer by key, so no secret is involved).
+    pub async fn active_grants_of(
+        &self,
+        user: &str,
+        target: &str,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM grants WHERE user_name = $1 AND target = $2 AND state = 'active' ORDER BY granted_at DESC"
+        ))
+        .bind(user)
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
     /// Active grants of `user` on `target` with their SCRAM verifier, newest
     /// first: a PostgreSQL client names user and target, not the grant.
     pub async fn active_grants_with_scram(

@@ -70,6 +70,7 @@ token_sha256 = "{a}"
 [[users]]
 name = "bob"
 token_sha256 = "{b}"
+ssh_keys = ["{bob_ssh}"]
 
 [[users]]
 name = "carol"
@@ -132,6 +133,7 @@ max_duration = "10m"
         c = sha(CAROL),
         e = sha(ERIN),
         d = sha(DAVE),
+        bob_ssh = include_str!("../fixtures/ssh/bob_ed25519.pub").trim(),
     )
 }
 

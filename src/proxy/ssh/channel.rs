@@ -1,0 +1,232 @@
+//! One relayed channel: what the engineer sends goes through a FIFO to a
+//! writer task for the target's channel; what the target sends is drained by
+//! a reader task into a byte-capped queue and written to the engineer by a
+//! writer that waits for the engineer's window.
+//!
+//! Invariants (each one a bug seen in russh-based bastions):
+//! - The server handler never awaits the target: it only queues. Awaiting
+//!   would stall the engineer's whole connection behind one slow channel and
+//!   can deadlock two-way transfers (russh re-opens windows on arrival, so
+//!   the only backpressure is blocking a session loop).
+//! - Order is kept: data sent before the target's channel is ready waits in
+//!   the FIFO (rsync, scp and Ansible send stdin right after `exec`).
+//! - Memory is bounded: `UP_CAP` bytes may wait for the target and `DOWN_CAP`
+//!   for the engineer; beyond that the sending side is held back.
+//! - Per-channel order to the engineer is data → exit-status/exit-signal →
+//!   EOF → close, as the target sent them.
+
+use bytes::Bytes;
+use russh::{client, server, Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Bytes from the engineer waiting for the target's window.
+pub const UP_CAP: usize = 16 << 20;
+/// Bytes from the target waiting for the engineer's window.
+pub const DOWN_CAP: usize = 16 << 20;
+
+pub enum Cmd {
+    Data(Bytes),
+    Ext(u32, Bytes),
+    Pty(String, u32, u32, u32, u32, Vec<(Pty, u32)>),
+    Env(String, String),
+    Shell,
+    Exec(Vec<u8>),
+    Subsystem(String),
+    Window(u32, u32, u32, u32),
+    Signal(Sig),
+    Eof,
+    Close,
+}
+
+/// Answers to want-reply requests, in the order they were sent upstream.
+pub type Replies = Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>;
+
+pub struct UpChannel {
+    pub tx: mpsc::UnboundedSender<Cmd>,
+    pub replies: Replies,
+    /// Held back from the engineer's data once UP_CAP bytes are queued.
+    pub up_budget: Arc<Semaphore>,
+}
+
+impl UpChannel {
+    /// Queues a request that wants a reply; the receiver says success.
+    pub fn request(&self, cmd: Cmd) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut r) = self.replies.lock() {
+            r.push_back(tx);
+        }
+        let _ = self.tx.send(cmd);
+        rx
+    }
+
+    pub fn send(&self, cmd: Cmd) {
+        let _ = self.tx.send(cmd);
+    }
+}
+
+/// Starts relaying between an accepted engineer channel and a target channel.
+pub fn start(
+    down: Channel<server::Msg>,
+    up: Channel<client::Msg>,
+    server: server::Handle,
+    info: Arc<crate::sessions::SessionInfo>,
+    kill: &CancellationToken,
+) -> Arc<UpChannel> {
+    let (ur, uw) = up.split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let replies: Replies = Default::default();
+    let up_budget = Arc::new(Semaphore::new(UP_CAP));
+    tokio::spawn(kill.clone().run_until_cancelled_owned(to_target(
+        uw,
+        rx,
+        up_budget.clone(),
+        info.clone(),
+    )));
+    tokio::spawn(kill.clone().run_until_cancelled_owned(to_engineer(
+        ur,
+        down,
+        server,
+        replies.clone(),
+        info,
+        kill.clone(),
+    )));
+    Arc::new(UpChannel {
+        tx,
+        replies,
+        up_budget,
+    })
+}
+
+async fn to_target(
+    w: ChannelWriteHalf<client::Msg>,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+    budget: Arc<Semaphore>,
+    info: Arc<crate::sessions::SessionInfo>,
+) {
+    use std::sync::atomic::Ordering;
+    while let Some(c) = rx.recv().await {
+        let r = match c {
+            Cmd::Data(b) => {
+                let n = b.len();
+                let r = w.data_bytes(b).await;
+                budget.add_permits(n.min(UP_CAP));
+                info.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                r
+            }
+            Cmd::Ext(e, b) => {
+                let n = b.len();
+                let r = w.extended_data_bytes(e, b).await;
+                budget.add_permits(n.min(UP_CAP));
+                r
+            }
+            Cmd::Pty(t, c, r, pw, ph, m) => w.request_pty(true, &t, c, r, pw, ph, &m).await,
+            Cmd::Env(k, v) => w.set_env(true, k, v).await,
+            Cmd::Shell => w.request_shell(true).await,
+            Cmd::Exec(c) => w.exec(true, c).await,
+            Cmd::Subsystem(n) => w.request_subsystem(true, n).await,
+            Cmd::Window(c, r, pw, ph) => w.window_change(c, r, pw, ph).await,
+            Cmd::Signal(s) => w.signal(s).await,
+            Cmd::Eof => w.eof().await,
+            Cmd::Close => {
+                let _ = w.close().await;
+                return;
+            }
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "writing to the target's channel failed");
+            return;
+        }
+    }
+}
+
+async fn to_engineer(
+    mut ur: ChannelReadHalf,
+    down: Channel<server::Msg>,
+    server: server::Handle,
+    replies: Replies,
+    info: Arc<crate::sessions::SessionInfo>,
+    kill: CancellationToken,
+) {
+    use std::sync::atomic::Ordering;
+    // The reader drains the target's channel promptly so the target's
+    // session loop keeps processing window adjusts and replies; it holds
+    // back only once DOWN_CAP bytes wait for the engineer.
+    let (qtx, mut qrx) = mpsc::unbounded_channel::<ChannelMsg>();
+    let budget = Arc::new(Semaphore::new(DOWN_CAP));
+    let reader_budget = budget.clone();
+    tokio::spawn(kill.run_until_cancelled_owned(async move {
+        while let Some(m) = ur.wait().await {
+            match m {
+                ChannelMsg::Success | ChannelMsg::Failure => {
+                    let next = replies.lock().ok().and_then(|mut r| r.pop_front());
+                    if let Some(tx) = next {
+                        let _ = tx.send(matches!(m, ChannelMsg::Success));
+                    }
+                }
+                ChannelMsg::Data { ref data } | ChannelMsg::ExtendedData { ref data, .. } => {
+                    let n = data.len().clamp(1, DOWN_CAP) as u32;
+                    match reader_budget.clone().acquire_many_owned(n).await {
+                        Ok(p) => p.forget(),
+                        Err(_) => return,
+                    }
+                    if qtx.send(m).is_err() {
+                        return;
+                    }
+                }
+                other => {
+                    let close = matches!(other, ChannelMsg::Close);
+                    if qtx.send(other).is_err() || close {
+                        return;
+                    }
+                }
+            }
+        }
+    }));
+    let id = down.id();
+    let (dr, dw) = down.split();
+    // Dropped, not kept: an undrained read half stalls the whole session
+    // after russh's channel buffer fills (data is handled in the handler).
+    drop(dr);
+    while let Some(m) = qrx.recv().await {
+        match m {
+            ChannelMsg::Data { data } => {
+                let n = data.len();
+                if dw.data_bytes(data).await.is_err() {
+                    break;
+                }
+                budget.add_permits(n.clamp(1, DOWN_CAP));
+                info.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                info.touch();
+            }
+            ChannelMsg::ExtendedData { data, ext } => {
+                let n = data.len();
+                if dw.extended_data_bytes(ext, data).await.is_err() {
+                    break;
+                }
+                budget.add_permits(n.clamp(1, DOWN_CAP));
+            }
+            ChannelMsg::Eof => {
+                let _ = dw.eof().await;
+            }
+            ChannelMsg::ExitStatus { exit_status } => {
+                let _ = dw.exit_status(exit_status).await;
+            }
+            ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                lang_tag,
+            } => {
+                let _ = server
+                    .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
+                    .await;
+            }
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    let _ = dw.close().await;
+}

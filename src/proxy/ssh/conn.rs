@@ -1,0 +1,503 @@
+//! The russh server handler for one engineer connection. Thin by design:
+//! callbacks authenticate, admit, and queue work for per-channel tasks
+//! (`channel`); nothing here awaits the target except the bounded reply to
+//! a channel request, which must be answered in order inside the callback
+//! (russh keeps one want-reply flag per channel).
+
+use super::channel::{self, Cmd, UpChannel};
+use super::keys;
+use super::server::SshFrontEnd;
+use super::upstream::{self, Upstream};
+use crate::config::TargetKind;
+use crate::sessions::{Admission, AdmitError, EndCause, EndReason, SessionGuard};
+use russh::keys::PublicKey;
+use russh::server::{
+    self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
+};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Pty, Sig};
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long the target may take to answer a channel request.
+const REQUEST_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the connection task and the grant watcher share with the handler.
+#[derive(Default)]
+pub struct Shared {
+    pub guard: Mutex<Option<SessionGuard>>,
+    pub authenticated: std::sync::atomic::AtomicBool,
+    pub channels: Mutex<HashMap<ChannelId, Arc<UpChannel>>>,
+    pub warnings: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
+    pub upstream: Mutex<Option<Arc<Upstream>>>,
+    pub unauth_permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    pub idle_timeout: Mutex<Option<Duration>>,
+}
+
+pub struct Conn {
+    pub fe: Arc<SshFrontEnd>,
+    pub peer: SocketAddr,
+    pub kill: CancellationToken,
+    pub shared: Arc<Shared>,
+    /// Set when the engineer is identified but may not reach the target:
+    /// shown on their channels instead of a bare "Permission denied".
+    pub refusal: Option<String>,
+    pub target: String,
+}
+
+impl Conn {
+    fn channel(&self, id: ChannelId) -> Option<Arc<UpChannel>> {
+        self.shared.channels.lock().ok()?.get(&id).cloned()
+    }
+
+    fn upstream(&self) -> Option<Arc<Upstream>> {
+        self.shared.upstream.lock().ok()?.clone()
+    }
+
+    fn reject_metric(&self, reason: &str) {
+        self.fe
+            .grants
+            .metrics
+            .connections_rejected
+            .with_label_values(&["ssh", reason])
+            .inc();
+    }
+
+    /// Forwards a want-reply request and answers the engineer in order.
+    async fn forward(&self, id: ChannelId, s: &mut Session, cmd: Cmd) -> Result<(), russh::Error> {
+        let Some(c) = self.channel(id) else {
+            return self.refused_request(id, s, cmd);
+        };
+        let answer = c.request(cmd);
+        let ok = matches!(
+            tokio::time::timeout(REQUEST_REPLY_TIMEOUT, answer).await,
+            Ok(Ok(true))
+        );
+        if ok {
+            s.channel_success(id)
+        } else {
+            s.channel_failure(id)
+        }
+    }
+
+    /// A channel of a refused engineer: a shell, command or subsystem
+    /// request gets the reason on stderr and exit status 1.
+    fn refused_request(
+        &self,
+        id: ChannelId,
+        s: &mut Session,
+        cmd: Cmd,
+    ) -> Result<(), russh::Error> {
+        let Some(reason) = &self.refusal else {
+            return s.channel_failure(id);
+        };
+        s.channel_success(id)?;
+        if matches!(cmd, Cmd::Shell | Cmd::Exec(_) | Cmd::Subsystem(_)) {
+            let line = format!("jitgate: access to {} refused: {reason}\r\n", self.target);
+            s.extended_data(id, 1, line.into_bytes())?;
+            s.exit_status_request(id, 1)?;
+            s.eof(id)?;
+            s.close(id)?;
+        }
+        Ok(())
+    }
+
+    fn audit_failure(&self, user: &str, why: &str) {
+        let entry = crate::audit::AuditEntry::new(
+            user,
+            "auth.failed",
+            &self.target,
+            json!({"kind": "ssh", "client": self.peer.to_string(), "reason": why}),
+        );
+        let store = self.fe.grants.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.audit(&entry).await {
+                tracing::warn!(error = %e, "could not audit a failed authentication");
+            }
+        });
+    }
+
+    /// Identified engineer: admission, session, target login.
+    async fn admit(&mut self, user: &str) -> Result<(), (String, &'static str)> {
+        let admitted = self
+            .fe
+            .grants
+            .admit_identified(&self.target, TargetKind::Ssh, user)
+            .await
+            .map_err(|r| (r.to_string(), r.metric_reason()))?;
+        let g = &admitted.grant;
+        let (warn_tx, warn_rx) = tokio::sync::mpsc::channel(8);
+        let guard = self
+            .fe
+            .grants
+            .sessions
+            .admit(Admission {
+                grant_id: g.id.clone(),
+                user: g.user.clone(),
+                target: g.target.clone(),
+                kind: TargetKind::Ssh,
+                client_addr: self.peer.to_string(),
+                granted_at_ms: g.granted_at_ms,
+                expires_at_ms: g.expires_at_ms,
+                max_sessions: admitted
+                    .policy
+                    .as_ref()
+                    .and_then(|p| p.max_sessions_per_grant),
+                warnings: Some(warn_tx),
+            })
+            .map_err(|e| {
+                let reason = match e {
+                    AdmitError::MaxSessions(_) => "max_sessions",
+                    AdmitError::GrantEnded(_) => "no_grant",
+                };
+                (e.to_string(), reason)
+            })?;
+        match upstream::connect(&admitted.target, &self.kill).await {
+            Ok(up) => {
+                guard.start(Some(
+                    json!({"upstream_user": admitted.target.upstream.user}),
+                ));
+                if let Ok(mut u) = self.shared.upstream.lock() {
+                    *u = Some(Arc::new(up));
+                }
+                if let Ok(mut w) = self.shared.warnings.lock() {
+                    *w = Some(warn_rx);
+                }
+                if let Ok(mut s) = self.shared.guard.lock() {
+                    *s = Some(guard);
+                }
+                if let Ok(mut i) = self.shared.idle_timeout.lock() {
+                    *i = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(target = %self.target, "ssh upstream failed: {e}");
+                guard.set_cause(EndCause::new(EndReason::Error));
+                Err((
+                    format!("cannot reach {}: {e}", self.target),
+                    "upstream_error",
+                ))
+            }
+        }
+    }
+}
+
+impl server::Handler for Conn {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Auth::reject())
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        _user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let known = keys::user_for_key(&self.fe.grants.config.get(), offer.public_key).is_some();
+        Ok(if known { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        target: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        self.target = target.to_string();
+        let pk: &PublicKey = key.public_key;
+        let limiter_keys = vec![format!("ip:{}", self.peer.ip())];
+        if self.fe.limiter.check(&limiter_keys).is_err() {
+            self.reject_metric("auth_failed");
+            return Ok(Auth::reject());
+        }
+        let Some(user) = keys::user_for_key(&self.fe.grants.config.get(), pk) else {
+            self.fe.limiter.failed(&limiter_keys);
+            self.reject_metric("auth_failed");
+            self.audit_failure("unknown", &format!("unknown key {}", keys::fingerprint(pk)));
+            return Ok(Auth::reject());
+        };
+        match self.admit(&user).await {
+            Ok(()) => {
+                tracing::info!(%user, target = %self.target, key = %keys::fingerprint(pk), "ssh session admitted");
+            }
+            Err((why, reason)) => {
+                tracing::info!(%user, target = %self.target, reason, "ssh access refused: {why}");
+                self.reject_metric(reason);
+                self.audit_failure(&user, &why);
+                self.refusal = Some(why);
+            }
+        }
+        Ok(Auth::Accept)
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        self.shared
+            .authenticated
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Ok(mut p) = self.shared.unauth_permit.lock() {
+            p.take();
+        }
+        if self.refusal.is_none() {
+            super::server::watch(
+                self.fe.clone(),
+                self.shared.clone(),
+                session.handle(),
+                self.kill.clone(),
+                self.target.clone(),
+            );
+        }
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(up) = self.upstream() else {
+            // A refused engineer still gets a channel, to read why.
+            if self.refusal.is_some() {
+                reply.accept().await;
+            } else {
+                reply
+                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+            }
+            return Ok(());
+        };
+        let (shared, server, kill) = (self.shared.clone(), session.handle(), self.kill.clone());
+        let info = self.session_info();
+        // Opened in a task: a slow target must not stall this connection.
+        tokio::spawn(async move {
+            match up.channel_open_session().await {
+                Ok(upc) => {
+                    let Some(info) = info else { return };
+                    let id = channel.id();
+                    let c = channel::start(channel, upc, server, info, &kill);
+                    if let Ok(mut m) = shared.channels.lock() {
+                        m.insert(id, c);
+                    }
+                    reply.accept().await;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "target refused a session channel");
+                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        origin: &str,
+        origin_port: u32,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(up) = self.upstream() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let (shared, server, kill) = (self.shared.clone(), session.handle(), self.kill.clone());
+        let info = self.session_info();
+        let (host, origin) = (host.to_string(), origin.to_string());
+        tokio::spawn(async move {
+            // The target's sshd opens the forwarded connection, as it would
+            // without the proxy; one slow destination cannot freeze others.
+            let opened = tokio::time::timeout(
+                REQUEST_REPLY_TIMEOUT,
+                up.channel_open_direct_tcpip(host, port, origin, origin_port),
+            )
+            .await;
+            match opened {
+                Ok(Ok(upc)) => {
+                    let Some(info) = info else { return };
+                    let id = channel.id();
+                    let c = channel::start(channel, upc, server, info, &kill);
+                    if let Ok(mut m) = shared.channels.lock() {
+                        m.insert(id, c);
+                    }
+                    reply.accept().await;
+                }
+                Ok(Err(russh::Error::ChannelOpenFailure(f))) => reply.reject(f).await,
+                _ => reply.reject(ChannelOpenFailure::ConnectFailed).await,
+            }
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        id: ChannelId,
+        term: &str,
+        cols: u32,
+        rows: u32,
+        pw: u32,
+        ph: u32,
+        modes: &[(Pty, u32)],
+        s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.forward(
+            id,
+            s,
+            Cmd::Pty(term.into(), cols, rows, pw, ph, modes.to_vec()),
+        )
+        .await
+    }
+
+    async fn env_request(
+        &mut self,
+        id: ChannelId,
+        name: &str,
+        value: &str,
+        s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.forward(id, s, Cmd::Env(name.into(), value.into()))
+            .await
+    }
+
+    async fn shell_request(&mut self, id: ChannelId, s: &mut Session) -> Result<(), Self::Error> {
+        self.forward(id, s, Cmd::Shell).await
+    }
+
+    async fn exec_request(
+        &mut self,
+        id: ChannelId,
+        command: &[u8],
+        s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.forward(id, s, Cmd::Exec(command.to_vec())).await
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        id: ChannelId,
+        name: &str,
+        s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.forward(id, s, Cmd::Subsystem(name.into())).await
+    }
+
+    async fn window_change_request(
+        &mut self,
+        id: ChannelId,
+        cols: u32,
+        rows: u32,
+        pw: u32,
+        ph: u32,
+        _s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.channel(id) {
+            c.send(Cmd::Window(cols, rows, pw, ph));
+        }
+        Ok(())
+    }
+
+    async fn signal(
+        &mut self,
+        id: ChannelId,
+        sig: Sig,
+        _s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.channel(id) {
+            c.send(Cmd::Signal(sig));
+        }
+        Ok(())
+    }
+
+    /// Agent forwarding is refused: the engineer's agent must not be
+    /// reachable from the target.
+    async fn agent_request(
+        &mut self,
+        _id: ChannelId,
+        _s: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    async fn data(
+        &mut self,
+        id: ChannelId,
+        data: &[u8],
+        _s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.channel(id) {
+            // Past UP_CAP queued bytes this waits, holding the engineer back.
+            if let Ok(p) = c
+                .up_budget
+                .acquire_many(data.len().clamp(1, channel::UP_CAP) as u32)
+                .await
+            {
+                p.forget();
+            }
+            if let Some(info) = self.session_info() {
+                info.touch();
+            }
+            c.send(Cmd::Data(bytes::Bytes::copy_from_slice(data)));
+        }
+        Ok(())
+    }
+
+    async fn extended_data(
+        &mut self,
+        id: ChannelId,
+        code: u32,
+        data: &[u8],
+        _s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(c) = self.channel(id) {
+            if let Ok(p) = c
+                .up_budget
+                .acquire_many(data.len().clamp(1, channel::UP_CAP) as u32)
+                .await
+            {
+                p.forget();
+            }
+            c.send(Cmd::Ext(code, bytes::Bytes::copy_from_slice(data)));
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(&mut self, id: ChannelId, _s: &mut Session) -> Result<(), Self::Error> {
+        if let Some(c) = self.channel(id) {
+            c.send(Cmd::Eof);
+        }
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, id: ChannelId, _s: &mut Session) -> Result<(), Self::Error> {
+        let removed = self
+            .shared
+            .channels
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&id));
+        if let Some(c) = removed {
+            c.send(Cmd::Close);
+        }
+        Ok(())
+    }
+}
+
+impl Conn {
+    fn session_info(&self) -> Option<Arc<crate::sessions::SessionInfo>> {
+        self.shared
+            .guard
+            .lock()
+            .ok()?
+            .as_ref()
+            .map(|g| g.info().clone())
+    }
+}

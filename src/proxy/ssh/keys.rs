@@ -1,0 +1,54 @@
+//! SSH key material: the proxy's host key (configured, or an ed25519 key
+//! generated under data_dir on first start), engineers' public keys from
+//! `users.ssh_keys`, and targets' pinned host keys.
+
+use anyhow::Context;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
+use std::path::Path;
+
+/// Loads the configured host key, or generates `<data_dir>/ssh-host-ed25519`.
+pub fn host_key(data_dir: &Path, configured: Option<&Path>) -> anyhow::Result<PrivateKey> {
+    let path = match configured {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = data_dir.join("ssh-host-ed25519");
+            if !p.exists() {
+                let k = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
+                    .context("generating the SSH host key")?;
+                // Written with mode 0600.
+                k.write_openssh_file(&p, LineEnding::LF)
+                    .with_context(|| format!("writing {}", p.display()))?;
+                tracing::info!(path = %p.display(), "generated an ed25519 SSH host key");
+            }
+            p
+        }
+    };
+    russh::keys::load_secret_key(&path, None)
+        .with_context(|| format!("loading the SSH host key {}", path.display()))
+}
+
+/// `ssh-ed25519 AAAA... comment` → key (the comment is ignored).
+pub fn public_key(line: &str) -> Option<PublicKey> {
+    PublicKey::from_openssh(line.trim()).ok()
+}
+
+/// Same key, ignoring comments (`PublicKey ==` compares comments too).
+pub fn same_key(a: &PublicKey, b: &PublicKey) -> bool {
+    a.key_data() == b.key_data()
+}
+
+pub fn fingerprint(k: &PublicKey) -> String {
+    k.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// The user whose `ssh_keys` include `key`.
+pub fn user_for_key(cfg: &crate::config::Config, key: &PublicKey) -> Option<String> {
+    cfg.users.values().find_map(|u| {
+        u.ssh_keys
+            .iter()
+            .filter_map(|l| public_key(l))
+            .any(|k| same_key(&k, key))
+            .then(|| u.name.clone())
+    })
+}

@@ -1,0 +1,12 @@
+//! SSH front end: a terminating SSH proxy on russh. The engineer logs in as
+//! `TARGET@proxy` with their own key; the proxy logs in to the target with
+//! the target's credential and a pinned host key, and relays each channel.
+//! At the grant's end every channel gets a farewell on stderr and both
+//! connections are closed, forcibly if a peer does not cooperate.
+
+pub mod channel;
+pub mod conn;
+pub mod keys;
+pub mod server;
+pub mod socket;
+pub mod upstream;

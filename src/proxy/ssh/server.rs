@@ -1,0 +1,290 @@
+//! The SSH listener: `ssh -p 2222 TARGET@proxy`. Accepts connections under
+//! a limit of unauthenticated ones, runs a russh session per connection on a
+//! killable socket, and watches each admitted session's grant: warnings on
+//! every channel's stderr, and at the end the farewell, exit status, close,
+//! disconnect on both sides, then a hard close of both sockets.
+
+use super::conn::{Conn, Shared};
+use super::socket::Killable;
+use crate::grants::Grants;
+use crate::proxy::limiter::AuthLimiter;
+use crate::sessions::{EndCause, EndReason};
+use russh::{server, ChannelId, Disconnect, Sig};
+use std::borrow::Cow;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub const MAX_UNAUTHENTICATED: usize = 1024;
+/// From accept to authenticated.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the farewell may take before the sockets are closed anyway.
+pub const FAREWELL_LIMIT: Duration = Duration::from_secs(2);
+/// After the disconnect, before the hard close.
+const GRACE: Duration = Duration::from_millis(300);
+
+pub struct SshFrontEnd {
+    pub grants: Arc<Grants>,
+    pub config: Arc<server::Config>,
+    pub limiter: AuthLimiter,
+}
+
+/// Modern algorithms only. The extension pseudo-algorithms must be listed
+/// or strict key exchange (the Terrapin fix) and server-sig-algs are lost.
+pub fn modern_algorithms(server_side: bool) -> russh::Preferred {
+    use russh::{cipher, kex};
+    let kexes: &'static [kex::Name] = if server_side {
+        &[
+            kex::MLKEM768X25519_SHA256,
+            kex::CURVE25519,
+            kex::CURVE25519_PRE_RFC_8731,
+            kex::EXTENSION_SUPPORT_AS_SERVER,
+            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+        ]
+    } else {
+        &[
+            kex::MLKEM768X25519_SHA256,
+            kex::CURVE25519,
+            kex::CURVE25519_PRE_RFC_8731,
+            kex::EXTENSION_SUPPORT_AS_CLIENT,
+            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+        ]
+    };
+    russh::Preferred {
+        kex: Cow::Borrowed(kexes),
+        cipher: Cow::Borrowed(&[
+            cipher::CHACHA20_POLY1305,
+            cipher::AES_256_GCM,
+            cipher::AES_128_GCM,
+        ]),
+        ..Default::default()
+    }
+}
+
+pub fn server_config(host_key: russh::keys::PrivateKey) -> server::Config {
+    server::Config {
+        keys: vec![host_key],
+        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+        // The grant bounds a session, not russh's 600 s idle default; dead
+        // clients are found by keepalives.
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 3,
+        auth_rejection_time: Duration::from_secs(1),
+        // OpenSSH's first "none" probe must not cost a second.
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        max_auth_attempts: 6,
+        nodelay: true,
+        preferred: modern_algorithms(true),
+        ..Default::default()
+    }
+}
+
+pub async fn serve(listener: TcpListener, fe: Arc<SshFrontEnd>, shutdown: CancellationToken) {
+    let unauth = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            p = unauth.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "ssh accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let fe = fe.clone();
+        tokio::spawn(async move { connection(fe, tcp, peer, permit).await });
+    }
+}
+
+async fn connection(
+    fe: Arc<SshFrontEnd>,
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let _ = tcp.set_nodelay(true);
+    let kill = CancellationToken::new();
+    let shared = Arc::new(Shared::default());
+    if let Ok(mut p) = shared.unauth_permit.lock() {
+        *p = Some(permit);
+    }
+    // A client that never finishes authenticating is cut off.
+    {
+        let (shared, kill) = (shared.clone(), kill.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = kill.cancelled() => {}
+                _ = tokio::time::sleep(AUTH_TIMEOUT) => {
+                    if !shared.authenticated.load(Ordering::Acquire) {
+                        kill.cancel();
+                    }
+                }
+            }
+        });
+    }
+    let conn = Conn {
+        fe: fe.clone(),
+        peer,
+        kill: kill.clone(),
+        shared: shared.clone(),
+        refusal: None,
+        target: String::new(),
+    };
+    match server::run_stream(fe.config.clone(), Killable::new(tcp, &kill), conn).await {
+        Ok(session) => {
+            if let Err(e) = session.await {
+                tracing::debug!(%peer, error = %e, "ssh session ended");
+            }
+        }
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "ssh handshake failed");
+            fe.grants
+                .metrics
+                .connections_rejected
+                .with_label_values(&["ssh", "protocol_error"])
+                .inc();
+        }
+    }
+    // Both sockets, whatever state russh is in.
+    kill.cancel();
+    let guard = shared.guard.lock().ok().and_then(|mut g| g.take());
+    if let Some(g) = guard {
+        g.set_cause(EndCause::new(EndReason::ClientClosed));
+        drop(g);
+    }
+}
+
+/// Watches an admitted session: warnings, and the end of its grant.
+pub fn watch(
+    fe: Arc<SshFrontEnd>,
+    shared: Arc<Shared>,
+    handle: server::Handle,
+    kill: CancellationToken,
+    target: String,
+) {
+    let Some(info) = shared
+        .guard
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().map(|g| (g.info().clone(), g.token().clone())))
+    else {
+        return;
+    };
+    let (info, token) = info;
+    let mut warnings = shared.warnings.lock().ok().and_then(|mut w| w.take());
+    let idle = shared.idle_timeout.lock().ok().and_then(|i| *i);
+    let _ = fe;
+    tokio::spawn(async move {
+        let expiry = tokio::time::sleep_until(crate::clock::deadline(info.expires_at_ms));
+        tokio::pin!(expiry);
+        let idle_check = idle.unwrap_or(Duration::from_secs(3600 * 24 * 365));
+        let idle_timer = tokio::time::sleep(idle_check);
+        tokio::pin!(idle_timer);
+        let cause = loop {
+            tokio::select! {
+                biased;
+                _ = kill.cancelled() => return,
+                _ = token.cancelled() => break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Error)),
+                _ = &mut expiry => {
+                    let _ = info_set_cause(&shared, EndCause::new(EndReason::Expired));
+                    break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Expired));
+                }
+                _ = &mut idle_timer, if idle.is_some() => {
+                    let quiet = crate::clock::now_ms() - info.last_activity_ms.load(Ordering::Relaxed);
+                    if quiet >= idle_check.as_millis() as i64 {
+                        let _ = info_set_cause(&shared, EndCause::new(EndReason::Idle));
+                        break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Idle));
+                    }
+                    let left = idle_check.saturating_sub(Duration::from_millis(quiet.max(0) as u64));
+                    idle_timer.as_mut().reset(tokio::time::Instant::now() + left);
+                }
+                Some(text) = async { match warnings.as_mut() { Some(w) => w.recv().await, None => std::future::pending().await } } => {
+                    let line = format!("\r\njitgate: {text}\r\n");
+                    for id in channel_ids(&shared) {
+                        let _ = tokio::time::timeout(FAREWELL_LIMIT, handle.extended_data(id, 1, line.clone().into_bytes())).await;
+                    }
+                }
+            }
+        };
+        farewell(&shared, &handle, &target, &cause).await;
+        kill.cancel();
+    });
+}
+
+fn info_set_cause(shared: &Shared, cause: EndCause) -> Option<()> {
+    shared.guard.lock().ok()?.as_ref()?.set_cause(cause);
+    Some(())
+}
+
+fn channel_ids(shared: &Shared) -> Vec<ChannelId> {
+    shared
+        .channels
+        .lock()
+        .map(|m| m.keys().copied().collect())
+        .unwrap_or_default()
+}
+
+/// The end of a session: processes on the target are told to stop, each
+/// channel gets the farewell on stderr, exit status 255, EOF and close; once
+/// the client has closed its channels (OpenSSH drops pending output on a
+/// disconnect) both sides are disconnected. Bounded by FAREWELL_LIMIT: the
+/// caller then kills both sockets whatever happened.
+async fn farewell(shared: &Shared, handle: &server::Handle, target: &str, cause: &EndCause) {
+    let text = format!("\r\njitgate: access to {target} ended: {cause}\r\n");
+    let channels: Vec<_> = shared
+        .channels
+        .lock()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    for c in &channels {
+        // Commands without a pty survive a disconnect on OpenSSH: signal
+        // them (refused by sshd for root logins, where the hangup of the
+        // closed channel is what stops them).
+        c.send(super::channel::Cmd::Signal(Sig::TERM));
+        c.send(super::channel::Cmd::Close);
+    }
+    let upstream = shared.upstream.lock().ok().and_then(|u| u.clone());
+    let ids = channel_ids(shared);
+    let say = async {
+        for id in &ids {
+            let _ = handle
+                .extended_data(*id, 1, text.clone().into_bytes())
+                .await;
+            let _ = handle.exit_status_request(*id, 255).await;
+            let _ = handle.eof(*id).await;
+            let _ = handle.close(*id).await;
+        }
+        for _ in 0..20 {
+            if channel_ids(shared).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let _ = handle
+            .disconnect(
+                Disconnect::ByApplication,
+                format!("access to {target} ended: {cause}"),
+                "en".into(),
+            )
+            .await;
+    };
+    let _ = tokio::time::timeout(FAREWELL_LIMIT, say).await;
+    if let Some(up) = upstream {
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            up.disconnect(Disconnect::ByApplication, "session ended by jitgate", "en"),
+        )
+        .await;
+    }
+    tokio::time::sleep(GRACE).await;
+}
