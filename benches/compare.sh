@@ -10,10 +10,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
+# SUDO and apt_install_service.
+. benches/lib.sh
 
 have_haproxy() {
     [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1
@@ -28,35 +26,10 @@ haproxy_bin() {
 }
 
 if ! have_haproxy; then
-    echo "haproxy: not installed; installing it with apt-get" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update
-    # A half-configured dpkg (an earlier install interrupted) blocks every
-    # install until it is finished.
-    if ! $SUDO dpkg --configure -a; then
-        $SUDO apt-get -f install -y
-    fi
-    if ! $SUDO apt-get install -y --no-install-recommends haproxy; then
-        $SUDO apt-get -f install -y
-        $SUDO dpkg --configure -a
-        $SUDO apt-get install -y --no-install-recommends haproxy
-    fi
-    # The package starts a system service on hosts with an init system; the
-    # bench runs its own instance on its own ports, so stop the service's.
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet haproxy 2>/dev/null; then
-        $SUDO systemctl stop haproxy || true
-    fi
+    apt_install_service haproxy
 fi
 
-echo "== machine"
-echo "cores:   $(nproc)"
-echo "cpu:     $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "memory:  $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
-echo "kernel:  $(uname -srm)"
-echo "os:      $(. /etc/os-release && echo "$PRETTY_NAME")"
-echo "rustc:   $(rustc --version)"
-echo "nofile:  $(ulimit -n) (hard $(ulimit -Hn))"
-echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+print_machine
 if have_haproxy; then
     echo "haproxy: $("$(haproxy_bin)" -v 2>&1 | head -n1)"
 else

@@ -1,0 +1,426 @@
+#!/usr/bin/env bash
+# PostgreSQL front end benchmarks against pgbouncer (issue 5).
+#
+#     benches/pg_compare.sh
+#
+# One run, three paths (and a reference) to one private PostgreSQL cluster:
+#   direct     pgbench -> postgres                 plain TCP (sslmode=disable)
+#   jitgate    pgbench -> jitgate (TLS) -> postgres  (sslmode=require)
+#   pgbouncer  pgbench -> pgbouncer, session pooling (TLS) -> postgres
+#   direct-tls pgbench -> postgres with TLS (sslmode=require): the reference
+#              for what TLS alone costs on this machine
+#
+# Workloads: pgbench -S in simple and extended query mode, and -S -C (a new
+# connection per transaction), each run BENCH_RUNS times per path,
+# interleaved, median TPS reported. Then termination latency: a running
+# `SELECT pg_sleep(600)` through jitgate, its grant revoked; time to the
+# FATAL at the client and to the backend leaving pg_stat_activity.
+#
+# Installs pgbouncer with apt-get when it is missing; builds jitgate with
+# `cargo build --release` (set JITGATE_BIN to use another binary). Output is
+# kept in target/bench-pg.txt. Figures go to docs/benchmarks.md.
+#
+# Knobs (environment): BENCH_T (seconds per -S run, 15), BENCH_T_CONNECT
+# (seconds per -C run, 10), BENCH_CLIENTS (8), BENCH_THREADS (2),
+# BENCH_RUNS (3), BENCH_SCALE (10), BENCH_TRIALS (termination, 10).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+T=${BENCH_T:-15}
+T_CONNECT=${BENCH_T_CONNECT:-10}
+CLIENTS=${BENCH_CLIENTS:-8}
+THREADS=${BENCH_THREADS:-2}
+RUNS=${BENCH_RUNS:-3}
+SCALE=${BENCH_SCALE:-10}
+TRIALS=${BENCH_TRIALS:-10}
+
+# SUDO and apt_install_service.
+. benches/lib.sh
+
+die() {
+    echo "pg_compare: $*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------- tools
+
+pgbouncer_bin() {
+    if [ -x /usr/sbin/pgbouncer ]; then
+        echo /usr/sbin/pgbouncer
+    else
+        command -v pgbouncer || true
+    fi
+}
+
+if [ -z "$(pgbouncer_bin)" ]; then
+    apt_install_service pgbouncer
+fi
+PGBOUNCER=$(pgbouncer_bin)
+[ -n "$PGBOUNCER" ] || die "pgbouncer is still missing after apt-get install"
+
+PGBIN=""
+for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && PGBIN=$d
+done
+[ -n "$PGBIN" ] || die "PostgreSQL server binaries (initdb) not found under /usr/lib/postgresql/*/bin"
+for tool in psql curl python3 openssl setpriv; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
+done
+
+if [ -n "${JITGATE_BIN:-}" ]; then
+    JITGATE=$JITGATE_BIN
+else
+    cargo build --release --bin jitgate >&2
+    JITGATE=$ROOT/target/release/jitgate
+fi
+[ -x "$JITGATE" ] || die "no jitgate binary at $JITGATE"
+
+# postgres and pgbouncer refuse to run as root.
+AS_PG=()
+RUN_USER=$(id -un)
+if [ "$(id -u)" -eq 0 ]; then
+    RUN_USER=postgres
+    id postgres >/dev/null 2>&1 || RUN_USER=nobody
+    AS_PG=(setpriv "--reuid=$RUN_USER" "--regid=$RUN_USER" --clear-groups --)
+fi
+
+# ---------------------------------------------------------------- cleanup
+
+TMP=$(mktemp -d /tmp/jitgate-pgbench-XXXXXX)
+# postgres and pgbouncer (another user when run as root) must traverse it.
+chmod 711 "$TMP"
+PIDS=()
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -INT "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$rc" -ne 0 ]; then
+        for log in "$TMP"/*.log; do
+            [ -s "$log" ] || continue
+            echo "---- last lines of $(basename "$log")" >&2
+            tail -n 20 "$log" >&2
+        done
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+rand_hex() {
+    openssl rand -hex "$1"
+}
+
+wait_port() { # port what pid
+    local i
+    for i in $(seq 300); do
+        kill -0 "$3" 2>/dev/null || die "$2 exited during startup"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "$2 did not listen on port $1 within 30 s"
+}
+
+# ---------------------------------------------------------------- output
+
+mkdir -p target
+exec > >(tee target/bench-pg.txt) 2>&1
+
+print_machine
+echo "postgres:  $("$PGBIN/postgres" --version)"
+echo "pgbench:   $("$PGBIN/pgbench" --version)"
+echo "pgbouncer: $("$PGBOUNCER" --version 2>&1 | head -n1)"
+echo "jitgate:   $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (+ uncommitted changes in src/)')"
+echo "binary:    $JITGATE (built $(date -u -r "$JITGATE" +%Y-%m-%dT%H:%M:%SZ))"
+echo "load:      $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; other work on the machine skews absolute figures)"
+echo "workload:  -c $CLIENTS -j $THREADS, -T $T (-S) / -T $T_CONNECT (-C), $RUNS runs per path, scale $SCALE"
+echo
+
+# ---------------------------------------------------------------- postgres
+
+# One self-signed certificate for pgbouncer's client side and the direct-tls
+# reference (jitgate makes its own); ECDSA P-256 like jitgate's.
+mkdir -p "$TMP/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" \
+    >"$TMP/openssl.log" 2>&1 || die "openssl: $(cat "$TMP/openssl.log")"
+chmod 600 "$TMP/tls/key.pem"
+chown -R "$RUN_USER:" "$TMP/tls"
+
+PG_PORT=$(free_port)
+SU_PASSWORD=su$(rand_hex 12)
+BENCH_PASSWORD=bench$(rand_hex 12)
+mkdir -p "$TMP/pg"
+printf '%s' "$SU_PASSWORD" >"$TMP/pg/pw"
+chown -R "$RUN_USER:" "$TMP/pg"
+"${AS_PG[@]}" "$PGBIN/initdb" -D "$TMP/pg/data" -U postgres --auth=scram-sha-256 \
+    --pwfile "$TMP/pg/pw" -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 ||
+    die "initdb failed: $(cat "$TMP/initdb.log")"
+rm -f "$TMP/pg/pw"
+"${AS_PG[@]}" "$PGBIN/postgres" -D "$TMP/pg/data" -p "$PG_PORT" \
+    -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$TMP/pg" \
+    -c fsync=off -c max_connections=200 -c shared_buffers=256MB \
+    -c ssl=on -c "ssl_cert_file=$TMP/tls/cert.pem" -c "ssl_key_file=$TMP/tls/key.pem" \
+    -c password_encryption=scram-sha-256 >"$TMP/postgres.log" 2>&1 &
+PIDS+=($!)
+wait_port "$PG_PORT" postgres "${PIDS[-1]}"
+for _ in $(seq 100); do
+    "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+    sleep 0.1
+done
+
+su_sql() {
+    PGPASSWORD=$SU_PASSWORD psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+        -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"
+}
+su_sql "CREATE ROLE bench LOGIN PASSWORD '$BENCH_PASSWORD'"
+su_sql "CREATE DATABASE bench OWNER bench"
+
+# ---------------------------------------------------------------- pgbouncer
+
+BOUNCER_PORT=$(free_port)
+mkdir -p "$TMP/bouncer"
+# The SCRAM verifier, as stored by postgres: pgbouncer authenticates the
+# client with it and reuses the client's proof to log in upstream.
+VERIFIER=$(su_sql "SELECT rolpassword FROM pg_authid WHERE rolname = 'bench'")
+printf '"bench" "%s"\n' "$VERIFIER" >"$TMP/bouncer/userlist.txt"
+cat >"$TMP/bouncer/pgbouncer.ini" <<EOF
+[databases]
+bench = host=127.0.0.1 port=$PG_PORT dbname=bench
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $TMP/bouncer/userlist.txt
+pool_mode = session
+max_client_conn = 500
+default_pool_size = 100
+client_tls_sslmode = require
+client_tls_key_file = $TMP/tls/key.pem
+client_tls_cert_file = $TMP/tls/cert.pem
+server_tls_sslmode = disable
+log_connections = 0
+log_disconnections = 0
+log_pooler_errors = 1
+EOF
+chown -R "$RUN_USER:" "$TMP/bouncer"
+chmod 600 "$TMP/bouncer/userlist.txt"
+"${AS_PG[@]}" "$PGBOUNCER" "$TMP/bouncer/pgbouncer.ini" >"$TMP/pgbouncer.log" 2>&1 &
+PIDS+=($!)
+BOUNCER_PID=${PIDS[-1]}
+wait_port "$BOUNCER_PORT" pgbouncer "$BOUNCER_PID"
+
+# ---------------------------------------------------------------- jitgate
+
+ADMIN_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+USER_TOKEN=jgt_bench_$(rand_hex 16)
+ADMIN_TOKEN=jgt_bench_admin_$(rand_hex 16)
+sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+mkdir -p "$TMP/jitgate"
+cat >"$TMP/jitgate/jitgate.toml" <<EOF
+[server]
+data_dir = "$TMP/jitgate/data"
+instance = "bench"
+
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+
+[listeners.postgres]
+listen = "127.0.0.1:$PROXY_PORT"
+
+[[users]]
+name = "engineer"
+token_sha256 = "$(sha "$USER_TOKEN")"
+
+[[users]]
+name = "root"
+token_sha256 = "$(sha "$ADMIN_TOKEN")"
+admin = true
+
+[[targets]]
+name = "bench-db"
+kind = "postgres"
+address = "127.0.0.1:$PG_PORT"
+upstream = { user = "bench", password_env = "BENCH_PG_PASSWORD", tls = "disable" }
+
+[[policies]]
+name = "bench"
+requesters = ["engineer"]
+targets = ["bench-db"]
+approvals_required = 0
+max_duration = "1h"
+EOF
+BENCH_PG_PASSWORD=$BENCH_PASSWORD RUST_LOG=warn \
+    "$JITGATE" serve --config "$TMP/jitgate/jitgate.toml" >"$TMP/jitgate.log" 2>&1 &
+PIDS+=($!)
+JITGATE_PID=${PIDS[-1]}
+for i in $(seq 300); do
+    kill -0 "$JITGATE_PID" 2>/dev/null || die "jitgate exited during startup"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/readyz" || true)
+    [ "$code" = 200 ] && break
+    [ "$i" -eq 300 ] && die "jitgate not ready within 30 s (last /readyz: $code)"
+    sleep 0.1
+done
+
+api() { # method path token [json]
+    curl -sS --fail-with-body -X "$1" -H "Authorization: Bearer $3" \
+        -H 'Content-Type: application/json' ${4:+--data "$4"} \
+        "http://127.0.0.1:$ADMIN_PORT$2"
+}
+json() { # expression over the JSON on stdin, as `d`
+    python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"
+}
+GRANT=$(api POST /v1/requests "$USER_TOKEN" '{"target":"bench-db","duration":"1h","reason":"bench"}' |
+    json 'd["grant"]["id"]')
+SECRET=$(api POST "/v1/grants/$GRANT/secret" "$USER_TOKEN" | json 'd["secret"]')
+
+# ---------------------------------------------------------------- paths
+
+# 127.0.0.1 rather than localhost: no failed ::1 attempt in the -C runs.
+declare -A CONN PASS
+CONN[direct]="host=127.0.0.1 port=$PG_PORT user=bench dbname=bench sslmode=disable"
+PASS[direct]=$BENCH_PASSWORD
+CONN[jitgate]="host=127.0.0.1 port=$PROXY_PORT user=engineer@bench-db dbname=bench sslmode=require"
+PASS[jitgate]=$SECRET
+CONN[pgbouncer]="host=127.0.0.1 port=$BOUNCER_PORT user=bench dbname=bench sslmode=require"
+PASS[pgbouncer]=$BENCH_PASSWORD
+CONN[direct-tls]="host=127.0.0.1 port=$PG_PORT user=bench dbname=bench sslmode=require"
+PASS[direct-tls]=$BENCH_PASSWORD
+PATHS=(direct jitgate pgbouncer direct-tls)
+
+echo "== connectivity (ssl= is the leg into postgres; jitgate and pgbouncer terminate the client's TLS)"
+for p in "${PATHS[@]}"; do
+    out=$(PGPASSWORD=${PASS[$p]} PGCONNECT_TIMEOUT=10 psql "${CONN[$p]}" -X -A -t -v ON_ERROR_STOP=1 \
+        -c "SELECT current_user || ' ssl=' || coalesce((SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()), '?') || ' app=' || current_setting('application_name')" 2>&1) ||
+        die "psql through $p failed: $out"
+    printf '%-10s ok (%s)\n' "$p" "$out"
+done
+echo
+
+echo "== pgbench -i -s $SCALE (direct)"
+PGPASSWORD=$BENCH_PASSWORD "$PGBIN/pgbench" -i -q -s "$SCALE" "${CONN[direct]}" >"$TMP/init.out" 2>&1 ||
+    die "pgbench -i failed: $(cat "$TMP/init.out")"
+tail -n 1 "$TMP/init.out"
+echo
+
+# CPU time (ms) a process has used so far, from /proc/PID/stat.
+cpu_ms() {
+    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
+}
+
+RESULTS=$TMP/results.tsv
+: >"$RESULTS"
+WORKLOADS=("select-simple|-S -M simple|$T" "select-extended|-S -M extended|$T" "connect-simple|-S -C -M simple|$T_CONNECT")
+
+echo "== pgbench: -c $CLIENTS -j $THREADS, $RUNS runs per path, interleaved"
+echo "   (tps as pgbench prints it: -S \"without initial connection time\"; -C"
+echo "   \"including reconnection times\", i.e. the connection setup rate)"
+for w in "${WORKLOADS[@]}"; do
+    IFS='|' read -r name flags secs <<<"$w"
+    for run in $(seq "$RUNS"); do
+        for p in "${PATHS[@]}"; do
+            proxy_pid=""
+            case $p in
+                jitgate) proxy_pid=$JITGATE_PID ;;
+                pgbouncer) proxy_pid=$BOUNCER_PID ;;
+            esac
+            cpu0=0
+            [ -n "$proxy_pid" ] && cpu0=$(cpu_ms "$proxy_pid")
+            # shellcheck disable=SC2086 # flags are words
+            if ! PGPASSWORD=${PASS[$p]} "$PGBIN/pgbench" -n $flags -c "$CLIENTS" -j "$THREADS" \
+                -T "$secs" "${CONN[$p]}" >"$TMP/run.out" 2>&1; then
+                cat "$TMP/run.out"
+                die "pgbench $name through $p failed"
+            fi
+            cpu1=0
+            [ -n "$proxy_pid" ] && cpu1=$(cpu_ms "$proxy_pid")
+            tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$TMP/run.out" | tail -n 1)
+            xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/run.out")
+            failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$TMP/run.out")
+            [ -n "$tps" ] && [ -n "$xacts" ] || {
+                cat "$TMP/run.out"
+                die "no tps in the pgbench output ($name, $p)"
+            }
+            [ "${failed:-0}" = 0 ] || die "pgbench $name through $p: $failed failed transactions"
+            # Proxy CPU: % of one core over the run, and microseconds per transaction.
+            proxy_cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v s="$secs" -v x="$xacts" -v p="$proxy_pid" \
+                'BEGIN { if (p == "") print "-\t-"; else printf "%.0f\t%.1f\n", (b - a) / (s * 10), (b - a) * 1000 / x }')
+            printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$p" "$run" "$tps" "$proxy_cpu" >>"$RESULTS"
+            printf '  %-16s %-11s run %s  tps %10.1f  xacts %8s  proxy cpu %4s%% %8s us/xact\n' \
+                "$name" "$p" "$run" "$tps" "$xacts" $(tail -n1 "$RESULTS" | cut -f5,6)
+        done
+    done
+done
+echo
+
+python3 - "$RESULTS" "$CLIENTS" "$THREADS" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+tps, cpu, us = defaultdict(list), defaultdict(list), defaultdict(list)
+order = []
+for name, path, _run, t, c, u in rows:
+    if name not in order:
+        order.append(name)
+    tps[name, path].append(float(t))
+    if c != "-":
+        cpu[name, path].append(float(c))
+        us[name, path].append(float(u))
+med = lambda v: statistics.median(v) if v else float("nan")
+print(f"== median TPS (pgbench -c {sys.argv[2]} -j {sys.argv[3]}; goals: jitgate >= 1.0x pgbouncer, >= 0.8x direct)")
+print()
+print("| workload | direct | jitgate | pgbouncer | jitgate/pgbouncer | jitgate/direct | direct-tls (ref.) | jitgate/direct-tls |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for n in order:
+    d, j, b, t = (med(tps[n, p]) for p in ("direct", "jitgate", "pgbouncer", "direct-tls"))
+    jb, jd = j / b, j / d
+    print(f"| {n} | {d:.0f} | {j:.0f} | {b:.0f} | {jb:.2f}x {'(ok)' if jb >= 1.0 else '(goal 1.0x)'} "
+          f"| {jd:.2f}x {'(ok)' if jd >= 0.8 else '(goal 0.8x)'} | {t:.0f} | {j / t:.2f}x |")
+print()
+print("proxy CPU, median over runs: % of one core, and microseconds per transaction")
+print()
+print("| workload | jitgate % | pgbouncer % | jitgate us/xact | pgbouncer us/xact |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for n in order:
+    print(f"| {n} | {med(cpu[n, 'jitgate']):.0f} | {med(cpu[n, 'pgbouncer']):.0f} "
+          f"| {med(us[n, 'jitgate']):.1f} | {med(us[n, 'pgbouncer']):.1f} |")
+print()
+EOF
+
+echo "== termination latency through jitgate ($TRIALS trials: revoke with a pg_sleep(600) running)"
+python3 "$ROOT/benches/pg/termination.py" \
+    --admin-port "$ADMIN_PORT" --proxy-port "$PROXY_PORT" --pg-port "$PG_PORT" \
+    --pg-password "$SU_PASSWORD" --token "$USER_TOKEN" --admin-token "$ADMIN_TOKEN" \
+    --user engineer --target bench-db --dbname bench --trials "$TRIALS"
+echo
+
+if grep -qi panicked "$TMP/jitgate.log"; then
+    echo "WARNING: jitgate's log mentions a panic:"
+    grep -i -m5 panicked "$TMP/jitgate.log"
+fi
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "done; output kept in target/bench-pg.txt"
