@@ -514,7 +514,7 @@ impl Grants {
                     me.sessions.warn_grant(&id, &msg);
                 }
             }
-            tokio::time::sleep_until(deadline(end)).await;
+            sleep_precisely_until(end).await;
             me.timers.done(&id);
             me.expire_grant(&id).await;
         });
@@ -591,5 +591,21 @@ impl Grants {
 
     pub fn timer_count(&self) -> usize {
         self.timers.len()
+    }
+}
+
+/// Waits until the wall-clock instant `at_ms` with sub-millisecond
+/// precision. tokio's timer works in whole-millisecond ticks and fires when
+/// a worker next parks, which put grant ends ~2 ms late; the last stretch is
+/// slept on a blocking thread, whose sleep is precise to tens of µs.
+async fn sleep_precisely_until(at_ms: i64) {
+    const COARSE_MARGIN: std::time::Duration = std::time::Duration::from_millis(3);
+    let target = deadline(at_ms);
+    if let Some(early) = target.checked_sub(COARSE_MARGIN) {
+        tokio::time::sleep_until(early).await;
+    }
+    let left = target.saturating_duration_since(tokio::time::Instant::now());
+    if !left.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
     }
 }
