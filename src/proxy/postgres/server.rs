@@ -20,14 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// From accept to authenticated: a client that has not finished its
 /// startup and authentication by then is cut off.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-pub const MAX_UNAUTHENTICATED: usize = 1024;
 const WARNING_QUEUE: usize = 8;
 
 pub struct PgFrontEnd {
@@ -41,27 +39,13 @@ pub struct PgFrontEnd {
 }
 
 pub async fn serve(listener: TcpListener, fe: Arc<PgFrontEnd>, shutdown: CancellationToken) {
-    let unauth = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = unauth.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "postgres accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let fe = fe.clone();
-        tokio::spawn(async move { handle(fe, stream, peer, permit).await });
-    }
+    crate::proxy::accept::serve(
+        "postgres",
+        listener,
+        shutdown,
+        move |stream, peer, permit| handle(fe.clone(), stream, peer, permit),
+    )
+    .await
 }
 
 /// A refusal: the SQLSTATE, the message, and the metric reason.

@@ -15,10 +15,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-pub const MAX_UNAUTHENTICATED: usize = 1024;
 /// From accept to authenticated.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the farewell may take before the sockets are closed anyway.
@@ -84,26 +82,10 @@ pub fn server_config(host_key: russh::keys::PrivateKey) -> server::Config {
 }
 
 pub async fn serve(listener: TcpListener, fe: Arc<SshFrontEnd>, shutdown: CancellationToken) {
-    let unauth = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = unauth.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "ssh accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        let fe = fe.clone();
-        tokio::spawn(async move { connection(fe, tcp, peer, permit).await });
-    }
+    crate::proxy::accept::serve("ssh", listener, shutdown, move |stream, peer, permit| {
+        connection(fe.clone(), stream, peer, permit)
+    })
+    .await
 }
 
 async fn connection(
@@ -112,7 +94,6 @@ async fn connection(
     peer: std::net::SocketAddr,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let _ = tcp.set_nodelay(true);
     let kill = CancellationToken::new();
     let shared = Arc::new(Shared::default());
     if let Ok(mut p) = shared.unauth_permit.lock() {

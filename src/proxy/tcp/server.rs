@@ -9,14 +9,11 @@ use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections still in TLS or handshake; beyond this new ones wait in the backlog.
-pub const MAX_UNAUTHENTICATED: usize = 1024;
 const ENDED_KEEP: Duration = Duration::from_secs(300);
 
 /// Why recent sessions ended, for `status` queries; keyed by session id and
@@ -59,27 +56,10 @@ pub struct TcpFrontEnd {
 }
 
 pub async fn serve(listener: TcpListener, fe: Arc<TcpFrontEnd>, shutdown: CancellationToken) {
-    let unauth = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            p = unauth.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "tcp accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let fe = fe.clone();
-        tokio::spawn(async move { handle(fe, stream, peer.to_string(), permit).await });
-    }
+    crate::proxy::accept::serve("tcp", listener, shutdown, move |stream, peer, permit| {
+        handle(fe.clone(), stream, peer.to_string(), permit)
+    })
+    .await
 }
 
 fn reject(fe: &TcpFrontEnd, status: Status) {
