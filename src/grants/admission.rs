@@ -40,6 +40,29 @@ pub struct Admitted {
     pub policy: Option<Policy>,
 }
 
+impl Admitted {
+    /// The session-table entry for a connection admitted under this grant.
+    pub fn admission(
+        &self,
+        kind: TargetKind,
+        client_addr: String,
+        warnings: Option<crate::sessions::WarningSink>,
+    ) -> crate::sessions::Admission {
+        let g = &self.grant;
+        crate::sessions::Admission {
+            grant_id: g.id.clone(),
+            user: g.user.clone(),
+            target: g.target.clone(),
+            kind,
+            client_addr,
+            granted_at_ms: g.granted_at_ms,
+            expires_at_ms: g.expires_at_ms,
+            max_sessions: self.policy.as_ref().and_then(|p| p.max_sessions_per_grant),
+            warnings,
+        }
+    }
+}
+
 fn store_err(e: StoreError) -> Refusal {
     tracing::warn!(error = %e, "store error during admission; refusing (fail closed)");
     Refusal::Unavailable

@@ -11,7 +11,7 @@
 //! streams, which closes the sockets, before it drops the session guard, so
 //! "session closed" always means both sockets are closed.
 
-use crate::sessions::{EndCause, EndReason, SessionGuard, SessionInfo};
+use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard, SessionInfo};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -67,11 +67,7 @@ where
     let c2u = pump(cr, uw, &info, Dir::ClientToUpstream);
     let u2c = pump(ur, cw, &info, Dir::UpstreamToClient);
     tokio::pin!(c2u, u2c);
-    let expiry = tokio::time::sleep_until(crate::clock::deadline(info.expires_at_ms));
-    tokio::pin!(expiry);
-    let idle_check = idle_timeout.unwrap_or(Duration::from_secs(3600 * 24 * 365));
-    let idle = tokio::time::sleep(idle_check);
-    tokio::pin!(idle);
+    let mut timers = EndTimers::new(&info, idle_timeout);
     let (mut c_done, mut u_done) = (false, false);
     let cause = loop {
         tokio::select! {
@@ -79,19 +75,9 @@ where
             _ = session.token().cancelled() => {
                 break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Error));
             }
-            _ = &mut expiry => {
-                session.set_cause(EndCause::new(EndReason::Expired));
-                break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Expired));
-            }
-            _ = &mut idle, if idle_timeout.is_some() => {
-                let last = info.last_activity_ms.load(Ordering::Relaxed);
-                let quiet = crate::clock::now_ms() - last;
-                if quiet >= idle_check.as_millis() as i64 {
-                    session.set_cause(EndCause::new(EndReason::Idle));
-                    break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Idle));
-                }
-                let left = idle_check.saturating_sub(Duration::from_millis(quiet.max(0) as u64));
-                idle.as_mut().reset(tokio::time::Instant::now() + left);
+            reason = timers.fired(&info) => {
+                session.set_cause(EndCause::new(reason));
+                break info.cause().unwrap_or_else(|| EndCause::new(reason));
             }
             r = &mut c2u, if !c_done => {
                 c_done = true;

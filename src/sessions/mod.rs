@@ -15,8 +15,10 @@
 mod cause;
 pub mod observer;
 mod table;
+mod timers;
 
 pub use cause::{EndCause, EndReason};
 pub use table::{
     Admission, AdmitError, SessionGuard, SessionInfo, SessionSnapshot, SessionTable, WarningSink,
 };
+pub use timers::EndTimers;

@@ -13,7 +13,7 @@ use super::codec::{self, FrameTracker, Severity};
 use super::stream::PgStream;
 use super::upstream::{self, CancelTarget};
 use crate::relay::pool;
-use crate::sessions::{EndCause, EndReason, SessionGuard, SessionInfo};
+use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard, SessionInfo};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
@@ -178,40 +178,25 @@ pub async fn run(
             &stop,
         );
         tokio::pin!(c2u, u2c);
-        let expiry = tokio::time::sleep_until(crate::clock::deadline(info.expires_at_ms));
-        tokio::pin!(expiry);
-        let idle_check = idle_timeout.unwrap_or(Duration::from_secs(3600 * 24 * 365));
-        let idle = tokio::time::sleep(idle_check);
-        tokio::pin!(idle);
-        farewell_due = loop {
-            tokio::select! {
-                biased;
-                _ = session.token().cancelled() => break true,
-                _ = &mut expiry => {
-                    session.set_cause(EndCause::new(EndReason::Expired));
-                    break true;
-                }
-                _ = &mut idle, if idle_timeout.is_some() => {
-                    let quiet = crate::clock::now_ms() - info.last_activity_ms.load(Ordering::Relaxed);
-                    if quiet >= idle_check.as_millis() as i64 {
-                        session.set_cause(EndCause::new(EndReason::Idle));
-                        break true;
-                    }
-                    let left = idle_check.saturating_sub(Duration::from_millis(quiet.max(0) as u64));
-                    idle.as_mut().reset(tokio::time::Instant::now() + left);
-                }
-                r = &mut c2u => {
-                    let reason = if r.is_err() { EndReason::Error } else { EndReason::ClientClosed };
-                    if let Err(e) = r { tracing::debug!(error = %e, "client stream ended"); }
-                    session.set_cause(EndCause::new(reason));
-                    break false;
-                }
-                r = &mut u2c => {
-                    let reason = if r.is_err() { EndReason::Error } else { EndReason::UpstreamClosed };
-                    if let Err(e) = r { tracing::debug!(error = %e, "server stream ended"); }
-                    session.set_cause(EndCause::new(reason));
-                    break false;
-                }
+        let mut timers = EndTimers::new(&info, idle_timeout);
+        farewell_due = tokio::select! {
+            biased;
+            _ = session.token().cancelled() => true,
+            reason = timers.fired(&info) => {
+                session.set_cause(EndCause::new(reason));
+                true
+            }
+            r = &mut c2u => {
+                let reason = if r.is_err() { EndReason::Error } else { EndReason::ClientClosed };
+                if let Err(e) = r { tracing::debug!(error = %e, "client stream ended"); }
+                session.set_cause(EndCause::new(reason));
+                false
+            }
+            r = &mut u2c => {
+                let reason = if r.is_err() { EndReason::Error } else { EndReason::UpstreamClosed };
+                if let Err(e) = r { tracing::debug!(error = %e, "server stream ended"); }
+                session.set_cause(EndCause::new(reason));
+                false
             }
         };
         if farewell_due {

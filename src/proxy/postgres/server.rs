@@ -14,7 +14,7 @@ use super::upstream;
 use crate::config::TargetKind;
 use crate::grants::{Admitted, Grants, Refusal};
 use crate::proxy::limiter::AuthLimiter;
-use crate::sessions::{Admission, AdmitError, EndCause, EndReason};
+use crate::sessions::{AdmitError, EndCause, EndReason};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -457,20 +457,11 @@ async fn run_session(
 ) {
     let g = &admitted.grant;
     let (warn_tx, warn_rx) = tokio::sync::mpsc::channel(WARNING_QUEUE);
-    let guard = match fe.grants.sessions.admit(Admission {
-        grant_id: g.id.clone(),
-        user: g.user.clone(),
-        target: g.target.clone(),
-        kind: TargetKind::Postgres,
-        client_addr: peer.to_string(),
-        granted_at_ms: g.granted_at_ms,
-        expires_at_ms: g.expires_at_ms,
-        max_sessions: admitted
-            .policy
-            .as_ref()
-            .and_then(|p| p.max_sessions_per_grant),
-        warnings: Some(warn_tx),
-    }) {
+    let guard = match fe.grants.sessions.admit(admitted.admission(
+        TargetKind::Postgres,
+        peer.to_string(),
+        Some(warn_tx),
+    )) {
         Ok(s) => s,
         Err(e) => {
             let (code, reason) = match e {

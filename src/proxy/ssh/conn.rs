@@ -9,7 +9,7 @@ use super::keys;
 use super::server::SshFrontEnd;
 use super::upstream::{self, Upstream};
 use crate::config::TargetKind;
-use crate::sessions::{Admission, AdmitError, EndCause, EndReason, SessionGuard};
+use crate::sessions::{AdmitError, EndCause, EndReason, SessionGuard};
 use russh::keys::PublicKey;
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
@@ -128,26 +128,12 @@ impl Conn {
             .admit_identified(&self.target, TargetKind::Ssh, user)
             .await
             .map_err(|r| (r.to_string(), r.metric_reason()))?;
-        let g = &admitted.grant;
         let (warn_tx, warn_rx) = tokio::sync::mpsc::channel(8);
         let guard = self
             .fe
             .grants
             .sessions
-            .admit(Admission {
-                grant_id: g.id.clone(),
-                user: g.user.clone(),
-                target: g.target.clone(),
-                kind: TargetKind::Ssh,
-                client_addr: self.peer.to_string(),
-                granted_at_ms: g.granted_at_ms,
-                expires_at_ms: g.expires_at_ms,
-                max_sessions: admitted
-                    .policy
-                    .as_ref()
-                    .and_then(|p| p.max_sessions_per_grant),
-                warnings: Some(warn_tx),
-            })
+            .admit(admitted.admission(TargetKind::Ssh, self.peer.to_string(), Some(warn_tx)))
             .map_err(|e| {
                 let reason = match e {
                     AdmitError::MaxSessions(_) => "max_sessions",
@@ -243,7 +229,6 @@ impl server::Handler for Conn {
         }
         if self.refusal.is_none() {
             super::server::watch(
-                self.fe.clone(),
                 self.shared.clone(),
                 session.handle(),
                 self.kill.clone(),

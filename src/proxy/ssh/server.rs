@@ -146,13 +146,7 @@ async fn connection(
 }
 
 /// Watches an admitted session: warnings, and the end of its grant.
-pub fn watch(
-    fe: Arc<SshFrontEnd>,
-    shared: Arc<Shared>,
-    handle: server::Handle,
-    kill: CancellationToken,
-    target: String,
-) {
+pub fn watch(shared: Arc<Shared>, handle: server::Handle, kill: CancellationToken, target: String) {
     let Some(info) = shared
         .guard
         .lock()
@@ -164,30 +158,16 @@ pub fn watch(
     let (info, token) = info;
     let mut warnings = shared.warnings.lock().ok().and_then(|mut w| w.take());
     let idle = shared.idle_timeout.lock().ok().and_then(|i| *i);
-    let _ = fe;
     tokio::spawn(async move {
-        let expiry = tokio::time::sleep_until(crate::clock::deadline(info.expires_at_ms));
-        tokio::pin!(expiry);
-        let idle_check = idle.unwrap_or(Duration::from_secs(3600 * 24 * 365));
-        let idle_timer = tokio::time::sleep(idle_check);
-        tokio::pin!(idle_timer);
+        let mut timers = crate::sessions::EndTimers::new(&info, idle);
         let cause = loop {
             tokio::select! {
                 biased;
                 _ = kill.cancelled() => return,
                 _ = token.cancelled() => break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Error)),
-                _ = &mut expiry => {
-                    let _ = info_set_cause(&shared, EndCause::new(EndReason::Expired));
-                    break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Expired));
-                }
-                _ = &mut idle_timer, if idle.is_some() => {
-                    let quiet = crate::clock::now_ms() - info.last_activity_ms.load(Ordering::Relaxed);
-                    if quiet >= idle_check.as_millis() as i64 {
-                        let _ = info_set_cause(&shared, EndCause::new(EndReason::Idle));
-                        break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Idle));
-                    }
-                    let left = idle_check.saturating_sub(Duration::from_millis(quiet.max(0) as u64));
-                    idle_timer.as_mut().reset(tokio::time::Instant::now() + left);
+                reason = timers.fired(&info) => {
+                    let _ = info_set_cause(&shared, EndCause::new(reason));
+                    break info.cause().unwrap_or_else(|| EndCause::new(reason));
                 }
                 Some(text) = async { match warnings.as_mut() { Some(w) => w.recv().await, None => std::future::pending().await } } => {
                     let line = format!("\r\njitgate: {text}\r\n");

@@ -4,7 +4,7 @@
 use super::handshake::{self, Hello, Kind, Reply, Status};
 use crate::config::TargetKind;
 use crate::grants::{Grants, Refusal};
-use crate::sessions::{Admission, AdmitError, EndCause, EndReason};
+use crate::sessions::{AdmitError, EndCause, EndReason};
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,31 +141,23 @@ async fn handle(
         }
     };
     let g = &admitted.grant;
-    let guard = match fe.grants.sessions.admit(Admission {
-        grant_id: g.id.clone(),
-        user: g.user.clone(),
-        target: g.target.clone(),
-        kind: TargetKind::Tcp,
-        client_addr: peer.clone(),
-        granted_at_ms: g.granted_at_ms,
-        expires_at_ms: g.expires_at_ms,
-        max_sessions: admitted
-            .policy
-            .as_ref()
-            .and_then(|p| p.max_sessions_per_grant),
-        warnings: None,
-    }) {
-        Ok(s) => s,
-        Err(e) => {
-            let st = match e {
-                AdmitError::MaxSessions(_) => Status::MaxSessions,
-                AdmitError::GrantEnded(_) => Status::NoGrant,
-            };
-            reject(&fe, st);
-            let _ = reply(&mut tls, st, &e.to_string(), "").await;
-            return;
-        }
-    };
+    let guard =
+        match fe
+            .grants
+            .sessions
+            .admit(admitted.admission(TargetKind::Tcp, peer.clone(), None))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let st = match e {
+                    AdmitError::MaxSessions(_) => Status::MaxSessions,
+                    AdmitError::GrantEnded(_) => Status::NoGrant,
+                };
+                reject(&fe, st);
+                let _ = reply(&mut tls, st, &e.to_string(), "").await;
+                return;
+            }
+        };
     let upstream = tokio::time::timeout(
         UPSTREAM_CONNECT_TIMEOUT,
         TcpStream::connect(&admitted.target.address),
