@@ -2,6 +2,8 @@
 //! on first start (0600), and its SHA-256 fingerprint that `jitgate connect
 //! --fingerprint` pins. TLS 1.2 and 1.3 only, ring provider.
 
+pub mod client;
+
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use std::path::Path;
