@@ -63,6 +63,19 @@ impl Admitted {
     }
 }
 
+/// The configured target of that name and kind.
+fn target_of(
+    cfg: &crate::config::Config,
+    target: &str,
+    kind: TargetKind,
+) -> Result<Target, Refusal> {
+    cfg.targets
+        .get(target)
+        .filter(|t| t.kind == kind)
+        .cloned()
+        .ok_or_else(|| Refusal::UnknownTarget(target.to_string()))
+}
+
 fn store_err(e: StoreError) -> Refusal {
     tracing::warn!(error = %e, "store error during admission; refusing (fail closed)");
     Refusal::Unavailable
@@ -76,12 +89,7 @@ impl Grants {
         secret: &str,
     ) -> Result<Admitted, Refusal> {
         let cfg = self.config.get();
-        let t = cfg
-            .targets
-            .get(target)
-            .filter(|t| t.kind == kind)
-            .ok_or_else(|| Refusal::UnknownTarget(target.to_string()))?
-            .clone();
+        let t = target_of(&cfg, target, kind)?;
         let presented = sha256(secret.as_bytes());
         let (grant, stored) = self
             .store
@@ -105,12 +113,7 @@ impl Grants {
         user: &str,
     ) -> Result<Vec<(Admitted, String)>, Refusal> {
         let cfg = self.config.get();
-        let t = cfg
-            .targets
-            .get(target)
-            .filter(|t| t.kind == kind)
-            .ok_or_else(|| Refusal::UnknownTarget(target.to_string()))?
-            .clone();
+        let t = target_of(&cfg, target, kind)?;
         if !cfg.users.contains_key(user) {
             return Err(Refusal::NoGrant(format!(
                 "no active grant for {user} on {target}"
@@ -152,12 +155,7 @@ impl Grants {
         user: &str,
     ) -> Result<Admitted, Refusal> {
         let cfg = self.config.get();
-        let t = cfg
-            .targets
-            .get(target)
-            .filter(|t| t.kind == kind)
-            .ok_or_else(|| Refusal::UnknownTarget(target.to_string()))?
-            .clone();
+        let t = target_of(&cfg, target, kind)?;
         if self
             .store
             .get_lock(user)

@@ -65,6 +65,16 @@ impl UpChannel {
     pub fn send(&self, cmd: Cmd) {
         let _ = self.tx.send(cmd);
     }
+
+    /// Queues the engineer's bytes; past UP_CAP queued bytes this waits,
+    /// which holds the engineer's connection back (the backpressure).
+    pub async fn send_bytes(&self, data: &[u8], cmd: impl FnOnce(Bytes) -> Cmd) {
+        let n = data.len().clamp(1, UP_CAP) as u32;
+        if let Ok(p) = self.up_budget.acquire_many(n).await {
+            p.forget();
+        }
+        self.send(cmd(Bytes::copy_from_slice(data)));
+    }
 }
 
 /// Starts relaying between an accepted engineer channel and a target channel.

@@ -419,18 +419,10 @@ impl server::Handler for Conn {
         _s: &mut Session,
     ) -> Result<(), Self::Error> {
         if let Some(c) = self.channel(id) {
-            // Past UP_CAP queued bytes this waits, holding the engineer back.
-            if let Ok(p) = c
-                .up_budget
-                .acquire_many(data.len().clamp(1, channel::UP_CAP) as u32)
-                .await
-            {
-                p.forget();
-            }
             if let Some(info) = self.session_info() {
                 info.touch();
             }
-            c.send(Cmd::Data(bytes::Bytes::copy_from_slice(data)));
+            c.send_bytes(data, Cmd::Data).await;
         }
         Ok(())
     }
@@ -443,14 +435,7 @@ impl server::Handler for Conn {
         _s: &mut Session,
     ) -> Result<(), Self::Error> {
         if let Some(c) = self.channel(id) {
-            if let Ok(p) = c
-                .up_budget
-                .acquire_many(data.len().clamp(1, channel::UP_CAP) as u32)
-                .await
-            {
-                p.forget();
-            }
-            c.send(Cmd::Ext(code, bytes::Bytes::copy_from_slice(data)));
+            c.send_bytes(data, |b| Cmd::Ext(code, b)).await;
         }
         Ok(())
     }
