@@ -70,19 +70,7 @@ fn large_objects_over_the_fast_path_round_trip() {
         src = src.display(),
         dst = dst.display()
     );
-    let mut c = p
-        .psql_command(&p.conninfo("bob@auto-db", ""), &secret)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let o = c.wait_with_output().unwrap();
+    let o = psql_script(&p, &secret, &[], &script);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(std::fs::read(&dst).unwrap(), data);
 }
@@ -126,20 +114,7 @@ fn a_long_session_with_many_statements() {
         script += &format!("INSERT INTO t VALUES ({i});\n");
     }
     script += "SELECT count(*), sum(n) FROM t;\n";
-    let mut c = p
-        .psql_command(&p.conninfo("bob@auto-db", ""), &secret)
-        .arg("-q")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let o = c.wait_with_output().unwrap();
+    let o = psql_script(&p, &secret, &["-q"], &script);
     assert!(o.status.success(), "{:?}", text(&o));
     assert_eq!(text(&o).0.trim(), "3000|4498500");
 }
@@ -214,4 +189,22 @@ fn psycopg_cancel_async_notify_and_large_objects() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("ALL OK"), "{out}");
+}
+
+/// Runs `script` through the proxy on psql's standard input, as bob.
+fn psql_script(p: &PgProxy, secret: &str, args: &[&str], script: &str) -> std::process::Output {
+    let mut c = p
+        .psql_command(&p.conninfo("bob@auto-db", ""), secret)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    c.wait_with_output().unwrap()
 }

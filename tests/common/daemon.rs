@@ -282,6 +282,20 @@ impl Daemon {
         r.json()
     }
 
+    /// An auto-approved grant for `token`'s user and its connect secret.
+    pub fn grant_with_secret(&self, token: &str, target: &str, duration: &str) -> (String, String) {
+        let r = self.create_request(token, target, duration);
+        let gid = r["grant"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not auto-approved: {r}"))
+            .to_string();
+        let s = self
+            .post(&format!("/v1/grants/{gid}/secret"), Some(token), "")
+            .unwrap();
+        assert_eq!(s.status, 200, "{}", s.body);
+        (gid, s.json()["secret"].as_str().unwrap().to_string())
+    }
+
     /// Runs the CLI against this daemon.
     pub fn cli(&self, token: &str, args: &[&str]) -> std::process::Output {
         Command::new(BIN)

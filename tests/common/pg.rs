@@ -221,29 +221,7 @@ impl PgCluster {
 
     /// Creates a fresh database so tests sharing a cluster stay independent.
     pub fn create_db(&self, name: &str) -> String {
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                &format!("CREATE DATABASE \"{name}\""),
-            ])
-            .env("PGPASSWORD", &self.password)
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "create database: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.admin_sql(&format!("CREATE DATABASE \"{name}\""));
         self.url(name)
     }
 }

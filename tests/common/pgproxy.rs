@@ -76,17 +76,7 @@ max_sessions_per_grant = 1
 
     /// An active grant and its connect secret.
     pub fn grant(&self, token: &str, target: &str, duration: &str) -> (String, String) {
-        let r = self.d.create_request(token, target, duration);
-        let gid = r["grant"]["id"]
-            .as_str()
-            .expect("auto-approved")
-            .to_string();
-        let s = self
-            .d
-            .post(&format!("/v1/grants/{gid}/secret"), Some(token), "")
-            .unwrap();
-        assert_eq!(s.status, 200, "{}", s.body);
-        (gid, s.json()["secret"].as_str().unwrap().to_string())
+        self.d.grant_with_secret(token, target, duration)
     }
 
     pub fn cert(&self) -> std::path::PathBuf {

@@ -148,17 +148,7 @@ impl Tunnel {
 
     /// An active grant for `user_token` on `target` and its connect secret.
     pub fn grant(&self, user_token: &str, target: &str, duration: &str) -> (String, String) {
-        let r = self.d.create_request(user_token, target, duration);
-        let gid = r["grant"]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("not auto-approved: {r}"))
-            .to_string();
-        let s = self
-            .d
-            .post(&format!("/v1/grants/{gid}/secret"), Some(user_token), "")
-            .unwrap();
-        assert_eq!(s.status, 200, "{}", s.body);
-        (gid, s.json()["secret"].as_str().unwrap().to_string())
+        self.d.grant_with_secret(user_token, target, duration)
     }
 
     /// Runs the real `jitgate connect` for `target` with `secret`.
