@@ -119,15 +119,7 @@ impl Grants {
                 "no active grant for {user} on {target}"
             )));
         }
-        if self
-            .store
-            .get_lock(user)
-            .await
-            .map_err(store_err)?
-            .is_some()
-        {
-            return Err(Refusal::Locked(user.to_string()));
-        }
+        self.ensure_unlocked(user).await?;
         let now = crate::clock::now_ms();
         let grants = self
             .store
@@ -156,15 +148,7 @@ impl Grants {
     ) -> Result<Admitted, Refusal> {
         let cfg = self.config.get();
         let t = target_of(&cfg, target, kind)?;
-        if self
-            .store
-            .get_lock(user)
-            .await
-            .map_err(store_err)?
-            .is_some()
-        {
-            return Err(Refusal::Locked(user.to_string()));
-        }
+        self.ensure_unlocked(user).await?;
         let now = crate::clock::now_ms();
         let grant = self
             .store
@@ -179,6 +163,13 @@ impl Grants {
                 ))
             })?;
         self.check_grant(&cfg, grant, t, target).await
+    }
+
+    async fn ensure_unlocked(&self, user: &str) -> Result<(), Refusal> {
+        match self.store.get_lock(user).await.map_err(store_err)? {
+            Some(_) => Err(Refusal::Locked(user.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// The checks every admission makes once it has a grant.
@@ -197,15 +188,7 @@ impl Grants {
         }
         // Before the grant state: a lock revokes the grants, and "user locked"
         // is the answer the engineer needs, not "grant has ended".
-        if self
-            .store
-            .get_lock(&grant.user)
-            .await
-            .map_err(store_err)?
-            .is_some()
-        {
-            return Err(Refusal::Locked(grant.user.clone()));
-        }
+        self.ensure_unlocked(&grant.user).await?;
         if grant.state != GrantState::Active || grant.expires_at_ms <= crate::clock::now_ms() {
             return Err(Refusal::NoGrant(format!(
                 "grant {} has ended; request access again",

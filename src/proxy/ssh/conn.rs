@@ -255,25 +255,9 @@ impl server::Handler for Conn {
             }
             return Ok(());
         };
-        let (shared, server, kill) = (self.shared.clone(), session.handle(), self.kill.clone());
-        let info = self.session_info();
         // Opened in a task: a slow target must not stall this connection.
-        tokio::spawn(async move {
-            match up.channel_open_session().await {
-                Ok(upc) => {
-                    let Some(info) = info else { return };
-                    let id = channel.id();
-                    let c = channel::start(channel, upc, server, info, &kill);
-                    if let Ok(mut m) = shared.channels.lock() {
-                        m.insert(id, c);
-                    }
-                    reply.accept().await;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "target refused a session channel");
-                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
-                }
-            }
+        self.attach(channel, reply, session, async move {
+            up.channel_open_session().await
         });
         Ok(())
     }
@@ -294,29 +278,18 @@ impl server::Handler for Conn {
                 .await;
             return Ok(());
         };
-        let (shared, server, kill) = (self.shared.clone(), session.handle(), self.kill.clone());
-        let info = self.session_info();
         let (host, origin) = (host.to_string(), origin.to_string());
-        tokio::spawn(async move {
-            // The target's sshd opens the forwarded connection, as it would
-            // without the proxy; one slow destination cannot freeze others.
-            let opened = tokio::time::timeout(
+        // The target's sshd opens the forwarded connection, as it would
+        // without the proxy; one slow destination cannot freeze others.
+        self.attach(channel, reply, session, async move {
+            match tokio::time::timeout(
                 REQUEST_REPLY_TIMEOUT,
                 up.channel_open_direct_tcpip(host, port, origin, origin_port),
             )
-            .await;
-            match opened {
-                Ok(Ok(upc)) => {
-                    let Some(info) = info else { return };
-                    let id = channel.id();
-                    let c = channel::start(channel, upc, server, info, &kill);
-                    if let Ok(mut m) = shared.channels.lock() {
-                        m.insert(id, c);
-                    }
-                    reply.accept().await;
-                }
-                Ok(Err(russh::Error::ChannelOpenFailure(f))) => reply.reject(f).await,
-                _ => reply.reject(ChannelOpenFailure::ConnectFailed).await,
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(russh::Error::ConnectionTimeout),
             }
         });
         Ok(())
@@ -462,6 +435,39 @@ impl server::Handler for Conn {
 }
 
 impl Conn {
+    /// Opens the target's side in a task, then accepts the engineer's
+    /// channel and starts relaying, or rejects it with the target's reason.
+    fn attach(
+        &self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+        open: impl std::future::Future<Output = Result<Channel<russh::client::Msg>, russh::Error>>
+            + Send
+            + 'static,
+    ) {
+        let (shared, server, kill) = (self.shared.clone(), session.handle(), self.kill.clone());
+        let info = self.session_info();
+        tokio::spawn(async move {
+            match (open.await, info) {
+                (Ok(upc), Some(info)) => {
+                    let id = channel.id();
+                    let c = channel::start(channel, upc, server, info, &kill);
+                    if let Ok(mut m) = shared.channels.lock() {
+                        m.insert(id, c);
+                    }
+                    reply.accept().await;
+                }
+                (Err(russh::Error::ChannelOpenFailure(f)), _) => reply.reject(f).await,
+                (Err(e), _) => {
+                    tracing::debug!(error = %e, "the target refused a channel");
+                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                }
+                (Ok(_), None) => reply.reject(ChannelOpenFailure::ConnectFailed).await,
+            }
+        });
+    }
+
     fn session_info(&self) -> Option<Arc<crate::sessions::SessionInfo>> {
         self.shared
             .guard
