@@ -60,7 +60,13 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     // Session start/end metrics and audit events; without it sessions would
     // relay and end correctly but leave no record.
     let recorder = crate::sessions::observer::Recorder::start(metrics.clone(), store.clone());
-    sessions.set_observer(recorder.clone());
+    let shutdown = CancellationToken::new();
+    let cluster = join_cluster(&cfg.store_url, &store, &sessions, &shutdown).await?;
+    let mut observers: Vec<Arc<dyn crate::sessions::SessionObserver>> = vec![recorder.clone()];
+    if let Some(c) = &cluster {
+        observers.push(Arc::new(c.rows.clone()));
+    }
+    sessions.set_observer(Arc::new(crate::sessions::Observers(observers)));
     let shared = SharedConfig::new(cfg.clone());
     let grants = Grants::new(
         store.clone(),
@@ -68,12 +74,14 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         sessions.clone(),
         metrics.clone(),
     );
+    if let Some(c) = &cluster {
+        let _ = grants.cluster.set(c.clone());
+    }
     grants
         .restore()
         .await
         .map_err(|e| anyhow::anyhow!("restoring grants: {e}"))?;
 
-    let shutdown = CancellationToken::new();
     let state = Arc::new(AdminState {
         grants: grants.clone(),
         listeners_up: Default::default(),
@@ -200,9 +208,28 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             "session audit events not written before shutdown"
         );
     }
+    if let Some(c) = &cluster {
+        c.leave().await;
+    }
     store.close().await;
     tracing::info!("jitgate stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// With a PostgreSQL store this instance joins the others sharing it.
+async fn join_cluster(
+    url: &str,
+    store: &Store,
+    sessions: &SessionTable,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<crate::cluster::Cluster>>> {
+    if store.backend() != crate::store::Backend::Postgres {
+        return Ok(None);
+    }
+    let c = crate::cluster::Cluster::start(store.clone(), sessions.clone(), url, shutdown.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("registering this instance in the store: {e}"))?;
+    Ok(Some(c))
 }
 
 fn store_kind(url: &str) -> &'static str {

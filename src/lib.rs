@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod grants;

@@ -202,6 +202,7 @@ impl Grants {
             )));
         }
         let policy = cfg.policy(&grant.policy).cloned();
+        self.ensure_timer(&grant);
         Ok(Admitted {
             grant,
             target: t,

@@ -10,4 +10,4 @@ mod timers;
 pub use admission::{Admitted, Refusal};
 pub use error::GrantError;
 pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller};
-pub use service::{Grants, LockResult, RevokeResult};
+pub use service::{Grants, LockResult, RevokeResult, TerminateResult};

@@ -7,6 +7,8 @@ use super::timers::Timers;
 use super::GrantError;
 use crate::audit::AuditEntry;
 use crate::clock::{deadline, now_ms, rfc3339};
+use crate::cluster::message::{short_comment, Op};
+use crate::cluster::{Cluster, Confirmed, Expect};
 use crate::config::SharedConfig;
 use crate::ids;
 use crate::metrics::Metrics;
@@ -14,7 +16,7 @@ use crate::secrets;
 use crate::sessions::{EndCause, EndReason, SessionTable};
 use crate::store::*;
 use serde_json::json;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 pub struct Grants {
@@ -23,18 +25,31 @@ pub struct Grants {
     pub sessions: SessionTable,
     pub metrics: Arc<Metrics>,
     timers: Timers,
+    /// Set when several instances share a PostgreSQL store.
+    pub cluster: OnceLock<Arc<Cluster>>,
+    /// For timers started from `&self` paths (admission on a peer's grant).
+    me: Weak<Grants>,
 }
 
 #[derive(Debug)]
 pub struct RevokeResult {
     pub grant: GrantRecord,
     pub sessions_terminated: usize,
+    /// Peers that did not confirm within the bound (several instances only).
+    pub instances_unconfirmed: Vec<String>,
 }
 
 #[derive(Debug)]
 pub struct LockResult {
     pub grants_revoked: usize,
     pub sessions_terminated: usize,
+    pub instances_unconfirmed: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct TerminateResult {
+    pub sessions_terminated: usize,
+    pub instances_unconfirmed: Vec<String>,
 }
 
 fn audit(
@@ -53,13 +68,34 @@ impl Grants {
         sessions: SessionTable,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
-        Arc::new(Grants {
+        Arc::new_cyclic(|me| Grants {
             store,
             config,
             sessions,
             metrics,
             timers: Timers::default(),
+            cluster: OnceLock::new(),
+            me: me.clone(),
         })
+    }
+
+    /// Asks the peers to apply `op` and waits for their counts; a single
+    /// instance has nothing to ask.
+    async fn tell_peers(&self, op: Op, expect: Expect) -> Confirmed {
+        match self.cluster.get() {
+            Some(c) => c.request(op, expect).await,
+            None => Confirmed::default(),
+        }
+    }
+
+    /// A grant approved on a peer has no timer here until its first session
+    /// arrives; its warn_before notices need one.
+    pub(super) fn ensure_timer(&self, g: &GrantRecord) {
+        if self.cluster.get().is_some() && !self.timers.contains(&g.id) {
+            if let Some(me) = self.me.upgrade() {
+                me.schedule_grant(g);
+            }
+        }
     }
 
     async fn ensure_not_locked(&self, user: &str, what: &str) -> Result<(), GrantError> {
@@ -289,11 +325,19 @@ impl Grants {
         // closing early is the safe direction if the write then fails, and
         // the termination latency does not include a store commit.
         let closing = async {
-            if g.state == GrantState::Active {
-                self.sessions.end_grant(id, cause).await
-            } else {
-                0
+            if g.state != GrantState::Active {
+                return (0, Confirmed::default());
             }
+            let op = Op::EndGrant {
+                grant: id.to_string(),
+                reason: EndReason::Revoked,
+                by: caller.user.clone(),
+                comment: short_comment(reason),
+            };
+            tokio::join!(
+                self.sessions.end_grant(id, cause),
+                self.tell_peers(op, Expect::Peers)
+            )
         };
         let recording = self.store.end_grant(
             id,
@@ -303,7 +347,8 @@ impl Grants {
             now_ms(),
             &entry,
         );
-        let (recorded, n) = tokio::join!(recording, closing);
+        let (recorded, (local, peers)) = tokio::join!(recording, closing);
+        let n = local + peers.closed;
         match recorded {
             Ok(grant) => {
                 self.timers.cancel(id);
@@ -312,6 +357,7 @@ impl Grants {
                 Ok(RevokeResult {
                     grant,
                     sessions_terminated: n,
+                    instances_unconfirmed: peers.unconfirmed,
                 })
             }
             Err(StoreError::Unavailable(m)) => {
@@ -360,45 +406,80 @@ impl Grants {
         Ok(secret)
     }
 
+    /// Terminates one session, on this instance or (several instances) on
+    /// the peer that owns it.
     pub async fn terminate(
         &self,
         caller: &Caller,
         session_id: &str,
         reason: &str,
-    ) -> Result<usize, GrantError> {
+    ) -> Result<TerminateResult, GrantError> {
         let cfg = self.config.get();
-        let s = self
-            .sessions
-            .get(session_id)
-            .ok_or_else(|| GrantError::NotFound(format!("session {session_id}")))?;
+        let not_found = || GrantError::NotFound(format!("session {session_id}"));
+        let (user, grant_id, owner) = match self.sessions.get(session_id) {
+            Some(s) => (s.user.clone(), s.grant_id.clone(), None),
+            None => {
+                let row = match self.cluster.get() {
+                    Some(_) => self.store.live_session(session_id).await?,
+                    None => None,
+                };
+                let row = row.ok_or_else(not_found)?;
+                (row.user, row.grant_id, Some(row.instance))
+            }
+        };
         let policy = self
             .store
-            .get_grant(&s.grant_id)
+            .get_grant(&grant_id)
             .await?
             .map(|g| g.policy)
             .unwrap_or_default();
-        if !may_oversee(&cfg, caller, &s.user, &policy) {
+        if !may_oversee(&cfg, caller, &user, &policy) {
             return Err(GrantError::Forbidden(format!(
                 "{} may not terminate session {session_id}",
                 caller.user
             )));
         }
-        let cause = EndCause::by(EndReason::Terminated, &caller.user, reason);
-        let n = self
-            .sessions
-            .end_session(session_id, cause)
-            .await
-            .unwrap_or(0);
+        let out = match owner {
+            None => {
+                let cause = EndCause::by(EndReason::Terminated, &caller.user, reason);
+                TerminateResult {
+                    sessions_terminated: self
+                        .sessions
+                        .end_session(session_id, cause)
+                        .await
+                        .unwrap_or(0),
+                    instances_unconfirmed: Vec::new(),
+                }
+            }
+            Some(owner) => {
+                // The row keeps the request for the owner's re-check in case
+                // the notification is lost.
+                self.store
+                    .request_session_end(session_id, &caller.user, reason, now_ms())
+                    .await?;
+                let op = Op::EndSession {
+                    session: session_id.to_string(),
+                    instance: owner.clone(),
+                    by: caller.user.clone(),
+                    comment: short_comment(reason),
+                };
+                let c = self.tell_peers(op, Expect::Owner(owner)).await;
+                TerminateResult {
+                    sessions_terminated: c.closed,
+                    instances_unconfirmed: c.unconfirmed,
+                }
+            }
+        };
         let _ = self
             .store
             .audit(&audit(
                 &caller.user,
                 "session.terminate",
                 session_id,
-                json!({"reason": reason, "grant": s.grant_id}),
+                json!({"reason": reason, "grant": grant_id}),
             ))
             .await;
-        Ok(n)
+        Ok(out)
     }
 
     pub async fn lock(
@@ -421,8 +502,20 @@ impl Grants {
         let recording = self
             .store
             .lock_user(user, &caller.user, reason, now_ms(), &entry);
-        let closing = self.sessions.end_where(|s| s.user == user, cause.clone());
-        let (recorded, mut n) = tokio::join!(recording, closing);
+        let op = Op::EndUser {
+            user: user.to_string(),
+            grants: Vec::new(),
+            by: caller.user.clone(),
+            comment: short_comment(reason),
+        };
+        let closing = async {
+            tokio::join!(
+                self.sessions.end_where(|s| s.user == user, cause.clone()),
+                self.tell_peers(op, Expect::Peers)
+            )
+        };
+        let (recorded, (local, peers)) = tokio::join!(recording, closing);
+        let mut n = local + peers.closed;
         let out = match recorded {
             Ok(o) => o,
             Err(StoreError::Unavailable(_)) => {
@@ -444,6 +537,7 @@ impl Grants {
         Ok(LockResult {
             grants_revoked: out.revoked_grants.len(),
             sessions_terminated: n,
+            instances_unconfirmed: peers.unconfirmed,
         })
     }
 

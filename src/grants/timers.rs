@@ -28,6 +28,10 @@ impl Timers {
         self.tasks.remove(key);
     }
 
+    pub fn contains(&self, key: &str) -> bool {
+        self.tasks.contains_key(key)
+    }
+
     pub fn len(&self) -> usize {
         self.tasks.len()
     }

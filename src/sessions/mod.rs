@@ -19,6 +19,7 @@ mod timers;
 
 pub use cause::{EndCause, EndReason};
 pub use table::{
-    Admission, AdmitError, SessionGuard, SessionInfo, SessionSnapshot, SessionTable, WarningSink,
+    Admission, AdmitError, Observers, SessionGuard, SessionInfo, SessionObserver, SessionSnapshot,
+    SessionTable, WarningSink,
 };
 pub use timers::EndTimers;

@@ -21,6 +21,23 @@ pub trait SessionObserver: Send + Sync {
     fn ended(&self, info: &SessionInfo, cause: &EndCause);
 }
 
+/// Several observers in order (audit and metrics, then the shared rows).
+pub struct Observers(pub Vec<Arc<dyn SessionObserver>>);
+
+impl SessionObserver for Observers {
+    fn started(&self, info: &SessionInfo) {
+        for o in &self.0 {
+            o.started(info);
+        }
+    }
+
+    fn ended(&self, info: &SessionInfo, cause: &EndCause) {
+        for o in &self.0 {
+            o.ended(info, cause);
+        }
+    }
+}
+
 struct GrantCell {
     token: CancellationToken,
     cause: OnceLock<EndCause>,
@@ -80,7 +97,7 @@ pub struct SessionSnapshot {
     pub grant_id: String,
     pub user: String,
     pub target: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub client_addr: String,
     pub instance: String,
     pub granted_at: String,
@@ -307,6 +324,25 @@ impl SessionTable {
         v
     }
 
+    /// Sessions whose upstream is connected (those published to peers).
+    pub fn started_sessions(&self) -> Vec<Arc<SessionInfo>> {
+        self.inner
+            .sessions
+            .iter()
+            .filter(|s| s.started.load(Ordering::Acquire))
+            .map(|s| s.value().clone())
+            .collect()
+    }
+
+    /// The grants that have live sessions here.
+    pub fn grant_ids(&self) -> std::collections::HashSet<String> {
+        self.inner
+            .sessions
+            .iter()
+            .map(|s| s.grant_id.clone())
+            .collect()
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<SessionInfo>> {
         self.inner.sessions.get(id).map(|s| s.value().clone())
     }
@@ -319,7 +355,7 @@ fn snapshot_of(s: &SessionInfo, instance: &str, now: i64) -> SessionSnapshot {
         grant_id: s.grant_id.clone(),
         user: s.user.clone(),
         target: s.target.clone(),
-        kind: s.kind.as_str(),
+        kind: s.kind.as_str().to_string(),
         client_addr: s.client_addr.clone(),
         instance: instance.to_string(),
         granted_at: rfc3339(s.granted_at_ms),

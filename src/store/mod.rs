@@ -10,12 +10,14 @@
 //! not at all.
 
 mod audit_log;
+mod cluster;
 mod grants;
 mod locks;
 mod migrate;
 pub mod models;
 mod requests;
 
+pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};
 pub use grants::GrantEnd;
 pub use locks::LockOutcome;
 pub use models::*;

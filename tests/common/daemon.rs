@@ -46,11 +46,16 @@ pub fn base_config_with_server(
     let store = store_url
         .map(|u| format!("[store]\nurl = \"{u}\"\n"))
         .unwrap_or_default();
+    let instance = if server_keys.contains("instance") {
+        ""
+    } else {
+        "instance = \"test\""
+    };
     format!(
         r#"
 [server]
 data_dir = "{data}"
-instance = "test"
+{instance}
 {server_keys}
 {store}
 [admin]

@@ -121,17 +121,34 @@ impl PgCluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
-        let child = command(&bin, "postgres")
+        let mut c = PgCluster {
+            port: free_port(),
+            password,
+            dir,
+            bin,
+            child: None,
+        };
+        c.spawn_server();
+        Some(c)
+    }
+
+    fn spawn_server(&mut self) {
+        let data = self.dir.path().join("data");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("log");
+        let child = command(&self.bin, "postgres")
             .args([
                 "-D",
                 &data.display().to_string(),
                 "-p",
-                &port.to_string(),
+                &self.port.to_string(),
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
-                &format!("unix_socket_directories={}", dir.path().display()),
+                &format!("unix_socket_directories={}", self.dir.path().display()),
                 "-c",
                 "fsync=off",
                 "-c",
@@ -140,20 +157,28 @@ impl PgCluster {
                 "password_encryption=scram-sha-256",
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("server.log")).expect("log"),
-            ))
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("start postgres");
-        let mut c = PgCluster {
-            port,
-            password,
-            dir,
-            bin,
-            child: Some(child),
-        };
-        c.wait_ready();
-        Some(c)
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected), as an
+    /// outage of the store would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the cluster is running");
+        self.spawn_server();
     }
 
     fn wait_ready(&mut self) {

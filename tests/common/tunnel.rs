@@ -69,6 +69,7 @@ pub fn closing_server() -> u16 {
 
 /// Targets (auto-approved by the base config's `auto` policy unless named
 /// otherwise) and extra policies for the tunnel tests, plus the listener.
+#[derive(Clone)]
 pub struct Upstreams {
     pub echo: u16,
     pub count: u16,
@@ -128,9 +129,21 @@ pub struct Tunnel {
 
 impl Tunnel {
     pub fn start() -> Tunnel {
-        let up = Upstreams::start();
+        Self::start_on(None, "", Upstreams::start())
+    }
+
+    /// One of several instances named `instance` sharing the store at `store_url`.
+    pub fn start_instance(store_url: &str, instance: &str, up: &Upstreams) -> Tunnel {
+        Self::start_on(
+            Some(store_url),
+            &format!("instance = \"{instance}\"\n"),
+            up.clone(),
+        )
+    }
+
+    fn start_on(store_url: Option<&str>, server_keys: &str, up: Upstreams) -> Tunnel {
         let port = free_port();
-        let d = Daemon::start_with(None, &up.config(port));
+        let d = Daemon::start_with_server(store_url, server_keys, &up.config(port));
         let fingerprint = d
             .get("/v1/whoami", Some(super::daemon::BOB))
             .unwrap()

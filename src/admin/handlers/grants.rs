@@ -80,6 +80,18 @@ pub async fn revoke(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, 
     let r = ctx.state.grants.revoke(&ctx.caller, id, &b.reason).await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "grant": views::grant(&r.grant), "sessions_terminated": r.sessions_terminated }),
+        &with_unconfirmed(
+            serde_json::json!({ "grant": views::grant(&r.grant), "sessions_terminated": r.sessions_terminated }),
+            &r.instances_unconfirmed,
+        ),
     ))
+}
+
+/// Adds `instances_unconfirmed` when peers did not confirm in time, so the
+/// caller knows the count may be short (several instances only).
+pub(super) fn with_unconfirmed(mut v: serde_json::Value, peers: &[String]) -> serde_json::Value {
+    if !peers.is_empty() {
+        v["instances_unconfirmed"] = serde_json::json!(peers);
+    }
+    v
 }

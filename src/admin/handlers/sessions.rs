@@ -11,11 +11,21 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
     let user = q.get("user").filter(|s| !s.is_empty());
     let target = q.get("target").filter(|s| !s.is_empty());
     let cfg = &ctx.cfg;
-    let rows: Vec<_> = ctx
-        .state
-        .grants
-        .sessions
-        .snapshot()
+    let grants = &ctx.state.grants;
+    let mut all = grants.sessions.snapshot();
+    // With several instances, the peers' sessions come from the shared rows;
+    // if the store cannot be read the list is this instance's, marked so.
+    let mut incomplete = false;
+    if let Some(c) = grants.cluster.get() {
+        match c.remote_snapshots().await {
+            Ok(remote) => all.extend(remote),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list peers' sessions");
+                incomplete = true;
+            }
+        }
+    }
+    let rows: Vec<_> = all
         .into_iter()
         .filter(|s| user.is_none_or(|u| s.user == u) && target.is_none_or(|t| s.target == t))
         .filter(|s| {
@@ -26,21 +36,25 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
                     .is_some_and(|p| is_policy_approver(cfg, &ctx.caller.user, &p.name))
         })
         .collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "sessions": rows }),
-    ))
+    let mut body = serde_json::json!({ "sessions": rows });
+    if incomplete {
+        body["incomplete"] = serde_json::json!(true);
+    }
+    Ok(json(StatusCode::OK, &body))
 }
 
 pub async fn terminate(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let b: Reason = json_body(req).await?;
-    let n = ctx
+    let r = ctx
         .state
         .grants
         .terminate(&ctx.caller, id, &b.reason)
         .await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "session_id": id, "sessions_terminated": n }),
+        &super::grants::with_unconfirmed(
+            serde_json::json!({ "session_id": id, "sessions_terminated": r.sessions_terminated }),
+            &r.instances_unconfirmed,
+        ),
     ))
 }

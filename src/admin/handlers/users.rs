@@ -13,7 +13,10 @@ pub async fn lock(ctx: Ctx, user: &str, req: Request<Incoming>) -> Result<Resp, 
     let r = ctx.state.grants.lock(&ctx.caller, user, &b.reason).await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "user": user, "locked": true, "grants_revoked": r.grants_revoked, "sessions_terminated": r.sessions_terminated }),
+        &super::grants::with_unconfirmed(
+            serde_json::json!({ "user": user, "locked": true, "grants_revoked": r.grants_revoked, "sessions_terminated": r.sessions_terminated }),
+            &r.instances_unconfirmed,
+        ),
     ))
 }
 
