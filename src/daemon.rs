@@ -62,6 +62,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     let recorder = crate::sessions::observer::Recorder::start(metrics.clone(), store.clone());
     sessions.set_observer(recorder.clone());
     let shared = SharedConfig::new(cfg.clone());
+    let notifier = crate::notify::start(&store, shared.clone(), metrics.clone());
     let grants = Grants::new(
         store.clone(),
         shared.clone(),
@@ -200,6 +201,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             "session audit events not written before shutdown"
         );
     }
+    notifier.stop().await;
     store.close().await;
     tracing::info!("jitgate stopped");
     Ok(ExitCode::SUCCESS)
