@@ -540,7 +540,11 @@ fn events_are_queued_and_delivered_from_a_postgresql_store() {
     let r = d.create_request(ALICE, "cache", "30m");
     let id = r["id"].as_str().unwrap();
     ok(
-        d.post(&format!("/v1/requests/{id}/deny"), Some(CAROL), r#"{"reason":"no"}"#),
+        d.post(
+            &format!("/v1/requests/{id}/deny"),
+            Some(CAROL),
+            r#"{"reason":"no"}"#,
+        ),
         200,
     );
     wait_for("failed attempts for both events", || rx.hits().len() >= 4);
