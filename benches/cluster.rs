@@ -9,7 +9,7 @@
 //! under /usr/lib/postgresql/*/bin, as the tests do).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use common::daemon::{BOB, DAVE};

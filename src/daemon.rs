@@ -68,6 +68,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     }
     sessions.set_observer(Arc::new(crate::sessions::Observers(observers)));
     let shared = SharedConfig::new(cfg.clone());
+    let notifier = crate::notify::start(&store, shared.clone(), metrics.clone());
     let grants = Grants::new(
         store.clone(),
         shared.clone(),
@@ -211,6 +212,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     if let Some(c) = &cluster {
         c.leave().await;
     }
+    notifier.stop().await;
     store.close().await;
     tracing::info!("jitgate stopped");
     Ok(ExitCode::SUCCESS)

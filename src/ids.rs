@@ -32,3 +32,13 @@ pub fn grant_id() -> String {
 pub fn session_id() -> String {
     random_id("ses")
 }
+
+/// A notification event's id: receivers deduplicate redeliveries by it.
+pub fn event_id() -> String {
+    random_id("evt")
+}
+
+/// One outbox row (an event for one receiver).
+pub fn delivery_id() -> String {
+    random_id("dlv")
+}

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_http;
+pub mod notify;
 pub mod proxy;
 pub mod relay;
 pub mod reload;

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub request_approve_seconds: Histogram,
+    /// Webhook attempts by result: delivered, retried, dropped (given up).
+    pub notifications: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -115,11 +117,20 @@ impl Metrics {
             ),
             build_info: gv("jitgate_build_info", "Build information", &["version"]),
             request_approve_seconds,
+            notifications: cv(
+                "jitgate_notifications_total",
+                "Webhook delivery attempts by result (delivered, retried, dropped)",
+                &["result"],
+            ),
             registry: r,
         };
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // Present from the start, so an alert on `dropped` sees a zero first.
+        for result in ["delivered", "retried", "dropped"] {
+            m.notifications.with_label_values(&[result]);
+        }
         m
     }
 

@@ -187,4 +187,12 @@ pub struct NotifyEntry {
     pub url: String,
     pub events: Vec<String>,
     pub secret_env: Option<String>,
+    /// Whole-delivery bound (connect, TLS, request, response head); default 5s.
+    pub timeout: Option<String>,
+    /// First retry delay, doubled per failed attempt; default 1s.
+    pub retry_initial: Option<String>,
+    /// Longest retry delay; default 10m.
+    pub retry_max: Option<String>,
+    /// A delivery still failing this long after its event is dropped; default 24h.
+    pub give_up_after: Option<String>,
 }

@@ -149,3 +149,36 @@ fn ssh_targets_must_pin_a_host_key() {
         "{joined}"
     );
 }
+
+#[test]
+fn notify_entries_get_defaults_and_bad_ones_are_located() {
+    let ok = format!(
+        "{}\n[[notify]]\nurl = \"http://127.0.0.1:9/hook\"\nevents = [\"request.created\"]\nretry_initial = \"200ms\"\n",
+        good()
+    );
+    let c = parse(&ok, Path::new("j.toml"), Path::new("/tmp")).expect("valid");
+    let n = &c.notify[0];
+    assert!(n.wants("request.created") && !n.wants("grant.ended"));
+    assert_eq!(n.timeout.as_secs(), 5);
+    assert_eq!(n.retry_initial.as_millis(), 200);
+    assert_eq!(n.retry_max.as_secs(), 600);
+    assert_eq!(n.give_up_after.as_secs(), 86400);
+
+    let bad = format!(
+        "{}\n[[notify]]\nurl = \"http://user:pw@example.com/x\"\nevents = [\"grant.exploded\"]\nsecret_env = \"JITGATE_TEST_UNSET_SECRET_VAR\"\ntimeout = \"5m\"\n\n[[notify]]\nurl = \"https://hooks.example.com/a\"\nevents = [\"*\"]\nretry_initial = \"1m\"\nretry_max = \"10s\"\n\n[[notify]]\nurl = \"https://hooks.example.com/a\"\nevents = [\"*\"]\n",
+        good()
+    );
+    let joined = errors_of(&bad).join("\n");
+    for want in [
+        "notify[0].url",
+        "carries credentials",
+        "unknown event \"grant.exploded\"",
+        "JITGATE_TEST_UNSET_SECRET_VAR is not set",
+        "timeout 5m is too long",
+        "retry_max 10s is shorter than retry_initial 1m",
+        "notify[2].url",
+        "listed twice",
+    ] {
+        assert!(joined.contains(want), "missing {want:?} in:\n{joined}");
+    }
+}

@@ -155,9 +155,22 @@ pub struct Policy {
 
 #[derive(Debug, Clone)]
 pub struct Notify {
+    /// Also the receiver's identity in the outbox: validation keeps urls unique.
     pub url: String,
+    /// Event names, or "*" for all.
     pub events: BTreeSet<String>,
+    /// Without it deliveries carry no signature (a warning is logged at start).
     pub secret_env: Option<String>,
+    pub timeout: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub give_up_after: Duration,
+}
+
+impl Notify {
+    pub fn wants(&self, event: &str) -> bool {
+        self.events.contains("*") || self.events.contains(event)
+    }
 }
 
 impl Config {

@@ -414,5 +414,7 @@ fn check_groups(
     groups
 }
 
+mod notify;
 mod targets;
-use targets::{check_notify, check_policies, check_targets};
+use notify::check_notify;
+use targets::{check_policies, check_targets};

@@ -595,17 +595,19 @@ impl Grants {
             .policy(&g.policy)
             .map(|p| p.warn_before.clone())
             .unwrap_or_default();
-        let target = g.target.clone();
+        let grant = g.clone();
         let task = tokio::spawn(async move {
             for w in warn_before {
                 let at = end - w.as_millis() as i64;
                 if at > now_ms() {
                     tokio::time::sleep_until(deadline(at)).await;
                     let msg = format!(
-                        "access to {target} ends in {}",
+                        "access to {} ends in {}",
+                        grant.target,
                         humantime::format_duration(w)
                     );
                     me.sessions.warn_grant(&id, &msg);
+                    me.notify_expiring(&grant, w);
                 }
             }
             sleep_precisely_until(end).await;
@@ -613,6 +615,18 @@ impl Grants {
             me.expire_grant(&id).await;
         });
         self.timers.set(&g.id, task.abort_handle());
+    }
+
+    /// Queues `grant.expiring` on its own task: the timer that ends the
+    /// grant must never wait on the store.
+    fn notify_expiring(&self, g: &GrantRecord, warn: Duration) {
+        let store = self.store.clone();
+        let event = crate::notify::event::grant_expiring(g, warn, now_ms());
+        tokio::spawn(async move {
+            if let Err(e) = store.enqueue_event(&event).await {
+                tracing::warn!(grant = %event.fields["grant_id"], error = %e, "grant.expiring notification not queued");
+            }
+        });
     }
 
     fn schedule_request(self: &Arc<Self>, id: &str, at: i64) {

@@ -7,7 +7,9 @@ use sqlx::{AnyConnection, Row};
 
 /// Appends inside the caller's transaction. The UPDATE of the single head row
 /// serialises concurrent appenders on both backends, so seq has no gaps and
-/// every prev_hash is the hash of the row before.
+/// every prev_hash is the hash of the row before. Store code calls it
+/// through `Store::append` (notify_hook.rs), which also queues the
+/// notifications the event maps to.
 pub(super) async fn append(
     conn: &mut AnyConnection,
     entry: &AuditEntry,
@@ -75,7 +77,7 @@ impl Store {
     /// end, refused connections).
     pub async fn audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let rec = append(&mut tx, entry, crate::clock::now_ms()).await?;
+        let rec = self.append(&mut tx, entry, crate::clock::now_ms()).await?;
         tx.commit().await?;
         Ok(rec)
     }

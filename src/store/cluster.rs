@@ -197,7 +197,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         for r in &rows {
-            super::audit_log::append(&mut tx, &audit_of(r), now).await?;
+            self.append(&mut tx, &audit_of(r), now).await?;
         }
         tx.commit().await?;
         Ok(rows)

@@ -61,7 +61,10 @@ pub(super) async fn insert_grant(
     })
 }
 
-async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+pub(super) async fn load(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<GrantRecord>, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLS} FROM grants WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -124,7 +127,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        super::audit_log::append(&mut tx, audit, now).await?;
+        self.append(&mut tx, audit, now).await?;
         let g = load(&mut tx, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("grant {id}")))?;
@@ -186,7 +189,7 @@ impl Store {
             .bind(s.issued_at_ms)
             .execute(&mut *tx)
             .await?;
-        super::audit_log::append(&mut tx, audit, s.issued_at_ms).await?;
+        self.append(&mut tx, audit, s.issued_at_ms).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -64,7 +64,7 @@ impl Store {
         let mut entry = audit.clone();
         entry.detail["grants_revoked"] = serde_json::json!(revoked);
         entry.detail["requests_cancelled"] = serde_json::json!(cancelled);
-        super::audit_log::append(&mut tx, &entry, now).await?;
+        self.append(&mut tx, &entry, now).await?;
         tx.commit().await?;
         Ok(LockOutcome {
             revoked_grants: revoked,
@@ -88,7 +88,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        super::audit_log::append(&mut tx, audit, now).await?;
+        self.append(&mut tx, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }

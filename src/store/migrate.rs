@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "secret_lookup",
         include_str!("migrations/0002_secret_lookup.sql"),
     ),
+    (3, "outbox", include_str!("migrations/0003_outbox.sql")),
     (4, "cluster", include_str!("migrations/0004_cluster.sql")),
 ];
 

@@ -15,15 +15,19 @@ mod grants;
 mod locks;
 mod migrate;
 pub mod models;
+mod notify_hook;
+mod outbox;
 mod requests;
 
 pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};
 pub use grants::GrantEnd;
 pub use locks::LockOutcome;
 pub use models::*;
+pub use outbox::{OutboxRow, Routing};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +70,9 @@ impl From<sqlx::Error> for StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Who receives which notification; unset (tests, tools) means no
+    /// notification is queued. Shared by every clone.
+    routing: Arc<OnceLock<Arc<dyn Routing>>>,
 }
 
 impl Store {
@@ -103,7 +110,11 @@ impl Store {
         if backend == Backend::Sqlite {
             restrict_sqlite_files(&url);
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            routing: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -34,7 +34,10 @@ fn from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
     })
 }
 
-async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<RequestRecord>, StoreError> {
+pub(super) async fn load(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<RequestRecord>, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLS} FROM requests WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -131,7 +134,7 @@ impl Store {
                 Some(insert_grant(&mut tx, &rec, grant_id, req.created_at_ms, expires_at).await?);
         }
         for e in audit {
-            super::audit_log::append(&mut tx, e, req.created_at_ms).await?;
+            self.append(&mut tx, e, req.created_at_ms).await?;
         }
         let rec = load(&mut tx, &req.id)
             .await?
@@ -168,7 +171,7 @@ impl Store {
                 "{approver} has already approved request {id}; another approver is needed"
             )));
         }
-        super::audit_log::append(&mut tx, audit, now).await?;
+        self.append(&mut tx, audit, now).await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM approvals WHERE request_id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
@@ -194,7 +197,7 @@ impl Store {
             grant_id,
             serde_json::json!({"request": id, "user": rec.requester, "target": rec.target, "expires_at": crate::clock::rfc3339(grant.expires_at_ms)}),
         );
-        super::audit_log::append(&mut tx, &granted, now).await?;
+        self.append(&mut tx, &granted, now).await?;
         let rec = load(&mut tx, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
@@ -233,7 +236,7 @@ impl Store {
         if res.rows_affected() == 0 {
             return Err(not_pending(&mut tx, id, verb).await);
         }
-        super::audit_log::append(&mut tx, audit, now).await?;
+        self.append(&mut tx, audit, now).await?;
         let rec = load(&mut tx, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;

@@ -1,21 +1,11 @@
-//! Targets, policies and notification hooks: the parts of validation that
-//! cross-reference users, groups and each other.
+//! Targets and policies: the parts of validation that cross-reference users,
+//! groups and each other.
 
 use super::super::locate::{Path, Seg};
 use super::super::model::FileConfig;
 use super::super::types::*;
 use super::{k, p, Checker};
 use std::collections::{BTreeMap, BTreeSet};
-
-pub const NOTIFY_EVENTS: &[&str] = &[
-    "request.created",
-    "request.approved",
-    "request.denied",
-    "grant.expiring",
-    "grant.ended",
-    "session.ended",
-    "user.locked",
-];
 
 fn at(base: &Path, key: &str) -> Path {
     let mut x = base.clone();
@@ -317,45 +307,6 @@ pub(super) fn check_policies(
             require_reason: raw.require_reason,
             warn_before,
             max_sessions_per_grant: raw.max_sessions_per_grant,
-        });
-    }
-    out
-}
-
-pub(super) fn check_notify(c: &mut Checker, file: &FileConfig) -> Vec<Notify> {
-    let mut out = Vec::new();
-    for (i, n) in file.notify.iter().enumerate() {
-        let base = p(&[k("notify"), Seg::Index(i)]);
-        if !(n.url.starts_with("http://") || n.url.starts_with("https://")) {
-            c.err(
-                at(&base, "url"),
-                format!("notify url {:?} must start with http:// or https://", n.url),
-            );
-        }
-        let mut events = BTreeSet::new();
-        for (j, e) in n.events.iter().enumerate() {
-            if e != "*" && !NOTIFY_EVENTS.contains(&e.as_str()) {
-                let mut ep = at(&base, "events");
-                ep.push(Seg::Index(j));
-                c.err(
-                    ep,
-                    format!("unknown event {e:?}; known: {}", NOTIFY_EVENTS.join(", ")),
-                );
-            }
-            events.insert(e.clone());
-        }
-        if let Some(var) = &n.secret_env {
-            if std::env::var_os(var).is_none() {
-                c.err(
-                    at(&base, "secret_env"),
-                    format!("environment variable {var} is not set"),
-                );
-            }
-        }
-        out.push(Notify {
-            url: n.url.clone(),
-            events,
-            secret_env: n.secret_env.clone(),
         });
     }
     out
