@@ -1,0 +1,291 @@
+//! Operating the real daemon: config reload (API and SIGHUP) with good and
+//! bad files, and what a reload does to live sessions and pending requests.
+
+mod common;
+
+use common::daemon::*;
+use common::tunnel::*;
+use std::process::Command;
+
+fn signal(d: &Daemon, sig: &str) {
+    let pid = d.child.as_ref().expect("running").id().to_string();
+    let st = Command::new("kill").args([sig, &pid]).status().unwrap();
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
+fn edit_config(d: &Daemon, f: impl FnOnce(String) -> String) {
+    let old = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, f(old)).unwrap();
+}
+
+fn reloads(d: &Daemon, result: &str) -> f64 {
+    let sample = format!("jitgate_config_reloads_total{{result=\"{result}\"}}");
+    d.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn request_status(d: &Daemon, token: &str, target: &str) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({"target": target, "duration": "5m", "reason": "INC-7"});
+    let r = d
+        .post("/v1/requests", Some(token), &body.to_string())
+        .unwrap();
+    let v = serde_json::from_str(&r.body).unwrap_or_default();
+    (r.status, v)
+}
+
+const NEW_TARGET: &str = r#"
+[[targets]]
+name = "auto-new"
+kind = "tcp"
+address = "127.0.0.1:6390"
+"#;
+
+const NEW_POLICY: &str = r#"
+[[targets]]
+name = "extra"
+kind = "tcp"
+address = "127.0.0.1:6391"
+
+[[policies]]
+name = "extra"
+requesters = ["alice"]
+targets = ["extra"]
+approvals_required = 0
+max_duration = "10m"
+"#;
+
+#[test]
+fn a_good_edit_takes_effect_through_the_api_and_through_sighup() {
+    let d = Daemon::start();
+    assert_eq!(request_status(&d, BOB, "auto-new").0, 404);
+
+    edit_config(&d, |c| c + NEW_TARGET);
+    let r = d.post("/v1/admin/reload", Some(BOB), "").unwrap();
+    assert_eq!(r.status, 403, "only admins reload: {}", r.body);
+    let r = d.post("/v1/admin/reload", Some(DAVE), "").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["reloaded"], true, "{v}");
+    assert_eq!(v["sessions_terminated"], 0, "{v}");
+    assert_eq!(v["restart_required_for"], serde_json::json!([]), "{v}");
+    let (st, req) = request_status(&d, BOB, "auto-new");
+    assert_eq!(st, 201, "{req}");
+    assert_eq!(req["state"], "approved", "{req}");
+
+    // A new policy by SIGHUP: alice may not request `extra` before, may after.
+    assert_eq!(request_status(&d, ALICE, "extra").0, 404);
+    edit_config(&d, |c| c + NEW_POLICY);
+    signal(&d, "-HUP");
+    wait_for("the SIGHUP reload", || reloads(&d, "ok") == 2.0);
+    let (st, req) = request_status(&d, ALICE, "extra");
+    assert_eq!(st, 201, "{req}");
+    assert_eq!(req["policy"], "extra", "{req}");
+    assert_eq!(reloads(&d, "error"), 0.0);
+    assert!(d.logs().contains("config reloaded"), "{}", d.logs());
+}
+
+#[test]
+fn a_bad_file_keeps_the_running_config_and_reports_every_error() {
+    let d = Daemon::start();
+    let good = std::fs::read_to_string(&d.config).unwrap();
+
+    // A syntax error.
+    edit_config(&d, |c| c + NEW_TARGET + "\n[[targets]\nname = \"x\"\n");
+    let r = d.post("/v1/admin/reload", Some(DAVE), "").unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let e = &r.json()["error"];
+    assert_eq!(e["code"], "invalid_config", "{e}");
+    let errors = e["errors"].as_array().expect("errors listed");
+    assert_eq!(errors.len(), 1, "{e}");
+    assert!(
+        errors[0].as_str().unwrap().contains("jitgate.toml:"),
+        "located: {e}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("running config stays"),
+        "{e}"
+    );
+    assert_eq!(reloads(&d, "error"), 1.0);
+
+    // Three semantic errors at once: every one is reported, with its location.
+    std::fs::write(
+        &d.config,
+        good.clone()
+            + NEW_TARGET
+            + r#"
+[[targets]]
+name = "ftp-box"
+kind = "ftp"
+address = "127.0.0.1:21"
+
+[[policies]]
+name = "broken"
+requesters = ["group:nobody"]
+targets = ["cache"]
+approvals_required = 0
+max_duration = "forever"
+"#,
+    )
+    .unwrap();
+    let r = d.post("/v1/admin/reload", Some(DAVE), "").unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let e = &r.json()["error"];
+    let errors: Vec<&str> = e["errors"]
+        .as_array()
+        .expect("errors listed")
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    for want in ["\"ftp\"", "nobody", "\"forever\""] {
+        assert!(
+            errors.iter().any(|x| x.contains(want)),
+            "{want} not reported: {errors:?}"
+        );
+        assert!(e["message"].as_str().unwrap().contains(want), "{e}");
+    }
+    assert!(
+        errors.iter().all(|x| x.contains("jitgate.toml:")),
+        "{errors:?}"
+    );
+    assert_eq!(reloads(&d, "error"), 2.0);
+
+    // The same bad file by SIGHUP: counted and logged, nothing changes.
+    signal(&d, "-HUP");
+    wait_for("the rejected SIGHUP reload", || reloads(&d, "error") == 3.0);
+    assert!(d.logs().contains("config reload rejected"), "{}", d.logs());
+    assert_eq!(reloads(&d, "ok"), 0.0);
+    assert_eq!(
+        request_status(&d, BOB, "auto-new").0,
+        404,
+        "a rejected file must change nothing"
+    );
+    let (st, req) = request_status(&d, BOB, "auto-web");
+    assert_eq!(st, 201, "the running config still serves: {req}");
+}
+
+#[test]
+fn removing_a_target_ends_its_live_sessions_with_policy_changed() {
+    let t = Tunnel::start();
+    let (_g1, echo_secret) = t.grant(BOB, "auto-echo", "5m");
+    let (_g2, few_secret) = t.grant(ALICE, "few-echo", "5m");
+    let (mut doomed, r) = t.raw("auto-echo", &echo_secret);
+    assert_eq!(r.status, OK, "{r:?}");
+    let (mut kept, r) = t.raw("few-echo", &few_secret);
+    assert_eq!(r.status, OK, "{r:?}");
+    echo(&mut doomed, b"before");
+    echo(&mut kept, b"before");
+
+    edit_config(&t.d, |c| {
+        let block = format!(
+            "\n[[targets]]\nname = \"auto-echo\"\nkind = \"tcp\"\naddress = \"127.0.0.1:{}\"\n",
+            t.up.echo
+        );
+        assert!(c.contains(&block), "{c}");
+        c.replace(&block, "\n")
+    });
+    let r = t.d.post("/v1/admin/reload", Some(DAVE), "").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["sessions_terminated"],
+        1,
+        "the reload returns after the session is closed"
+    );
+    assert!(closed_by_peer(&mut doomed), "session on a removed target");
+    echo(&mut kept, b"still here");
+    assert_eq!(t.live_sessions(), 1);
+
+    let (_, r) = t.raw("auto-echo", &echo_secret);
+    assert_eq!(r.status, UNKNOWN_TARGET, "{r:?}");
+    assert_eq!(
+        t.metric(r#"jitgate_sessions_ended_total{kind="tcp",reason="policy_changed"}"#),
+        1.0
+    );
+    wait_for("the session end in the audit log", || {
+        let a = t.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().json();
+        a["events"].as_array().unwrap().iter().any(|e| {
+            e["action"] == "session.ended"
+                && e["detail"]["reason"] == "policy_changed"
+                && e["detail"]["target"] == "auto-echo"
+        })
+    });
+}
+
+#[test]
+fn a_lowered_max_duration_keeps_live_grants_but_blocks_approving_longer_requests() {
+    let d = Daemon::start();
+    // A live grant of 2h and a pending request of 2h under `oncall` (max 2h).
+    let req = d.create_request(BOB, "cache", "2h");
+    let r = d
+        .post(
+            &format!("/v1/requests/{}/approve", req["id"].as_str().unwrap()),
+            Some(CAROL),
+            "{}",
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let gid = r.json()["grant"]["id"].as_str().unwrap().to_string();
+    let before = d
+        .get(&format!("/v1/grants/{gid}"), Some(BOB))
+        .unwrap()
+        .json();
+    let pending = d.create_request(ALICE, "cache", "2h");
+    let pending_id = pending["id"].as_str().unwrap();
+
+    edit_config(&d, |c| {
+        c.replacen(
+            "max_duration = \"2h\"\ndefault_duration = \"30m\"",
+            "max_duration = \"1h\"\ndefault_duration = \"30m\"",
+            1,
+        )
+    });
+    let r = d.post("/v1/admin/reload", Some(DAVE), "").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let after = d
+        .get(&format!("/v1/grants/{gid}"), Some(BOB))
+        .unwrap()
+        .json();
+    assert_eq!(after["state"], "active", "{after}");
+    assert_eq!(after["expires_at"], before["expires_at"], "{after}");
+
+    let r = d
+        .post(
+            &format!("/v1/requests/{pending_id}/approve"),
+            Some(CAROL),
+            "{}",
+        )
+        .unwrap();
+    assert_eq!(r.status, 409, "{}", r.body);
+    let m = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(m.contains("now allows at most 1h"), "{m}");
+    let (st, v) = request_status(&d, ALICE, "cache");
+    assert_eq!(st, 201, "{v}");
+}
+
+#[test]
+fn a_renamed_policy_keeps_its_limits_for_grants_made_under_the_old_name() {
+    let t = Tunnel::start();
+    let (_gid, secret) = t.grant(ALICE, "few-echo", "5m");
+    let (mut one, r) = t.raw("few-echo", &secret);
+    assert_eq!(r.status, OK, "{r:?}");
+    edit_config(&t.d, |c| {
+        assert!(c.contains("name = \"few\"\n"), "{c}");
+        c.replacen("name = \"few\"\n", "name = \"few-renamed\"\n", 1)
+    });
+    let r = t.d.post("/v1/admin/reload", Some(DAVE), "").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_terminated"], 0, "still covered");
+    echo(&mut one, b"covered by the renamed policy");
+    let (_two, r) = t.raw("few-echo", &secret);
+    assert_eq!(r.status, OK, "{r:?}");
+    let (_, r) = t.raw("few-echo", &secret);
+    assert_eq!(
+        r.status, MAX_SESSIONS,
+        "max_sessions_per_grant of the covering policy applies: {r:?}"
+    );
+}
