@@ -1,11 +1,14 @@
 //! Operating the real daemon: config reload (API and SIGHUP) with good and
-//! bad files, and what a reload does to live sessions and pending requests.
+//! bad files, what a reload does to live sessions and pending requests, and
+//! stopping on SIGINT.
 
 mod common;
 
 use common::daemon::*;
+use common::free_port;
 use common::tunnel::*;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn signal(d: &Daemon, sig: &str) {
     let pid = d.child.as_ref().expect("running").id().to_string();
@@ -287,5 +290,66 @@ fn a_renamed_policy_keeps_its_limits_for_grants_made_under_the_old_name() {
     assert_eq!(
         r.status, MAX_SESSIONS,
         "max_sessions_per_grant of the covering policy applies: {r:?}"
+    );
+}
+
+/// A tunnel daemon whose `[server]` section sets a shutdown_timeout.
+fn tunnel_with_server_keys(server_keys: &str) -> Tunnel {
+    let up = Upstreams::start();
+    let port = free_port();
+    let d = Daemon::start_with_server(None, server_keys, &up.config(port));
+    let fingerprint = d.get("/v1/whoami", Some(BOB)).unwrap().json()["tcp_tls_fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Tunnel {
+        d,
+        port,
+        up,
+        fingerprint,
+    }
+}
+
+#[test]
+fn sigint_ends_live_sessions_with_shutdown_and_exits_zero_within_the_timeout() {
+    const TIMEOUT: Duration = Duration::from_secs(15);
+    let mut t = tunnel_with_server_keys("shutdown_timeout = \"15s\"");
+    let (_gid, secret) = t.grant(BOB, "auto-echo", "5m");
+    let (mut s, r) = t.raw("auto-echo", &secret);
+    assert_eq!(r.status, OK, "{r:?}");
+    echo(&mut s, b"before");
+
+    signal(&t.d, "-INT");
+    let sent = Instant::now();
+    let mut child = t.d.child.take().unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if sent.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            panic!("still running after shutdown_timeout: {}", t.d.logs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{}", t.d.logs());
+    assert!(closed_by_peer(&mut s));
+    let logs = t.d.logs();
+    assert!(
+        logs.contains("session ended: proxy shutting down"),
+        "{logs}"
+    );
+    assert!(logs.contains("jitgate stopped"), "{logs}");
+
+    // The end reason was flushed to the store before exit.
+    t.d.spawn();
+    let a = t.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().json();
+    assert!(
+        a["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| { e["action"] == "session.ended" && e["detail"]["reason"] == "shutdown" }),
+        "{a}"
     );
 }
