@@ -1,12 +1,13 @@
 //! Operating the real daemon: config reload (API and SIGHUP) with good and
 //! bad files, what a reload does to live sessions and pending requests, and
-//! stopping on SIGINT.
+//! stopping on SIGINT, and the JSON log format.
 
 mod common;
 
 use common::daemon::*;
 use common::free_port;
 use common::tunnel::*;
+use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -293,11 +294,14 @@ fn a_renamed_policy_keeps_its_limits_for_grants_made_under_the_old_name() {
     );
 }
 
-/// A tunnel daemon whose `[server]` section sets a shutdown_timeout.
-fn tunnel_with_server_keys(server_keys: &str) -> Tunnel {
+/// A tunnel daemon with `server_keys` in its `[server]` section and extra
+/// `serve` arguments.
+fn tunnel_with(server_keys: &str, args: &[&str]) -> Tunnel {
     let up = Upstreams::start();
     let port = free_port();
-    let d = Daemon::start_with_server(None, server_keys, &up.config(port));
+    let mut d = Daemon::configured(None, server_keys, &up.config(port));
+    d.args = args.iter().map(|a| a.to_string()).collect();
+    d.spawn();
     let fingerprint = d.get("/v1/whoami", Some(BOB)).unwrap().json()["tcp_tls_fingerprint"]
         .as_str()
         .unwrap()
@@ -313,7 +317,7 @@ fn tunnel_with_server_keys(server_keys: &str) -> Tunnel {
 #[test]
 fn sigint_ends_live_sessions_with_shutdown_and_exits_zero_within_the_timeout() {
     const TIMEOUT: Duration = Duration::from_secs(15);
-    let mut t = tunnel_with_server_keys("shutdown_timeout = \"15s\"");
+    let mut t = tunnel_with("shutdown_timeout = \"15s\"", &[]);
     let (_gid, secret) = t.grant(BOB, "auto-echo", "5m");
     let (mut s, r) = t.raw("auto-echo", &secret);
     assert_eq!(r.status, OK, "{r:?}");
@@ -352,4 +356,75 @@ fn sigint_ends_live_sessions_with_shutdown_and_exits_zero_within_the_timeout() {
             .any(|e| { e["action"] == "session.ended" && e["detail"]["reason"] == "shutdown" }),
         "{a}"
     );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_a_sessions_lines_name_it() {
+    let t = tunnel_with("", &["--log-format", "json"]);
+    let (_, r) = t.raw("auto-echo", "jgs_not_a_real_secret");
+    assert_eq!(r.status, BAD_SECRET, "{r:?}");
+    let (_gid, secret) = t.grant(BOB, "auto-echo", "5m");
+    let (mut s, r) = t.raw("auto-echo", &secret);
+    assert_eq!(r.status, OK, "{r:?}");
+    let sid = r.session_id.clone();
+    echo(&mut s, b"logged");
+    s.conn.send_close_notify();
+    let _ = s.flush();
+    drop(s);
+    wait_for("the session end to be logged", || {
+        t.d.logs().contains("session ended")
+    });
+
+    let logs = t.d.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() > 5, "{logs}");
+    for l in &lines {
+        assert!(l.is_object(), "{l}");
+        for key in ["timestamp", "level", "module", "message"] {
+            assert!(l[key].is_string(), "{key} missing: {l}");
+        }
+    }
+
+    let of_session: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["session_id"] == sid.as_str())
+        .collect();
+    let said = |m: &str| {
+        of_session
+            .iter()
+            .any(|l| l["message"].as_str().unwrap().starts_with(m))
+    };
+    assert!(said("session started"), "{of_session:#?}");
+    assert!(said("session ended"), "{of_session:#?}");
+    for l in &of_session {
+        assert_eq!(l["user"], "bob", "{l}");
+        assert_eq!(
+            l["target"], "auto-echo",
+            "the target's name, not a module: {l}"
+        );
+        assert_eq!(l["kind"], "tcp", "{l}");
+        assert!(l["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{l}");
+    }
+    let ended = of_session
+        .iter()
+        .find(|l| l["message"].as_str().unwrap().starts_with("session ended"))
+        .unwrap();
+    assert_eq!(ended["reason"], "client_closed", "{ended}");
+    assert_eq!(ended["bytes_in"], 6, "{ended}");
+
+    // A refused connection is logged in its own span, without a session.
+    let refused = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .unwrap()
+                .contains("connection refused")
+        })
+        .unwrap_or_else(|| panic!("no refusal logged: {logs}"));
+    assert_eq!(refused["kind"], "tcp", "{refused}");
+    assert!(refused.get("session_id").is_none(), "{refused}");
 }
