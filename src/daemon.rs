@@ -164,6 +164,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     state.listeners_up.store(true, Ordering::Release);
     warn_about_demo_tokens(&cfg);
     tracing::info!(addr = %admin_addr, instance = %cfg.instance, store = store_kind(&cfg.store_url), "jitgate ready");
+    crate::sd_notify::notify("READY=1\nSTATUS=serving");
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -178,6 +179,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         }
     }
     tracing::info!("shutting down: closing listeners and every session");
+    crate::sd_notify::notify("STOPPING=1\nSTATUS=closing sessions");
     shutdown.cancel();
     // One deadline for the whole stop, so shutdown_timeout bounds it (and a
     // service manager's stop timeout can be set just above it).

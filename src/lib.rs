@@ -16,6 +16,7 @@ pub mod metrics_http;
 pub mod proxy;
 pub mod relay;
 pub mod reload;
+pub mod sd_notify;
 pub mod secrets;
 pub mod sessions;
 pub mod store;
