@@ -428,3 +428,31 @@ fn json_logs_are_one_object_per_line_and_a_sessions_lines_name_it() {
     assert_eq!(refused["kind"], "tcp", "{refused}");
     assert!(refused.get("session_id").is_none(), "{refused}");
 }
+
+#[test]
+fn a_store_migrated_by_a_newer_release_is_refused_at_start() {
+    let mut d = Daemon::start();
+    assert!(d.stop().success());
+    let url = format!("sqlite://{}", d.dir.join("data/jitgate.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = jitgate::store::Store::connect(&url, 1).await.unwrap();
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'from_the_future', 0)")
+            .execute(store.raw_pool())
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    d.launch();
+    let mut child = d.child.take().unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(1), "{}", d.logs());
+    let logs = d.logs();
+    assert!(
+        logs.contains("schema is at version 9999, but this jitgate knows only up to"),
+        "{logs}"
+    );
+}
