@@ -173,6 +173,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     state.listeners_up.store(true, Ordering::Release);
     warn_about_demo_tokens(&cfg);
     tracing::info!(addr = %admin_addr, instance = %cfg.instance, store = store_kind(&cfg.store_url), "jitgate ready");
+    crate::sd_notify::notify("READY=1\nSTATUS=serving");
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -187,10 +188,13 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         }
     }
     tracing::info!("shutting down: closing listeners and every session");
+    crate::sd_notify::notify("STOPPING=1\nSTATUS=closing sessions");
     shutdown.cancel();
-    let timeout = shared.get().shutdown_timeout;
-    let ended = tokio::time::timeout(
-        timeout,
+    // One deadline for the whole stop, so shutdown_timeout bounds it (and a
+    // service manager's stop timeout can be set just above it).
+    let deadline = tokio::time::Instant::now() + shared.get().shutdown_timeout;
+    let ended = tokio::time::timeout_at(
+        deadline,
         sessions.end_where(|_| true, EndCause::new(EndReason::Shutdown)),
     )
     .await;
@@ -198,11 +202,13 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         Ok(n) => tracing::info!(sessions = n, "sessions closed"),
         Err(_) => tracing::warn!("sessions did not all close within shutdown_timeout"),
     }
-    let _ = tokio::time::timeout(timeout, async {
+    let _ = tokio::time::timeout_at(deadline, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
-    let unwritten = recorder.drain(timeout).await;
+    let unwritten = recorder
+        .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
     if unwritten > 0 {
         tracing::warn!(
             events = unwritten,

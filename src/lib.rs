@@ -18,6 +18,7 @@ pub mod notify;
 pub mod proxy;
 pub mod relay;
 pub mod reload;
+pub mod sd_notify;
 pub mod secrets;
 pub mod sessions;
 pub mod store;

@@ -49,6 +49,14 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     v
 }
 
+struct NotifyReadyOnDrop;
+
+impl Drop for NotifyReadyOnDrop {
+    fn drop(&mut self) {
+        crate::sd_notify::notify("READY=1");
+    }
+}
+
 impl Reloader {
     pub fn new(
         path: PathBuf,
@@ -68,6 +76,10 @@ impl Reloader {
     /// Returns a summary on success, every error on failure.
     pub async fn reload(&self, actor: &str) -> Result<serde_json::Value, Vec<String>> {
         let _g = self.lock.lock().await;
+        // Under systemd, `reload` shows the unit as reloading until this
+        // returns, whatever the outcome.
+        crate::sd_notify::notify("RELOADING=1");
+        let _ready = NotifyReadyOnDrop;
         let new = match config::load(&self.path) {
             Ok(c) => c,
             Err(e) => {

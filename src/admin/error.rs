@@ -8,6 +8,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Every problem, one per entry, where there can be several (a rejected
+    /// reload); sent as `error.errors` so tools need not split the message.
+    pub errors: Vec<String>,
 }
 
 impl ApiError {
@@ -16,6 +19,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            errors: Vec::new(),
         }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
@@ -42,8 +46,17 @@ impl ApiError {
         )
     }
 
+    pub fn with_errors(mut self, errors: Vec<String>) -> Self {
+        self.errors = errors;
+        self
+    }
+
     pub fn body(&self) -> String {
-        serde_json::json!({"error": {"code": self.code, "message": self.message}}).to_string()
+        let mut e = serde_json::json!({"code": self.code, "message": self.message});
+        if !self.errors.is_empty() {
+            e["errors"] = serde_json::json!(self.errors);
+        }
+        serde_json::json!({ "error": e }).to_string()
     }
 }
 

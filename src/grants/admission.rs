@@ -201,7 +201,13 @@ impl Grants {
                 grant.user
             )));
         }
-        let policy = cfg.policy(&grant.policy).cloned();
+        // The grant's own policy, else (renamed or removed by a reload) the
+        // policy that now covers it, so its limits (idle_timeout,
+        // max_sessions_per_grant) never silently fall away.
+        let policy = cfg
+            .policy(&grant.policy)
+            .or_else(|| cfg.policy_for(&grant.user, target))
+            .cloned();
         self.ensure_timer(&grant);
         Ok(Admitted {
             grant,

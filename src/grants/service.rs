@@ -199,6 +199,7 @@ impl Grants {
         let cfg = self.config.get();
         let req = self.load_request(id).await?;
         check_approver(&cfg, caller, &req.requester, &req.policy, "approve")?;
+        check_duration_still_allowed(&cfg, &req)?;
         self.ensure_not_locked(&caller.user, "approving").await?;
         self.ensure_not_locked(&req.requester, "granting access to them")
             .await?;
@@ -706,6 +707,29 @@ impl Grants {
 /// precision. tokio's timer works in whole-millisecond ticks and fires when
 /// a worker next parks, which put grant ends ~2 ms late; the last stretch is
 /// slept on a blocking thread, whose sleep is precise to tens of µs.
+/// A reload may lower a policy's max_duration while a request waits for
+/// approval; approving it as asked would grant longer than the policy now
+/// allows, so the requester must ask again.
+fn check_duration_still_allowed(
+    cfg: &crate::config::Config,
+    req: &RequestRecord,
+) -> Result<(), GrantError> {
+    let Some(p) = cfg.policy(&req.policy) else {
+        return Ok(());
+    };
+    let asked = std::time::Duration::from_millis(req.duration_ms.max(0) as u64);
+    if asked > p.max_duration {
+        return Err(GrantError::Conflict(format!(
+            "request {} asks for {} but policy {} now allows at most {}; request access again",
+            req.id,
+            humantime::format_duration(asked),
+            p.name,
+            humantime::format_duration(p.max_duration)
+        )));
+    }
+    Ok(())
+}
+
 async fn sleep_precisely_until(at_ms: i64) {
     const COARSE_MARGIN: std::time::Duration = std::time::Duration::from_millis(3);
     let target = deadline(at_ms);

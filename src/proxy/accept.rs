@@ -3,6 +3,10 @@
 //! drops its permit once the engineer is admitted, so live sessions do not
 //! count), accept errors (e.g. out of file descriptors) at debug level with
 //! a short pause instead of a spin, and a clean stop on shutdown.
+//!
+//! Each connection runs in one `session` span (kind, peer); admission into
+//! the session table records `session_id`, `user` and `target` into it, so
+//! every line logged for the connection from then on names the session.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +15,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 /// Connections still in TLS, handshake or authentication; beyond this new
 /// ones wait in the listen backlog.
@@ -43,6 +49,14 @@ pub async fn serve<F, Fut>(
             },
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(handle(stream, peer, permit));
+        let span = tracing::info_span!(
+            "session",
+            kind,
+            %peer,
+            session_id = Empty,
+            user = Empty,
+            target = Empty
+        );
+        tokio::spawn(handle(stream, peer, permit).instrument(span));
     }
 }

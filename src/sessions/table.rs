@@ -225,6 +225,12 @@ impl SessionTable {
             warnings: a.warnings,
         });
         self.inner.sessions.insert(info.id.clone(), info.clone());
+        // The connection's span (proxy/accept.rs) declares these fields;
+        // elsewhere the record is a no-op.
+        let span = tracing::Span::current();
+        span.record("session_id", info.id.as_str());
+        span.record("user", info.user.as_str());
+        span.record("target", info.target.as_str());
         Ok(SessionGuard {
             info,
             inner: self.inner.clone(),

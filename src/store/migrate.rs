@@ -24,6 +24,7 @@ pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     )
     .execute(pool)
     .await?;
+    refuse_newer_schema(pool).await?;
     for (version, name, sql) in MIGRATIONS {
         let mut tx = pool.begin().await?;
         match backend {
@@ -61,4 +62,22 @@ pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
         tracing::info!(version, name, "applied store migration");
     }
     Ok(())
+}
+
+/// Migrations only go forward, so a store already migrated by a newer
+/// release may hold data this binary misreads: refuse to run on it rather
+/// than guess (a downgrade is done by restoring the pre-upgrade backup).
+async fn refuse_newer_schema(pool: &AnyPool) -> Result<(), StoreError> {
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(pool)
+        .await?;
+    match found {
+        Some(v) if v > known => Err(StoreError::Conflict(format!(
+            "the store's schema is at version {v}, but this jitgate knows only up to {known}: \
+             a newer release migrated it; run that release, or restore the backup taken before \
+             the upgrade (see docs/operations.md)"
+        ))),
+        _ => Ok(()),
+    }
 }

@@ -149,6 +149,9 @@ pub struct Daemon {
     pub admin_port: u16,
     pub metrics_port: u16,
     pub log: PathBuf,
+    /// Extra `serve` arguments (e.g. `--log-format json`) and environment.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -164,6 +167,14 @@ impl Daemon {
 
     /// Like `start_with`, with `server_keys` appended to the `[server]` section.
     pub fn start_with_server(store_url: Option<&str>, server_keys: &str, extra: &str) -> Daemon {
+        let mut d = Self::configured(store_url, server_keys, extra);
+        d.spawn();
+        d
+    }
+
+    /// Writes the config but starts nothing, so a test can set `args` and
+    /// `env` first, then `spawn` (or `launch` to watch it become ready).
+    pub fn configured(store_url: Option<&str>, server_keys: &str, extra: &str) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("jitgate-test-")
             .tempdir()
@@ -183,36 +194,43 @@ impl Daemon {
             ),
         )
         .expect("write config");
-        let mut d = Daemon {
+        Daemon {
             child: None,
             dir,
             config,
             admin_port,
             metrics_port,
             log: PathBuf::new(),
+            args: Vec::new(),
+            env: Vec::new(),
             _tmp: Some(tmp),
-        };
-        d.spawn();
-        d
+        }
     }
 
     /// (Re)starts the process on the same config and data.
     pub fn spawn(&mut self) {
+        self.launch();
+        self.wait_ready();
+    }
+
+    /// Starts the process without waiting for it to become ready.
+    pub fn launch(&mut self) {
         let n = std::fs::read_dir(&self.dir).map(|d| d.count()).unwrap_or(0);
         self.log = self.dir.join(format!("daemon-{n}.log"));
         let log = std::fs::File::create(&self.log).expect("log file");
         let child = Command::new(BIN)
             .args(["serve", "--config", &self.config.display().to_string()])
+            .args(&self.args)
             .env("RUST_LOG", "info,jitgate=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().expect("dup")))
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn jitgate");
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(c) = self.child.as_mut() {

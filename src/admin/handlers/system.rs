@@ -53,6 +53,7 @@ pub async fn reload(ctx: Ctx) -> Result<Resp, ApiError> {
                 "the new config was rejected; the running config stays:\n{}",
                 errors.join("\n")
             ),
-        )),
+        )
+        .with_errors(errors)),
     }
 }

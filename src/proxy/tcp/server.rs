@@ -184,11 +184,10 @@ async fn handle(
         ));
         return;
     }
-    let span = tracing::info_span!("session", session = %sid, user = %g.user, target = %g.target);
     let idle = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
     let mut upstream = upstream;
     let relay = crate::relay::run(&mut tls, &mut upstream, &guard, idle);
-    let cause = tracing::Instrument::instrument(relay, span).await;
+    let cause = relay.await;
     // Record why before the sockets close: `connect` asks as soon as it
     // sees the close.
     fe.ended.record(

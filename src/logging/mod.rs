@@ -1,0 +1,36 @@
+//! tracing setup: human or JSON lines on stderr, filtered by RUST_LOG
+//! (default info). Secrets never reach a log call: tokens and connect secrets
+//! are hashed before anything else sees them.
+
+mod json;
+
+use crate::cli::LogFormat;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = match format {
+        LogFormat::Human => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_ansi(ansi)
+                .try_init()
+                .is_ok()
+        }
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(filter)
+            .with(json::SpanFields)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(json::JsonLines)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+            .is_ok(),
+    };
+}
