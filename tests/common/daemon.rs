@@ -144,6 +144,8 @@ pub struct Daemon {
     pub admin_port: u16,
     pub metrics_port: u16,
     pub log: PathBuf,
+    /// Extra environment for the daemon process (e.g. a password_env).
+    pub env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -159,6 +161,16 @@ impl Daemon {
 
     /// Like `start_with`, with `server_keys` appended to the `[server]` section.
     pub fn start_with_server(store_url: Option<&str>, server_keys: &str, extra: &str) -> Daemon {
+        Self::start_with_env(store_url, server_keys, extra, &[])
+    }
+
+    /// Like `start_with_server`, with extra environment for the process.
+    pub fn start_with_env(
+        store_url: Option<&str>,
+        server_keys: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("jitgate-test-")
             .tempdir()
@@ -185,6 +197,10 @@ impl Daemon {
             admin_port,
             metrics_port,
             log: PathBuf::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _tmp: Some(tmp),
         };
         d.spawn();
@@ -199,6 +215,7 @@ impl Daemon {
         let child = Command::new(BIN)
             .args(["serve", "--config", &self.config.display().to_string()])
             .env("RUST_LOG", "info,jitgate=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().expect("dup")))
             .stderr(Stdio::from(log))
             .spawn()
