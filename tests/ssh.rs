@@ -505,3 +505,56 @@ fn a_target_with_a_password_credential() {
     let pw = p.sshd.password.clone().unwrap();
     assert!(!se.contains(&pw) && !p.d.logs().contains(&pw));
 }
+
+#[test]
+fn jump_refusals_match_the_terminating_mode_and_are_rate_limited() {
+    let Some(p) = SshProxy::start() else { return };
+    p.grant("few-host");
+    let jump = |target: &str| {
+        let o = p
+            .ssh_jump("bob", target, &["true"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(255), "{:?}", out(&o));
+        out(&o).1
+    };
+    // One session per grant under policy `few`: a second jump is refused.
+    let marker = format!("sleep 8{}", free_port());
+    let mut first = p
+        .ssh_jump("bob", "few-host", &["-tt", &marker])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first session to run", || running(&marker));
+    let se = jump("few-host");
+    assert!(se.contains("maximum of 1 live sessions"), "{se}");
+    // A locked user is refused, and the lock closes the first session.
+    let r =
+        p.d.post("/v1/users/bob/lock", Some(DAVE), r#"{"reason":"x"}"#)
+            .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let st = first.wait().unwrap();
+    assert!(!st.success());
+    let se = jump("few-host");
+    assert!(se.contains("user bob is locked"), "{se}");
+    // Five refusals within a minute block further jumps, unaudited.
+    for _ in 0..3 {
+        jump("no-such-host");
+    }
+    let se = jump("few-host");
+    assert!(se.contains("too many refused jumps"), "{se}");
+    let audit: serde_json::Value = serde_json::from_str(&p.audit()).unwrap();
+    let refused = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.failed")
+        .count();
+    assert_eq!(refused, 5, "{audit}");
+    wait_for("the first session's command to be gone", || {
+        !running(&marker)
+    });
+}
