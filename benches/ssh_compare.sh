@@ -12,7 +12,7 @@
 #                 mode, the stream bridged as raw bytes under a grant
 #
 # Workloads: scp of a 1 GiB file from /dev/urandom (no compression effects)
-# to /dev/null on the target (no disk effects), BENCH_RUNS times per path,
+# into tmpfs (/dev/shm, no disk effects) on the target, BENCH_RUNS times per path,
 # interleaved, median MB/s (10^6 bytes) reported; then session setup time,
 # `ssh HOST true` BENCH_SETUP_RUNS times per path, median ms. All clients and
 # servers use their default algorithms (chacha20-poly1305 here); jitgate and
@@ -88,12 +88,20 @@ cleanup() {
             tail -n 20 "$log" >&2
         done
     fi
-    rm -rf "$TMP"
+    rm -rf "$TMP" "${SINK:-}"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Where scp writes on the target: tmpfs when there is one.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    SINK=$(mktemp -d /dev/shm/jitgate-sshbench-XXXXXX)
+else
+    SINK=$TMP/sink
+    mkdir -p "$SINK"
+fi
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -125,7 +133,7 @@ echo "openssh:   $(ssh -V 2>&1)"
 echo "jitgate:   $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (+ uncommitted changes in src/)')"
 echo "binary:    $JITGATE (built $(date -u -r "$JITGATE" +%Y-%m-%dT%H:%M:%SZ))"
 echo "load:      $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; other work on the machine skews absolute figures)"
-echo "workload:  scp of $MIB MiB to /dev/null, $RUNS runs per path; ssh HOST true, $SETUP_RUNS runs per path"
+echo "workload:  scp of $MIB MiB into $SINK, $RUNS runs per path; ssh HOST true, $SETUP_RUNS runs per path"
 echo
 
 # ---------------------------------------------------------------- sshds
@@ -289,7 +297,8 @@ echo
 
 head -c "$((MIB * 1048576))" /dev/urandom >"$TMP/payload.bin"
 
-now_ms() { python3 -c 'import time; print(time.monotonic() * 1000)'; }
+# Wall clock in ms from bash itself (a python3 start costs ~50-300 ms here).
+now_ms() { echo "${EPOCHREALTIME/./}" | awk '{ printf "%.3f", $1 / 1000 }'; }
 
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
@@ -298,10 +307,11 @@ for run in $(seq "$RUNS"); do
     for p in "${PATHS[@]}"; do
         mapfile -t args < <(ssh_args "$p")
         t0=$(now_ms)
-        scp -q "${args[@]}" "$TMP/payload.bin" "${HOST[$p]}:/dev/null" ||
+        scp -q "${args[@]}" "$TMP/payload.bin" "${HOST[$p]}:$SINK/payload.bin" ||
             die "scp through $p failed"
         t1=$(now_ms)
-        mbs=$(python3 -c "print(f'{$MIB * 1048576 / 1e6 / (($t1 - $t0) / 1000):.1f}')")
+        rm -f "$SINK/payload.bin"
+        mbs=$(awk -v m="$MIB" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", m * 1048576 / 1e6 / ((b - a) / 1000) }')
         printf 'scp\t%s\t%s\t%s\n' "$p" "$run" "$mbs" >>"$RESULTS"
         printf '  scp    %-13s run %s  %8s MB/s\n' "$p" "$run" "$mbs"
     done
@@ -315,7 +325,7 @@ for run in $(seq "$SETUP_RUNS"); do
         t0=$(now_ms)
         ssh "${args[@]}" "${HOST[$p]}" true || die "ssh through $p failed"
         t1=$(now_ms)
-        ms=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
+        ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
         printf 'setup\t%s\t%s\t%s\n' "$p" "$run" "$ms" >>"$RESULTS"
     done
 done
@@ -330,7 +340,7 @@ for kind, path, _run, x in rows:
     v[kind, path].append(float(x))
 med = lambda k, p: statistics.median(v[k, p])
 paths = ["direct", "jitgate", "bastion", "jitgate-jump"]
-print(f"== medians (scp of {sys.argv[2]} MiB to /dev/null, {sys.argv[3]} runs; ssh HOST true, {sys.argv[4]} runs)")
+print(f"== medians (scp of {sys.argv[2]} MiB into tmpfs, {sys.argv[3]} runs; ssh HOST true, {sys.argv[4]} runs)")
 print()
 print("| path | scp MB/s | scp vs bastion | scp vs direct | setup ms |")
 print("| --- | ---: | ---: | ---: | ---: |")
