@@ -111,7 +111,10 @@ impl Jump {
         // Only now may target bytes flow: the open is confirmed first.
         reply.accept().await;
         let ended = bridge(channel, tcp, rx, &up, &replies, &guard, idle, &self.kill).await;
-        // The target's socket is closed here (the bridge owned it).
+        // The target's socket is closed here (the bridge owned it). A
+        // handler waiting for budget to queue more bytes must not wait
+        // forever: that would stall the whole connection.
+        up.up_budget.close();
         if let Ok(mut m) = self.shared.channels.lock() {
             m.remove(&id);
         }
