@@ -464,7 +464,7 @@ fn warning_then_expiry_during_a_long_command() {
 fn window_changes_reach_the_pty() {
     let Some(p) = SshProxy::start() else { return };
     p.grant("auto-host");
-    let mut ssh = p.ssh("auto-host", &["-tt", "while read l; do stty size; done"]);
+    let ssh = p.ssh("auto-host", &["-tt", "while read l; do stty size; done"]);
     let args: Vec<String> = std::iter::once(ssh.get_program())
         .chain(ssh.get_args())
         .map(|a| a.to_string_lossy().into_owned())
@@ -481,7 +481,6 @@ fn window_changes_reach_the_pty() {
         common::e2e_skip("python3 not installed");
         return;
     };
-    let _ = &mut ssh;
     let (so, se) = out(&o);
     assert!(o.status.success(), "{so}{se}");
     assert!(so.contains("24 80") && so.contains("33 111"), "{so}");
