@@ -12,7 +12,7 @@ mod common;
 
 use common::daemon::{Daemon, ALICE, BOB, CAROL, DAVE};
 use common::pgproxy::PgProxy;
-use common::tunnel::{echo, read_reply, Tunnel, TlsClient, OK};
+use common::tunnel::{echo, read_reply, TlsClient, Tunnel, OK};
 use serde_json::Value;
 use std::io::Read;
 use std::net::TcpStream;
@@ -87,7 +87,7 @@ fn still_open(s: &mut TlsClient, wait: Duration) -> bool {
 fn tcp_revoke_storm() -> Row {
     let t = Tunnel::start();
     let grants: Vec<(String, String)> = (0..TCP_GRANTS)
-        .map(|_| t.grant(BOB, "auto-echo", "30m"))
+        .map(|_| t.grant(BOB, "auto-echo", "10m"))
         .collect();
     let mut sessions: Vec<(usize, TlsClient)> = Vec::with_capacity(TCP_SESSIONS);
     let mut refused = 0;
@@ -157,7 +157,7 @@ fn pg_cases() -> Vec<Row> {
         .build()
         .unwrap();
     let grants: Vec<(String, String)> = (0..PG_GRANTS)
-        .map(|_| pp.grant(BOB, "auto-db", "30m"))
+        .map(|_| pp.grant(BOB, "auto-db", "10m"))
         .collect();
     let (held, alive, backends_left) = rt.block_on(async {
         let mut running = Vec::new();
@@ -203,7 +203,7 @@ fn pg_cases() -> Vec<Row> {
     };
 
     // Brute force: wrong secrets for one user from one source.
-    let (_, good) = pp.grant(BOB, "auto-db", "30m");
+    let (_, good) = pp.grant(BOB, "auto-db", "10m");
     let tries = 30;
     let mut limited = 0;
     for i in 0..tries {
@@ -214,7 +214,10 @@ fn pg_cases() -> Vec<Row> {
         }
     }
     let after = pp.psql("bob@auto-db", &good, "SELECT 1");
-    let audit = pp.d.get("/v1/audit?limit=10000", Some(DAVE)).unwrap().json();
+    let audit =
+        pp.d.get("/v1/audit?limit=10000", Some(DAVE))
+            .unwrap()
+            .json();
     let audited = audit["events"]
         .as_array()
         .unwrap()
@@ -239,7 +242,7 @@ fn pg_cases() -> Vec<Row> {
 /// loopback address must still get a session.
 fn flood() -> Row {
     let t = Tunnel::start();
-    let (_, secret) = t.grant(BOB, "auto-echo", "30m");
+    let (_, secret) = t.grant(BOB, "auto-echo", "10m");
     let mut idle = Vec::with_capacity(FLOOD);
     for _ in 0..FLOOD {
         if let Ok(s) = TcpStream::connect(("127.0.0.1", t.port)) {
@@ -258,7 +261,8 @@ fn flood() -> Row {
                 rustls::pki_types::ServerName::try_from("localhost").unwrap(),
             )
             .unwrap();
-            sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
             let mut tls = rustls::StreamOwned::new(conn, sock);
             use std::io::Write;
             if tls
@@ -491,10 +495,7 @@ fn main() {
     rows.push(kill_mid_approvals());
     eprintln!("campaign: full disk");
     rows.push(full_disk());
-    println!(
-        "\nCampaign ({:.0} s)\n",
-        started.elapsed().as_secs_f64()
-    );
+    println!("\nCampaign ({:.0} s)\n", started.elapsed().as_secs_f64());
     println!("| case | tried | sessions held | faults injected | lost | alive after end | peak RSS | notes |");
     println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {

@@ -149,7 +149,7 @@ pub struct Daemon {
     pub admin_port: u16,
     pub metrics_port: u16,
     pub log: PathBuf,
-    /// Extra `serve` arguments (e.g. `--log-format json`) and environment.
+    /// Extra `serve` arguments (e.g. `--log-format json`) and environment (e.g. a password_env).
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
@@ -168,6 +168,22 @@ impl Daemon {
     /// Like `start_with`, with `server_keys` appended to the `[server]` section.
     pub fn start_with_server(store_url: Option<&str>, server_keys: &str, extra: &str) -> Daemon {
         let mut d = Self::configured(store_url, server_keys, extra);
+        d.spawn();
+        d
+    }
+
+    /// Like `start_with_server`, with extra environment for the process.
+    pub fn start_with_env(
+        store_url: Option<&str>,
+        server_keys: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let mut d = Self::configured(store_url, server_keys, extra);
+        d.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         d.spawn();
         d
     }

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod pg;
 pub mod pgproxy;
 pub mod sshd;
+pub mod sshproxy;
 pub mod tunnel;
 
 /// Says loudly that a test is skipped for a missing peer, or fails it when

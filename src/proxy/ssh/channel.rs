@@ -89,12 +89,16 @@ pub fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     let replies: Replies = Default::default();
     let up_budget = Arc::new(Semaphore::new(UP_CAP));
-    tokio::spawn(kill.clone().run_until_cancelled_owned(to_target(
-        uw,
-        rx,
-        up_budget.clone(),
-        info.clone(),
-    )));
+    let budget = up_budget.clone();
+    let writer =
+        kill.clone()
+            .run_until_cancelled_owned(to_target(uw, rx, up_budget.clone(), info.clone()));
+    tokio::spawn(async move {
+        writer.await;
+        // Nobody returns budget any more: a handler waiting for it must
+        // not wait forever, which would stall the whole connection.
+        budget.close();
+    });
     tokio::spawn(kill.clone().run_until_cancelled_owned(to_engineer(
         ur,
         down,

@@ -35,6 +35,8 @@ pub struct Shared {
     pub upstream: Mutex<Option<Arc<Upstream>>>,
     pub unauth_permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
     pub idle_timeout: Mutex<Option<Duration>>,
+    /// Jump channels being opened or relayed on this connection.
+    pub jumps: std::sync::atomic::AtomicUsize,
 }
 
 pub struct Conn {
@@ -42,10 +44,16 @@ pub struct Conn {
     pub peer: SocketAddr,
     pub kill: CancellationToken,
     pub shared: Arc<Shared>,
-    /// Set when the engineer is identified but may not reach the target:
-    /// shown on their channels instead of a bare "Permission denied".
+    /// Set when the engineer is identified but gets no shell here (no
+    /// grant, or a jump connection): shown on their channels, after
+    /// "jitgate: ", instead of a bare "Permission denied".
     pub refusal: Option<String>,
     pub target: String,
+    /// A jump connection (`ssh -J USER@proxy TARGET`): the jitgate user.
+    pub jump_user: Option<String>,
+    /// One rejected key offer per connection counts as a failed attempt:
+    /// an agent offering several keys is not a brute force.
+    pub offer_failed: bool,
 }
 
 impl Conn {
@@ -96,7 +104,7 @@ impl Conn {
         };
         s.channel_success(id)?;
         if matches!(cmd, Cmd::Shell | Cmd::Exec(_) | Cmd::Subsystem(_)) {
-            let line = format!("jitgate: access to {} refused: {reason}\r\n", self.target);
+            let line = format!("jitgate: {reason}\r\n");
             s.extended_data(id, 1, line.into_bytes())?;
             s.exit_status_request(id, 1)?;
             s.eof(id)?;
@@ -106,18 +114,38 @@ impl Conn {
     }
 
     fn audit_failure(&self, user: &str, why: &str) {
-        let entry = crate::audit::AuditEntry::new(
-            user,
-            "auth.failed",
-            &self.target,
-            json!({"kind": "ssh", "client": self.peer.to_string(), "reason": why}),
+        audit_failure(&self.fe, self.peer, user, &self.target, why);
+    }
+
+    /// Counts one failed attempt from this source (once per connection),
+    /// audits it, and says whether the source is now blocked.
+    fn unknown_key(&mut self, pk: &PublicKey) {
+        self.reject_metric("auth_failed");
+        if std::mem::replace(&mut self.offer_failed, true) {
+            return;
+        }
+        let blocked = self.fe.limiter.failed(&self.limiter_keys());
+        self.audit_failure(
+            "unknown",
+            &format!(
+                "unknown key {}{}",
+                keys::fingerprint(pk),
+                if blocked { "; source blocked" } else { "" }
+            ),
         );
-        let store = self.fe.grants.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.audit(&entry).await {
-                tracing::warn!(error = %e, "could not audit a failed authentication");
-            }
-        });
+    }
+
+    fn limiter_keys(&self) -> Vec<String> {
+        vec![format!("ip:{}", self.peer.ip())]
+    }
+
+    /// A source over the failure limit is refused without looking further.
+    fn blocked(&self) -> bool {
+        if self.fe.limiter.check(&self.limiter_keys()).is_err() {
+            self.reject_metric("auth_failed");
+            return true;
+        }
+        false
     }
 
     /// Identified engineer: admission, session, target login.
@@ -181,10 +209,17 @@ impl server::Handler for Conn {
 
     async fn auth_publickey_offered(
         &mut self,
-        _user: &str,
+        name: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
+        self.target = name.to_string();
+        if self.blocked() {
+            return Ok(Auth::reject());
+        }
         let known = keys::user_for_key(&self.fe.grants.config.get(), offer.public_key).is_some();
+        if !known {
+            self.unknown_key(offer.public_key);
+        }
         Ok(if known { Auth::Accept } else { Auth::reject() })
     }
 
@@ -195,17 +230,24 @@ impl server::Handler for Conn {
     ) -> Result<Auth, Self::Error> {
         self.target = target.to_string();
         let pk: &PublicKey = key.public_key;
-        let limiter_keys = vec![format!("ip:{}", self.peer.ip())];
-        if self.fe.limiter.check(&limiter_keys).is_err() {
-            self.reject_metric("auth_failed");
+        if self.blocked() {
             return Ok(Auth::reject());
         }
-        let Some(user) = keys::user_for_key(&self.fe.grants.config.get(), pk) else {
-            self.fe.limiter.failed(&limiter_keys);
-            self.reject_metric("auth_failed");
-            self.audit_failure("unknown", &format!("unknown key {}", keys::fingerprint(pk)));
+        let cfg = self.fe.grants.config.get();
+        let Some(user) = keys::user_for_key(&cfg, pk) else {
+            self.unknown_key(pk);
             return Ok(Auth::reject());
         };
+        // A target's name selects the terminating mode; the key owner's own
+        // name (when no target has it) a jump connection.
+        if !cfg.targets.contains_key(target) && target == user {
+            tracing::info!(%user, key = %keys::fingerprint(pk), "ssh jump connection");
+            self.refusal = Some(format!(
+                "{user}@ is a jump login: it runs no shell or command; use `ssh -J {user}@PROXY TARGET`, or `ssh TARGET@PROXY` for a shell"
+            ));
+            self.jump_user = Some(user);
+            return Ok(Auth::Accept);
+        }
         match self.admit(&user).await {
             Ok(()) => {
                 tracing::info!(%user, target = %self.target, key = %keys::fingerprint(pk), "ssh session admitted");
@@ -214,7 +256,7 @@ impl server::Handler for Conn {
                 tracing::info!(%user, target = %self.target, reason, "ssh access refused: {why}");
                 self.reject_metric(reason);
                 self.audit_failure(&user, &why);
-                self.refusal = Some(why);
+                self.refusal = Some(format!("access to {} refused: {why}", self.target));
             }
         }
         Ok(Auth::Accept)
@@ -272,10 +314,30 @@ impl server::Handler for Conn {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
+        if let Some(user) = &self.jump_user {
+            let jump = super::jump::Jump {
+                fe: self.fe.clone(),
+                shared: self.shared.clone(),
+                kill: self.kill.clone(),
+                peer: self.peer,
+                user: user.clone(),
+            };
+            jump.open(channel, host.to_string(), reply, session.handle());
+            return Ok(());
+        }
         let Some(up) = self.upstream() else {
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
+            // OpenSSH prints a refused open only as "administratively
+            // prohibited"; the reason goes in the disconnect message.
+            let (handle, kill) = (session.handle(), self.kill.clone());
+            let text = self.refusal.as_ref().map(|r| format!("jitgate: {r}"));
+            tokio::spawn(async move {
+                if let Some(text) = text {
+                    super::server::hang_up(&handle, &kill, text).await;
+                }
+                reply
+                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+            });
             return Ok(());
         };
         let (host, origin) = (host.to_string(), origin.to_string());
@@ -476,4 +538,20 @@ impl Conn {
             .as_ref()
             .map(|g| g.info().clone())
     }
+}
+
+/// An `auth.failed` audit event, written off the connection's path.
+pub fn audit_failure(fe: &SshFrontEnd, peer: SocketAddr, user: &str, target: &str, why: &str) {
+    let entry = crate::audit::AuditEntry::new(
+        user,
+        "auth.failed",
+        target,
+        json!({"kind": "ssh", "client": peer.to_string(), "reason": why}),
+    );
+    let store = fe.grants.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.audit(&entry).await {
+            tracing::warn!(error = %e, "could not audit a failed authentication");
+        }
+    });
 }

@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod conn;
+pub mod jump;
 pub mod keys;
 pub mod server;
 pub mod socket;

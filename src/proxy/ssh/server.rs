@@ -120,6 +120,8 @@ async fn connection(
         shared: shared.clone(),
         refusal: None,
         target: String::new(),
+        jump_user: None,
+        offer_failed: false,
     };
     match server::run_stream(fe.config.clone(), Killable::new(tcp, &kill), conn).await {
         Ok(session) => {
@@ -180,6 +182,21 @@ pub fn watch(shared: Arc<Shared>, handle: server::Handle, kill: CancellationToke
         farewell(&shared, &handle, &target, &cause).await;
         kill.cancel();
     });
+}
+
+/// Disconnects with `text` as the message (OpenSSH prints it), waits for
+/// the session to end, and after FAREWELL_LIMIT kills the socket anyway.
+/// Replies to channel opens jump russh's queue ahead of a disconnect, so a
+/// refusal told this way must reject its open only after this returns.
+pub async fn hang_up(handle: &server::Handle, kill: &CancellationToken, text: String) {
+    let bounded = async {
+        let _ = handle
+            .disconnect(Disconnect::ByApplication, text, "en".into())
+            .await;
+        kill.cancelled().await;
+    };
+    let _ = tokio::time::timeout(FAREWELL_LIMIT, bounded).await;
+    kill.cancel();
 }
 
 fn info_set_cause(shared: &Shared, cause: EndCause) -> Option<()> {
