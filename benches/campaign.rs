@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 const TCP_SESSIONS: usize = 4_000;
 const TCP_GRANTS: usize = 40;
 const PG_SESSIONS: usize = 100;
-const PG_GRANTS: usize = 10;
+/// One grant per (user, target): the PostgreSQL front end authenticates
+/// against the newest grant of a user on a target.
+const PG_GRANTS: usize = 4;
 const FLOOD: usize = 3_000;
 const KILL_ROUNDS: usize = 3;
 
@@ -156,14 +158,24 @@ fn pg_cases() -> Vec<Row> {
         .enable_all()
         .build()
         .unwrap();
-    let grants: Vec<(String, String)> = (0..PG_GRANTS)
-        .map(|_| pp.grant(BOB, "auto-db", "10m"))
+    let who = [
+        (BOB, "bob@auto-db", "auto-db"),
+        (ALICE, "alice@auto-db", "auto-db"),
+        (BOB, "bob@warn-db", "warn-db"),
+        (ALICE, "alice@warn-db", "warn-db"),
+    ];
+    let grants: Vec<(String, String, &str)> = who
+        .iter()
+        .map(|(token, login, target)| {
+            let (g, s) = pp.grant(token, target, "10m");
+            (g, s, *login)
+        })
         .collect();
     let (held, alive, backends_left) = rt.block_on(async {
         let mut running = Vec::new();
         for i in 0..PG_SESSIONS {
             let (client, conn) = pp
-                .tokio_postgres("bob@auto-db", &grants[i % PG_GRANTS].1)
+                .tokio_postgres(grants[i % PG_GRANTS].2, &grants[i % PG_GRANTS].1)
                 .await
                 .expect("connect through the proxy");
             let conn = tokio::spawn(conn);
@@ -177,7 +189,7 @@ fn pg_cases() -> Vec<Row> {
         let held = running.len();
         let d = &pp.d;
         std::thread::scope(|s| {
-            for (gid, _) in &grants {
+            for (gid, _, _) in &grants {
                 s.spawn(move || revoke(d, gid));
             }
         });
