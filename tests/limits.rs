@@ -1,7 +1,8 @@
 //! Per-source limits on unauthenticated connections: one source holding
-//! idle connections (slowloris: connect, send nothing) beyond its cap has
-//! the excess closed at once, while the listener keeps serving other
-//! sources, and the source gets its slots back once its connections go.
+//! idle connections (slowloris: connect, send nothing) gets its cap of
+//! slots, then as many waiting connections as allowed, and the rest is
+//! closed at once, while the listener keeps serving other sources; the
+//! source gets its slots back once its connections go.
 //! Linux routes all of 127/8 to lo, so 127.0.0.2 is a second source.
 
 mod common;
@@ -10,13 +11,14 @@ use common::daemon::*;
 use common::free_port;
 use common::pgproxy::PgProxy;
 use common::tunnel::*;
-use jitgate::proxy::sources::MAX_UNAUTHENTICATED_PER_SOURCE;
+use jitgate::proxy::sources::{MAX_UNAUTHENTICATED_PER_SOURCE, MAX_WAITING_PER_SOURCE};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-const CAP: usize = MAX_UNAUTHENTICATED_PER_SOURCE as usize;
+const CAP: usize = MAX_UNAUTHENTICATED_PER_SOURCE;
+const WAITING: usize = MAX_WAITING_PER_SOURCE;
 const EXCESS: usize = 8;
 
 /// A TCP connection to `port` from `source`.
@@ -36,10 +38,12 @@ fn connect_from(source: &str, port: u16) -> TcpStream {
     s
 }
 
-/// Idle connections from 127.0.0.1: the first `CAP` are held, the next
-/// `EXCESS` must be closed without a byte.
+/// Idle connections from 127.0.0.1: the first `CAP` hold slots, the next
+/// `WAITING` wait, the next `EXCESS` must be closed without a byte.
 fn flood(port: u16) -> Vec<TcpStream> {
-    let held: Vec<TcpStream> = (0..CAP).map(|_| connect_from("127.0.0.1", port)).collect();
+    let held: Vec<TcpStream> = (0..CAP + WAITING)
+        .map(|_| connect_from("127.0.0.1", port))
+        .collect();
     let mut excess: Vec<TcpStream> = (0..EXCESS)
         .map(|_| connect_from("127.0.0.1", port))
         .collect();
@@ -57,8 +61,8 @@ fn flood(port: u16) -> Vec<TcpStream> {
     held
 }
 
-/// The held connections were not closed: the excess went for being over
-/// the cap, not through the handshake timeout.
+/// The held and waiting connections were not closed: the excess went for
+/// being past the bounds, not through the handshake timeout.
 fn still_open(held: &[TcpStream]) {
     for (i, s) in held.iter().enumerate() {
         s.set_nonblocking(true).unwrap();
@@ -184,6 +188,9 @@ fn ssh_idle_flood_over_the_per_source_cap_is_closed_and_others_still_connect() {
         (&*s).read_exact(&mut b).expect("the SSH banner");
         assert_eq!(&b, b"SSH-2.0-");
     }
+    let waiting: Vec<TcpStream> = (0..WAITING)
+        .map(|_| connect_from("127.0.0.1", port))
+        .collect();
     for _ in 0..EXCESS {
         let mut s = connect_from("127.0.0.1", port);
         let mut b = [0u8; 8];
@@ -192,11 +199,19 @@ fn ssh_idle_flood_over_the_per_source_cap_is_closed_and_others_still_connect() {
             "an excess connection was served"
         );
     }
+    // The waiting ones have been neither served nor closed.
+    still_open(&waiting);
     let mut other = connect_from("127.0.0.2", port);
     let mut b = [0u8; 8];
     other.read_exact(&mut b).expect("the SSH banner");
     assert_eq!(&b, b"SSH-2.0-");
+    // Freed slots go to the waiting connections, first come first served.
     drop(held);
+    let mut first = &waiting[0];
+    first
+        .read_exact(&mut b)
+        .expect("the SSH banner once a slot is free");
+    assert_eq!(&b, b"SSH-2.0-");
 }
 
 /// SSH has no such test in tests/ssh.rs: a client that never sends its
