@@ -100,9 +100,24 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     let admin_listener = bind(cfg.admin.listen, "the admin API").await?;
     let admin_addr = admin_listener.local_addr()?;
     let mut tasks = tokio::task::JoinSet::new();
+    // Only with configured files: a generated self-signed certificate would
+    // break every client of the plain-HTTP default.
+    let admin_tls = match &cfg.admin.tls {
+        Some(t) => {
+            let tls = crate::tls::server_tls(
+                &cfg.data_dir,
+                "admin",
+                Some((t.cert.as_path(), t.key.as_path())),
+            )?;
+            tracing::info!(fingerprint = %tls.fingerprint, "admin API over TLS");
+            Some(tokio_rustls::TlsAcceptor::from(tls.config))
+        }
+        None => None,
+    };
     tasks.spawn(admin::serve(
         admin_listener,
         state.clone(),
+        admin_tls,
         shutdown.clone(),
     ));
     if let Some(addr) = cfg.metrics_listen {

@@ -372,3 +372,20 @@ fn one_revoke_ends_a_thousand_sessions_and_counts_them_exactly() {
         N as f64
     );
 }
+
+#[test]
+fn a_rotated_secret_replaces_the_old_one() {
+    let t = Tunnel::start();
+    let (gid, old) = t.grant(BOB, "auto-echo", "5m");
+    let r =
+        t.d.post(&format!("/v1/grants/{gid}/secret"), Some(BOB), "")
+            .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let new = r.json()["secret"].as_str().unwrap().to_string();
+    assert_ne!(old, new);
+    let (_, r) = t.raw("auto-echo", &old);
+    assert_eq!(r.status, BAD_SECRET, "the old secret still works: {r:?}");
+    let (mut s, r) = t.raw("auto-echo", &new);
+    assert_eq!(r.status, OK, "{r:?}");
+    echo(&mut s, b"rotated");
+}

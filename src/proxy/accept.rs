@@ -1,17 +1,35 @@
 //! The accept loop every front end shares: at most `MAX_UNAUTHENTICATED`
-//! connections between accept and authentication per listener (the handler
-//! drops its permit once the engineer is admitted, so live sessions do not
-//! count), accept errors (e.g. out of file descriptors) at debug level with
-//! a short pause instead of a spin, and a clean stop on shutdown.
+//! connections between accept and authentication per listener, and at most
+//! `MAX_UNAUTHENTICATED_PER_SOURCE` of those from one source (see
+//! `sources`), so one client flooding the listener with idle connections
+//! cannot starve everyone else. Further connections from a source at its
+//! cap wait, unread, for one of its slots, without taking any of the
+//! listener-wide budget; past the waiting bounds a connection is closed at
+//! once, before any byte is read, and counted as a `protocol_error`
+//! rejection. Those refusals are logged at debug level at most once a
+//! second per listener, since a flood must not become a flood of log lines.
+//! Accept errors (e.g. out of file descriptors) are logged at debug level
+//! with a short pause instead of a spin; shutdown stops cleanly.
+//!
+//! The handler still receives a plain `OwnedSemaphorePermit` and drops it
+//! once the engineer is admitted, so live sessions do not count. That permit
+//! comes from a one-permit semaphore of its own; a watcher in the same task
+//! waits for it to come back and only then releases the listener-wide and
+//! per-source slots. Front ends thus hold one value whatever the limits
+//! behind it are.
 //!
 //! Each connection runs in one `session` span (kind, peer); admission into
 //! the session table records `session_id`, `user` and `target` into it, so
 //! every line logged for the connection from then on names the session.
 
+use super::sources::{
+    Member, Sources, MAX_UNAUTHENTICATED_PER_SOURCE, MAX_WAITING, MAX_WAITING_PER_SOURCE,
+};
+use prometheus::IntCounter;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +40,21 @@ use tracing::Instrument;
 /// ones wait in the listen backlog.
 pub const MAX_UNAUTHENTICATED: usize = 1024;
 
+/// At most one debug line per listener per this interval about refusals.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What an unauthenticated connection holds behind the handler's permit.
+/// Fields drop in order: the slot before the membership it belongs to.
+struct Unauthenticated {
+    _listener: OwnedSemaphorePermit,
+    _slot: OwnedSemaphorePermit,
+    _member: Member,
+}
+
+/// `serve_counted` without a counter for refusals.
+///
+/// `handle` must do nothing before its future is first polled (an `async
+/// fn` does nothing): a connection waiting for a slot is not polled.
 pub async fn serve<F, Fut>(
     kind: &'static str,
     listener: TcpListener,
@@ -31,7 +64,28 @@ pub async fn serve<F, Fut>(
     F: Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    serve_counted(kind, listener, shutdown, None, handle).await
+}
+
+/// Accepts until `shutdown`; `refused` counts connections closed for
+/// being past the waiting bounds.
+pub async fn serve_counted<F, Fut>(
+    kind: &'static str,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    refused: Option<IntCounter>,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let unauth = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    let sources = Sources::new(
+        MAX_UNAUTHENTICATED_PER_SOURCE,
+        MAX_WAITING_PER_SOURCE,
+        MAX_WAITING,
+    );
+    let mut refusals = RefusalLog::default();
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -48,7 +102,14 @@ pub async fn serve<F, Fut>(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
+        let Some(member) = sources.join(peer.ip()) else {
+            drop(stream);
+            if let Some(c) = &refused {
+                c.inc();
+            }
+            refusals.note(kind, peer);
+            continue;
+        };
         let span = tracing::info_span!(
             "session",
             kind,
@@ -57,6 +118,98 @@ pub async fn serve<F, Fut>(
             user = Empty,
             target = Empty
         );
-        tokio::spawn(handle(stream, peer, permit).instrument(span));
+        let _ = stream.set_nodelay(true);
+        let handed = Arc::new(Semaphore::new(1));
+        let Ok(handler_permit) = handed.clone().try_acquire_owned() else {
+            continue;
+        };
+        // Not polled (so nothing read) until the slots below are held.
+        let connection = handle(stream, peer, handler_permit);
+        let slots = match member.try_slot() {
+            Some(slot) => Slots::Now(Unauthenticated {
+                _listener: permit,
+                _slot: slot,
+                _member: member,
+            }),
+            None => {
+                // Waiting takes none of the listener-wide budget.
+                drop(permit);
+                Slots::Wait(member, unauth.clone(), shutdown.clone())
+            }
+        };
+        tokio::spawn(
+            async move {
+                let Some(held) = slots.get().await else {
+                    return;
+                };
+                let release = async move {
+                    // Resolves once the handler has dropped its permit.
+                    let _ = handed.acquire().await;
+                    drop(held);
+                };
+                tokio::join!(connection, release);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+enum Slots {
+    Now(Unauthenticated),
+    /// A source slot, then a listener-wide one; None on shutdown.
+    Wait(Member, Arc<Semaphore>, CancellationToken),
+}
+
+impl Slots {
+    async fn get(self) -> Option<Unauthenticated> {
+        match self {
+            Slots::Now(held) => Some(held),
+            Slots::Wait(member, unauth, shutdown) => {
+                let slot = tokio::select! {
+                    _ = shutdown.cancelled() => None,
+                    s = member.slot() => s,
+                }?;
+                let listener = tokio::select! {
+                    _ = shutdown.cancelled() => None,
+                    p = unauth.acquire_owned() => p.ok(),
+                }?;
+                Some(Unauthenticated {
+                    _listener: listener,
+                    _slot: slot,
+                    _member: member,
+                })
+            }
+        }
+    }
+}
+
+/// Debug lines about refusals, at most one per interval, carrying
+/// how many were refused since the last one.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, kind: &'static str, peer: SocketAddr) {
+        self.unlogged += 1;
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < REFUSAL_LOG_INTERVAL)
+        {
+            return;
+        }
+        tracing::debug!(
+            kind,
+            %peer,
+            refused = self.unlogged,
+            cap = MAX_UNAUTHENTICATED_PER_SOURCE,
+            waiting = MAX_WAITING_PER_SOURCE,
+            "source has too many connections in progress and waiting; closed"
+        );
+        self.last = Some(now);
+        self.unlogged = 0;
     }
 }

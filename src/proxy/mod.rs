@@ -4,5 +4,6 @@
 pub mod accept;
 pub mod limiter;
 pub mod postgres;
+pub mod sources;
 pub mod ssh;
 pub mod tcp;

@@ -39,10 +39,16 @@ pub struct PgFrontEnd {
 }
 
 pub async fn serve(listener: TcpListener, fe: Arc<PgFrontEnd>, shutdown: CancellationToken) {
-    crate::proxy::accept::serve(
+    let refused = fe
+        .grants
+        .metrics
+        .connections_rejected
+        .with_label_values(&["postgres", "protocol_error"]);
+    crate::proxy::accept::serve_counted(
         "postgres",
         listener,
         shutdown,
+        Some(refused),
         move |stream, peer, permit| handle(fe.clone(), stream, peer, permit),
     )
     .await

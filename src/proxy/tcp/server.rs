@@ -56,9 +56,18 @@ pub struct TcpFrontEnd {
 }
 
 pub async fn serve(listener: TcpListener, fe: Arc<TcpFrontEnd>, shutdown: CancellationToken) {
-    crate::proxy::accept::serve("tcp", listener, shutdown, move |stream, peer, permit| {
-        handle(fe.clone(), stream, peer.to_string(), permit)
-    })
+    let refused = fe
+        .grants
+        .metrics
+        .connections_rejected
+        .with_label_values(&["tcp", "protocol_error"]);
+    crate::proxy::accept::serve_counted(
+        "tcp",
+        listener,
+        shutdown,
+        Some(refused),
+        move |stream, peer, permit| handle(fe.clone(), stream, peer.to_string(), permit),
+    )
     .await
 }
 
