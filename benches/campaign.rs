@@ -227,7 +227,7 @@ fn pg_cases() -> Vec<Row> {
     }
     let after = pp.psql("bob@auto-db", &good, "SELECT 1");
     let audit =
-        pp.d.get("/v1/audit?limit=10000", Some(DAVE))
+        pp.d.get("/v1/audit?limit=1000", Some(DAVE))
             .unwrap()
             .json();
     let audited = audit["events"]

@@ -51,25 +51,12 @@ struct Unauthenticated {
     _member: Member,
 }
 
-/// `serve_counted` without a counter for refusals.
+/// Accepts until `shutdown`; `refused` counts connections closed for
+/// being past the waiting bounds.
 ///
 /// `handle` must do nothing before its future is first polled (an `async
 /// fn` does nothing): a connection waiting for a slot is not polled.
 pub async fn serve<F, Fut>(
-    kind: &'static str,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-    handle: F,
-) where
-    F: Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    serve_counted(kind, listener, shutdown, None, handle).await
-}
-
-/// Accepts until `shutdown`; `refused` counts connections closed for
-/// being past the waiting bounds.
-pub async fn serve_counted<F, Fut>(
     kind: &'static str,
     listener: TcpListener,
     shutdown: CancellationToken,

@@ -44,7 +44,7 @@ pub async fn serve(listener: TcpListener, fe: Arc<PgFrontEnd>, shutdown: Cancell
         .metrics
         .connections_rejected
         .with_label_values(&["postgres", "protocol_error"]);
-    crate::proxy::accept::serve_counted(
+    crate::proxy::accept::serve(
         "postgres",
         listener,
         shutdown,

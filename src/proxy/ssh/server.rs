@@ -82,9 +82,18 @@ pub fn server_config(host_key: russh::keys::PrivateKey) -> server::Config {
 }
 
 pub async fn serve(listener: TcpListener, fe: Arc<SshFrontEnd>, shutdown: CancellationToken) {
-    crate::proxy::accept::serve("ssh", listener, shutdown, move |stream, peer, permit| {
-        connection(fe.clone(), stream, peer, permit)
-    })
+    let refused = fe
+        .grants
+        .metrics
+        .connections_rejected
+        .with_label_values(&["ssh", "protocol_error"]);
+    crate::proxy::accept::serve(
+        "ssh",
+        listener,
+        shutdown,
+        Some(refused),
+        move |stream, peer, permit| connection(fe.clone(), stream, peer, permit),
+    )
     .await
 }
 

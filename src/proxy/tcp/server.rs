@@ -61,7 +61,7 @@ pub async fn serve(listener: TcpListener, fe: Arc<TcpFrontEnd>, shutdown: Cancel
         .metrics
         .connections_rejected
         .with_label_values(&["tcp", "protocol_error"]);
-    crate::proxy::accept::serve_counted(
+    crate::proxy::accept::serve(
         "tcp",
         listener,
         shutdown,
