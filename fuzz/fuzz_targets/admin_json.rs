@@ -32,7 +32,9 @@ name = "oncall-cache"
 targets = ["cache"]
 requesters = ["group:oncall"]
 approvers = ["carol"]
+approvals_required = 1
 max_duration = "4h"
+default_duration = "1h"
 "#;
 
 fn config() -> &'static jitgate::config::Config {
