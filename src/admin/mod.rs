@@ -6,6 +6,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 mod handlers;
+pub use handlers::bodies;
 pub mod http;
 mod router;
 pub mod views;

@@ -72,6 +72,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 pub fn parse(text: &str, source: &Path, base: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, source, base, validate::FileChecks::Open)
+}
+
+/// Parses and validates without opening the files the text names, so
+/// untrusted text (the fuzzer's) never makes the process touch the host.
+pub fn parse_offline(text: &str) -> Result<Config, ConfigError> {
+    let here = Path::new("fuzz.toml");
+    parse_with(
+        text,
+        here,
+        Path::new("/nonexistent"),
+        validate::FileChecks::Skip,
+    )
+}
+
+fn parse_with(
+    text: &str,
+    source: &Path,
+    base: &Path,
+    files: validate::FileChecks,
+) -> Result<Config, ConfigError> {
     let file = source.display().to_string();
     let loc = locate::Locator::new(text);
     let raw: model::FileConfig = match toml::from_str(text) {
@@ -96,7 +117,7 @@ pub fn parse(text: &str, source: &Path, base: &Path) -> Result<Config, ConfigErr
             }]));
         }
     };
-    validate::build(&raw, source, base).map_err(|issues| {
+    validate::build(&raw, source, base, files).map_err(|issues| {
         ConfigError::Invalid(
             issues
                 .into_iter()

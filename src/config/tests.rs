@@ -182,3 +182,18 @@ fn notify_entries_get_defaults_and_bad_ones_are_located() {
         assert!(joined.contains(want), "missing {want:?} in:\n{joined}");
     }
 }
+
+#[test]
+fn offline_parse_validates_everything_but_opens_no_file() {
+    let text = format!(
+        "{}\n[listeners.tcp]\nlisten = \"127.0.0.1:17000\"\ntls_cert = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n",
+        good()
+    );
+    assert!(errors_of(&text)
+        .join("\n")
+        .contains("cannot read /nonexistent/c.pem"));
+    parse_offline(&text).expect("key files are not opened");
+    let bad = text.replace("max_duration = \"2h\"", "max_duration = \"forever\"");
+    let e = parse_offline(&bad).expect_err("still validated");
+    assert!(e.errors().join("\n").contains("max_duration"), "{e}");
+}

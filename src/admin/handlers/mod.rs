@@ -37,6 +37,16 @@ pub mod bodies {
         pub comment: String,
     }
 
+    /// `POST /api/requests`.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateRequest {
+        pub target: String,
+        pub duration: Option<String>,
+        #[serde(default)]
+        pub reason: String,
+    }
+
     /// Routes that take no input still reject unexpected fields.
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -1,4 +1,4 @@
-use super::bodies::{Comment, Empty, Reason};
+use super::bodies::{Comment, CreateRequest as CreateBody, Empty, Reason};
 use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, json_body, Query, Resp};
@@ -7,16 +7,6 @@ use crate::grants::{is_policy_approver, may_oversee};
 use crate::store::{RequestFilter, RequestState};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    target: String,
-    duration: Option<String>,
-    #[serde(default)]
-    reason: String,
-}
 
 pub async fn create(ctx: Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let b: CreateBody = json_body(req).await?;
