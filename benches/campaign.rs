@@ -343,9 +343,11 @@ fn open_tunnel(port: u16, cfg: &Arc<rustls::ClientConfig>, secret: &str) -> Opti
     (read_reply(&mut tls).status == OK).then_some(tls)
 }
 
+/// The target's `sleep` processes: exactly that command line, as the
+/// sshd test user (the ssh clients' own command lines are longer).
 fn leftover_ssh_sleeps() -> usize {
     std::process::Command::new("pgrep")
-        .args(["-c", "-f", SSH_SLEEP])
+        .args(["-c", "-x", "-f", SSH_SLEEP])
         .output()
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
@@ -491,6 +493,23 @@ fn mixed(m: &Mixed) -> Vec<Row> {
     vec![storm_row, silent_upstreams(m, &rt), pg_brute_force(m, &rt)]
 }
 
+/// The whole audit log, a page at a time.
+fn audit_events(d: &Daemon) -> Vec<Value> {
+    let mut all: Vec<Value> = Vec::new();
+    loop {
+        let after = all.last().and_then(|e| e["seq"].as_i64()).unwrap_or(0);
+        let page = d
+            .get(&format!("/v1/audit?after={after}&limit=1000"), Some(DAVE))
+            .unwrap()
+            .json();
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            return all;
+        }
+        all.extend(events);
+    }
+}
+
 /// Upstreams that accept and never answer: a TCP session is admitted and
 /// still closed at revoke; PostgreSQL and SSH logins are refused after a
 /// bounded wait with a clear error.
@@ -569,10 +588,7 @@ fn pg_brute_force(m: &Mixed, rt: &tokio::runtime::Runtime) -> Row {
         }
     }
     let after = rt.block_on(m.pg_connect("bob@auto-db", &good)).is_ok();
-    let audit = m.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().json();
-    let audited = audit["events"]
-        .as_array()
-        .unwrap()
+    let audited = audit_events(&m.d)
         .iter()
         .filter(|e| e["action"] == "auth.failed")
         .count();
@@ -735,16 +751,8 @@ fn kill_mid_approvals() -> Row {
             }
         }
     }
-    let grants = d.get("/v1/grants", Some(DAVE)).unwrap().json();
-    let n_grants = grants["grants"].as_array().map(|a| a.len()).unwrap_or(0);
-    let approved_requests = d
-        .get("/v1/requests?state=approved", Some(DAVE))
-        .unwrap()
-        .json()["requests"]
-        .as_array()
-        .map(|a| a.len())
-        .unwrap_or(0);
-    let doubled = n_grants.abs_diff(approved_requests);
+    // Counted in the store itself: the API's lists are bounded.
+    let (n_grants, approved_requests, doubled) = store_counts(&d);
     let verify = d.cli(DAVE, &["audit", "--verify"]);
     let chain_ok = verify.status.success();
     Row {
@@ -760,6 +768,39 @@ fn kill_mid_approvals() -> Row {
         ),
         ..Default::default()
     }
+}
+
+/// (grants, approved requests, requests with other than exactly one grant)
+/// read straight from the daemon's SQLite file.
+fn store_counts(d: &Daemon) -> (usize, usize, usize) {
+    let url = format!(
+        "sqlite://{}",
+        d.dir.join("data").join("jitgate.db").display()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = jitgate::store::Store::connect(&url, 1).await.unwrap();
+        let count = |sql: &'static str| {
+            let pool = store.raw_pool().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap() as usize
+            }
+        };
+        let grants = count("SELECT count(*) FROM grants").await;
+        let approved = count("SELECT count(*) FROM requests WHERE state = 'approved'").await;
+        let odd = count(
+            "SELECT count(*) FROM requests r WHERE r.state = 'approved' AND (SELECT count(*) FROM grants g WHERE g.request_id = r.id) <> 1",
+        )
+        .await;
+        store.close().await;
+        (grants, approved, odd)
+    })
 }
 
 /// data_dir on a full file system: writes fail closed with a clear error,

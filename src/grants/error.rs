@@ -29,7 +29,12 @@ impl From<StoreError> for GrantError {
             StoreError::Conflict(m) => GrantError::Conflict(m),
             StoreError::Unavailable(m) => {
                 tracing::warn!(error = %m, "store unavailable");
-                GrantError::Unavailable("the store is unavailable; access changes are refused until it returns (fail closed)".into())
+                let why = if m.contains("disk is full") {
+                    "the store's disk is full; access changes are refused until space is freed (fail closed)"
+                } else {
+                    "the store is unavailable; access changes are refused until it returns (fail closed)"
+                };
+                GrantError::Unavailable(why.into())
             }
             StoreError::Database(m) => GrantError::Internal(m),
         }

@@ -61,6 +61,16 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Unavailable(d.message().to_string())
             }
+            // SQLITE_FULL, PostgreSQL disk_full: nothing was written; say so
+            // plainly, as a store that cannot take writes, not an internal error.
+            sqlx::Error::Database(d)
+                if d.code().as_deref() == Some("13") || d.code().as_deref() == Some("53100") =>
+            {
+                StoreError::Unavailable(format!(
+                    "the store's disk is full ({}); nothing was written",
+                    d.message()
+                ))
+            }
             _ => StoreError::Database(e.to_string()),
         }
     }
@@ -104,6 +114,14 @@ impl Store {
                     Ok(())
                 })
             })
+            .after_release(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        return Ok(sqlite_idle(conn).await);
+                    }
+                    Ok(true)
+                })
+            })
             .connect(&url)
             .await?;
         migrate::run(&pool, backend).await?;
@@ -136,6 +154,22 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether a SQLite connection may go back to the pool: only when it holds
+/// no transaction. When a write fails with "disk full", SQLite may keep the
+/// transaction open while the rollback on drop fails too; reused, such a
+/// connection would hold the write lock (every other writer: "database is
+/// locked") and turn later transactions into savepoints that never commit,
+/// so writes would be acknowledged and then lost. Found by the campaign's
+/// full-disk case. A `BEGIN` fails inside a transaction; the pool then
+/// closes the connection, which rolls it back.
+async fn sqlite_idle(conn: &mut sqlx::AnyConnection) -> bool {
+    if conn.execute("BEGIN").await.is_err() {
+        tracing::warn!("discarding a store connection left inside a failed transaction");
+        return false;
+    }
+    conn.execute("ROLLBACK").await.is_ok()
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
