@@ -49,6 +49,10 @@ pub struct UpChannel {
     pub replies: Replies,
     /// Held back from the engineer's data once UP_CAP bytes are queued.
     pub up_budget: Arc<Semaphore>,
+    /// Cancelled once the target's channel has ended (its process exited
+    /// and the target closed it), so the farewell can wait for the target
+    /// to act on the signal before the upstream connection goes.
+    pub upstream_done: CancellationToken,
 }
 
 impl UpChannel {
@@ -99,18 +103,25 @@ pub fn start(
         // not wait forever, which would stall the whole connection.
         budget.close();
     });
-    tokio::spawn(kill.clone().run_until_cancelled_owned(to_engineer(
+    let upstream_done = CancellationToken::new();
+    let reader = kill.clone().run_until_cancelled_owned(to_engineer(
         ur,
         down,
         server,
         replies.clone(),
         info,
         kill.clone(),
-    )));
+    ));
+    let done = upstream_done.clone();
+    tokio::spawn(async move {
+        reader.await;
+        done.cancel();
+    });
     Arc::new(UpChannel {
         tx,
         replies,
         up_budget,
+        upstream_done,
     })
 }
 

@@ -100,10 +100,15 @@ impl Jump {
         let id = channel.id();
         let (tx, rx) = mpsc::unbounded_channel();
         let replies: Replies = Default::default();
+        // A bridged channel has no target process of ours to wait for: its
+        // socket closes with the bridge.
+        let upstream_done = CancellationToken::new();
+        upstream_done.cancel();
         let up = Arc::new(UpChannel {
             tx,
             replies: replies.clone(),
             up_budget: Arc::new(Semaphore::new(UP_CAP)),
+            upstream_done,
         });
         if let Ok(mut m) = self.shared.channels.lock() {
             m.insert(id, up.clone());

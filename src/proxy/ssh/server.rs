@@ -265,7 +265,15 @@ async fn farewell(shared: &Shared, handle: &server::Handle, target: &str, cause:
             )
             .await;
     };
-    let _ = tokio::time::timeout(FAREWELL_LIMIT, say).await;
+    // The target must act on the signal before its connection goes: a
+    // disconnect that overtakes the queued signal (seen under load in the
+    // campaign's revoke storm) leaves a non-pty command running there.
+    let target_done = async {
+        for c in &channels {
+            c.upstream_done.cancelled().await;
+        }
+    };
+    let _ = tokio::time::timeout(FAREWELL_LIMIT, async { tokio::join!(say, target_done) }).await;
     if let Some(up) = upstream {
         let _ = tokio::time::timeout(
             Duration::from_millis(500),
