@@ -171,6 +171,65 @@ fn revoke_says_farewell_and_closes_both_sides() {
     wait_for("the remote command to be gone", || !running(&marker));
 }
 
+/// Commands without a pty survive a bare disconnect on OpenSSH; at a revoke
+/// of many sessions at once the proxy must still get each one stopped
+/// (the campaign once found one of twenty left running under load).
+#[test]
+fn many_non_pty_commands_revoked_at_once_leave_nothing_running() {
+    let Some(p) = SshProxy::start() else { return };
+    let gid = p.grant("auto-host");
+    let marker = format!("sleep 7{}", free_port());
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let c = p
+                .ssh("auto-host", &[&marker])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            // sshd's MaxStartups drops bursts of unauthenticated connections.
+            std::thread::sleep(Duration::from_millis(150));
+            c
+        })
+        .collect();
+    wait_for("the twenty remote commands to run", || count(&marker) == 20);
+    let r =
+        p.d.post(
+            &format!("/v1/grants/{gid}/revoke"),
+            Some(DAVE),
+            r#"{"reason":"all at once"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.json()["sessions_terminated"], 20, "{}", r.body);
+    for mut c in clients {
+        let st = c.wait().unwrap();
+        assert_ne!(st.code(), Some(0));
+    }
+    wait_for("every remote command to be gone", || count(&marker) == 0);
+    // Each session's end is recorded as the revoke, not as the client
+    // hanging up on the farewell.
+    wait_for("twenty session.ended events", || {
+        p.audit().matches("\"session.ended\"").count() >= 20
+    });
+    let audit: serde_json::Value = serde_json::from_str(&p.audit()).unwrap();
+    for e in audit["events"].as_array().unwrap() {
+        if e["action"] == "session.ended" {
+            assert_eq!(e["detail"]["reason"], "revoked", "{e}");
+        }
+    }
+}
+
+/// Processes whose whole command line is exactly `cmd`.
+fn count(cmd: &str) -> usize {
+    Command::new("pgrep")
+        .args(["-c", "-x", "-f", cmd])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn a_client_that_stops_reading_is_still_closed_at_revoke() {
     let Some(p) = SshProxy::start() else { return };

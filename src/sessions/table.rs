@@ -85,6 +85,15 @@ impl SessionInfo {
         self.cause.get().or_else(|| self.grant.cause.get()).cloned()
     }
 
+    /// Records why this session ends, unless a cause is already known: its
+    /// own, or its grant's (the grant's end came first, and "client closed"
+    /// seen while the farewell runs must not replace "revoked").
+    fn record_cause(&self, cause: EndCause) {
+        if self.grant.cause.get().is_none() {
+            let _ = self.cause.set(cause);
+        }
+    }
+
     pub fn touch(&self) {
         self.last_activity_ms
             .store(crate::clock::now_ms(), Ordering::Relaxed);
@@ -268,7 +277,7 @@ impl SessionTable {
 
     pub async fn end_session(&self, id: &str, cause: EndCause) -> Option<usize> {
         let s = self.inner.sessions.get(id).map(|s| s.value().clone())?;
-        let _ = s.cause.set(cause);
+        s.record_cause(cause);
         s.token.cancel();
         Some(wait_closed(&[s]).await)
     }
@@ -283,7 +292,7 @@ impl SessionTable {
             .map(|s| s.value().clone())
             .collect();
         for s in &affected {
-            let _ = s.cause.set(cause.clone());
+            s.record_cause(cause.clone());
             s.token.cancel();
         }
         wait_closed(&affected).await
@@ -407,7 +416,7 @@ impl SessionGuard {
 
     /// Records a cause if none is recorded yet (the first cause wins).
     pub fn set_cause(&self, cause: EndCause) {
-        let _ = self.info.cause.set(cause);
+        self.info.record_cause(cause);
     }
 
     /// The upstream is connected: from here the session counts as started

@@ -49,9 +49,10 @@ pub struct UpChannel {
     pub replies: Replies,
     /// Held back from the engineer's data once UP_CAP bytes are queued.
     pub up_budget: Arc<Semaphore>,
-    /// Cancelled once the target's channel has ended (its process exited
-    /// and the target closed it), so the farewell can wait for the target
-    /// to act on the signal before the upstream connection goes.
+    /// Cancelled once the writer to the target has ended: everything queued
+    /// for it, the farewell's signal and close included, is in the
+    /// connection's outgoing queue, so a disconnect sent after this cannot
+    /// overtake them (and leave a non-pty command running on the target).
     pub upstream_done: CancellationToken,
 }
 
@@ -97,26 +98,23 @@ pub fn start(
     let writer =
         kill.clone()
             .run_until_cancelled_owned(to_target(uw, rx, up_budget.clone(), info.clone()));
+    let upstream_done = CancellationToken::new();
+    let done = upstream_done.clone();
     tokio::spawn(async move {
         writer.await;
+        done.cancel();
         // Nobody returns budget any more: a handler waiting for it must
         // not wait forever, which would stall the whole connection.
         budget.close();
     });
-    let upstream_done = CancellationToken::new();
-    let reader = kill.clone().run_until_cancelled_owned(to_engineer(
+    tokio::spawn(kill.clone().run_until_cancelled_owned(to_engineer(
         ur,
         down,
         server,
         replies.clone(),
         info,
         kill.clone(),
-    ));
-    let done = upstream_done.clone();
-    tokio::spawn(async move {
-        reader.await;
-        done.cancel();
-    });
+    )));
     Arc::new(UpChannel {
         tx,
         replies,
@@ -183,6 +181,9 @@ async fn to_engineer(
     let budget = Arc::new(Semaphore::new(DOWN_CAP));
     let reader_budget = budget.clone();
     tokio::spawn(kill.run_until_cancelled_owned(async move {
+        // Once the engineer's side is gone the target's output is dropped,
+        // but the channel is still read to its close.
+        let mut forward = true;
         while let Some(m) = ur.wait().await {
             match m {
                 ChannelMsg::Success | ChannelMsg::Failure => {
@@ -192,18 +193,24 @@ async fn to_engineer(
                     }
                 }
                 ChannelMsg::Data { ref data } | ChannelMsg::ExtendedData { ref data, .. } => {
+                    if !forward {
+                        continue;
+                    }
                     let n = data.len().clamp(1, DOWN_CAP) as u32;
                     match reader_budget.clone().acquire_many_owned(n).await {
                         Ok(p) => p.forget(),
-                        Err(_) => return,
+                        Err(_) => forward = false,
                     }
-                    if qtx.send(m).is_err() {
-                        return;
+                    if forward && qtx.send(m).is_err() {
+                        forward = false;
                     }
                 }
                 other => {
                     let close = matches!(other, ChannelMsg::Close);
-                    if qtx.send(other).is_err() || close {
+                    if forward && qtx.send(other).is_err() {
+                        forward = false;
+                    }
+                    if close {
                         return;
                     }
                 }

@@ -37,6 +37,13 @@ pub struct Shared {
     pub idle_timeout: Mutex<Option<Duration>>,
     /// Jump channels being opened or relayed on this connection.
     pub jumps: std::sync::atomic::AtomicUsize,
+    /// Cancelled once the farewell has reached both sides (the target's
+    /// channels told to stop and closed); the connection task waits for it
+    /// before killing the sockets.
+    pub farewell_done: CancellationToken,
+    /// Cancelled when the engineer's connection has ended: the farewell then
+    /// stops waiting on that side.
+    pub client_gone: CancellationToken,
 }
 
 pub struct Conn {

@@ -147,6 +147,20 @@ async fn connection(
                 .inc();
         }
     }
+    // The client often hangs up on the farewell's disconnect before the
+    // target has acted on it: killing the sockets now would cut the queued
+    // signal and close to the target and leave its commands running (found
+    // by the campaign). A session whose grant ended waits for the farewell.
+    shared.client_gone.cancel();
+    let ending = shared
+        .guard
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().map(|g| g.token().is_cancelled()))
+        .unwrap_or(false);
+    if ending {
+        let _ = tokio::time::timeout(FAREWELL_LIMIT * 2, shared.farewell_done.cancelled()).await;
+    }
     // Both sockets, whatever state russh is in.
     kill.cancel();
     let guard = shared.guard.lock().ok().and_then(|mut g| g.take());
@@ -189,6 +203,7 @@ pub fn watch(shared: Arc<Shared>, handle: server::Handle, kill: CancellationToke
             }
         };
         farewell(&shared, &handle, &target, &cause).await;
+        shared.farewell_done.cancel();
         kill.cancel();
     });
 }
@@ -252,7 +267,7 @@ async fn farewell(shared: &Shared, handle: &server::Handle, target: &str, cause:
             let _ = handle.close(*id).await;
         }
         for _ in 0..20 {
-            if channel_ids(shared).is_empty() {
+            if channel_ids(shared).is_empty() || shared.client_gone.is_cancelled() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -265,8 +280,8 @@ async fn farewell(shared: &Shared, handle: &server::Handle, target: &str, cause:
             )
             .await;
     };
-    // The target must act on the signal before its connection goes: a
-    // disconnect that overtakes the queued signal (seen under load in the
+    // The signal and close must be handed to the target's connection before
+    // its disconnect: one that overtakes them (seen under load in the
     // campaign's revoke storm) leaves a non-pty command running there.
     let target_done = async {
         for c in &channels {
@@ -275,11 +290,21 @@ async fn farewell(shared: &Shared, handle: &server::Handle, target: &str, cause:
     };
     let _ = tokio::time::timeout(FAREWELL_LIMIT, async { tokio::join!(say, target_done) }).await;
     if let Some(up) = upstream {
-        let _ = tokio::time::timeout(
-            Duration::from_millis(500),
-            up.disconnect(Disconnect::ByApplication, "session ended by jitgate", "en"),
-        )
+        // Until the target hangs up in turn (so everything sent before the
+        // disconnect has reached it), at most 500 ms.
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            let _ = up
+                .disconnect(Disconnect::ByApplication, "session ended by jitgate", "en")
+                .await;
+            while !up.is_closed() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
         .await;
     }
-    tokio::time::sleep(GRACE).await;
+    // The engineer's side may still be reading the farewell.
+    tokio::select! {
+        _ = tokio::time::sleep(GRACE) => {}
+        _ = shared.client_gone.cancelled() => {}
+    }
 }
