@@ -863,7 +863,7 @@ fn full_disk() -> Row {
         lost: usize::from(!verify),
         peak_rss_kib: rss,
         note: format!(
-            "{refused} refused (HTTP {statuses:?}), {accepted} accepted while full (SQLite had room in its pages); after freeing: {}; audit chain {}",
+            "{refused} refused (HTTP {statuses:?}), {accepted} accepted while full; after freeing: {}; audit chain {}",
             if back { "recovered" } else { "NOT recovered" },
             if verify { "verifies" } else { "BROKEN" }
         ),
