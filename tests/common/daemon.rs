@@ -142,6 +142,26 @@ max_duration = "10m"
     )
 }
 
+/// Policies the front-end helpers share: `warn-*` targets warn 3 s before
+/// the end, `few-*` targets allow one session per grant.
+pub const WARN_AND_FEW_POLICIES: &str = r#"
+[[policies]]
+name = "warn"
+requesters = ["group:oncall"]
+targets = ["warn-*"]
+approvals_required = 0
+max_duration = "10m"
+warn_before = ["3s"]
+
+[[policies]]
+name = "few"
+requesters = ["group:oncall"]
+targets = ["few-*"]
+approvals_required = 0
+max_duration = "10m"
+max_sessions_per_grant = 1
+"#;
+
 pub struct Daemon {
     pub child: Option<Child>,
     pub dir: PathBuf,

@@ -2,7 +2,7 @@
 //! role, a daemon with the PostgreSQL listener, and the clients (psql,
 //! tokio-postgres) pointed at the proxy.
 
-use super::daemon::{Daemon, BOB};
+use super::daemon::{Daemon, BOB, WARN_AND_FEW_POLICIES};
 use super::free_port;
 use super::pg::PgCluster;
 use std::process::{Command, Output};
@@ -53,23 +53,7 @@ impl PgProxy {
         extra += &target("auto-db", "prefer");
         extra += &target("warn-db", "disable");
         extra += &target("few-db", "disable");
-        extra += r#"
-[[policies]]
-name = "warn"
-requesters = ["group:oncall"]
-targets = ["warn-*"]
-approvals_required = 0
-max_duration = "10m"
-warn_before = ["3s"]
-
-[[policies]]
-name = "few"
-requesters = ["group:oncall"]
-targets = ["few-*"]
-approvals_required = 0
-max_duration = "10m"
-max_sessions_per_grant = 1
-"#;
+        extra += WARN_AND_FEW_POLICIES;
         let d = Daemon::start_with(None, &extra);
         Some(PgProxy { cluster, d, port })
     }

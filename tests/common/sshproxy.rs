@@ -36,23 +36,7 @@ impl SshProxy {
         extra += &sshd.target_with_password("auto-pw", PASSWORD_ENV);
         extra += &sshd.target("warn-host");
         extra += &sshd.target("few-host");
-        extra += r#"
-[[policies]]
-name = "warn"
-requesters = ["group:oncall"]
-targets = ["warn-*"]
-approvals_required = 0
-max_duration = "10m"
-warn_before = ["3s"]
-
-[[policies]]
-name = "few"
-requesters = ["group:oncall"]
-targets = ["few-*"]
-approvals_required = 0
-max_duration = "10m"
-max_sessions_per_grant = 1
-"#;
+        extra += WARN_AND_FEW_POLICIES;
         let pw = sshd.password.clone().unwrap_or_default();
         let d = Daemon::start_with_env(None, "", &extra, &[(PASSWORD_ENV, &pw)]);
         let key = bob_key(&d.dir);
