@@ -64,7 +64,7 @@ impl Admitted {
 }
 
 /// The configured target of that name and kind.
-fn target_of(
+pub(super) fn target_of(
     cfg: &crate::config::Config,
     target: &str,
     kind: TargetKind,
@@ -165,7 +165,7 @@ impl Grants {
         self.check_grant(&cfg, grant, t, target).await
     }
 
-    async fn ensure_unlocked(&self, user: &str) -> Result<(), Refusal> {
+    pub(super) async fn ensure_unlocked(&self, user: &str) -> Result<(), Refusal> {
         match self.store.get_lock(user).await.map_err(store_err)? {
             Some(_) => Err(Refusal::Locked(user.to_string())),
             None => Ok(()),

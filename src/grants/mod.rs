@@ -3,11 +3,13 @@
 
 mod admission;
 mod error;
+mod open;
 mod policy;
 mod service;
 mod timers;
 
 pub use admission::{Admitted, Refusal};
 pub use error::GrantError;
+pub use open::OpenError;
 pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller};
 pub use service::{Grants, LockResult, RevokeResult, TerminateResult};

@@ -12,7 +12,7 @@ use super::scram::{self, Exchange, Verifier};
 use super::stream::PgStream;
 use super::upstream;
 use crate::config::TargetKind;
-use crate::grants::{Admitted, Grants, Refusal};
+use crate::grants::{Admitted, Grants, OpenError, Refusal};
 use crate::proxy::limiter::AuthLimiter;
 use crate::sessions::{AdmitError, EndCause, EndReason};
 use serde_json::json;
@@ -463,18 +463,24 @@ async fn run_session(
 ) {
     let g = &admitted.grant;
     let (warn_tx, warn_rx) = tokio::sync::mpsc::channel(WARNING_QUEUE);
-    let guard = match fe.grants.sessions.admit(admitted.admission(
-        TargetKind::Postgres,
-        peer.to_string(),
-        Some(warn_tx),
-    )) {
+    let guard = match fe
+        .grants
+        .open_session(
+            &admitted,
+            TargetKind::Postgres,
+            peer.to_string(),
+            Some(warn_tx),
+        )
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
-            let (code, reason) = match e {
-                AdmitError::MaxSessions(_) => ("53300", "max_sessions"),
-                AdmitError::GrantEnded(_) => ("28000", "no_grant"),
+            let code = match &e {
+                OpenError::Table(AdmitError::MaxSessions(_)) => "53300",
+                OpenError::Refused(Refusal::Unavailable) => "57P03",
+                _ => "28000",
             };
-            return refuse_late(&fe, &mut client, code, reason, &e.to_string()).await;
+            return refuse_late(&fe, &mut client, code, e.metric_reason(), &e.to_string()).await;
         }
     };
     let sid = guard.info().id.clone();

@@ -9,7 +9,7 @@ use super::keys;
 use super::server::SshFrontEnd;
 use super::upstream::{self, Upstream};
 use crate::config::TargetKind;
-use crate::sessions::{AdmitError, EndCause, EndReason, SessionGuard};
+use crate::sessions::{EndCause, EndReason, SessionGuard};
 use russh::keys::PublicKey;
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
@@ -167,15 +167,14 @@ impl Conn {
         let guard = self
             .fe
             .grants
-            .sessions
-            .admit(admitted.admission(TargetKind::Ssh, self.peer.to_string(), Some(warn_tx)))
-            .map_err(|e| {
-                let reason = match e {
-                    AdmitError::MaxSessions(_) => "max_sessions",
-                    AdmitError::GrantEnded(_) => "no_grant",
-                };
-                (e.to_string(), reason)
-            })?;
+            .open_session(
+                &admitted,
+                TargetKind::Ssh,
+                self.peer.to_string(),
+                Some(warn_tx),
+            )
+            .await
+            .map_err(|e| (e.to_string(), e.metric_reason()))?;
         match upstream::connect(&admitted.target, &self.kill).await {
             Ok(up) => {
                 guard.start(Some(

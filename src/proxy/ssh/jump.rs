@@ -17,7 +17,7 @@ use super::channel::{Cmd, Replies, UpChannel, UP_CAP};
 use super::conn::{audit_failure, Shared};
 use super::server::{hang_up, SshFrontEnd, FAREWELL_LIMIT};
 use crate::config::TargetKind;
-use crate::sessions::{AdmitError, EndCause, EndReason, EndTimers, SessionGuard};
+use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard};
 use bytes::Bytes;
 use russh::server::{self, ChannelOpenHandle, Msg};
 use russh::{Channel, ChannelOpenFailure};
@@ -212,14 +212,11 @@ impl Jump {
         let guard = self
             .fe
             .grants
-            .sessions
-            .admit(admitted.admission(TargetKind::Ssh, self.peer.to_string(), None))
+            .open_session(&admitted, TargetKind::Ssh, self.peer.to_string(), None)
+            .await
             .map_err(|e| Refused {
                 why: e.to_string(),
-                reason: match e {
-                    AdmitError::MaxSessions(_) => "max_sessions",
-                    AdmitError::GrantEnded(_) => "no_grant",
-                },
+                reason: e.metric_reason(),
                 counted: true,
             })?;
         let address = admitted.target.address.clone();

@@ -3,7 +3,7 @@
 
 use super::handshake::{self, Hello, Kind, Reply, Status};
 use crate::config::TargetKind;
-use crate::grants::{Grants, Refusal};
+use crate::grants::{Grants, OpenError, Refusal};
 use crate::sessions::{AdmitError, EndCause, EndReason};
 use dashmap::DashMap;
 use std::sync::Arc;
@@ -150,23 +150,24 @@ async fn handle(
         }
     };
     let g = &admitted.grant;
-    let guard =
-        match fe
-            .grants
-            .sessions
-            .admit(admitted.admission(TargetKind::Tcp, peer.clone(), None))
-        {
-            Ok(s) => s,
-            Err(e) => {
-                let st = match e {
-                    AdmitError::MaxSessions(_) => Status::MaxSessions,
-                    AdmitError::GrantEnded(_) => Status::NoGrant,
-                };
-                reject(&fe, st);
-                let _ = reply(&mut tls, st, &e.to_string(), "").await;
-                return;
-            }
-        };
+    let guard = match fe
+        .grants
+        .open_session(&admitted, TargetKind::Tcp, peer.clone(), None)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let st = match &e {
+                OpenError::Table(AdmitError::MaxSessions(_)) => Status::MaxSessions,
+                OpenError::Refused(Refusal::Locked(_)) => Status::Locked,
+                OpenError::Refused(Refusal::Unavailable) => Status::Unavailable,
+                _ => Status::NoGrant,
+            };
+            reject(&fe, st);
+            let _ = reply(&mut tls, st, &e.to_string(), "").await;
+            return;
+        }
+    };
     let upstream = tokio::time::timeout(
         UPSTREAM_CONNECT_TIMEOUT,
         TcpStream::connect(&admitted.target.address),
