@@ -52,6 +52,15 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         }
     };
     prepare_data_dir(&cfg.data_dir)?;
+    // Before anything opens the store: a second daemon on the same SQLite
+    // file would hold sessions a revoke through this one cannot see.
+    let _store_lock = match crate::store::lock_embedded_store(&cfg.store_url) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("jitgate: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let store = Store::connect(&cfg.store_url, cfg.store_max_connections)
         .await
         .with_context(|| "opening the store")?;

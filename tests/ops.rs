@@ -456,3 +456,64 @@ fn a_store_migrated_by_a_newer_release_is_refused_at_start() {
         "{logs}"
     );
 }
+
+/// Runs `jitgate serve` on `config` and waits (bounded) for it to exit.
+fn serve_expecting_exit(config: &std::path::Path) -> std::process::Output {
+    let child = Command::new(BIN)
+        .args(["serve", "--config", &config.display().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("a second daemon on the same SQLite store kept running");
+        }
+    }
+}
+
+#[test]
+fn a_second_daemon_on_the_same_sqlite_store_is_refused_naming_the_first() {
+    let d = Daemon::start();
+    let first = d.child.as_ref().unwrap().id();
+    // The same config with only the ports changed, as an operator copying
+    // a unit file would write it.
+    let text = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace(
+            &format!(":{}\"", d.admin_port),
+            &format!(":{}\"", free_port()),
+        )
+        .replace(
+            &format!(":{}\"", d.metrics_port),
+            &format!(":{}\"", free_port()),
+        );
+    let second = d.dir.join("second.toml");
+    std::fs::write(&second, text).unwrap();
+    let out = serve_expecting_exit(&second);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {first}")) && stderr.contains("exactly one daemon"),
+        "the refusal names the holder: {stderr}"
+    );
+    // The first daemon is untouched and still serves.
+    assert_eq!(d.get("/readyz", None).unwrap().status, 200);
+}
+
+#[test]
+fn the_store_lock_is_released_when_the_daemon_exits() {
+    let mut d = Daemon::start();
+    let st = d.stop();
+    assert!(st.success(), "{st}");
+    // Started again on the same data: the lock of the stopped process is gone.
+    d.spawn();
+    assert_eq!(d.get("/readyz", None).unwrap().status, 200);
+}

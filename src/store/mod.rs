@@ -11,6 +11,7 @@
 
 mod audit_log;
 mod cluster;
+mod exclusive;
 mod grants;
 mod locks;
 mod migrate;
@@ -20,6 +21,7 @@ mod outbox;
 mod requests;
 
 pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};
+pub use exclusive::{lock_embedded_store, EmbeddedStoreLock};
 pub use grants::GrantEnd;
 pub use locks::LockOutcome;
 pub use models::*;
