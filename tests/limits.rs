@@ -228,3 +228,54 @@ fn ssh_client_that_never_finishes_the_handshake_is_closed() {
         "the silent client was never closed"
     );
 }
+
+/// 300 silent connections from one source: the first `CAP` get slots, the
+/// rest queue. Every one must be closed within the listener's handshake
+/// timeout counted from its accept, whatever its place in the queue (the
+/// generous margin only absorbs a loaded machine; a deadline counted from
+/// the slot would close the last ones several timeouts late).
+fn silent_flood_is_closed_in_time(port: u16, timeout: Duration) {
+    const SILENT: usize = 300;
+    let conns: Vec<TcpStream> = (0..SILENT)
+        .map(|_| connect_from("127.0.0.1", port))
+        .collect();
+    let deadline = std::time::Instant::now() + timeout + Duration::from_secs(5);
+    for (i, mut s) in conns.into_iter().enumerate() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut b = [0u8; 256];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => break,
+                // The SSH server speaks first; anything else is served bytes.
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    panic!("silent connection {i} of {SILENT} was still open past its handshake timeout ({timeout:?})")
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+#[test]
+fn tcp_silent_connections_queued_past_the_source_cap_are_closed_within_the_handshake_timeout() {
+    let t = Tunnel::start();
+    silent_flood_is_closed_in_time(t.port, jitgate::proxy::tcp::server::HANDSHAKE_TIMEOUT);
+}
+
+#[test]
+fn postgres_silent_connections_queued_past_the_source_cap_are_closed_within_the_handshake_timeout()
+{
+    let Some(p) = PgProxy::start_with(true) else {
+        return;
+    };
+    silent_flood_is_closed_in_time(p.port, jitgate::proxy::postgres::server::STARTUP_TIMEOUT);
+}
+
+#[test]
+fn ssh_silent_connections_queued_past_the_source_cap_are_closed_within_the_handshake_timeout() {
+    let (_d, port) = ssh_daemon();
+    silent_flood_is_closed_in_time(port, jitgate::proxy::ssh::server::AUTH_TIMEOUT);
+}

@@ -8,6 +8,10 @@
 //! once, before any byte is read, and counted as a `protocol_error`
 //! rejection. Those refusals are logged at debug level at most once a
 //! second per listener, since a flood must not become a flood of log lines.
+//! Every connection's handshake deadline runs from accept: one that waited
+//! for a slot has only what is left of it, so a flood of silent
+//! connections is closed within the listener's handshake timeout whatever
+//! their place in the queue.
 //! Accept errors (e.g. out of file descriptors) are logged at debug level
 //! with a short pause instead of a spin; shutdown stops cleanly.
 //!
@@ -40,6 +44,12 @@ use tracing::Instrument;
 /// ones wait in the listen backlog.
 pub const MAX_UNAUTHENTICATED: usize = 1024;
 
+/// How long past its handshake deadline a connection that got a slot at
+/// once may run before the accept loop drops it: its handler's own timer,
+/// started at the same instant, ends it first and says why where the
+/// protocol can.
+const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
+
 /// At most one debug line per listener per this interval about refusals.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -59,6 +69,7 @@ struct Unauthenticated {
 pub async fn serve<F, Fut>(
     kind: &'static str,
     listener: TcpListener,
+    handshake_timeout: Duration,
     shutdown: CancellationToken,
     refused: Option<IntCounter>,
     handle: F,
@@ -112,29 +123,45 @@ pub async fn serve<F, Fut>(
         };
         // Not polled (so nothing read) until the slots below are held.
         let connection = handle(stream, peer, handler_permit);
-        let slots = match member.try_slot() {
-            Some(slot) => Slots::Now(Unauthenticated {
-                _listener: permit,
-                _slot: slot,
-                _member: member,
-            }),
+        let accepted = tokio::time::Instant::now();
+        let (slots, deadline) = match member.try_slot() {
+            Some(slot) => (
+                Slots::Now(Unauthenticated {
+                    _listener: permit,
+                    _slot: slot,
+                    _member: member,
+                }),
+                // The handler's own timer (started now) ends it; this is
+                // only the backstop.
+                accepted + handshake_timeout + BACKSTOP_GRACE,
+            ),
             None => {
                 // Waiting takes none of the listener-wide budget.
                 drop(permit);
-                Slots::Wait(member, unauth.clone(), shutdown.clone())
+                (
+                    Slots::Wait(member, unauth.clone(), shutdown.clone()),
+                    accepted + handshake_timeout,
+                )
             }
         };
         tokio::spawn(
             async move {
-                let Some(held) = slots.get().await else {
+                // The handshake deadline runs from accept, not from the slot:
+                // a silent connection is closed in time wherever it queued.
+                let Ok(Some(held)) = tokio::time::timeout_at(deadline, slots.get()).await else {
                     return;
                 };
-                let release = async move {
+                tokio::pin!(connection);
+                tokio::select! {
+                    _ = &mut connection => return,
                     // Resolves once the handler has dropped its permit.
-                    let _ = handed.acquire().await;
-                    drop(held);
-                };
-                tokio::join!(connection, release);
+                    _ = handed.acquire() => drop(held),
+                    _ = tokio::time::sleep_until(deadline) => {
+                        tracing::debug!("handshake deadline from accept passed; closed");
+                        return;
+                    }
+                }
+                connection.await;
             }
             .instrument(span),
         );

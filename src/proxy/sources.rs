@@ -2,8 +2,8 @@
 //! cannot take a listener's whole `MAX_UNAUTHENTICATED` budget.
 //!
 //! A source holds at most `MAX_UNAUTHENTICATED_PER_SOURCE` slots; further
-//! connections from it wait, unread and without a timer, for one of its
-//! slots (a connection pool opened through `jitgate connect` is a legitimate
+//! connections from it wait, unread, for one of its slots (within their
+//! handshake deadline, which runs from accept: see `accept`) (a connection pool opened through `jitgate connect` is a legitimate
 //! burst from one address), up to `MAX_WAITING_PER_SOURCE`; beyond that, and
 //! beyond `MAX_WAITING` per listener, they are refused. A waiting connection
 //! costs a file descriptor and a parked task, no TLS or parser state, and

@@ -47,6 +47,7 @@ pub async fn serve(listener: TcpListener, fe: Arc<PgFrontEnd>, shutdown: Cancell
     crate::proxy::accept::serve(
         "postgres",
         listener,
+        STARTUP_TIMEOUT,
         shutdown,
         Some(refused),
         move |stream, peer, permit| handle(fe.clone(), stream, peer, permit),

@@ -90,6 +90,7 @@ pub async fn serve(listener: TcpListener, fe: Arc<SshFrontEnd>, shutdown: Cancel
     crate::proxy::accept::serve(
         "ssh",
         listener,
+        AUTH_TIMEOUT,
         shutdown,
         Some(refused),
         move |stream, peer, permit| connection(fe.clone(), stream, peer, permit),

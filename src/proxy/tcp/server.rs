@@ -64,6 +64,7 @@ pub async fn serve(listener: TcpListener, fe: Arc<TcpFrontEnd>, shutdown: Cancel
     crate::proxy::accept::serve(
         "tcp",
         listener,
+        HANDSHAKE_TIMEOUT,
         shutdown,
         Some(refused),
         move |stream, peer, permit| handle(fe.clone(), stream, peer.to_string(), permit),
