@@ -277,3 +277,104 @@ fn the_recheck_closes_a_session_whose_notification_was_missed() {
         "the re-check did not close the session"
     );
 }
+
+/// The instance name `node` reports for its own sessions.
+fn own_instance(node: &Tunnel, secret: &str) -> (TlsClient, String) {
+    let (tls, sid) = open(node, secret);
+    let me = sessions(node)
+        .into_iter()
+        .find(|s| s["id"] == sid.as_str())
+        .expect("own session listed")["instance"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (tls, me)
+}
+
+#[test]
+fn two_unnamed_instances_on_one_host_get_distinct_names_and_see_each_other() {
+    let Some(pg) = PgCluster::start() else {
+        return;
+    };
+    let url = pg.create_db("jitgate_cluster_unnamed");
+    let up = Upstreams::start();
+    let a = Tunnel::start_unnamed(&url, &up);
+    let b = Tunnel::start_unnamed(&url, &up);
+    let (_g, secret) = a.grant(BOB, "auto-echo", "10m");
+    let (_on_a, name_a) = own_instance(&a, &secret);
+    let (_on_b, name_b) = own_instance(&b, &secret);
+    assert_ne!(name_a, name_b, "the default name must be unique per host");
+    assert!(
+        name_a.ends_with(&format!("-{}", a.d.admin_port)),
+        "{name_a}"
+    );
+    assert!(
+        name_b.ends_with(&format!("-{}", b.d.admin_port)),
+        "{name_b}"
+    );
+    // Each lists the other's session, and neither reaps the other.
+    let b_sessions = sessions(&b);
+    wait_for("a's session listed on b", || {
+        sessions(&b)
+            .iter()
+            .any(|s| s["instance"] == name_a.as_str())
+    });
+    wait_for("b's session listed on a", || {
+        sessions(&a)
+            .iter()
+            .any(|s| s["instance"] == name_b.as_str())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    for (node, name) in [(&a, &name_a), (&b, &name_b)] {
+        assert!(
+            !node.d.logs().contains("registration was reaped"),
+            "{name} was reaped by its peer: {}",
+            node.d.logs()
+        );
+    }
+    drop(b_sessions);
+}
+
+#[test]
+fn an_instance_name_held_by_a_live_instance_is_refused_at_start() {
+    let Some(pg) = PgCluster::start() else {
+        return;
+    };
+    let url = pg.create_db("jitgate_cluster_same_name");
+    let up = Upstreams::start();
+    let a = Tunnel::start_instance(&url, "a", &up);
+    let mut twin = Daemon::configured(
+        Some(&url),
+        "instance = \"a\"\n",
+        &up.config(common::free_port()),
+    );
+    twin.launch();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = twin.child.as_mut().unwrap().try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the twin kept running: {}",
+            twin.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    twin.child = None;
+    assert!(!status.success(), "{status}");
+    let logs = twin.logs();
+    assert!(
+        logs.contains("held by another live jitgate instance"),
+        "{logs}"
+    );
+    // The holder keeps its name and its rows.
+    let (_g, secret) = a.grant(BOB, "auto-echo", "10m");
+    let (_tls, name) = own_instance(&a, &secret);
+    assert_eq!(name, "a");
+    assert!(
+        !a.d.logs().contains("registration was reaped"),
+        "{}",
+        a.d.logs()
+    );
+}

@@ -48,6 +48,27 @@ pub struct Confirmed {
     pub unconfirmed: Vec<String>,
 }
 
+/// A name whose row heartbeated within `DEAD_AFTER` may belong to a live
+/// instance, or to this one's predecessor that crashed moments ago. A live
+/// holder heartbeats every `HEARTBEAT`, so watching for a few of them tells
+/// the two apart: taking over a live peer's name would make the two reap
+/// each other's rows and hide each other's sessions.
+async fn refuse_if_name_is_live(store: &Store, me: &str) -> Result<(), StoreError> {
+    let Some((_, seen)) = store.instance_heartbeat(me).await? else {
+        return Ok(());
+    };
+    if crate::clock::now_ms() - seen >= DEAD_AFTER.as_millis() as i64 {
+        return Ok(());
+    }
+    tokio::time::sleep(HEARTBEAT * 3).await;
+    match store.instance_heartbeat(me).await? {
+        Some((_, later)) if later > seen => Err(StoreError::Conflict(format!(
+            "the instance name {me:?} is held by another live jitgate instance on this store; give each instance its own [server] instance name (left unset, it is the host name with the admin port)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Who must answer a request.
 pub enum Expect {
     /// Every instance with a fresh heartbeat.
@@ -67,12 +88,9 @@ impl Cluster {
     ) -> Result<Arc<Cluster>, StoreError> {
         let me = sessions.instance().to_string();
         let incarnation = crate::ids::session_id();
+        refuse_if_name_is_live(&store, &me).await?;
         let now = crate::clock::now_ms();
-        if let Some(prev) = store.register_instance(&me, &incarnation, now).await? {
-            if now - prev < DEAD_AFTER.as_millis() as i64 {
-                tracing::warn!(instance = %me, "another process heartbeated under this instance name moments ago: give each instance its own [server] instance name");
-            }
-        }
+        store.register_instance(&me, &incarnation, now).await?;
         let rows = rows::RowQueue::start(store.clone(), me.clone());
         let c = Arc::new(Cluster {
             store,

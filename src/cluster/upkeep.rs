@@ -44,6 +44,14 @@ async fn heartbeat(c: &Cluster) {
     match c.store.heartbeat(&c.me, &c.incarnation, now).await {
         Ok(true) => {}
         Ok(false) => {
+            // Another live process registered under this name since: never
+            // take it back, or the two would reap each other every second.
+            if let Ok(Some((other, at))) = c.store.instance_heartbeat(&c.me).await {
+                if other != c.incarnation && now - at < super::DEAD_AFTER.as_millis() as i64 {
+                    tracing::error!(instance = %c.me, "another live instance registered under this instance name; not taking it back: give each instance its own [server] instance name");
+                    return;
+                }
+            }
             // A peer took this instance for dead (a long store outage) and
             // reaped its rows: take the name back and republish.
             tracing::warn!("this instance's registration was reaped; registering again");

@@ -151,18 +151,6 @@ pub fn build(
     };
 
     let data_dir = c.resolve(&file.server.data_dir);
-    let instance = match &file.server.instance {
-        Some(i) => {
-            if !valid_name(i) {
-                c.err(
-                    p(&[k("server"), k("instance")]),
-                    format!("invalid instance name {i:?}: use [a-z0-9][a-z0-9._-]{{0,62}}"),
-                );
-            }
-            i.clone()
-        }
-        None => default_instance_name(),
-    };
     let request_ttl = match &file.server.request_ttl {
         Some(s) => c.duration(p(&[k("server"), k("request_ttl")]), s),
         None => None,
@@ -195,6 +183,18 @@ pub fn build(
     let admin_path = p(&[k("admin")]);
     let admin_listen = c.listen(p(&[k("admin"), k("listen")]), &file.admin.listen);
     let admin_tls = c.tls_pair(&admin_path, &file.admin.tls_cert, &file.admin.tls_key);
+    let instance = match &file.server.instance {
+        Some(i) => {
+            if !valid_name(i) {
+                c.err(
+                    p(&[k("server"), k("instance")]),
+                    format!("invalid instance name {i:?}: use [a-z0-9][a-z0-9._-]{{0,62}}"),
+                );
+            }
+            i.clone()
+        }
+        None => default_instance_name(admin_listen.map(|a| a.port())),
+    };
     if let Some(a) = admin_listen {
         listens.push((a, p(&[k("admin"), k("listen")])));
     }
@@ -277,20 +277,25 @@ pub fn build(
     })
 }
 
-fn default_instance_name() -> String {
+/// The host name and the admin port: two instances on one host cannot
+/// share an admin port, so the default is unique per host as well as
+/// across hosts (SPEC "Several instances").
+fn default_instance_name(admin_port: Option<u16>) -> String {
     let raw = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let cleaned: String = raw
+    let suffix = admin_port.map(|p| format!("-{p}")).unwrap_or_default();
+    let host: String = raw
         .trim()
         .to_ascii_lowercase()
         .chars()
         .filter(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
-        .take(63)
+        .take(63 - suffix.len())
         .collect();
-    if valid_name(&cleaned) {
-        cleaned
+    let host = if valid_name(&host) {
+        host
     } else {
         "jitgate".to_string()
-    }
+    };
+    format!("{host}{suffix}")
 }
 
 fn check_clashes(c: &mut Checker, listens: &[(SocketAddr, Path)]) {

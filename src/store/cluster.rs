@@ -110,6 +110,19 @@ impl Store {
         Ok(previous)
     }
 
+    /// The registered incarnation and last heartbeat under `name`, if any.
+    pub async fn instance_heartbeat(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT incarnation, heartbeat_at FROM instances WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row)
+    }
+
     /// Returns false when this incarnation's row is gone (another instance
     /// took it for dead), so the caller re-registers and re-publishes.
     pub async fn heartbeat(

@@ -141,6 +141,12 @@ impl Tunnel {
         )
     }
 
+    /// An instance on `store_url` whose name is left to its default.
+    pub fn start_unnamed(store_url: &str, up: &Upstreams) -> Tunnel {
+        // base_config adds `instance = "test"` unless the keys mention it.
+        Self::start_on(Some(store_url), "# instance: the default\n", up.clone())
+    }
+
     fn start_on(store_url: Option<&str>, server_keys: &str, up: Upstreams) -> Tunnel {
         let port = free_port();
         let d = Daemon::start_with_server(store_url, server_keys, &up.config(port));
