@@ -38,9 +38,59 @@ pub fn digest_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.ct_eq(b).into()
 }
 
-/// PostgreSQL-format SCRAM-SHA-256 verifier of a connect secret.
+/// PostgreSQL-format SCRAM-SHA-256 verifier of a connect secret, with a
+/// fresh random salt.
 pub fn scram_verifier(secret: &str) -> String {
     postgres_protocol::password::scram_sha_256(secret.as_bytes())
+}
+
+/// Iterations of the verifiers made by `scram_verifier_with_salt`, as
+/// PostgreSQL's default.
+pub const SCRAM_ITERATIONS: u32 = 4096;
+
+/// A SCRAM-SHA-256 verifier of `secret` under a given salt. The secrets of
+/// one grant share their grant's salt: a PostgreSQL client names the user
+/// and target, not which secret it holds, and the server sends one salt
+/// before the client proves anything, so only verifiers under that salt can
+/// check the proof.
+pub fn scram_verifier_with_salt(secret: &str, salt: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    type H = Hmac<Sha256>;
+    let mac = |key: &[u8], data: &[u8]| -> [u8; 32] {
+        // An HMAC key of any length is accepted.
+        let mut m = <H as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+        m.update(data);
+        m.finalize().into_bytes().into()
+    };
+    // Hi() of RFC 5802: PBKDF2-HMAC-SHA-256 for one 32-byte block.
+    let mut block = salt.to_vec();
+    block.extend_from_slice(&1u32.to_be_bytes());
+    let mut u = mac(secret.as_bytes(), &block);
+    let mut salted = u;
+    for _ in 1..SCRAM_ITERATIONS {
+        u = mac(secret.as_bytes(), &u);
+        for (s, x) in salted.iter_mut().zip(u.iter()) {
+            *s ^= x;
+        }
+    }
+    let client_key = mac(&salted, b"Client Key");
+    let stored_key: [u8; 32] = Sha256::digest(client_key).into();
+    let server_key = mac(&salted, b"Server Key");
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    format!(
+        "SCRAM-SHA-256${SCRAM_ITERATIONS}:{}${}:{}",
+        b64.encode(salt),
+        b64.encode(stored_key),
+        b64.encode(server_key)
+    )
+}
+
+/// The salt of a PostgreSQL-format SCRAM-SHA-256 verifier.
+pub fn scram_salt(verifier: &str) -> Option<Vec<u8>> {
+    let rest = verifier.strip_prefix("SCRAM-SHA-256$")?;
+    let (iter_salt, _) = rest.split_once('$')?;
+    let (_, salt) = iter_salt.split_once(':')?;
+    base64::engine::general_purpose::STANDARD.decode(salt).ok()
 }
 
 /// SHA-256 of the demo tokens in config/jitgate.toml; the daemon warns when
@@ -51,3 +101,29 @@ pub const DEMO_TOKEN_HASHES: &[&str] = &[
     "8171788b0600bd696602715ce02de6c551c61d9b949c87fa34ed90ee5d220123",
     "07f35182ad771364ce43bc9cd541af5e7123d87f615a6008692c9072e8a3f0c1",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salted_verifier_matches_rfc_7677() {
+        // RFC 7677 section 3: password "pencil", this salt, 4096 iterations.
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+            .unwrap();
+        let v = scram_verifier_with_salt("pencil", &salt);
+        assert_eq!(
+            v,
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+        );
+        assert_eq!(scram_salt(&v), Some(salt));
+    }
+
+    #[test]
+    fn a_fresh_verifier_has_a_salt_that_a_salted_one_reproduces() {
+        let v = scram_verifier("jgs_x");
+        let salt = scram_salt(&v).expect("salt");
+        assert_eq!(scram_verifier_with_salt("jgs_x", &salt), v);
+    }
+}

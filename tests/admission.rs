@@ -72,7 +72,7 @@ async fn grant(g: &Arc<Grants>, target: &str) -> (String, String) {
         .await
         .unwrap();
     let id = grant.expect("auto-approved").id;
-    let secret = g.issue_secret(&bob(), &id).await.unwrap();
+    let secret = g.issue_secret(&bob(), &id, false).await.unwrap().secret;
     (id, secret)
 }
 

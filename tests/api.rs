@@ -230,7 +230,7 @@ fn secrets_go_to_the_owner_once_per_issue() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_ne!(s1, s2, "rotation issues a new secret");
+    assert_ne!(s1, s2, "each issue is a new secret");
     // Neither the secret nor any token reaches the log or the audit detail.
     let audit = d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
     let logs = d.logs();

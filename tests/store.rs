@@ -215,10 +215,10 @@ async fn grants_end_once_and_secrets_die_with_them(s: Store) {
         scram: "SCRAM".into(),
         issued_at_ms: now_ms(),
     };
-    s.set_secret(&secret, &entry("grant.secret_issued", "g6"))
+    s.add_secret(&secret, false, 8, &entry("grant.secret_issued", "g6"))
         .await
         .unwrap();
-    assert!(s.get_secret("g6").await.unwrap().is_some());
+    assert_eq!(s.secrets_of("g6").await.unwrap().len(), 1);
     // Not yet at its end instant: expiry must refuse.
     let e = s
         .end_grant(
@@ -245,7 +245,7 @@ async fn grants_end_once_and_secrets_die_with_them(s: Store) {
         .unwrap();
     assert_eq!(ended.state, GrantState::Revoked);
     assert_eq!(ended.ended_by.as_deref(), Some("carol"));
-    assert!(s.get_secret("g6").await.unwrap().is_none());
+    assert!(s.secrets_of("g6").await.unwrap().is_empty());
     let e = s
         .end_grant(
             "g6",
@@ -261,7 +261,10 @@ async fn grants_end_once_and_secrets_die_with_them(s: Store) {
         matches!(&e, StoreError::Conflict(m) if m.contains("already revoked")),
         "{e}"
     );
-    let e = s.set_secret(&secret, &entry("x", "g6")).await.unwrap_err();
+    let e = s
+        .add_secret(&secret, false, 8, &entry("x", "g6"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)));
 }
 

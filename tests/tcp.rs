@@ -377,14 +377,36 @@ fn one_revoke_ends_a_thousand_sessions_and_counts_them_exactly() {
 fn a_rotated_secret_replaces_the_old_one() {
     let t = Tunnel::start();
     let (gid, old) = t.grant(BOB, "auto-echo", "5m");
+    // A second secret leaves the first valid...
     let r =
         t.d.post(&format!("/v1/grants/{gid}/secret"), Some(BOB), "")
             .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
+    let second = r.json()["secret"].as_str().unwrap().to_string();
+    let (mut s, r) = t.raw("auto-echo", &old);
+    assert_eq!(r.status, OK, "the first secret stopped working: {r:?}");
+    echo(&mut s, b"first");
+    let (mut s, r) = t.raw("auto-echo", &second);
+    assert_eq!(r.status, OK, "{r:?}");
+    echo(&mut s, b"second");
+    // ...and a rotation retires every earlier one.
+    let r =
+        t.d.post(
+            &format!("/v1/grants/{gid}/secret"),
+            Some(BOB),
+            r#"{"rotate":true}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
     let new = r.json()["secret"].as_str().unwrap().to_string();
     assert_ne!(old, new);
-    let (_, r) = t.raw("auto-echo", &old);
-    assert_eq!(r.status, BAD_SECRET, "the old secret still works: {r:?}");
+    for retired in [&old, &second] {
+        let (_, r) = t.raw("auto-echo", retired);
+        assert_eq!(
+            r.status, BAD_SECRET,
+            "a rotated-out secret still works: {r:?}"
+        );
+    }
     let (mut s, r) = t.raw("auto-echo", &new);
     assert_eq!(r.status, OK, "{r:?}");
     echo(&mut s, b"rotated");

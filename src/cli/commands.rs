@@ -150,13 +150,23 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                 ]
             });
         }
-        Command::Secret { grant_id } => {
+        Command::Secret { grant_id, rotate } => {
             let r = api
-                .post(&format!("/v1/grants/{}/secret", enc(&grant_id)), json!({}))
+                .post(
+                    &format!("/v1/grants/{}/secret", enc(&grant_id)),
+                    json!({ "rotate": rotate }),
+                )
                 .await?;
             // Only the secret on stdout, so `export X=$(jitgate secret G)` works.
             show(as_json, &r, |r| s(&r["secret"]));
             if !as_json {
+                let valid = r["secrets_valid"].as_u64().unwrap_or(1);
+                let max = r["secrets_max"].as_u64().unwrap_or(0);
+                if rotate {
+                    eprintln!("Earlier secrets of this grant were revoked; this is its only valid secret (sessions already open stay open).");
+                } else {
+                    eprintln!("The grant now has {valid} valid secret(s) of at most {max}; earlier ones still work (`--rotate` revokes them).");
+                }
                 eprintln!("This secret is shown once and dies with the grant.");
             }
         }

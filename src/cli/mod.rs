@@ -114,8 +114,14 @@ pub enum Command {
         #[arg(long)]
         limit: Option<u32>,
     },
-    /// Issue (or rotate) a grant's connect secret and print it once.
-    Secret { grant_id: String },
+    /// Issue a connect secret for a grant and print it once; earlier
+    /// secrets stay valid unless --rotate.
+    Secret {
+        grant_id: String,
+        /// Revoke the grant's earlier secrets (open sessions stay open).
+        #[arg(long)]
+        rotate: bool,
+    },
     /// Revoke a grant; its live sessions are closed before this returns.
     Revoke {
         grant_id: String,

@@ -12,4 +12,6 @@ pub use admission::{Admitted, Refusal};
 pub use error::GrantError;
 pub use open::OpenError;
 pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller};
-pub use service::{Grants, LockResult, RevokeResult, TerminateResult};
+pub use service::{
+    Grants, IssuedSecret, LockResult, RevokeResult, TerminateResult, MAX_SECRETS_PER_GRANT,
+};

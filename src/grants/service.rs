@@ -31,6 +31,21 @@ pub struct Grants {
     me: Weak<Grants>,
 }
 
+/// How many connect secrets one grant may hold at once: enough for an
+/// engineer's terminals and tools, few enough that a leaked token cannot
+/// mint an unbounded number of credentials.
+pub const MAX_SECRETS_PER_GRANT: usize = 8;
+
+/// A newly issued connect secret, shown once.
+#[derive(Debug)]
+pub struct IssuedSecret {
+    pub secret: String,
+    /// Secrets the grant now holds, this one included.
+    pub held: usize,
+    /// Whether the earlier secrets were revoked.
+    pub rotated: bool,
+}
+
 #[derive(Debug)]
 pub struct RevokeResult {
     pub grant: GrantRecord,
@@ -371,8 +386,15 @@ impl Grants {
         }
     }
 
-    /// Issues or rotates the connect secret; only the grant's owner gets it.
-    pub async fn issue_secret(&self, caller: &Caller, id: &str) -> Result<String, GrantError> {
+    /// Issues a connect secret; only the grant's owner gets it. Earlier
+    /// secrets of the grant stay valid (a second terminal must not break
+    /// the first one's session) unless `rotate`, which replaces them all.
+    pub async fn issue_secret(
+        &self,
+        caller: &Caller,
+        id: &str,
+        rotate: bool,
+    ) -> Result<IssuedSecret, GrantError> {
         let g = self.get_grant(id).await?;
         if g.user != caller.user {
             return Err(GrantError::Forbidden(
@@ -392,19 +414,46 @@ impl Grants {
         self.ensure_not_locked(&caller.user, "issuing a secret")
             .await?;
         let secret = secrets::new_connect_secret();
+        // The grant's secrets share one SCRAM salt (see
+        // `secrets::scram_verifier_with_salt`).
+        let salt = if rotate {
+            None
+        } else {
+            self.store
+                .secrets_of(id)
+                .await?
+                .first()
+                .and_then(|s| secrets::scram_salt(&s.scram))
+        };
+        let scram = match salt {
+            Some(salt) => secrets::scram_verifier_with_salt(&secret, &salt),
+            None => secrets::scram_verifier(&secret),
+        };
         let rec = SecretRecord {
             grant_id: id.to_string(),
             sha256: secrets::sha256(secret.as_bytes()),
-            scram: secrets::scram_verifier(&secret),
+            scram,
             issued_at_ms: now_ms(),
         };
-        self.store
-            .set_secret(
+        let held = self
+            .store
+            .add_secret(
                 &rec,
-                &audit(&caller.user, "grant.secret_issued", id, json!({})),
+                rotate,
+                MAX_SECRETS_PER_GRANT,
+                &audit(
+                    &caller.user,
+                    "grant.secret_issued",
+                    id,
+                    json!({"rotated": rotate}),
+                ),
             )
             .await?;
-        Ok(secret)
+        Ok(IssuedSecret {
+            secret,
+            held,
+            rotated: rotate,
+        })
     }
 
     /// Terminates one session, on this instance or (several instances) on

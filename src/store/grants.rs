@@ -123,7 +123,7 @@ impl Store {
                 None => StoreError::NotFound(format!("grant {id}")),
             });
         }
-        sqlx::query("DELETE FROM grant_secrets WHERE grant_id = $1")
+        sqlx::query("DELETE FROM connect_secrets WHERE grant_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -161,8 +161,17 @@ impl Store {
         rows.iter().map(grant_from_row).collect()
     }
 
-    /// Stores (or replaces) the verifiers of an active grant's connect secret.
-    pub async fn set_secret(&self, s: &SecretRecord, audit: &AuditEntry) -> Result<(), StoreError> {
+    /// Adds a connect secret's verifiers to an active grant. `rotate`
+    /// removes every earlier secret of the grant first; otherwise earlier
+    /// ones stay valid, and a grant already holding `max` secrets is a
+    /// conflict. Returns how many secrets the grant now holds.
+    pub async fn add_secret(
+        &self,
+        s: &SecretRecord,
+        rotate: bool,
+        max: usize,
+        audit: &AuditEntry,
+    ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         let res = sqlx::query("UPDATE grants SET state = state WHERE id = $1 AND state = 'active'")
             .bind(&s.grant_id)
@@ -178,41 +187,58 @@ impl Store {
                 None => StoreError::NotFound(format!("grant {}", s.grant_id)),
             });
         }
-        sqlx::query("DELETE FROM grant_secrets WHERE grant_id = $1")
-            .bind(&s.grant_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO grant_secrets (grant_id, sha256, scram, issued_at) VALUES ($1, $2, $3, $4)")
-            .bind(&s.grant_id)
+        if rotate {
+            sqlx::query("DELETE FROM connect_secrets WHERE grant_id = $1")
+                .bind(&s.grant_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let held: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM connect_secrets WHERE grant_id = $1")
+                .bind(&s.grant_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if held as usize >= max {
+            return Err(StoreError::Conflict(format!(
+                "grant {} already holds {max} connect secrets; use `jitgate secret {} --rotate` to replace them all with a new one",
+                s.grant_id, s.grant_id
+            )));
+        }
+        sqlx::query("INSERT INTO connect_secrets (sha256, grant_id, scram, issued_at) VALUES ($1, $2, $3, $4)")
             .bind(hex::encode(s.sha256))
+            .bind(&s.grant_id)
             .bind(&s.scram)
             .bind(s.issued_at_ms)
             .execute(&mut *tx)
             .await?;
         self.append(&mut tx, audit, s.issued_at_ms).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(held as usize + 1)
     }
 
-    pub async fn get_secret(&self, grant_id: &str) -> Result<Option<SecretRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT grant_id, sha256, scram, issued_at FROM grant_secrets WHERE grant_id = $1",
+    /// The grant's connect secrets, oldest first.
+    pub async fn secrets_of(&self, grant_id: &str) -> Result<Vec<SecretRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT grant_id, sha256, scram, issued_at FROM connect_secrets WHERE grant_id = $1 ORDER BY issued_at, sha256",
         )
         .bind(grant_id)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let hexed: String = row.try_get("sha256")?;
-        let sha256 = hex::decode(&hexed)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| StoreError::Database("bad secret verifier".into()))?;
-        Ok(Some(SecretRecord {
-            grant_id: row.try_get("grant_id")?,
-            sha256,
-            scram: row.try_get("scram")?,
-            issued_at_ms: row.try_get("issued_at")?,
-        }))
+        rows.iter()
+            .map(|row| {
+                let hexed: String = row.try_get("sha256")?;
+                let sha256 = hex::decode(&hexed)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| StoreError::Database("bad secret verifier".into()))?;
+                Ok(SecretRecord {
+                    grant_id: row.try_get("grant_id")?,
+                    sha256,
+                    scram: row.try_get("scram")?,
+                    issued_at_ms: row.try_get("issued_at")?,
+                })
+            })
+            .collect()
     }
 
     /// The grant whose connect secret hashes to `sha256`, if any.
@@ -220,7 +246,7 @@ impl Store {
         &self,
         sha256: &[u8; 32],
     ) -> Result<Option<(GrantRecord, [u8; 32])>, StoreError> {
-        let row = sqlx::query("SELECT grant_id, sha256 FROM grant_secrets WHERE sha256 = $1")
+        let row = sqlx::query("SELECT grant_id, sha256 FROM connect_secrets WHERE sha256 = $1")
             .bind(hex::encode(sha256))
             .fetch_optional(&self.pool)
             .await?;
@@ -265,9 +291,9 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let rows = sqlx::query(&format!(
-            "SELECT {cols}, s.scram FROM grants g JOIN grant_secrets s ON s.grant_id = g.id \
+            "SELECT {cols}, s.scram FROM grants g JOIN connect_secrets s ON s.grant_id = g.id \
              WHERE g.user_name = $1 AND g.target = $2 AND g.state = 'active' \
-             ORDER BY g.granted_at DESC"
+             ORDER BY g.granted_at DESC, s.issued_at DESC"
         ))
         .bind(user)
         .bind(target)

@@ -45,7 +45,7 @@ impl Store {
         .map(|r| r.try_get::<String, _>("id"))
         .collect::<Result<_, _>>()?;
         for g in &revoked {
-            sqlx::query("DELETE FROM grant_secrets WHERE grant_id = $1")
+            sqlx::query("DELETE FROM connect_secrets WHERE grant_id = $1")
                 .bind(g)
                 .execute(&mut *tx)
                 .await?;

@@ -16,6 +16,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (3, "outbox", include_str!("migrations/0003_outbox.sql")),
     (4, "cluster", include_str!("migrations/0004_cluster.sql")),
+    (
+        5,
+        "many_secrets",
+        include_str!("migrations/0005_many_secrets.sql"),
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

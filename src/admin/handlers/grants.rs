@@ -1,4 +1,4 @@
-use super::bodies::{Empty, Reason};
+use super::bodies::Reason;
 use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, json_body, Query, Resp};
@@ -66,12 +66,29 @@ pub async fn get(ctx: Ctx, id: &str) -> Result<Resp, ApiError> {
     }
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct SecretBody {
+    /// Revoke the grant's earlier secrets (sessions already open stay).
+    rotate: bool,
+}
+
 pub async fn secret(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let _: Empty = json_body(req).await?;
-    let s = ctx.state.grants.issue_secret(&ctx.caller, id).await?;
+    let b: SecretBody = json_body(req).await?;
+    let s = ctx
+        .state
+        .grants
+        .issue_secret(&ctx.caller, id, b.rotate)
+        .await?;
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({ "grant_id": id, "secret": s }),
+        &serde_json::json!({
+            "grant_id": id,
+            "secret": s.secret,
+            "rotated": s.rotated,
+            "secrets_valid": s.held,
+            "secrets_max": crate::grants::MAX_SECRETS_PER_GRANT,
+        }),
     ))
 }
 
