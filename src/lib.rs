@@ -22,4 +22,5 @@ pub mod sd_notify;
 pub mod secrets;
 pub mod sessions;
 pub mod store;
+pub mod text;
 pub mod tls;
