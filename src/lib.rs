@@ -9,6 +9,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
+pub mod duration;
 pub mod grants;
 pub mod ids;
 pub mod logging;
