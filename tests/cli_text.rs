@@ -403,3 +403,95 @@ fn help_completions_and_man_page_come_from_one_definition() {
     assert!(out.contains("\\-\\-for"), "{out}");
     assert_eq!(bin(&["man", "nope"]).status.code(), Some(2));
 }
+
+/// Accepts any host key: the test only wants to offer a user name.
+struct AnyHostKey;
+
+impl russh::client::Handler for AnyHostKey {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        _key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+#[test]
+fn an_ssh_login_name_reaches_the_audit_bounded_and_is_shown_escaped() {
+    if !which("ssh-keygen") {
+        common::e2e_skip("ssh-keygen is not installed");
+        return;
+    }
+    let port = common::free_port();
+    let d = Daemon::start_with(
+        None,
+        &format!("\n[listeners.ssh]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let key_path = d.dir.join("stranger");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    // OpenSSH refuses such names; anyone can send them with another client.
+    let name = format!("db\x1b]0;owned\x07\r\x1b[2K{}", "A".repeat(5000));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let accepted = rt.block_on(async {
+        let key = russh::keys::load_secret_key(&key_path, None).expect("key");
+        let cfg = std::sync::Arc::new(russh::client::Config::default());
+        let attempt = async {
+            let mut h = russh::client::connect(cfg, ("127.0.0.1", port), AnyHostKey).await?;
+            let key = russh::keys::PrivateKeyWithHashAlg::new(std::sync::Arc::new(key), None);
+            h.authenticate_publickey(name.clone(), key)
+                .await
+                .map(|r| r.success())
+        };
+        tokio::time::timeout(Duration::from_secs(30), attempt)
+            .await
+            .expect("ssh attempt hung")
+    });
+    assert!(
+        !accepted.expect("ssh exchange"),
+        "an unknown key was accepted"
+    );
+
+    // The event is stored with the name cut to 128 characters plus a marker.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let event = loop {
+        let r = d.get("/v1/audit", Some(DAVE)).unwrap();
+        let found = r.json()["events"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["action"] == "auth.failed").cloned());
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no auth.failed event: {}",
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let subject = event["subject"].as_str().unwrap_or_default();
+    assert_eq!(
+        subject.chars().count(),
+        128 + "…[truncated]".chars().count(),
+        "{subject:?}"
+    );
+    assert!(subject.starts_with("db\x1b]0;owned") && subject.ends_with("…[truncated]"));
+
+    // The audit view shows it escaped, and the chain still verifies.
+    let o = d.cli(DAVE, &["audit"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert_inert("audit", &out);
+    assert!(
+        out.contains("db\\u{1b}]0;owned\\u{7}\\r\\u{1b}[2KAAAA"),
+        "{out}"
+    );
+    let o = d.cli(DAVE, &["audit", "--verify"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+}
