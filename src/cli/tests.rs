@@ -74,3 +74,42 @@ fn state_filters_list_their_values() {
         assert!(help.contains(want), "{sub} --help: {help}");
     }
 }
+
+/// Effective `--url`/`--json` for `args` (no JITGATE_* variables involved
+/// unless the environment sets them, which these values override).
+fn effective(args: &[&str]) -> (String, bool) {
+    use clap::FromArgMatches;
+    let m = Cli::command()
+        .try_get_matches_from(args)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| panic!("{e}"));
+    let (_, sub_m) = m.subcommand().unwrap_or_else(|| panic!("no subcommand"));
+    let sub = cli
+        .command
+        .api()
+        .unwrap_or_else(|| panic!("not a client command"));
+    let a = super::effective_api_args(&cli.api, &m, sub, sub_m);
+    (a.url, a.json)
+}
+
+#[test]
+fn client_options_work_before_and_after_the_command() {
+    let url = |u: &str| u.to_string();
+    assert_eq!(
+        effective(&["j", "--url", "http://a", "whoami"]),
+        (url("http://a"), false)
+    );
+    assert_eq!(
+        effective(&["j", "whoami", "--url", "http://b"]),
+        (url("http://b"), false)
+    );
+    // After the command wins over before it.
+    assert_eq!(
+        effective(&["j", "--url", "http://a", "grants", "--url", "http://b", "--json"]),
+        (url("http://b"), true)
+    );
+    assert_eq!(
+        effective(&["j", "--json", "audit", "--url", "http://c"]),
+        (url("http://c"), true)
+    );
+}
