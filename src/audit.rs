@@ -28,19 +28,53 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
+/// Longest actor or subject kept, in characters. Both can come from
+/// unauthenticated input (`auth.failed` records the offered user and target).
+pub const MAX_NAME_CHARS: usize = 128;
+/// Longest string value kept inside `detail`, in characters: above the
+/// longest reason the API accepts (1000 bytes), far below anything that
+/// could bloat the log.
+pub const MAX_DETAIL_CHARS: usize = 1024;
+/// Appended to a value cut to its bound.
+pub const TRUNCATED: &str = "…[truncated]";
+
 impl AuditEntry {
+    /// Bounds actor, subject and every string in `detail` here, before the
+    /// store hashes anything: the stored row is what is hashed, so verifying
+    /// stays consistent, and rows written before the bounds are untouched.
     pub fn new(
         actor: &str,
         action: &'static str,
         subject: &str,
-        detail: serde_json::Value,
+        mut detail: serde_json::Value,
     ) -> Self {
+        bound_strings(&mut detail);
         AuditEntry {
-            actor: actor.to_string(),
+            actor: bounded(actor, MAX_NAME_CHARS),
             action,
-            subject: subject.to_string(),
+            subject: bounded(subject, MAX_NAME_CHARS),
             detail,
         }
+    }
+}
+
+/// `s` cut to `max` characters plus [`TRUNCATED`] when longer.
+pub fn bounded(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}{TRUNCATED}", &s[..cut]),
+    }
+}
+
+fn bound_strings(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.chars().nth(MAX_DETAIL_CHARS).is_some() => {
+            *s = bounded(s, MAX_DETAIL_CHARS);
+        }
+        Value::Array(a) => a.iter_mut().for_each(bound_strings),
+        Value::Object(m) => m.values_mut().for_each(bound_strings),
+        _ => {}
     }
 }
 
@@ -142,5 +176,40 @@ pub fn verify(records: &[AuditRecord], head: (i64, &str)) -> Verification {
         events: records.len() as i64,
         first_bad_seq: None,
         problem: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn input_is_bounded_before_it_is_hashed() {
+        let long = "\u{1b}x".repeat(5000);
+        let e = AuditEntry::new(
+            &long,
+            "auth.failed",
+            &long,
+            json!({"a": [long.clone()], "b": {"c": long.clone()}, "n": 1, "short": "ok"}),
+        );
+        assert_eq!(
+            e.actor.chars().count(),
+            MAX_NAME_CHARS + TRUNCATED.chars().count()
+        );
+        assert!(e.subject.starts_with(&long[..128]) && e.subject.ends_with(TRUNCATED));
+        for s in [&e.detail["a"][0], &e.detail["b"]["c"]] {
+            let s = s.as_str().unwrap_or_default();
+            assert_eq!(
+                s.chars().count(),
+                MAX_DETAIL_CHARS + TRUNCATED.chars().count()
+            );
+        }
+        assert_eq!(e.detail["n"], 1);
+        assert_eq!(e.detail["short"], "ok");
+        // At the bound: kept whole; multi-byte characters are never split.
+        let exact = "é".repeat(MAX_NAME_CHARS);
+        assert_eq!(AuditEntry::new(&exact, "x", "s", json!({})).actor, exact);
+        assert_eq!(bounded("日本語", 2), format!("日本{TRUNCATED}"));
     }
 }

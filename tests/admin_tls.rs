@@ -46,6 +46,19 @@ fn tls_files_put_the_admin_api_behind_tls() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    // The CLI with http:// for this TLS port says what is wrong.
+    let o = Command::new(BIN)
+        .args(["whoami"])
+        .env("JITGATE_URL", d.url())
+        .env("JITGATE_TOKEN", BOB)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("did not answer in HTTP") && err.contains("https://"),
+        "{err}"
+    );
     // Plain HTTP to the TLS port: no HTTP response at all.
     // (A reset, or a TLS alert that is no HTTP status line.)
     if let Ok(r) = d.get("/readyz", Some(BOB)) {

@@ -295,13 +295,13 @@ fn api_errors_exit_1_with_a_clear_message() {
     cli(&d, CAROL, &["approve", "req_doesnotexist"]).api_error(&["404", "req_doesnotexist"]);
     cli(&d, DAVE, &["revoke", "gr_doesnotexist"]).api_error(&["404", "gr_doesnotexist"]);
     cli(&d, DAVE, &["lock", "nobody", "--reason", "x"]).api_error(&["404", "nobody"]);
-    // 400: a bad duration, with the server's explanation.
+    // 400: a duration above the policy's maximum, with the server's explanation.
     cli(
         &d,
         ALICE,
-        &["request", "cache", "--for", "soon", "--reason", "x"],
+        &["request", "cache", "--for", "99d", "--reason", "x"],
     )
-    .api_error(&["400"]);
+    .api_error(&["400", "maximum"]);
     // --json does not turn errors into success or into JSON on stdout.
     cli(&d, ERIN, &["--json", "approve", &rid]).api_error(&["409"]);
     // 401: a wrong token says which setting to check.

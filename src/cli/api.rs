@@ -23,7 +23,7 @@ pub struct Api {
 
 /// An API answer that is not 2xx, kept typed so commands can decide exit codes.
 #[derive(Debug, thiserror::Error)]
-#[error("{status}: {message}{hint}")]
+#[error("{status}: {}{hint}", crate::text::escape(.message))]
 pub struct ApiFailure {
     pub status: StatusCode,
     pub code: String,
@@ -95,7 +95,9 @@ impl Api {
             let tls = self.tls(tcp).await?;
             send(TokioIo::new(tls), req).await?
         } else {
-            send(TokioIo::new(tcp), req).await?
+            send(TokioIo::new(tcp), req)
+                .await
+                .map_err(|e| not_http(&self.url, e))?
         };
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() {
@@ -141,9 +143,49 @@ impl Api {
         .with_root_certificates(roots)
         .with_no_client_auth();
         let name = rustls::pki_types::ServerName::try_from(self.host.clone())?;
-        Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
             .connect(name, tcp)
-            .await?)
+            .await
+            .map_err(|e| tls_failed(&self.url, e))
+    }
+}
+
+/// A failed TLS handshake, said in terms of what to change. The usual cause
+/// is an https:// URL for a plain-HTTP admin port: the first bytes back are
+/// an HTTP answer, which rustls reports as a corrupt TLS record.
+fn tls_failed(url: &str, e: std::io::Error) -> anyhow::Error {
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::InvalidMessage(_)) => anyhow!(
+            "{url} did not answer in TLS: this admin port seems to speak plain HTTP; \
+             use an http:// URL (or set tls_cert and tls_key under [admin])"
+        ),
+        Some(rustls::Error::InvalidCertificate(c)) => anyhow!(
+            "{url}: the server's certificate is not trusted ({c:?}); \
+             pass the CA that signed it with --ca or JITGATE_CA"
+        ),
+        _ => anyhow!("TLS handshake with {url} failed: {e}"),
+    }
+}
+
+/// A plain-HTTP exchange that got no HTTP answer: a TLS admin port reads the
+/// request as a corrupt TLS record and answers with an alert or a close.
+fn not_http(url: &str, e: anyhow::Error) -> anyhow::Error {
+    let garbled = e.chain().any(|c| {
+        c.downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_parse() || h.is_incomplete_message())
+            || c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset)
+    });
+    if garbled {
+        anyhow!(
+            "{url} did not answer in HTTP: if this admin port uses TLS, use an https:// URL \
+             (with --ca or JITGATE_CA for a private CA)"
+        )
+    } else {
+        e
     }
 }
 

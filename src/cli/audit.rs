@@ -3,7 +3,7 @@
 //! chain head (which reveals deleted newest rows) comes from the server.
 
 use super::api::Api;
-use super::format::{list, print_json, query, s};
+use super::format::{list, out, print_json, query, s};
 use serde_json::Value;
 use std::process::ExitCode;
 
@@ -31,7 +31,7 @@ pub async fn run(
                     .map(|k| s(&e[*k]))
                     .collect()
             },
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut records = Vec::new();
@@ -59,18 +59,18 @@ pub async fn run(
         local.problem = server["problem"].as_str().map(str::to_string);
     }
     if as_json {
-        print_json(&serde_json::to_value(&local)?);
+        print_json(&serde_json::to_value(&local)?)?;
     } else if local.ok {
-        println!("audit chain ok: {} events verified", local.events);
+        out(&format!("audit chain ok: {} events verified", local.events))?;
     } else {
-        println!(
+        out(&format!(
             "audit chain BROKEN at seq {}: {}",
             local
                 .first_bad_seq
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "?".into()),
-            local.problem.clone().unwrap_or_default()
-        );
+            crate::text::escape(&local.problem.clone().unwrap_or_default())
+        ))?;
     }
     Ok(if local.ok {
         ExitCode::SUCCESS
@@ -79,15 +79,18 @@ pub async fn run(
     })
 }
 
+/// The stored event byte for byte, as hashed: never the escaped display
+/// form ([`s`]), or text with control characters would fail verification.
 fn record(e: &Value) -> crate::audit::AuditRecord {
+    let raw = |k: &str| e[k].as_str().unwrap_or_default().to_string();
     crate::audit::AuditRecord {
         seq: e["seq"].as_i64().unwrap_or(-1),
         at_ms: e["at_ms"].as_i64().unwrap_or(-1),
-        actor: s(&e["actor"]),
-        action: s(&e["action"]),
-        subject: s(&e["subject"]),
-        detail: e["detail_raw"].as_str().unwrap_or_default().to_string(),
-        prev_hash: s(&e["prev_hash"]),
-        hash: s(&e["hash"]),
+        actor: raw("actor"),
+        action: raw("action"),
+        subject: raw("subject"),
+        detail: raw("detail_raw"),
+        prev_hash: raw("prev_hash"),
+        hash: raw("hash"),
     }
 }

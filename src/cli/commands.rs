@@ -2,23 +2,31 @@
 //! the API's JSON with `--json`).
 
 use super::api::{Api, ApiFailure};
-use super::format::{enc, list, query, remaining, s, show};
+use super::format::{enc, esc, list, note, query, remaining, s, show};
 use super::{ApiArgs, Command};
+use clap::ValueEnum;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
+/// Runs a client command with the effective API options `args`.
 pub async fn client_command(args: ApiArgs, cmd: Command) -> anyhow::Result<ExitCode> {
     let api = Api::new(&args)?;
     match run(&api, args.json, cmd).await {
         Ok(code) => Ok(code),
         Err(e) => {
             if let Some(f) = e.downcast_ref::<ApiFailure>() {
-                eprintln!("error: {f}");
+                note(&format!("error: {f}"));
                 return Ok(ExitCode::from(1));
             }
             Err(e)
         }
     }
+}
+
+/// The API's name for a state chosen with `--state`.
+fn state_name(v: Option<impl ValueEnum>) -> Option<String> {
+    v.and_then(|v| v.to_possible_value())
+        .map(|p| p.get_name().to_string())
 }
 
 fn request_line(r: &Value) -> String {
@@ -51,6 +59,7 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
             target,
             duration,
             reason,
+            ..
         } => {
             let mut body = json!({"target": target, "reason": reason});
             if let Some(d) = duration {
@@ -60,13 +69,13 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                 as_json,
                 &api.post("/v1/requests", body).await?,
                 request_line,
-            );
+            )?;
         }
-        Command::Requests { state, limit } => {
+        Command::Requests { state, limit, .. } => {
             let r = api
                 .get(&format!(
                     "/v1/requests{}",
-                    query(&[("state", state), ("limit", limit_param(limit))])
+                    query(&[("state", state_name(state)), ("limit", limit_param(limit))])
                 ))
                 .await?;
             let headers = [
@@ -91,39 +100,43 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                     s(&x["created_at"]),
                     s(&x["reason"]),
                 ]
-            });
+            })?;
         }
         Command::Approve {
             request_id,
             comment,
+            ..
         } => {
             let path = format!("/v1/requests/{}/approve", enc(&request_id));
             show(
                 as_json,
                 &api.post(&path, json!({"comment": comment})).await?,
                 request_line,
-            );
+            )?;
         }
-        Command::Deny { request_id, reason } => {
+        Command::Deny {
+            request_id, reason, ..
+        } => {
             let path = format!("/v1/requests/{}/deny", enc(&request_id));
             show(
                 as_json,
                 &api.post(&path, json!({"reason": reason})).await?,
                 request_line,
-            );
+            )?;
         }
-        Command::Cancel { request_id } => {
+        Command::Cancel { request_id, .. } => {
             let path = format!("/v1/requests/{}/cancel", enc(&request_id));
-            show(as_json, &api.post(&path, json!({})).await?, request_line);
+            show(as_json, &api.post(&path, json!({})).await?, request_line)?;
         }
         Command::Grants {
             state,
             user,
             target,
             limit,
+            ..
         } => {
             let q = query(&[
-                ("state", state),
+                ("state", state_name(state)),
                 ("user", user),
                 ("target", target),
                 ("limit", limit_param(limit)),
@@ -148,9 +161,11 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                     remaining(&g["remaining_seconds"]),
                     s(&g["end_reason"]),
                 ]
-            });
+            })?;
         }
-        Command::Secret { grant_id, rotate } => {
+        Command::Secret {
+            grant_id, rotate, ..
+        } => {
             let r = api
                 .post(
                     &format!("/v1/grants/{}/secret", enc(&grant_id)),
@@ -158,19 +173,21 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                 )
                 .await?;
             // Only the secret on stdout, so `export X=$(jitgate secret G)` works.
-            show(as_json, &r, |r| s(&r["secret"]));
+            show(as_json, &r, |r| s(&r["secret"]))?;
             if !as_json {
                 let valid = r["secrets_valid"].as_u64().unwrap_or(1);
                 let max = r["secrets_max"].as_u64().unwrap_or(0);
                 if rotate {
-                    eprintln!("Earlier secrets of this grant were revoked; this is its only valid secret (sessions already open stay open).");
+                    note("Earlier secrets of this grant were revoked; this is its only valid secret (sessions already open stay open).");
                 } else {
-                    eprintln!("The grant now has {valid} valid secret(s) of at most {max}; earlier ones still work (`--rotate` revokes them).");
+                    note(&format!("The grant now has {valid} valid secret(s) of at most {max}; earlier ones still work (`--rotate` revokes them)."));
                 }
-                eprintln!("This secret is shown once and dies with the grant.");
+                note("This secret is shown once and dies with the grant.");
             }
         }
-        Command::Revoke { grant_id, reason } => {
+        Command::Revoke {
+            grant_id, reason, ..
+        } => {
             let r = api
                 .post(
                     &format!("/v1/grants/{}/revoke", enc(&grant_id)),
@@ -179,12 +196,13 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                 .await?;
             show(as_json, &r, |r| {
                 format!(
-                    "revoked {grant_id}; {} live session(s) closed",
+                    "revoked {}; {} live session(s) closed",
+                    esc(&grant_id),
                     s(&r["sessions_terminated"])
                 )
-            });
+            })?;
         }
-        Command::Sessions { user, target } => {
+        Command::Sessions { user, target, .. } => {
             let r = api
                 .get(&format!(
                     "/v1/sessions{}",
@@ -212,19 +230,22 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                     remaining(&x["remaining_seconds"]),
                     format!("{}/{}", s(&x["bytes_in"]), s(&x["bytes_out"])),
                 ]
-            });
+            })?;
         }
-        Command::Terminate { session_id, reason } => {
+        Command::Terminate {
+            session_id, reason, ..
+        } => {
             let path = format!("/v1/sessions/{}/terminate", enc(&session_id));
             let r = api.post(&path, json!({"reason": reason})).await?;
             show(as_json, &r, |r| {
                 format!(
-                    "terminated {session_id}; {} session(s) closed",
+                    "terminated {}; {} session(s) closed",
+                    esc(&session_id),
                     s(&r["sessions_terminated"])
                 )
-            });
+            })?;
         }
-        Command::Lock { user, reason } => {
+        Command::Lock { user, reason, .. } => {
             let r = api
                 .post(
                     &format!("/v1/users/{}/lock", enc(&user)),
@@ -233,25 +254,26 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                 .await?;
             show(as_json, &r, |r| {
                 format!(
-                    "locked {user}: {} grant(s) revoked, {} session(s) closed",
+                    "locked {}: {} grant(s) revoked, {} session(s) closed",
+                    esc(&user),
                     s(&r["grants_revoked"]),
                     s(&r["sessions_terminated"])
                 )
-            });
+            })?;
         }
-        Command::Unlock { user } => {
+        Command::Unlock { user, .. } => {
             let r = api
                 .post(&format!("/v1/users/{}/unlock", enc(&user)), json!({}))
                 .await?;
             show(as_json, &r, |r| {
                 if r["was_locked"] == Value::Bool(true) {
-                    format!("unlocked {user}")
+                    format!("unlocked {}", esc(&user))
                 } else {
-                    format!("{user} was not locked")
+                    format!("{} was not locked", esc(&user))
                 }
-            });
+            })?;
         }
-        Command::Whoami => {
+        Command::Whoami { .. } => {
             show(as_json, &api.get("/v1/whoami").await?, |r| {
                 let admin = if r["admin"] == Value::Bool(true) {
                     " (admin)"
@@ -265,17 +287,20 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                     s(&r["instance"]),
                     s(&r["tcp_tls_fingerprint"])
                 )
-            });
+            })?;
         }
         Command::Audit {
             verify,
             after,
             limit,
+            ..
         } => return super::audit::run(api, as_json, verify, after, limit).await,
         Command::Serve { .. }
         | Command::CheckConfig { .. }
         | Command::Token { .. }
-        | Command::Connect(_) => {
+        | Command::Connect(_)
+        | Command::Completions { .. }
+        | Command::Man { .. } => {
             anyhow::bail!("internal: daemon commands are dispatched in main")
         }
     }

@@ -1,16 +1,55 @@
 //! Output helpers shared by the client commands: field rendering, query
 //! strings, and the two shapes every command prints (one object, or a table),
 //! each with `--json` printing the API's JSON instead.
+//!
+//! Everything printed for a person goes through [`crate::text::escape`]:
+//! reasons, comments, names and audit details come from other users (or, for
+//! `auth.failed`, from anyone who can reach a listener) and must not drive
+//! the reader's terminal. JSON output is escaped by its encoding. Writes go
+//! through [`out`], so a reader that stops early (`| head`) ends the command
+//! quietly instead of a panic.
 
 use super::table;
 use serde_json::Value;
+use std::io::Write;
 
+/// stdout was closed by its reader: not an error, the command just stops.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout closed")]
+pub struct StdoutClosed;
+
+/// Writes `text` and a newline to stdout.
+pub fn out(text: &str) -> anyhow::Result<()> {
+    out_bytes(format!("{text}\n").as_bytes())
+}
+
+/// Writes `bytes` to stdout as they are.
+pub fn out_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(bytes).and_then(|()| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
+}
+
+/// A note for the person on stderr; nothing to do if stderr is gone.
+pub fn note(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{}", crate::text::escape(text));
+}
+
+/// A field for a person: `-` for null, strings escaped.
 pub fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => crate::text::escape(s).into_owned(),
+        other => crate::text::escape(&other.to_string()).into_owned(),
     }
+}
+
+/// Text the user typed, echoed back: escaped like everything else.
+pub fn esc(x: &str) -> String {
+    crate::text::escape(x).into_owned()
 }
 
 pub fn remaining(v: &Value) -> String {
@@ -48,16 +87,17 @@ pub fn query(pairs: &[(&str, Option<String>)]) -> String {
     }
 }
 
-pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+pub fn print_json(v: &Value) -> anyhow::Result<()> {
+    out(&serde_json::to_string_pretty(v).unwrap_or_default())
 }
 
-/// One object: its JSON, or the human line(s) `human` renders.
-pub fn show(as_json: bool, v: &Value, human: impl FnOnce(&Value) -> String) {
+/// One object: its JSON, or the human line(s) `human` renders (from
+/// escaped fields: [`s`], [`esc`]).
+pub fn show(as_json: bool, v: &Value, human: impl FnOnce(&Value) -> String) -> anyhow::Result<()> {
     if as_json {
         print_json(v)
     } else {
-        println!("{}", human(v))
+        out(&human(v))
     }
 }
 
@@ -68,10 +108,10 @@ pub fn list(
     key: &str,
     headers: &[&str],
     row: impl Fn(&Value) -> Vec<String>,
-) {
+) -> anyhow::Result<()> {
     if as_json {
         return print_json(v);
     }
     let rows: Vec<Vec<String>> = v[key].as_array().into_iter().flatten().map(row).collect();
-    table::print(headers, &rows);
+    table::print(headers, &rows)
 }

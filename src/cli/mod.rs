@@ -7,65 +7,105 @@ mod commands;
 mod format;
 mod table;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub use commands::client_command;
+pub use format::{note, StdoutClosed};
+use format::{out, out_bytes};
 
 #[derive(Parser)]
 #[command(
     name = "jitgate",
     version,
-    about = "Just-in-time access proxy: no session outlives its grant"
+    about = "Just-in-time access proxy: no session outlives its grant",
+    after_help = "Client commands read JITGATE_URL, JITGATE_TOKEN and JITGATE_CA; \
+                  their options may also be given before the command name.\n\
+                  Exit codes: 0 success, 1 runtime or API error, 2 usage error."
 )]
 pub struct Cli {
+    /// Accepted here too (`jitgate --json grants`) for scripts written that way.
     #[command(flatten)]
     pub api: ApiArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Args, Clone)]
+/// How a client command reaches the admin API. Flattened into each client
+/// command (so `serve --help` does not list them) and into the top level.
+#[derive(Args, Clone, Default)]
+#[command(next_help_heading = "Client options")]
 pub struct ApiArgs {
     /// Admin API URL.
     #[arg(
         long,
-        global = true,
         env = "JITGATE_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = DEFAULT_URL,
+        value_name = "URL"
     )]
     pub url: String,
     /// API token (prefer the environment variable: arguments show up in `ps`).
-    #[arg(long, global = true, env = "JITGATE_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "JITGATE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
     /// CA certificate for an https admin URL.
-    #[arg(long, global = true, env = "JITGATE_CA")]
+    #[arg(long, env = "JITGATE_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// Print the API's JSON instead of a table.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub json: bool,
 }
 
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
 #[derive(Clone, Copy, ValueEnum, Default)]
 pub enum LogFormat {
+    /// Human-readable lines (user text escaped).
     #[default]
     Human,
+    /// One JSON object per line, for log collectors.
     Json,
+}
+
+/// Request states, for `requests --state`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RequestState {
+    Pending,
+    Approved,
+    Denied,
+    Cancelled,
+    Expired,
+}
+
+/// Grant states, for `grants --state`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GrantState {
+    Active,
+    Expired,
+    Revoked,
 }
 
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the daemon.
     Serve {
-        #[arg(long)]
+        /// Config file (TOML).
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Log line format on stderr.
         #[arg(long, value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
     },
     /// Validate a config file: exit 0, or print every error with its location and exit 1.
     CheckConfig {
-        #[arg(long)]
+        /// Config file (TOML).
+        #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
     /// API token helpers.
@@ -75,93 +115,213 @@ pub enum Command {
     },
     /// Ask for access to a target.
     Request {
+        /// Target name, as in the config.
         target: String,
-        /// Duration such as 30m or 1h30m (default: the policy's default_duration).
-        #[arg(long = "for")]
+        /// Duration such as 30m or 1h30m (units s, m, h, d; default: the policy's default_duration).
+        #[arg(long = "for", value_name = "DURATION", value_parser = crate::duration::validate_arg)]
         duration: Option<String>,
+        /// Why access is needed (shown to approvers; some policies require it).
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// List requests.
     Requests {
-        #[arg(long)]
-        state: Option<String>,
-        #[arg(long)]
+        /// Only requests in this state.
+        #[arg(long, value_enum)]
+        state: Option<RequestState>,
+        /// At most this many rows.
+        #[arg(long, value_name = "N")]
         limit: Option<u32>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Approve a request.
     Approve {
+        /// The request's id (req_...).
         request_id: String,
+        /// Note recorded with the approval.
         #[arg(long, default_value = "")]
         comment: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Deny a request.
     Deny {
+        /// The request's id (req_...).
         request_id: String,
+        /// Why it is denied (shown to the requester).
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Cancel your own pending request.
-    Cancel { request_id: String },
+    Cancel {
+        /// The request's id (req_...).
+        request_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// List grants.
     Grants {
-        #[arg(long)]
-        state: Option<String>,
+        /// Only grants in this state.
+        #[arg(long, value_enum)]
+        state: Option<GrantState>,
+        /// Only this user's grants.
         #[arg(long)]
         user: Option<String>,
+        /// Only grants for this target.
         #[arg(long)]
         target: Option<String>,
-        #[arg(long)]
+        /// At most this many rows.
+        #[arg(long, value_name = "N")]
         limit: Option<u32>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Issue a connect secret for a grant and print it once; earlier
     /// secrets stay valid unless --rotate.
     Secret {
+        /// The grant's id (gr_...).
         grant_id: String,
         /// Revoke the grant's earlier secrets (open sessions stay open).
         #[arg(long)]
         rotate: bool,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Revoke a grant; its live sessions are closed before this returns.
     Revoke {
+        /// The grant's id (gr_...).
         grant_id: String,
+        /// Why, for the audit log.
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Active sessions, with time remaining.
     Sessions {
+        /// Only this user's sessions.
         #[arg(long)]
         user: Option<String>,
+        /// Only sessions to this target.
         #[arg(long)]
         target: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// End one session now.
     Terminate {
+        /// The session's id.
         session_id: String,
+        /// Why, for the audit log.
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Lock a user: revoke their grants, close their sessions, refuse new ones.
     Lock {
+        /// User name, as in the config.
         user: String,
+        /// Why, for the audit log.
         #[arg(long)]
         reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Unlock a user.
-    Unlock { user: String },
+    Unlock {
+        /// User name, as in the config.
+        user: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Show the audit log, or verify its hash chain.
     Audit {
+        /// Recompute every hash locally and check the chain; exit 1 if broken.
         #[arg(long)]
         verify: bool,
-        #[arg(long)]
+        /// Only events after this sequence number.
+        #[arg(long, value_name = "SEQ")]
         after: Option<i64>,
-        #[arg(long)]
+        /// At most this many events.
+        #[arg(long, value_name = "N")]
         limit: Option<u32>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Who the token belongs to, and the proxy's TLS fingerprint.
-    Whoami,
+    Whoami {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Open a local port that tunnels each connection to TARGET through the proxy.
     Connect(crate::proxy::tcp::connect::ConnectArgs),
+    /// Print a shell completion script (e.g. `jitgate completions bash > /etc/bash_completion.d/jitgate`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of jitgate or of one of its commands (`jitgate man | man -l -`).
+    Man {
+        /// A command, for its own page (jitgate-COMMAND(1)).
+        command: Option<String>,
+    },
+}
+
+impl Command {
+    /// The API options of a client command; `None` for the others.
+    pub fn api(&self) -> Option<&ApiArgs> {
+        match self {
+            Command::Request { api, .. }
+            | Command::Requests { api, .. }
+            | Command::Approve { api, .. }
+            | Command::Deny { api, .. }
+            | Command::Cancel { api, .. }
+            | Command::Grants { api, .. }
+            | Command::Secret { api, .. }
+            | Command::Revoke { api, .. }
+            | Command::Sessions { api, .. }
+            | Command::Terminate { api, .. }
+            | Command::Lock { api, .. }
+            | Command::Unlock { api, .. }
+            | Command::Audit { api, .. }
+            | Command::Whoami { api } => Some(api),
+            Command::Serve { .. }
+            | Command::CheckConfig { .. }
+            | Command::Token { .. }
+            | Command::Connect(_)
+            | Command::Completions { .. }
+            | Command::Man { .. } => None,
+        }
+    }
+}
+
+/// The API options in effect: each one from the command line after the
+/// command name, else before it, else its environment variable or default.
+pub fn effective_api_args(
+    top: &ApiArgs,
+    top_m: &ArgMatches,
+    sub: &ApiArgs,
+    sub_m: &ArgMatches,
+) -> ApiArgs {
+    let typed = |m: &ArgMatches, id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+    let pick = |id: &str| typed(sub_m, id) || !typed(top_m, id);
+    ApiArgs {
+        url: if pick("url") { &sub.url } else { &top.url }.clone(),
+        token: if pick("token") {
+            &sub.token
+        } else {
+            &top.token
+        }
+        .clone(),
+        ca: if pick("ca") { &sub.ca } else { &top.ca }.clone(),
+        json: sub.json || top.json,
+    }
 }
 
 #[derive(Subcommand)]
@@ -173,18 +333,18 @@ pub enum TokenAction {
 pub fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     match crate::config::load(path) {
         Ok(c) => {
-            println!(
+            out(&format!(
                 "{}: ok ({} users, {} targets, {} policies)",
                 path.display(),
                 c.users.len(),
                 c.targets.len(),
                 c.policies.len()
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             for line in e.errors() {
-                eprintln!("{line}");
+                note(&line.to_string());
             }
             Ok(ExitCode::from(1))
         }
@@ -196,10 +356,46 @@ pub fn token(action: TokenAction) -> anyhow::Result<ExitCode> {
         TokenAction::New => {
             let t = crate::secrets::new_api_token();
             let h = hex::encode(crate::secrets::sha256(t.as_bytes()));
-            println!("token:        {t}");
-            println!("token_sha256: {h}");
-            eprintln!("Give the token to its user once; put only token_sha256 in the config.");
+            out(&format!("token:        {t}\ntoken_sha256: {h}"))?;
+            note("Give the token to its user once; put only token_sha256 in the config.");
             Ok(ExitCode::SUCCESS)
         }
     }
 }
+
+/// `jitgate completions SHELL`: the script clap_complete derives from the
+/// same definitions as the parser, so it cannot drift.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "jitgate", &mut buf);
+    out_bytes(&buf)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `jitgate man [COMMAND]`: roff from the same definitions as the parser.
+pub fn man(command: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let page = match command {
+        None => cmd,
+        Some(name) => match cmd.find_subcommand(name) {
+            Some(sub) => sub
+                .clone()
+                .name(format!("jitgate-{name}"))
+                .version(env!("CARGO_PKG_VERSION")),
+            None => {
+                note(&format!(
+                    "error: no command {name:?} (see `jitgate --help`)"
+                ));
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(page).render(&mut buf)?;
+    out_bytes(&buf)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests;

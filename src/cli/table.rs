@@ -1,15 +1,26 @@
-//! Plain aligned tables for terminals.
+//! Plain aligned tables for terminals. Every cell is escaped here too, so no
+//! row can carry a control character whatever built it.
 
-pub fn print(headers: &[&str], rows: &[Vec<String>]) {
+use super::format::out;
+
+pub fn print(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| crate::text::escape(c).into_owned())
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             if i < widths.len() {
                 widths[i] = widths[i].max(c.chars().count());
             }
         }
     }
-    let line = |cells: Vec<String>| {
+    let line = |cells: &[String]| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
@@ -18,13 +29,14 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) {
                 s.push_str(&format!("{:<w$}  ", c, w = widths[i]));
             }
         }
-        println!("{}", s.trim_end());
+        out(s.trim_end())
     };
-    line(headers.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        line(r.clone());
+    line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>())?;
+    for r in &rows {
+        line(r)?;
     }
     if rows.is_empty() {
-        println!("(none)");
+        out("(none)")?;
     }
+    Ok(())
 }

@@ -46,19 +46,14 @@ impl Checker {
     }
 
     fn duration(&mut self, path: Path, s: &str) -> Option<Duration> {
-        match humantime::parse_duration(s) {
+        match crate::duration::parse(s) {
             Ok(d) if d.is_zero() => {
                 self.err(path, format!("duration {s:?} must be greater than zero"));
                 None
             }
             Ok(d) => Some(d),
             Err(e) => {
-                self.err(
-                    path,
-                    format!(
-                        "invalid duration {s:?}: {e} (use forms like \"90s\", \"30m\", \"1h30m\")"
-                    ),
-                );
+                self.err(path, e.to_string());
                 None
             }
         }

@@ -33,11 +33,7 @@ pub fn evaluate_request<'c>(
     })?;
     let duration = match duration {
         None => policy.default_duration,
-        Some(s) => humantime::parse_duration(s).map_err(|e| {
-            GrantError::Invalid(format!(
-                "invalid duration {s:?}: {e} (use forms like \"30m\" or \"1h30m\")"
-            ))
-        })?,
+        Some(s) => crate::duration::parse(s).map_err(|e| GrantError::Invalid(e.to_string()))?,
     };
     if duration.is_zero() {
         return Err(GrantError::Invalid(

@@ -1,10 +1,13 @@
 //! tracing setup: human or JSON lines on stderr, filtered by RUST_LOG
 //! (default info). Secrets never reach a log call: tokens and connect secrets
-//! are hashed before anything else sees them.
+//! are hashed before anything else sees them. Both formats escape what came
+//! from input: JSON by its encoding, the human format in [`text`].
 
 mod json;
+mod text;
 
 use crate::cli::LogFormat;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
@@ -14,11 +17,7 @@ pub fn init(format: LogFormat) {
     let _ = match format {
         LogFormat::Human => {
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .with_target(false)
-                .with_ansi(ansi)
+            human_subscriber(filter, std::io::stderr, ansi)
                 .try_init()
                 .is_ok()
         }
@@ -33,4 +32,19 @@ pub fn init(format: LogFormat) {
             .try_init()
             .is_ok(),
     };
+}
+
+/// The human format: stock layout (time, level, spans, fields) with every
+/// field value and the message escaped.
+fn human_subscriber<W>(filter: EnvFilter, writer: W, ansi: bool) -> impl tracing::Subscriber
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false)
+        .with_ansi(ansi)
+        .fmt_fields(text::EscapedFields)
+        .finish()
 }

@@ -132,7 +132,8 @@ async fn tunnel(ctx: &Ctx, mut local: TcpStream) -> anyhow::Result<()> {
         );
         eprintln!(
             "jitgate: access to {} refused: {}",
-            ctx.args.target, reply.message
+            crate::text::escape(&ctx.args.target),
+            crate::text::escape(&reply.message)
         );
         if fatal {
             ctx.ended.notify_one();
@@ -166,14 +167,16 @@ async fn tunnel(ctx: &Ctx, mut local: TcpStream) -> anyhow::Result<()> {
     if ended_by_proxy {
         match open(ctx, Kind::Status, &sid).await {
             Ok((_, r)) if matches!(r.status, Status::Ended | Status::GrantOver) => {
-                eprintln!("jitgate: {}", r.message);
+                // The proxy's message can quote a revoke reason: user text.
+                eprintln!("jitgate: {}", crate::text::escape(&r.message));
                 if r.status == Status::GrantOver {
                     ctx.ended.notify_one();
                 }
             }
             Ok((_, r)) => eprintln!(
                 "jitgate: the proxy closed the session to {} ({})",
-                ctx.args.target, r.message
+                crate::text::escape(&ctx.args.target),
+                crate::text::escape(&r.message)
             ),
             Err(e) => eprintln!(
                 "jitgate: the proxy closed the session to {} and cannot say why: {e:#}",
