@@ -320,3 +320,68 @@ fn interactive_psql_on_a_pty_sees_the_farewell_and_cannot_reconnect() {
     drop(stdin);
     let _ = child.wait();
 }
+
+/// A backend that traps the cancel (a plpgsql loop catching
+/// `query_canceled` and committing each turn) is terminated by pid at the
+/// revoke: when the revoke returns, its pid has left pg_stat_activity and
+/// no more rows are committed.
+#[test]
+fn a_backend_that_traps_the_cancel_is_gone_when_the_revoke_returns() {
+    let Some(p) = PgProxy::start() else { return };
+    let (gid, secret) = bob_grant(&p);
+    let o = p.psql("bob@auto-db", &secret, "CREATE TABLE ticks (n serial)");
+    assert!(o.status.success(), "{:?}", text(&o));
+    let trap = "DO $$ BEGIN LOOP BEGIN INSERT INTO ticks DEFAULT VALUES; PERFORM pg_sleep(0.05); \
+                EXCEPTION WHEN query_canceled THEN NULL; END; COMMIT; END LOOP; END $$";
+    let child = p
+        .psql_command(&p.conninfo("bob@auto-db", ""), &secret)
+        .args(["-c", trap])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = || -> u64 {
+        p.cluster
+            .admin_sql_in("app", "SELECT count(*) FROM ticks")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    wait_for("the loop to commit rows", || count() > 2);
+    let pid = p
+        .backends()
+        .iter()
+        .find(|b| b.contains("|active|DO $$"))
+        .map(|b| b.split('|').next().unwrap().to_string())
+        .expect("the looping backend");
+    let r =
+        p.d.post(
+            &format!("/v1/grants/{gid}/revoke"),
+            Some(DAVE),
+            r#"{"reason":"trap"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_terminated"], 1);
+    let present = || {
+        p.cluster
+            .admin_sql(&format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+            ))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(present(), "0", "backend {pid} outlived the revoke");
+    let first = count();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(count(), first, "rows still committed after the revoke");
+    assert_eq!(present(), "0");
+    let o = child.wait_with_output().unwrap();
+    let (_, err) = text(&o);
+    assert!(err.contains("FATAL:  terminating connection"), "{err}");
+    wait_for("the session.ended audit event", || {
+        let a = p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+        a.contains(r#""backend_confirmed_gone":true"#)
+    });
+    assert!(p.d.logs().contains("backend confirmed gone"));
+}

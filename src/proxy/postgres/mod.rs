@@ -12,5 +12,6 @@ pub mod relay;
 pub mod scram;
 pub mod server;
 pub mod stream;
+pub mod terminate;
 pub mod upstream;
 pub mod upstream_tls;

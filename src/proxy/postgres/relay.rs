@@ -6,12 +6,13 @@
 //!
 //! At a grant end: stop relaying client messages; let the server finish the
 //! message it is in the middle of (bounded by FAREWELL_GRACE); send Terminate
-//! upstream and close; deliver the FATAL 57P01 and close the client; a
-//! CancelRequest for an in-flight query goes out at the same time.
+//! upstream and close; deliver the FATAL 57P01 and close the client; then
+//! cancel an in-flight query and terminate the backend by pid until it is
+//! confirmed gone ([`Backend::make_sure_gone`], bounded).
 
 use super::codec::{self, FrameTracker, Severity};
 use super::stream::PgStream;
-use super::upstream::{self, CancelTarget};
+use super::terminate::Backend;
 use crate::relay::pool;
 use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard, SessionInfo};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -155,7 +156,7 @@ pub async fn run(
     session: &SessionGuard,
     idle_timeout: Option<Duration>,
     mut warnings: mpsc::Receiver<String>,
-    cancel: &CancelTarget,
+    backend: &Backend,
 ) -> EndCause {
     let info = session.info().clone();
     let flow = Flow::default();
@@ -215,21 +216,6 @@ pub async fn run(
     if !farewell_due {
         return cause;
     }
-    if flow.in_flight() {
-        // Runs on its own: the sockets close now, the cancel lands within ms.
-        let cancel = cancel.clone();
-        let sid = info.id.clone();
-        tokio::spawn(async move {
-            match upstream::cancel(&cancel).await {
-                Ok(()) => {
-                    tracing::info!(session = %sid, pid = cancel.pid, "cancelled the running query upstream")
-                }
-                Err(e) => {
-                    tracing::warn!(session = %sid, error = %e, "could not cancel the running query upstream")
-                }
-            }
-        });
-    }
     let terminate = async {
         if ct.at_boundary() {
             let _ = uw.write_all(&codec::message(b'X', &[])).await;
@@ -249,5 +235,9 @@ pub async fn run(
         let _ = cw.shutdown().await;
     };
     let _ = tokio::time::timeout(FAREWELL_GRACE, async { tokio::join!(terminate, farewell) }).await;
+    // The client has its FATAL; before the session counts as closed, the
+    // backend must be gone too (a trapped cancel keeps it running).
+    let gone = backend.make_sure_gone(flow.in_flight()).await;
+    session.set_end_detail(serde_json::json!({ "backend_confirmed_gone": gone }));
     cause
 }

@@ -10,6 +10,7 @@ use super::cancel::CancelKeys;
 use super::codec::{self, CodecError, Initial, Severity, MAX_AUTH_MESSAGE};
 use super::scram::{self, Exchange, Verifier};
 use super::stream::PgStream;
+use super::terminate::Backend;
 use super::upstream;
 use crate::config::TargetKind;
 use crate::grants::{Admitted, Grants, Refusal};
@@ -512,14 +513,16 @@ async fn run_session(
     let span = tracing::info_span!("session", session = %sid, user = %g.user, target = %g.target, backend_pid = up.cancel.pid);
     let idle = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
     let mut upstream = up.stream;
-    let relay = super::relay::run(
-        &mut client,
-        &mut upstream,
-        &guard,
-        idle,
-        warn_rx,
-        &up.cancel,
-    );
+    let backend = Backend {
+        cancel: up.cancel,
+        target: admitted.target.clone(),
+        database: up_params
+            .iter()
+            .find(|(k, _)| k == "database")
+            .map(|(_, v)| v.clone()),
+        session: sid.to_string(),
+    };
+    let relay = super::relay::run(&mut client, &mut upstream, &guard, idle, warn_rx, &backend);
     let _cause = tracing::Instrument::instrument(relay, span).await;
     drop(client);
     drop(upstream);
