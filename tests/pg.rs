@@ -105,25 +105,73 @@ fn expiry_during_a_query_ends_it_the_same_way() {
     let o = p.psql("bob@auto-db", &secret, "SELECT 1");
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err.contains("no active grant"), "{err}");
+    assert!(err.contains("password authentication failed"), "{err}");
 }
 
+/// Before authentication every refusal reads the same, so a client cannot
+/// learn which targets, users or grants exist: an unknown target, an unknown
+/// user, a known user without a grant and a wrong secret all get 28P01
+/// "password authentication failed" and one hint, byte for byte (the user
+/// name aside); the real reason is in the log and the audit.
 #[test]
-fn refusals_carry_clear_messages() {
+fn refusals_before_authentication_are_identical() {
     let Some(p) = PgProxy::start() else { return };
     let (_gid, secret) = bob_grant(&p);
     let cases = [
-        ("bob@auto-db", "jgs_wrong", "password authentication failed"),
-        ("alice@auto-db", secret.as_str(), "no active grant"),
-        ("bob@nope", secret.as_str(), "unknown target nope"),
-        ("bob", secret.as_str(), "connect as USER@TARGET"),
+        ("bob@nosuch", secret.as_str(), "unknown target nosuch"),
+        (
+            "mallory@auto-db",
+            secret.as_str(),
+            "no active grant for mallory",
+        ),
+        (
+            "alice@auto-db",
+            secret.as_str(),
+            "no active grant with a connect secret for alice",
+        ),
+        ("bob@auto-db", "jgs_wrong", "wrong connect secret"),
     ];
-    for (user, pw, words) in cases {
-        let o = p.psql(user, pw, "SELECT 1");
+    let mut seen = Vec::new();
+    for (user, pw, _) in cases {
+        let o = p
+            .psql_command(&p.conninfo(user, ""), pw)
+            .args(["-v", "VERBOSITY=verbose", "-c", "SELECT 1"])
+            .output()
+            .unwrap();
         let (_, err) = text(&o);
         assert_eq!(o.status.code(), Some(2), "{user}: {err}");
-        assert!(err.contains(words), "{user}: {err}");
+        assert!(
+            err.contains(&format!(
+                "password authentication failed for user \"{user}\""
+            )),
+            "{user}: {err}"
+        );
+        assert!(
+            err.contains("jitgate grants --state active"),
+            "{user}: {err}"
+        );
+        // From the FATAL on: what the server said, the user name masked.
+        let from = err.find("FATAL").unwrap_or(0);
+        seen.push(err[from..].replace(user, "USER"));
     }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:#?}");
+    // The details are for the operator.
+    let logs = p.d.logs();
+    let audit = p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+    for (_, _, detail) in cases {
+        assert!(logs.contains(detail), "log lacks {detail}");
+        assert!(audit.contains(detail), "audit lacks {detail}");
+    }
+}
+
+#[test]
+fn refusals_that_reveal_nothing_keep_their_own_message() {
+    let Some(p) = PgProxy::start() else { return };
+    let (_gid, secret) = bob_grant(&p);
+    let o = p.psql("bob", &secret, "SELECT 1");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("connect as USER@TARGET"), "{err}");
     // Plaintext is refused unless the config allows it.
     let o = p
         .psql_command(
@@ -138,6 +186,8 @@ fn refusals_carry_clear_messages() {
         .unwrap();
     let (_, err) = text(&o);
     assert!(err.contains("jitgate requires TLS"), "{err}");
+    let o = p.psql("bob@auto-db", "jgs_wrong", "SELECT 1");
+    assert_eq!(o.status.code(), Some(2));
     let m = p.d.metrics();
     assert!(
         m.contains(r#"jitgate_connections_rejected_total{kind="postgres",reason="auth_failed"} 1"#),

@@ -8,6 +8,7 @@ pub mod cancel;
 pub mod codec;
 #[cfg(test)]
 mod codec_fixtures;
+mod login;
 pub mod relay;
 pub mod scram;
 pub mod server;
