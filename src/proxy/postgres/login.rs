@@ -18,6 +18,7 @@ use super::server::PgFrontEnd;
 use super::stream::PgStream;
 use crate::config::TargetKind;
 use crate::grants::{Admitted, Refusal};
+use crate::proxy::limiter::source_key;
 use rand::RngCore;
 use serde_json::json;
 use std::sync::OnceLock;
@@ -103,7 +104,9 @@ pub(super) async fn login(
             ),
         ));
     };
-    let keys = vec![format!("ip:{}", peer.ip()), format!("user:{user}")];
+    // Per source only: the user name is unauthenticated input, and keying
+    // on it would let anyone lock that user out (see limiter.rs).
+    let keys = vec![source_key(peer.ip())];
     if let Err(left) = fe.limiter.check(&keys) {
         return Err(Refuse::new(
             "28000",
@@ -144,7 +147,6 @@ pub(super) async fn login(
     let matched = authenticate(fe, s, &verifiers, refused.is_none()).await?;
     match (matched, refused) {
         (Some(i), None) => {
-            fe.limiter.succeeded(&keys[1]);
             let Some((admitted, _)) = candidates.into_iter().nth(i) else {
                 return Err(Refuse::new("XX000", "auth_failed", "no such candidate"));
             };

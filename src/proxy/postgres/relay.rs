@@ -6,13 +6,12 @@
 //!
 //! At a grant end: stop relaying client messages; let the server finish the
 //! message it is in the middle of (bounded by FAREWELL_GRACE); send Terminate
-//! upstream and close; deliver the FATAL 57P01 and close the client; then
-//! cancel an in-flight query and terminate the backend by pid until it is
-//! confirmed gone ([`Backend::make_sure_gone`], bounded).
+//! upstream and close; deliver the FATAL 57P01 and close the client; the
+//! caller then cancels an in-flight query and terminates the backend by pid
+//! until it is confirmed gone (`terminate.rs`, bounded).
 
 use super::codec::{self, FrameTracker, Severity};
 use super::stream::PgStream;
-use super::terminate::Backend;
 use crate::relay::pool;
 use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard, SessionInfo};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -149,6 +148,16 @@ async fn upstream_to_client(
     }
 }
 
+/// How the relay ended.
+pub struct Ended {
+    pub cause: EndCause,
+    /// Some(whether a query was in flight) when the session ended from our
+    /// side (grant end, timers): the caller must then make sure the backend
+    /// is gone ([`super::terminate::Backend::make_sure_gone`]) once the
+    /// sockets are closed.
+    pub grant_end: Option<bool>,
+}
+
 /// Relays until the session ends and says goodbye as the cause requires.
 pub async fn run(
     client: &mut PgStream,
@@ -156,8 +165,7 @@ pub async fn run(
     session: &SessionGuard,
     idle_timeout: Option<Duration>,
     mut warnings: mpsc::Receiver<String>,
-    backend: &Backend,
-) -> EndCause {
+) -> Ended {
     let info = session.info().clone();
     let flow = Flow::default();
     let (mut ct, mut st) = (FrameTracker::default(), FrameTracker::default());
@@ -214,7 +222,10 @@ pub async fn run(
         .cause()
         .unwrap_or_else(|| EndCause::new(EndReason::Error));
     if !farewell_due {
-        return cause;
+        return Ended {
+            cause,
+            grant_end: None,
+        };
     }
     let terminate = async {
         if ct.at_boundary() {
@@ -235,9 +246,8 @@ pub async fn run(
         let _ = cw.shutdown().await;
     };
     let _ = tokio::time::timeout(FAREWELL_GRACE, async { tokio::join!(terminate, farewell) }).await;
-    // The client has its FATAL; before the session counts as closed, the
-    // backend must be gone too (a trapped cancel keeps it running).
-    let gone = backend.make_sure_gone(flow.in_flight()).await;
-    session.set_end_detail(serde_json::json!({ "backend_confirmed_gone": gone }));
-    cause
+    Ended {
+        cause,
+        grant_end: Some(flow.in_flight()),
+    }
 }

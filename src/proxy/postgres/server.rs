@@ -337,11 +337,18 @@ async fn run_session(
             .map(|(_, v)| v.clone()),
         session: sid.to_string(),
     };
-    let relay = super::relay::run(&mut client, &mut upstream, &guard, idle, warn_rx, &backend);
-    let _cause = tracing::Instrument::instrument(relay, span).await;
+    let relay = super::relay::run(&mut client, &mut upstream, &guard, idle, warn_rx);
+    let ended = tracing::Instrument::instrument(relay, span).await;
     drop(client);
     drop(upstream);
     drop(minted);
+    // The client has its FATAL and both sockets are closed; before the
+    // session counts as closed (and a revoke returns), the backend must be
+    // gone too: a backend that traps the cancel keeps running otherwise.
+    if let Some(in_flight) = ended.grant_end {
+        let gone = backend.make_sure_gone(in_flight).await;
+        guard.set_end_detail(json!({ "backend_confirmed_gone": gone }));
+    }
     drop(guard);
 }
 
