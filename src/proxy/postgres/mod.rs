@@ -9,6 +9,7 @@ pub mod codec;
 #[cfg(test)]
 mod codec_fixtures;
 mod login;
+pub mod params;
 pub mod relay;
 pub mod scram;
 pub mod server;

@@ -11,6 +11,7 @@
 //! until it is confirmed gone (`terminate.rs`, bounded).
 
 use super::codec::{self, FrameTracker, Severity};
+use super::params::StatusRewrite;
 use super::stream::PgStream;
 use crate::relay::pool;
 use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard, SessionInfo};
@@ -93,6 +94,7 @@ async fn upstream_to_client(
     info: &SessionInfo,
     warnings: &mut mpsc::Receiver<String>,
     stop: &CancellationToken,
+    rw: &mut StatusRewrite,
 ) -> std::io::Result<ServerEnd> {
     let mut warnings_open = true;
     loop {
@@ -120,11 +122,11 @@ async fn upstream_to_client(
                 if stop.is_cancelled() {
                     // Finishing the current message only; the rest is dropped.
                     if let Some(b) = first {
-                        w.write_all(&data[..b]).await?;
+                        w.write_all(rw.feed(&data[..b])).await?;
                         w.flush().await?;
                         return Ok(ServerEnd::AtBoundary);
                     }
-                    w.write_all(data).await?;
+                    w.write_all(rw.feed(data)).await?;
                 } else {
                     let pending_warning = match first {
                         Some(_) if warnings_open => warnings.try_recv().ok(),
@@ -132,11 +134,11 @@ async fn upstream_to_client(
                     };
                     match (pending_warning, first) {
                         (Some(text), Some(b)) => {
-                            w.write_all(&data[..b]).await?;
+                            w.write_all(rw.feed(&data[..b])).await?;
                             w.write_all(&notice(&text)).await?;
-                            w.write_all(&data[b..]).await?;
+                            w.write_all(rw.feed(&data[b..])).await?;
                         }
-                        _ => w.write_all(data).await?,
+                        _ => w.write_all(rw.feed(data)).await?,
                     }
                 }
                 pool::give(buf);
@@ -165,6 +167,7 @@ pub async fn run(
     session: &SessionGuard,
     idle_timeout: Option<Duration>,
     mut warnings: mpsc::Receiver<String>,
+    mut rw: StatusRewrite,
 ) -> Ended {
     let info = session.info().clone();
     let flow = Flow::default();
@@ -185,6 +188,7 @@ pub async fn run(
             &info,
             &mut warnings,
             &stop,
+            &mut rw,
         );
         tokio::pin!(c2u, u2c);
         let mut timers = EndTimers::new(&info, idle_timeout);

@@ -9,6 +9,7 @@
 use super::cancel::CancelKeys;
 use super::codec::{self, Initial, Severity};
 use super::login::{login, Refuse};
+use super::params::StatusRewrite;
 use super::stream::PgStream;
 use super::terminate::Backend;
 use super::upstream;
@@ -294,6 +295,11 @@ async fn run_session(
         }
     };
     let sid = guard.info().id.clone();
+    let client_app = params
+        .iter()
+        .find(|(k, _)| k == "application_name")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     let mut up_params: Vec<(String, String)> = params
         .into_iter()
         .filter(|(k, _)| k != "application_name")
@@ -313,9 +319,17 @@ async fn run_session(
         }
     };
     let minted = fe.cancels.mint(up.cancel.clone());
+    // The client sees its own application_name (the upstream keeps the
+    // tag) and its backend's real pid with a key minted here.
+    let mut upstream_app = String::new();
     let mut hello = Vec::new();
     for (k, v) in &up.parameters {
-        hello.extend(codec::parameter_status(k, v));
+        if k == "application_name" {
+            upstream_app = v.clone();
+            hello.extend(codec::parameter_status(k, &client_app));
+        } else {
+            hello.extend(codec::parameter_status(k, v));
+        }
     }
     hello.extend(codec::backend_key_data(minted.pid, &minted.key));
     hello.extend(codec::ready_for_query(b'I'));
@@ -337,7 +351,8 @@ async fn run_session(
             .map(|(_, v)| v.clone()),
         session: sid.to_string(),
     };
-    let relay = super::relay::run(&mut client, &mut upstream, &guard, idle, warn_rx);
+    let rw = StatusRewrite::new(&upstream_app, &client_app);
+    let relay = super::relay::run(&mut client, &mut upstream, &guard, idle, warn_rx, rw);
     let ended = tracing::Instrument::instrument(relay, span).await;
     drop(client);
     drop(upstream);
