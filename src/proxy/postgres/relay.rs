@@ -89,12 +89,12 @@ fn notice(text: &str) -> Vec<u8> {
 async fn upstream_to_client(
     r: &mut ReadHalf<&mut PgStream>,
     w: &mut WriteHalf<&mut PgStream>,
-    t: &mut FrameTracker,
+    // The server stream's framing and the ParameterStatus rewrite move together.
+    (t, rw): (&mut FrameTracker, &mut StatusRewrite),
     flow: &Flow,
     info: &SessionInfo,
     warnings: &mut mpsc::Receiver<String>,
     stop: &CancellationToken,
-    rw: &mut StatusRewrite,
 ) -> std::io::Result<ServerEnd> {
     let mut warnings_open = true;
     loop {
@@ -183,12 +183,11 @@ pub async fn run(
         let u2c = upstream_to_client(
             &mut ur,
             &mut cw,
-            &mut st,
+            (&mut st, &mut rw),
             &flow,
             &info,
             &mut warnings,
             &stop,
-            &mut rw,
         );
         tokio::pin!(c2u, u2c);
         let mut timers = EndTimers::new(&info, idle_timeout);
