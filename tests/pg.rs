@@ -435,3 +435,43 @@ fn a_backend_that_traps_the_cancel_is_gone_when_the_revoke_returns() {
     });
     assert!(p.d.logs().contains("backend confirmed gone"));
 }
+
+/// When the backend cannot be confirmed gone (here the side connection is
+/// refused: the role's CONNECTION LIMIT is taken by the session itself),
+/// the revoke still returns, the log warns and the audit says so.
+#[test]
+fn a_backend_not_confirmed_gone_is_audited_and_the_revoke_still_returns() {
+    let Some(p) = PgProxy::start() else { return };
+    p.cluster
+        .admin_sql("ALTER ROLE jit_admin CONNECTION LIMIT 1");
+    let (gid, secret) = bob_grant(&p);
+    let trap = "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
+                EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$";
+    let child = p
+        .psql_command(&p.conninfo("bob@auto-db", ""), &secret)
+        .args(["-c", trap])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the loop to run upstream", || {
+        p.backends().iter().any(|b| b.contains("|active|DO $$"))
+    });
+    let r =
+        p.d.post(&format!("/v1/grants/{gid}/revoke"), Some(DAVE), "{}")
+            .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_terminated"], 1);
+    let o = child.wait_with_output().unwrap();
+    assert!(text(&o).1.contains("FATAL:  terminating connection"));
+    wait_for("the session.ended audit event", || {
+        let a = p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+        a.contains(r#""backend_confirmed_gone":false"#)
+    });
+    assert!(p.d.logs().contains("could not confirm the backend is gone"));
+    // The trapped backend is still there: only the operator can end it now.
+    assert!(!p.backends().is_empty());
+    p.cluster.admin_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'jitgate:%'",
+    );
+}
