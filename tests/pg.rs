@@ -105,25 +105,73 @@ fn expiry_during_a_query_ends_it_the_same_way() {
     let o = p.psql("bob@auto-db", &secret, "SELECT 1");
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err.contains("no active grant"), "{err}");
+    assert!(err.contains("password authentication failed"), "{err}");
 }
 
+/// Before authentication every refusal reads the same, so a client cannot
+/// learn which targets, users or grants exist: an unknown target, an unknown
+/// user, a known user without a grant and a wrong secret all get 28P01
+/// "password authentication failed" and one hint, byte for byte (the user
+/// name aside); the real reason is in the log and the audit.
 #[test]
-fn refusals_carry_clear_messages() {
+fn refusals_before_authentication_are_identical() {
     let Some(p) = PgProxy::start() else { return };
     let (_gid, secret) = bob_grant(&p);
     let cases = [
-        ("bob@auto-db", "jgs_wrong", "password authentication failed"),
-        ("alice@auto-db", secret.as_str(), "no active grant"),
-        ("bob@nope", secret.as_str(), "unknown target nope"),
-        ("bob", secret.as_str(), "connect as USER@TARGET"),
+        ("bob@nosuch", secret.as_str(), "unknown target nosuch"),
+        (
+            "mallory@auto-db",
+            secret.as_str(),
+            "no active grant for mallory",
+        ),
+        (
+            "alice@auto-db",
+            secret.as_str(),
+            "no active grant with a connect secret for alice",
+        ),
+        ("bob@auto-db", "jgs_wrong", "wrong connect secret"),
     ];
-    for (user, pw, words) in cases {
-        let o = p.psql(user, pw, "SELECT 1");
+    let mut seen = Vec::new();
+    for (user, pw, _) in cases {
+        let o = p
+            .psql_command(&p.conninfo(user, ""), pw)
+            .args(["-v", "VERBOSITY=verbose", "-c", "SELECT 1"])
+            .output()
+            .unwrap();
         let (_, err) = text(&o);
         assert_eq!(o.status.code(), Some(2), "{user}: {err}");
-        assert!(err.contains(words), "{user}: {err}");
+        assert!(
+            err.contains(&format!(
+                "password authentication failed for user \"{user}\""
+            )),
+            "{user}: {err}"
+        );
+        assert!(
+            err.contains("jitgate grants --state active"),
+            "{user}: {err}"
+        );
+        // From the FATAL on: what the server said, the user name masked.
+        let from = err.find("FATAL").unwrap_or(0);
+        seen.push(err[from..].replace(user, "USER"));
     }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:#?}");
+    // The details are for the operator.
+    let logs = p.d.logs();
+    let audit = p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+    for (_, _, detail) in cases {
+        assert!(logs.contains(detail), "log lacks {detail}");
+        assert!(audit.contains(detail), "audit lacks {detail}");
+    }
+}
+
+#[test]
+fn refusals_that_reveal_nothing_keep_their_own_message() {
+    let Some(p) = PgProxy::start() else { return };
+    let (_gid, secret) = bob_grant(&p);
+    let o = p.psql("bob", &secret, "SELECT 1");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("connect as USER@TARGET"), "{err}");
     // Plaintext is refused unless the config allows it.
     let o = p
         .psql_command(
@@ -138,6 +186,8 @@ fn refusals_carry_clear_messages() {
         .unwrap();
     let (_, err) = text(&o);
     assert!(err.contains("jitgate requires TLS"), "{err}");
+    let o = p.psql("bob@auto-db", "jgs_wrong", "SELECT 1");
+    assert_eq!(o.status.code(), Some(2));
     let m = p.d.metrics();
     assert!(
         m.contains(r#"jitgate_connections_rejected_total{kind="postgres",reason="auth_failed"} 1"#),
@@ -319,4 +369,109 @@ fn interactive_psql_on_a_pty_sees_the_farewell_and_cannot_reconnect() {
     writeln!(stdin, "\\q").unwrap();
     drop(stdin);
     let _ = child.wait();
+}
+
+/// A backend that traps the cancel (a plpgsql loop catching
+/// `query_canceled` and committing each turn) is terminated by pid at the
+/// revoke: when the revoke returns, its pid has left pg_stat_activity and
+/// no more rows are committed.
+#[test]
+fn a_backend_that_traps_the_cancel_is_gone_when_the_revoke_returns() {
+    let Some(p) = PgProxy::start() else { return };
+    let (gid, secret) = bob_grant(&p);
+    let o = p.psql("bob@auto-db", &secret, "CREATE TABLE ticks (n serial)");
+    assert!(o.status.success(), "{:?}", text(&o));
+    let trap = "DO $$ BEGIN LOOP BEGIN INSERT INTO ticks DEFAULT VALUES; PERFORM pg_sleep(0.05); \
+                EXCEPTION WHEN query_canceled THEN NULL; END; COMMIT; END LOOP; END $$";
+    let child = p
+        .psql_command(&p.conninfo("bob@auto-db", ""), &secret)
+        .args(["-c", trap])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = || -> u64 {
+        p.cluster
+            .admin_sql_in("app", "SELECT count(*) FROM ticks")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    wait_for("the loop to commit rows", || count() > 2);
+    let pid = p
+        .backends()
+        .iter()
+        .find(|b| b.contains("|active|DO $$"))
+        .map(|b| b.split('|').next().unwrap().to_string())
+        .expect("the looping backend");
+    let r =
+        p.d.post(
+            &format!("/v1/grants/{gid}/revoke"),
+            Some(DAVE),
+            r#"{"reason":"trap"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_terminated"], 1);
+    let present = || {
+        p.cluster
+            .admin_sql(&format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+            ))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(present(), "0", "backend {pid} outlived the revoke");
+    let first = count();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(count(), first, "rows still committed after the revoke");
+    assert_eq!(present(), "0");
+    let o = child.wait_with_output().unwrap();
+    let (_, err) = text(&o);
+    assert!(err.contains("FATAL:  terminating connection"), "{err}");
+    wait_for("the session.ended audit event", || {
+        let a = p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+        a.contains(r#""backend_confirmed_gone":true"#)
+    });
+    assert!(p.d.logs().contains("backend confirmed gone"));
+}
+
+/// When the backend cannot be confirmed gone (here the side connection is
+/// refused: the role's CONNECTION LIMIT is taken by the session itself),
+/// the revoke still returns, the log warns and the audit says so.
+#[test]
+fn a_backend_not_confirmed_gone_is_audited_and_the_revoke_still_returns() {
+    let Some(p) = PgProxy::start() else { return };
+    p.cluster
+        .admin_sql("ALTER ROLE jit_admin CONNECTION LIMIT 1");
+    let (gid, secret) = bob_grant(&p);
+    let trap = "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
+                EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$";
+    let child = p
+        .psql_command(&p.conninfo("bob@auto-db", ""), &secret)
+        .args(["-c", trap])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the loop to run upstream", || {
+        p.backends().iter().any(|b| b.contains("|active|DO $$"))
+    });
+    let r =
+        p.d.post(&format!("/v1/grants/{gid}/revoke"), Some(DAVE), "{}")
+            .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_terminated"], 1);
+    let o = child.wait_with_output().unwrap();
+    assert!(text(&o).1.contains("FATAL:  terminating connection"));
+    wait_for("the session.ended audit event", || {
+        let a = p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+        a.contains(r#""backend_confirmed_gone":false"#)
+    });
+    assert!(p.d.logs().contains("could not confirm the backend is gone"));
+    // The trapped backend is still there: only the operator can end it now.
+    assert!(!p.backends().is_empty());
+    p.cluster.admin_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'jitgate:%'",
+    );
 }

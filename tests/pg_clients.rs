@@ -208,3 +208,132 @@ fn psql_script(p: &PgProxy, secret: &str, args: &[&str], script: &str) -> std::p
         .unwrap();
     c.wait_with_output().unwrap()
 }
+
+/// What a client sees of its backend matches a direct connection: the
+/// BackendKeyData pid is `pg_backend_pid()` and the pid of its own NOTIFY,
+/// a cancel with that pid and the minted key still lands, the
+/// ParameterStatus for application_name is the client's own value (at
+/// startup, after SET and after RESET), while the upstream keeps the tag;
+/// `pg_terminate_backend(pg_backend_pid())` reaches the client as 57P01.
+#[test]
+fn a_raw_client_sees_its_backends_pid_and_its_own_application_name() {
+    use common::pgraw::RawSession;
+    let Some(p) = PgProxy::start_with(true) else {
+        return;
+    };
+    let (_g, secret) = bob_grant(&p);
+    let mut r = RawSession::login(
+        p.port,
+        "bob@auto-db",
+        &secret,
+        &[("application_name", "mine-app")],
+    );
+    assert_eq!(r.status("application_name"), Some("mine-app"));
+    assert_eq!(
+        r.query("SELECT pg_backend_pid()").unwrap(),
+        vec![r.pid.to_string()]
+    );
+    // Upstream, the backend still carries the session's tag.
+    let upstream = p.cluster.admin_sql(&format!(
+        "SELECT application_name FROM pg_stat_activity WHERE pid = {}",
+        r.pid
+    ));
+    assert!(
+        upstream.trim().starts_with("jitgate:bob:ses_"),
+        "{upstream}"
+    );
+    let shown = r.query("SHOW application_name").unwrap();
+    assert!(shown[0].starts_with("jitgate:bob:ses_"), "{shown:?}");
+
+    r.query("SET application_name = 'other'").unwrap();
+    assert_eq!(r.status("application_name"), Some("other"));
+    r.query("RESET application_name").unwrap();
+    assert_eq!(r.status("application_name"), Some("mine-app"));
+    assert!(
+        r.statuses.iter().all(|(_, v)| !v.starts_with("jitgate:")),
+        "{:?}",
+        r.statuses
+    );
+
+    r.query("LISTEN ch").unwrap();
+    r.query("NOTIFY ch, 'hi'").unwrap();
+    assert_eq!(
+        r.notifications,
+        vec![(r.pid, "ch".to_string(), "hi".to_string())]
+    );
+
+    // A cancel with (real pid, minted key) through the proxy.
+    let (pid, key) = (r.pid, r.key);
+    let port = p.port;
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut m = 16i32.to_be_bytes().to_vec();
+        m.extend(80_877_102i32.to_be_bytes());
+        m.extend(pid.to_be_bytes());
+        m.extend(key);
+        c.write_all(&m).unwrap();
+    });
+    let e = r.query("SELECT pg_sleep(30)").unwrap_err();
+    canceller.join().unwrap();
+    assert!(e.contains(&('C', "57014".to_string())), "{e:?}");
+
+    let e = r
+        .query("SELECT pg_terminate_backend(pg_backend_pid())")
+        .unwrap_err();
+    assert!(e.contains(&('C', "57P01".to_string())), "{e:?}");
+    assert!(e.contains(&('S', "FATAL".to_string())), "{e:?}");
+}
+
+/// The same through real clients: tokio-postgres reports the client's own
+/// application_name and a NOTIFY pid equal to `pg_backend_pid()`; psql gets
+/// 57P01 when its backend terminates itself.
+#[test]
+fn real_clients_see_their_own_application_name_and_backend_pid() {
+    use futures_util::StreamExt;
+    let Some(p) = PgProxy::start() else { return };
+    let (_g, secret) = bob_grant(&p);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("localhost")
+            .port(p.port)
+            .user("bob@auto-db")
+            .password(&secret)
+            .dbname("app")
+            .application_name("tp-app")
+            .ssl_mode(tokio_postgres::config::SslMode::Require);
+        let (c, mut conn) = cfg.connect(p.tls()).await.unwrap();
+        assert_eq!(conn.parameter("application_name"), Some("tp-app"));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = messages.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                    let _ = tx.send(n.process_id());
+                }
+            }
+        });
+        let pid: i32 = c
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        c.batch_execute("LISTEN ch; NOTIFY ch, 'x'").await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
+            .await
+            .expect("a notification within 20 s");
+        assert_eq!(got, Some(pid));
+    });
+    let o = p.psql(
+        "bob@auto-db",
+        &secret,
+        "SELECT pg_terminate_backend(pg_backend_pid())",
+    );
+    let (_, err) = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("terminating connection due to administrator command"),
+        "{err}"
+    );
+}

@@ -199,3 +199,78 @@ fn a_client_that_never_reads_is_backpressured_and_still_closed_at_revoke() {
     assert!(closed_by_peer(&mut s));
     wait_for("the backend to exit", || p.backends().is_empty());
 }
+
+/// A plaintext connection from `source` (any 127.0.0.0/8 address works on
+/// Linux loopback) to the proxy.
+fn raw_from(p: &PgProxy, source: &str) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let addr = format!("127.0.0.1:{}", p.port).parse().unwrap();
+        tokio::time::timeout(Duration::from_secs(20), sock.connect(addr))
+            .await
+            .expect("connect within 20 s")
+            .unwrap()
+    });
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+/// One SCRAM login attempt as bob from `source`: Ok once ReadyForQuery
+/// arrives, else the ErrorResponse's message.
+fn attempt_from(p: &PgProxy, source: &str, secret: &str) -> Result<(), String> {
+    let mut s = raw_from(p, source);
+    s.write_all(&startup("bob@auto-db")).unwrap();
+    let error = |body: &[u8]| String::from_utf8_lossy(body).into_owned();
+    let (tag, body) = read_msg(&mut s);
+    if tag == b'E' {
+        return Err(error(&body));
+    }
+    let mut scram = ScramSha256::new(secret.as_bytes(), ChannelBinding::unsupported());
+    let mut b = BytesMut::new();
+    frontend::sasl_initial_response("SCRAM-SHA-256", scram.message(), &mut b).unwrap();
+    s.write_all(&b).unwrap();
+    let (_, body) = read_msg(&mut s);
+    scram.update(&body[4..]).unwrap();
+    b.clear();
+    frontend::sasl_response(scram.message(), &mut b).unwrap();
+    s.write_all(&b).unwrap();
+    loop {
+        let (tag, body) = read_msg(&mut s);
+        match tag {
+            b'E' => return Err(error(&body)),
+            b'Z' => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// Wrong secrets for bob from one source block that source, not bob: bob's
+/// right secret still works from another source (and through psql over
+/// TLS), so nobody can lock another engineer out.
+#[test]
+fn wrong_secrets_from_one_source_do_not_lock_the_user_out_elsewhere() {
+    let Some(p) = PgProxy::start_with(true) else {
+        return;
+    };
+    let (_gid, secret) = bob_grant(&p);
+    let mut blocked = false;
+    for _ in 0..8 {
+        let e = attempt_from(&p, "127.0.0.2", "jgs_guess").unwrap_err();
+        blocked |= e.contains("too many failed authentication attempts");
+    }
+    assert!(blocked, "the guessing source was never blocked");
+    // The guessing source stays blocked, even with the right secret.
+    let e = attempt_from(&p, "127.0.0.2", &secret).unwrap_err();
+    assert!(e.contains("too many failed"), "{e}");
+    // bob, from elsewhere, is not.
+    attempt_from(&p, "127.0.0.1", &secret).expect("bob from 127.0.0.1");
+    let o = p.psql("bob@auto-db", &secret, "SELECT 1");
+    assert!(o.status.success(), "{:?}", text(&o));
+}

@@ -238,6 +238,15 @@ fn typed_refusals_for_bad_secret_unknown_target_wrong_target_and_ended_grant() {
             BAD_SECRET,
             "not valid",
         ),
+        // Answered as a bad secret: an unauthenticated client does not
+        // learn which targets exist.
+        (
+            "no-such-target",
+            "jgs_not_a_real_secret",
+            BAD_SECRET,
+            "not valid",
+        ),
+        // A valid secret authenticates: its holder is told the truth.
         (
             "no-such-target",
             secret.as_str(),
@@ -268,7 +277,7 @@ fn typed_refusals_for_bad_secret_unknown_target_wrong_target_and_ended_grant() {
     );
     assert_eq!(
         t.metric(r#"jitgate_connections_rejected_total{kind="tcp",reason="no_grant"}"#),
-        2.0
+        3.0
     );
     assert!(!t.d.logs().contains(&secret), "the secret was logged");
 }

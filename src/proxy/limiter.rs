@@ -1,10 +1,20 @@
 //! Failed-authentication limiter shared by the front ends: after
-//! `MAX_FAILURES` failures within `WINDOW` for a source address or for a
-//! user, further attempts from it (or for them) are refused for `BLOCK`
-//! without checking the credential, which bounds both brute force and the
-//! audit events it can cause.
+//! `MAX_FAILURES` failures within `WINDOW` for a key, further attempts under
+//! that key are refused for `BLOCK` without checking the credential, which
+//! bounds brute force and the audit events it can cause.
+//!
+//! The caller chooses the keys, and the choice decides who can spend whose
+//! budget: a key built from unauthenticated input (a user name typed into a
+//! startup packet) lets anyone lock that user out from anywhere. PostgreSQL
+//! therefore keys failures by source only ([`source_key`]: an IPv4 address
+//! or an IPv6 /64): an attacker exhausts only their own source's budget.
+//! Connect secrets are 256-bit random, so the per-user budget that would
+//! slow a guesser spread over many sources protects nothing worth the
+//! lockout it hands out (and a per-user block would tell an unauthenticated
+//! client which users have grants).
 
 use dashmap::DashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 pub const MAX_FAILURES: u32 = 5;
@@ -12,6 +22,12 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 pub const BLOCK: Duration = Duration::from_secs(60);
 /// Beyond this many tracked keys, stale ones are pruned.
 const PRUNE_AT: usize = 100_000;
+
+/// The limiter key of a client's source address (IPv6 grouped by /64, as
+/// the per-source connection cap does).
+pub fn source_key(ip: IpAddr) -> String {
+    format!("source:{:?}", crate::proxy::sources::Source::of(ip))
+}
 
 #[derive(Default)]
 pub struct AuthLimiter {
@@ -95,5 +111,29 @@ mod tests {
         assert!(l
             .check(&["ip:10.0.0.2".to_string(), "user:bob".to_string()])
             .is_ok());
+    }
+
+    #[test]
+    fn source_keys_group_ipv6_by_64_and_keep_sources_apart() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            source_key(ip("2001:db8::1")),
+            source_key(ip("2001:db8::ffff"))
+        );
+        assert_ne!(
+            source_key(ip("2001:db8::1")),
+            source_key(ip("2001:db8:0:1::1"))
+        );
+        assert_eq!(
+            source_key(ip("::ffff:10.0.0.1")),
+            source_key(ip("10.0.0.1"))
+        );
+        let l = AuthLimiter::default();
+        let attacker = vec![source_key(ip("10.0.0.2"))];
+        for _ in 0..MAX_FAILURES {
+            l.failed(&attacker);
+        }
+        assert!(l.check(&attacker).is_err());
+        assert!(l.check(&[source_key(ip("10.0.0.1"))]).is_ok());
     }
 }

@@ -69,6 +69,9 @@ pub struct SessionInfo {
     pub last_activity_ms: AtomicI64,
     /// Upstream identity worth auditing, e.g. {"backend_pid": 4242}.
     pub upstream_detail: OnceLock<serde_json::Value>,
+    /// What the front end learned while ending the session, for the
+    /// `session.ended` audit event (e.g. {"backend_confirmed_gone": true}).
+    pub end_detail: OnceLock<serde_json::Value>,
     /// Set once the upstream is connected and relaying begins; only started
     /// sessions are reported to the observer (metrics, audit).
     started: std::sync::atomic::AtomicBool,
@@ -226,6 +229,7 @@ impl SessionTable {
             bytes_out: AtomicU64::new(0),
             last_activity_ms: AtomicI64::new(now),
             upstream_detail: OnceLock::new(),
+            end_detail: OnceLock::new(),
             started: std::sync::atomic::AtomicBool::new(false),
             token: cell.token.child_token(),
             cause: OnceLock::new(),
@@ -417,6 +421,11 @@ impl SessionGuard {
     /// Records a cause if none is recorded yet (the first cause wins).
     pub fn set_cause(&self, cause: EndCause) {
         self.info.record_cause(cause);
+    }
+
+    /// Adds to the `session.ended` audit detail (the first call wins).
+    pub fn set_end_detail(&self, detail: serde_json::Value) {
+        let _ = self.info.end_detail.set(detail);
     }
 
     /// The upstream is connected: from here the session counts as started

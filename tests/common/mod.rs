@@ -6,6 +6,7 @@ pub mod browser;
 pub mod daemon;
 pub mod pg;
 pub mod pgproxy;
+pub mod pgraw;
 pub mod sshd;
 pub mod sshproxy;
 pub mod tunnel;

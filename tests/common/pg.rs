@@ -215,6 +215,11 @@ impl PgCluster {
     /// Runs SQL as the superuser, directly (not through the proxy); returns
     /// the unaligned, tuples-only output.
     pub fn admin_sql(&self, sql: &str) -> String {
+        self.admin_sql_in("postgres", sql)
+    }
+
+    /// [`Self::admin_sql`] in another database.
+    pub fn admin_sql_in(&self, db: &str, sql: &str) -> String {
         let out = Command::new("psql")
             .args([
                 "-h",
@@ -224,7 +229,7 @@ impl PgCluster {
                 "-U",
                 "postgres",
                 "-d",
-                "postgres",
+                db,
                 "-X",
                 "-A",
                 "-t",

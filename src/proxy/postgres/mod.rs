@@ -8,9 +8,12 @@ pub mod cancel;
 pub mod codec;
 #[cfg(test)]
 mod codec_fixtures;
+mod login;
+pub mod params;
 pub mod relay;
 pub mod scram;
 pub mod server;
 pub mod stream;
+pub mod terminate;
 pub mod upstream;
 pub mod upstream_tls;

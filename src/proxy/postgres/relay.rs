@@ -6,12 +6,13 @@
 //!
 //! At a grant end: stop relaying client messages; let the server finish the
 //! message it is in the middle of (bounded by FAREWELL_GRACE); send Terminate
-//! upstream and close; deliver the FATAL 57P01 and close the client; a
-//! CancelRequest for an in-flight query goes out at the same time.
+//! upstream and close; deliver the FATAL 57P01 and close the client; the
+//! caller then cancels an in-flight query and terminates the backend by pid
+//! until it is confirmed gone (`terminate.rs`, bounded).
 
 use super::codec::{self, FrameTracker, Severity};
+use super::params::StatusRewrite;
 use super::stream::PgStream;
-use super::upstream::{self, CancelTarget};
 use crate::relay::pool;
 use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard, SessionInfo};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -88,7 +89,8 @@ fn notice(text: &str) -> Vec<u8> {
 async fn upstream_to_client(
     r: &mut ReadHalf<&mut PgStream>,
     w: &mut WriteHalf<&mut PgStream>,
-    t: &mut FrameTracker,
+    // The server stream's framing and the ParameterStatus rewrite move together.
+    (t, rw): (&mut FrameTracker, &mut StatusRewrite),
     flow: &Flow,
     info: &SessionInfo,
     warnings: &mut mpsc::Receiver<String>,
@@ -120,11 +122,11 @@ async fn upstream_to_client(
                 if stop.is_cancelled() {
                     // Finishing the current message only; the rest is dropped.
                     if let Some(b) = first {
-                        w.write_all(&data[..b]).await?;
+                        w.write_all(rw.feed(&data[..b])).await?;
                         w.flush().await?;
                         return Ok(ServerEnd::AtBoundary);
                     }
-                    w.write_all(data).await?;
+                    w.write_all(rw.feed(data)).await?;
                 } else {
                     let pending_warning = match first {
                         Some(_) if warnings_open => warnings.try_recv().ok(),
@@ -132,11 +134,11 @@ async fn upstream_to_client(
                     };
                     match (pending_warning, first) {
                         (Some(text), Some(b)) => {
-                            w.write_all(&data[..b]).await?;
+                            w.write_all(rw.feed(&data[..b])).await?;
                             w.write_all(&notice(&text)).await?;
-                            w.write_all(&data[b..]).await?;
+                            w.write_all(rw.feed(&data[b..])).await?;
                         }
-                        _ => w.write_all(data).await?,
+                        _ => w.write_all(rw.feed(data)).await?,
                     }
                 }
                 pool::give(buf);
@@ -148,6 +150,16 @@ async fn upstream_to_client(
     }
 }
 
+/// How the relay ended.
+pub struct Ended {
+    pub cause: EndCause,
+    /// Some(whether a query was in flight) when the session ended from our
+    /// side (grant end, timers): the caller must then make sure the backend
+    /// is gone ([`super::terminate::Backend::make_sure_gone`]) once the
+    /// sockets are closed.
+    pub grant_end: Option<bool>,
+}
+
 /// Relays until the session ends and says goodbye as the cause requires.
 pub async fn run(
     client: &mut PgStream,
@@ -155,8 +167,8 @@ pub async fn run(
     session: &SessionGuard,
     idle_timeout: Option<Duration>,
     mut warnings: mpsc::Receiver<String>,
-    cancel: &CancelTarget,
-) -> EndCause {
+    mut rw: StatusRewrite,
+) -> Ended {
     let info = session.info().clone();
     let flow = Flow::default();
     let (mut ct, mut st) = (FrameTracker::default(), FrameTracker::default());
@@ -171,7 +183,7 @@ pub async fn run(
         let u2c = upstream_to_client(
             &mut ur,
             &mut cw,
-            &mut st,
+            (&mut st, &mut rw),
             &flow,
             &info,
             &mut warnings,
@@ -213,22 +225,10 @@ pub async fn run(
         .cause()
         .unwrap_or_else(|| EndCause::new(EndReason::Error));
     if !farewell_due {
-        return cause;
-    }
-    if flow.in_flight() {
-        // Runs on its own: the sockets close now, the cancel lands within ms.
-        let cancel = cancel.clone();
-        let sid = info.id.clone();
-        tokio::spawn(async move {
-            match upstream::cancel(&cancel).await {
-                Ok(()) => {
-                    tracing::info!(session = %sid, pid = cancel.pid, "cancelled the running query upstream")
-                }
-                Err(e) => {
-                    tracing::warn!(session = %sid, error = %e, "could not cancel the running query upstream")
-                }
-            }
-        });
+        return Ended {
+            cause,
+            grant_end: None,
+        };
     }
     let terminate = async {
         if ct.at_boundary() {
@@ -249,5 +249,8 @@ pub async fn run(
         let _ = cw.shutdown().await;
     };
     let _ = tokio::time::timeout(FAREWELL_GRACE, async { tokio::join!(terminate, farewell) }).await;
-    cause
+    Ended {
+        cause,
+        grant_end: Some(flow.in_flight()),
+    }
 }

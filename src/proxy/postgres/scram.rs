@@ -61,7 +61,26 @@ impl Verifier {
             server_key: key(server)?,
         })
     }
+
+    /// A stand-in verifier for a login with no real one (unknown target or
+    /// user, no active grant), so the exchange runs as for a real grant and
+    /// its answer reveals nothing: the salt is derived from the name with a
+    /// per-process key (stable across attempts, like a real grant's), and
+    /// no proof can match keys nobody derived from a password.
+    pub fn mock(process_key: &[u8; 32], name: &str) -> Verifier {
+        let salt = hmac(process_key, format!("salt:{name}").as_bytes());
+        Verifier {
+            iterations: MOCK_ITERATIONS,
+            salt: salt[..16].to_vec(),
+            stored_key: hmac(process_key, format!("stored:{name}").as_bytes()),
+            server_key: hmac(process_key, format!("server:{name}").as_bytes()),
+        }
+    }
 }
+
+/// What `jitgate secret` verifiers use (postgres-protocol's default), so a
+/// mock looks like a real one.
+const MOCK_ITERATIONS: u32 = 4096;
 
 /// How the client framed channel binding in its gs2 header.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,11 @@
 //! the engineer what to do next.
 
 use super::cancel::CancelKeys;
-use super::codec::{self, CodecError, Initial, Severity, MAX_AUTH_MESSAGE};
-use super::scram::{self, Exchange, Verifier};
+use super::codec::{self, Initial, Severity};
+use super::login::{login, Refuse};
+use super::params::StatusRewrite;
 use super::stream::PgStream;
+use super::terminate::Backend;
 use super::upstream;
 use crate::config::TargetKind;
 use crate::grants::{Admitted, Grants, OpenError, Refusal};
@@ -53,35 +55,6 @@ pub async fn serve(listener: TcpListener, fe: Arc<PgFrontEnd>, shutdown: Cancell
         move |stream, peer, permit| handle(fe.clone(), stream, peer, permit),
     )
     .await
-}
-
-/// A refusal: the SQLSTATE, the message, and the metric reason.
-struct Refuse {
-    code: &'static str,
-    message: String,
-    reason: &'static str,
-}
-
-impl Refuse {
-    fn new(code: &'static str, reason: &'static str, message: impl Into<String>) -> Refuse {
-        Refuse {
-            code,
-            message: message.into(),
-            reason,
-        }
-    }
-}
-
-impl From<CodecError> for Refuse {
-    fn from(e: CodecError) -> Refuse {
-        Refuse::new("08P01", "protocol_error", format!("invalid startup: {e}"))
-    }
-}
-
-impl From<std::io::Error> for Refuse {
-    fn from(e: std::io::Error) -> Refuse {
-        CodecError::Io(e).into()
-    }
 }
 
 enum Opened {
@@ -133,7 +106,7 @@ async fn handle(
                 .inc();
             tracing::info!(%peer, reason = r.reason, "postgres connection refused: {}", r.message);
             if let Some(mut s) = client {
-                let e = codec::error_response(Severity::Fatal, r.code, &r.message, None);
+                let e = codec::error_response(Severity::Fatal, r.code, &r.message, r.hint);
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
                     let _ = s.write_all(&e).await;
                     let _ = s.flush().await;
@@ -297,162 +270,6 @@ async fn cancel(fe: &PgFrontEnd, pid: i32, key: &[u8]) {
     }
 }
 
-fn refusal(r: Refusal) -> Refuse {
-    let reason = r.metric_reason();
-    match r {
-        Refusal::Unavailable => Refuse::new("57P03", reason, r.to_string()),
-        _ => Refuse::new("28000", reason, r.to_string()),
-    }
-}
-
-/// Startup parameters → (user, target); authentication; admission.
-async fn login(
-    fe: &PgFrontEnd,
-    s: &mut PgStream,
-    params: Vec<(String, String)>,
-    peer: &std::net::SocketAddr,
-) -> Result<(Admitted, Vec<(String, String)>, String), Refuse> {
-    let login = params
-        .iter()
-        .find(|(k, _)| k == "user")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let Some((user, target)) = login.split_once('@') else {
-        return Err(Refuse::new(
-            "28000",
-            "no_grant",
-            format!("connect as USER@TARGET (for example user=alice@prod-db), not {login:?}"),
-        ));
-    };
-    let keys = vec![format!("ip:{}", peer.ip()), format!("user:{user}")];
-    if let Err(left) = fe.limiter.check(&keys) {
-        return Err(Refuse::new(
-            "28000",
-            "auth_failed",
-            format!(
-                "too many failed authentication attempts; try again in {}s",
-                left.as_secs().max(1)
-            ),
-        ));
-    }
-    let candidates = fe
-        .grants
-        .admit_by_user(target, TargetKind::Postgres, user)
-        .await
-        .map_err(refusal)?;
-    // Authenticate against the newest grant's secret; a client holding an
-    // older grant's secret (two grants for the same target) is matched by
-    // trying the others' verifiers with the same proof.
-    let verifiers: Vec<Verifier> = candidates
-        .iter()
-        .map(|(_, v)| Verifier::parse(v))
-        .collect::<Result<_, _>>()
-        .map_err(|_| Refuse::new("XX000", "auth_failed", "corrupt secret verifier"))?;
-    match authenticate(fe, s, &verifiers).await? {
-        Some(i) => {
-            fe.limiter.succeeded(&keys[1]);
-            let (admitted, _) = candidates.into_iter().nth(i).expect("index in range");
-            let mut rest: Vec<(String, String)> =
-                params.into_iter().filter(|(k, _)| k != "user").collect();
-            // libpq defaults the database to the user name, here USER@TARGET;
-            // the target then defaults it to its own role instead.
-            rest.retain(|(k, v)| !(k == "database" && *v == login));
-            Ok((admitted, rest, user.to_string()))
-        }
-        None => {
-            let newly_blocked = fe.limiter.failed(&keys);
-            let entry = crate::audit::AuditEntry::new(
-                user,
-                "auth.failed",
-                target,
-                json!({"kind": "postgres", "client": peer.to_string(), "blocked": newly_blocked}),
-            );
-            let store = fe.grants.store.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.audit(&entry).await {
-                    tracing::warn!(error = %e, "could not audit a failed authentication");
-                }
-            });
-            Err(Refuse::new(
-                "28P01",
-                "auth_failed",
-                format!("password authentication failed for user \"{login}\" (use the grant's connect secret from `jitgate secret`)"),
-            ))
-        }
-    }
-}
-
-async fn read_sasl(s: &mut PgStream) -> Result<Vec<u8>, Refuse> {
-    let (tag, body) = codec::read_message(s, MAX_AUTH_MESSAGE).await?;
-    if tag != b'p' {
-        return Err(CodecError::Unexpected {
-            expected: "SASL response",
-            got: tag as char,
-        }
-        .into());
-    }
-    Ok(body)
-}
-
-/// SCRAM with the client; Some(index of the verifier that matched).
-async fn authenticate(
-    fe: &PgFrontEnd,
-    s: &mut PgStream,
-    verifiers: &[Verifier],
-) -> Result<Option<usize>, Refuse> {
-    let tls = s.is_tls();
-    let mechs: &[&str] = if tls {
-        &[scram::SCRAM_SHA_256_PLUS, scram::SCRAM_SHA_256]
-    } else {
-        &[scram::SCRAM_SHA_256]
-    };
-    s.write_all(&codec::auth_sasl(mechs)).await?;
-    s.flush().await?;
-    let first = read_sasl(s).await?;
-    let (mech, rest) = codec::cstr(&first).ok_or(CodecError::Malformed("SASL initial response"))?;
-    let len = rest
-        .get(..4)
-        .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
-        .ok_or(CodecError::Malformed("SASL initial response"))?;
-    let data = &rest[4..];
-    if len < 0 || len as usize != data.len() {
-        return Err(CodecError::Malformed("SASL initial response").into());
-    }
-    let scram_err = |e: scram::ScramError| match e {
-        scram::ScramError::ChannelBindingDowngrade | scram::ScramError::ChannelBinding => {
-            Refuse::new("28000", "auth_failed", e.to_string())
-        }
-        _ => Refuse::new("08P01", "protocol_error", e.to_string()),
-    };
-    // Salts differ per grant, so the exchange runs against the first
-    // verifier; with several grants, later ones are tried for the proof
-    // only if their salt and iterations match (rotated secrets do not).
-    let nonce = scram::server_nonce();
-    let x = Exchange::start(mech, data, tls, &verifiers[0], &nonce).map_err(scram_err)?;
-    s.write_all(&codec::auth_sasl_continue(x.server_first().as_bytes()))
-        .await?;
-    s.flush().await?;
-    let fin = read_sasl(s).await?;
-    let hash = tls.then_some(fe.cert_hash.as_slice());
-    for (i, v) in verifiers.iter().enumerate() {
-        if i > 0 && (v.salt != verifiers[0].salt || v.iterations != verifiers[0].iterations) {
-            continue;
-        }
-        match x.finish(&fin, v, hash) {
-            Ok(server_final) => {
-                let mut out = codec::auth_sasl_final(server_final.as_bytes());
-                out.extend(codec::auth_ok());
-                s.write_all(&out).await?;
-                s.flush().await?;
-                return Ok(Some(i));
-            }
-            Err(scram::ScramError::Proof) => continue,
-            Err(e) => return Err(scram_err(e)),
-        }
-    }
-    Ok(None)
-}
-
 async fn run_session(
     fe: Arc<PgFrontEnd>,
     mut client: PgStream,
@@ -485,6 +302,11 @@ async fn run_session(
         }
     };
     let sid = guard.info().id.clone();
+    let client_app = params
+        .iter()
+        .find(|(k, _)| k == "application_name")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     let mut up_params: Vec<(String, String)> = params
         .into_iter()
         .filter(|(k, _)| k != "application_name")
@@ -504,9 +326,17 @@ async fn run_session(
         }
     };
     let minted = fe.cancels.mint(up.cancel.clone());
+    // The client sees its own application_name (the upstream keeps the
+    // tag) and its backend's real pid with a key minted here.
+    let mut upstream_app = String::new();
     let mut hello = Vec::new();
     for (k, v) in &up.parameters {
-        hello.extend(codec::parameter_status(k, v));
+        if k == "application_name" {
+            upstream_app = v.clone();
+            hello.extend(codec::parameter_status(k, &client_app));
+        } else {
+            hello.extend(codec::parameter_status(k, v));
+        }
     }
     hello.extend(codec::backend_key_data(minted.pid, &minted.key));
     hello.extend(codec::ready_for_query(b'I'));
@@ -519,18 +349,28 @@ async fn run_session(
     let span = tracing::info_span!("session", session = %sid, user = %g.user, target = %g.target, backend_pid = up.cancel.pid);
     let idle = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
     let mut upstream = up.stream;
-    let relay = super::relay::run(
-        &mut client,
-        &mut upstream,
-        &guard,
-        idle,
-        warn_rx,
-        &up.cancel,
-    );
-    let _cause = tracing::Instrument::instrument(relay, span).await;
+    let backend = Backend {
+        cancel: up.cancel,
+        target: admitted.target.clone(),
+        database: up_params
+            .iter()
+            .find(|(k, _)| k == "database")
+            .map(|(_, v)| v.clone()),
+        session: sid.to_string(),
+    };
+    let rw = StatusRewrite::new(&upstream_app, &client_app);
+    let relay = super::relay::run(&mut client, &mut upstream, &guard, idle, warn_rx, rw);
+    let ended = tracing::Instrument::instrument(relay, span).await;
     drop(client);
     drop(upstream);
     drop(minted);
+    // The client has its FATAL and both sockets are closed; before the
+    // session counts as closed (and a revoke returns), the backend must be
+    // gone too: a backend that traps the cancel keeps running otherwise.
+    if let Some(in_flight) = ended.grant_end {
+        let gone = backend.make_sure_gone(in_flight).await;
+        guard.set_end_detail(json!({ "backend_confirmed_gone": gone }));
+    }
     drop(guard);
 }
 

@@ -133,20 +133,29 @@ async fn handle(
     {
         Ok(a) => a,
         Err(r) => {
-            let st = match &r {
-                Refusal::UnknownTarget(_) => Status::UnknownTarget,
-                Refusal::BadSecret => Status::BadSecret,
-                Refusal::NoGrant(_) => Status::NoGrant,
-                Refusal::Locked(_) => Status::Locked,
-                Refusal::Unavailable => Status::Unavailable,
+            // An unknown target answers as a bad secret does unless the
+            // secret is valid: without one, nothing tells the client which
+            // targets exist (the log and the metric keep the real reason).
+            let holds_a_grant =
+                matches!(r, Refusal::UnknownTarget(_)) && secret_is_valid(&fe, &hello.secret).await;
+            let (st, shown) = match &r {
+                Refusal::UnknownTarget(_) if holds_a_grant => {
+                    (Status::UnknownTarget, r.to_string())
+                }
+                Refusal::UnknownTarget(_) | Refusal::BadSecret => {
+                    (Status::BadSecret, Refusal::BadSecret.to_string())
+                }
+                Refusal::NoGrant(_) => (Status::NoGrant, r.to_string()),
+                Refusal::Locked(_) => (Status::Locked, r.to_string()),
+                Refusal::Unavailable => (Status::Unavailable, r.to_string()),
             };
-            tracing::info!(%peer, target = %hello.target, reason = r.metric_reason(), "tcp connection refused: {r}");
+            tracing::info!(%peer, target = %hello.target.escape_debug(), reason = r.metric_reason(), "tcp connection refused: {}", r.to_string().escape_debug());
             fe.grants
                 .metrics
                 .connections_rejected
                 .with_label_values(&["tcp", r.metric_reason()])
                 .inc();
-            let _ = reply(&mut tls, st, &r.to_string(), "").await;
+            let _ = reply(&mut tls, st, &shown, "").await;
             return;
         }
     };
@@ -241,4 +250,14 @@ async fn reply<S: tokio::io::AsyncWrite + Unpin>(
         },
     )
     .await
+}
+
+/// Whether a presented secret is some grant's (an authenticated client may
+/// be told the target is unknown). Store errors count as "no".
+async fn secret_is_valid(fe: &TcpFrontEnd, secret: &str) -> bool {
+    let presented = crate::secrets::sha256(secret.as_bytes());
+    match fe.grants.store.grant_by_secret(&presented).await {
+        Ok(Some((_, stored))) => crate::secrets::digest_eq(&presented, &stored),
+        _ => false,
+    }
 }
