@@ -356,27 +356,11 @@ fn a_jump_session_is_closed_at_revoke_with_nothing_left_on_the_target() {
     wait_for("the remote command to be gone", || !running(&marker));
 }
 
-/// A TCP echo server on 127.0.0.1; its port.
-fn echo_server() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut r = s.try_clone().unwrap();
-                let mut w = s;
-                let _ = std::io::copy(&mut r, &mut w);
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn ssh_l_forwards_a_local_port_through_the_target() {
     let Some(p) = SshProxy::start() else { return };
     p.grant("auto-host");
-    let echo = echo_server();
+    let echo = p.echo;
     let local = free_port();
     let mut fwd = p
         .ssh(

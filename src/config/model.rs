@@ -150,6 +150,8 @@ pub struct TargetEntry {
     pub address: String,
     pub host_key: Option<String>,
     pub upstream: Option<UpstreamEntry>,
+    #[serde(default)]
+    pub forwarding: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -197,3 +197,61 @@ fn offline_parse_validates_everything_but_opens_no_file() {
     let e = parse_offline(&bad).expect_err("still validated");
     assert!(e.errors().join("\n").contains("max_duration"), "{e}");
 }
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+
+#[test]
+fn one_ssh_key_under_two_users_is_refused_where_it_repeats() {
+    let text = good()
+        .replace(
+            "name = \"bob\"\n",
+            &format!("name = \"bob\"\nssh_keys = [\"{KEY} bob@laptop\"]\n"),
+        )
+        .replace(
+            "name = \"carol\"\n",
+            &format!("name = \"carol\"\nssh_keys = [\"{KEY} other-comment\"]\n"),
+        );
+    let errs = errors_of(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("other-comment"))
+        .unwrap()
+        + 1;
+    assert!(errs[0].starts_with(&format!("j.toml:{line}:")), "{errs:?}");
+    assert!(
+        errs[0].contains("users[2].ssh_keys[0]: ssh key is also listed for user \"bob\""),
+        "{errs:?}"
+    );
+    // The same key twice for one user is harmless.
+    let text = good().replace(
+        "name = \"bob\"\n",
+        &format!("name = \"bob\"\nssh_keys = [\"{KEY} a\", \"{KEY} b\"]\n"),
+    );
+    assert!(errors_of(&text).is_empty());
+}
+
+#[test]
+fn forwarding_destinations_are_checked_and_only_for_ssh_targets() {
+    let text = good().replace(
+        "address = \"127.0.0.1:6379\"\n",
+        "address = \"127.0.0.1:6379\"\nforwarding = [\"db:5432\"]\n",
+    );
+    let joined = errors_of(&text).join("\n");
+    assert!(
+        joined.contains("targets[0].forwarding: forwarding applies to ssh targets only"),
+        "{joined}"
+    );
+    let ssh = format!(
+        "\n[[targets]]\nname = \"web\"\nkind = \"ssh\"\naddress = \"127.0.0.1:22\"\nhost_key = \"{KEY}\"\nupstream = {{ user = \"u\", password_env = \"PATH\" }}\nforwarding = [\"db.internal:5432\", \"[::1]:22\", \"nope\", \"db:0\"]\n"
+    );
+    let errs = errors_of(&format!("{}{ssh}", good()));
+    let joined = errs.join("\n");
+    assert_eq!(errs.len(), 2, "{joined}");
+    assert!(
+        joined.contains("targets[1].forwarding[2]: invalid forwarding destination \"nope\""),
+        "{joined}"
+    );
+    assert!(joined.contains("targets[1].forwarding[3]"), "{joined}");
+}

@@ -120,6 +120,9 @@ pub struct Target {
     pub address: String,
     pub host_key: Option<String>,
     pub upstream: Upstream,
+    /// ssh targets: the `HOST:PORT` destinations that direct-tcpip (`ssh -L`,
+    /// `ssh -W`) may open through the target; empty refuses them all.
+    pub forwarding: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

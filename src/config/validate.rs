@@ -317,6 +317,8 @@ fn check_clashes(c: &mut Checker, listens: &[(SocketAddr, Path)]) {
 fn check_users(c: &mut Checker, file: &FileConfig) -> BTreeMap<String, User> {
     let mut users = BTreeMap::new();
     let mut tokens: HashMap<[u8; 32], String> = HashMap::new();
+    // Key material (type and base64 blob, comment ignored) to its owner.
+    let mut ssh_key_owners: HashMap<String, String> = HashMap::new();
     for (i, u) in file.users.iter().enumerate() {
         let base = p(&[k("users"), Seg::Index(i)]);
         let at = |key: &str| {
@@ -357,10 +359,17 @@ fn check_users(c: &mut Checker, file: &FileConfig) -> BTreeMap<String, User> {
             },
         };
         for (j, key) in u.ssh_keys.iter().enumerate() {
+            let mut path = at("ssh_keys");
+            path.push(Seg::Index(j));
             if let Err(msg) = check_ssh_public_key(key) {
-                let mut path = at("ssh_keys");
-                path.push(Seg::Index(j));
                 c.err(path, msg);
+            } else if let Some(other) = ssh_key_owners.insert(ssh_key_material(key), u.name.clone())
+            {
+                // A key identifies its owner on the SSH listener: under two
+                // users it would log in as whichever comes first.
+                if other != u.name {
+                    c.err(path, format!("ssh key is also listed for user {other:?}; a key must identify one user"));
+                }
             }
         }
         users.insert(
@@ -374,6 +383,15 @@ fn check_users(c: &mut Checker, file: &FileConfig) -> BTreeMap<String, User> {
         );
     }
     users
+}
+
+/// The type and key data of a public key line, without its comment: what the
+/// SSH front end compares.
+fn ssh_key_material(line: &str) -> String {
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Shape check of an OpenSSH public key line; the SSH front end parses it fully.

@@ -16,10 +16,13 @@ pub struct SshProxy {
     pub port: u16,
     /// bob's private key.
     pub key: PathBuf,
+    /// A TCP echo server on 127.0.0.1, a forwarding destination of auto-host.
+    pub echo: u16,
 }
 
 impl SshProxy {
-    /// Targets: auto-host (key login), auto-forged (a wrong pinned host
+    /// Targets: auto-host (key login; `ssh -L`/`-W` allowed to the echo
+    /// server and to the sshd itself, nothing else), auto-forged (a wrong pinned host
     /// key), auto-pw (password login, when the tests know a password),
     /// warn-host (policy `warn`: warn_before 3s), few-host (policy `few`:
     /// one session per grant).
@@ -27,7 +30,12 @@ impl SshProxy {
         let sshd = Sshd::start()?;
         let port = free_port();
         let mut extra = format!("\n[listeners.ssh]\nlisten = \"127.0.0.1:{port}\"\n");
+        let echo = echo_server();
         extra += &sshd.target("auto-host");
+        extra += &format!(
+            "forwarding = [\"127.0.0.1:{echo}\", \"127.0.0.1:{}\"]\n",
+            sshd.port
+        );
         // The same sshd under a wrong pinned key.
         extra += &sshd.target("auto-forged").replace(
             &sshd.host_key,
@@ -40,7 +48,13 @@ impl SshProxy {
         let pw = sshd.password.clone().unwrap_or_default();
         let d = Daemon::start_with_env(None, "", &extra, &[(PASSWORD_ENV, &pw)]);
         let key = bob_key(&d.dir);
-        Some(SshProxy { sshd, d, port, key })
+        Some(SshProxy {
+            sshd,
+            d,
+            port,
+            key,
+            echo,
+        })
     }
 
     /// `ssh -p PORT TARGET@127.0.0.1 ARGS...` as bob.
@@ -118,4 +132,20 @@ pub fn running(cmd: &str) -> bool {
         .args(["-x", "-f", cmd])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// A TCP echo server on 127.0.0.1; its port.
+pub fn echo_server() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = s.try_clone().unwrap();
+                let mut w = s;
+                let _ = std::io::copy(&mut r, &mut w);
+            });
+        }
+    });
+    port
 }

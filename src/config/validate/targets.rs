@@ -93,6 +93,12 @@ pub(super) fn check_targets(c: &mut Checker, file: &FileConfig) -> BTreeMap<Stri
                 );
             }
         }
+        if kind != TargetKind::Ssh && !t.forwarding.is_empty() {
+            c.err(
+                at(&base, "forwarding"),
+                "forwarding applies to ssh targets only",
+            );
+        }
         match kind {
             TargetKind::Ssh => {
                 match &t.host_key {
@@ -111,6 +117,13 @@ pub(super) fn check_targets(c: &mut Checker, file: &FileConfig) -> BTreeMap<Stri
                         up_base.clone(),
                         "ssh targets need upstream.key_file or upstream.password_env",
                     );
+                }
+                for (j, d) in t.forwarding.iter().enumerate() {
+                    if !valid_address(d) {
+                        let mut path = at(&base, "forwarding");
+                        path.push(Seg::Index(j));
+                        c.err(path, format!("invalid forwarding destination {d:?}: expected HOST:PORT such as \"127.0.0.1:5432\" (IPv6 as \"[::1]:5432\")"));
+                    }
                 }
             }
             TargetKind::Postgres => {
@@ -144,6 +157,7 @@ pub(super) fn check_targets(c: &mut Checker, file: &FileConfig) -> BTreeMap<Stri
                 address: t.address.clone(),
                 host_key: t.host_key.clone(),
                 upstream,
+                forwarding: t.forwarding.clone(),
             },
         );
     }

@@ -4,47 +4,26 @@
 //! a channel request, which must be answered in order inside the callback
 //! (russh keeps one want-reply flag per channel).
 
-use super::channel::{self, Cmd, UpChannel};
+pub use super::admit::audit_failure;
+use super::channel::{Cmd, UpChannel};
 use super::keys;
+use super::names;
+use super::open;
 use super::server::SshFrontEnd;
-use super::upstream::{self, Upstream};
-use crate::config::TargetKind;
-use crate::sessions::{EndCause, EndReason, SessionGuard};
+pub use super::shared::Shared;
+use super::upstream::Upstream;
 use russh::keys::PublicKey;
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, ChannelOpenFailure, Pty, Sig};
-use serde_json::json;
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How long the target may take to answer a channel request.
 const REQUEST_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the connection task and the grant watcher share with the handler.
-#[derive(Default)]
-pub struct Shared {
-    pub guard: Mutex<Option<SessionGuard>>,
-    pub authenticated: std::sync::atomic::AtomicBool,
-    pub channels: Mutex<HashMap<ChannelId, Arc<UpChannel>>>,
-    pub warnings: Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
-    pub upstream: Mutex<Option<Arc<Upstream>>>,
-    pub unauth_permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
-    pub idle_timeout: Mutex<Option<Duration>>,
-    /// Jump channels being opened or relayed on this connection.
-    pub jumps: std::sync::atomic::AtomicUsize,
-    /// Cancelled once the farewell has reached both sides (the target's
-    /// channels told to stop and closed); the connection task waits for it
-    /// before killing the sockets.
-    pub farewell_done: CancellationToken,
-    /// Cancelled when the engineer's connection has ended: the farewell then
-    /// stops waiting on that side.
-    pub client_gone: CancellationToken,
-}
 
 pub struct Conn {
     pub fe: Arc<SshFrontEnd>,
@@ -72,25 +51,27 @@ impl Conn {
         self.shared.upstream.lock().ok()?.clone()
     }
 
-    fn reject_metric(&self, reason: &str) {
-        self.fe
-            .grants
-            .metrics
-            .connections_rejected
-            .with_label_values(&["ssh", reason])
-            .inc();
-    }
-
     /// Forwards a want-reply request and answers the engineer in order.
     async fn forward(&self, id: ChannelId, s: &mut Session, cmd: Cmd) -> Result<(), russh::Error> {
         let Some(c) = self.channel(id) else {
             return self.refused_request(id, s, cmd);
         };
+        // Nothing starts on the target once the grant has ended.
+        if self.shared.ended() {
+            return s.channel_failure(id);
+        }
         let answer = c.request(cmd);
-        let ok = matches!(
-            tokio::time::timeout(REQUEST_REPLY_TIMEOUT, answer).await,
-            Ok(Ok(true))
-        );
+        // A target channel whose writer has ended (the farewell closed it)
+        // answers nothing more; waiting out the timeout here would hold
+        // this connection's loop, and so the session's close and the
+        // revoke call, for ten seconds (seen under load with a request
+        // that arrived as the farewell began).
+        let ok = tokio::select! {
+            r = tokio::time::timeout(REQUEST_REPLY_TIMEOUT, answer) => matches!(r, Ok(Ok(true))),
+            _ = c.upstream_done.cancelled() => false,
+            _ = self.shared.ending.cancelled() => false,
+            _ = self.kill.cancelled() => false,
+        };
         if ok {
             s.channel_success(id)
         } else {
@@ -119,91 +100,6 @@ impl Conn {
         }
         Ok(())
     }
-
-    fn audit_failure(&self, user: &str, why: &str) {
-        audit_failure(&self.fe, self.peer, user, &self.target, why);
-    }
-
-    /// Counts one failed attempt from this source (once per connection),
-    /// audits it, and says whether the source is now blocked.
-    fn unknown_key(&mut self, pk: &PublicKey) {
-        self.reject_metric("auth_failed");
-        if std::mem::replace(&mut self.offer_failed, true) {
-            return;
-        }
-        let blocked = self.fe.limiter.failed(&self.limiter_keys());
-        self.audit_failure(
-            "unknown",
-            &format!(
-                "unknown key {}{}",
-                keys::fingerprint(pk),
-                if blocked { "; source blocked" } else { "" }
-            ),
-        );
-    }
-
-    fn limiter_keys(&self) -> Vec<String> {
-        vec![format!("ip:{}", self.peer.ip())]
-    }
-
-    /// A source over the failure limit is refused without looking further.
-    fn blocked(&self) -> bool {
-        if self.fe.limiter.check(&self.limiter_keys()).is_err() {
-            self.reject_metric("auth_failed");
-            return true;
-        }
-        false
-    }
-
-    /// Identified engineer: admission, session, target login.
-    async fn admit(&mut self, user: &str) -> Result<(), (String, &'static str)> {
-        let admitted = self
-            .fe
-            .grants
-            .admit_identified(&self.target, TargetKind::Ssh, user)
-            .await
-            .map_err(|r| (r.to_string(), r.metric_reason()))?;
-        let (warn_tx, warn_rx) = tokio::sync::mpsc::channel(8);
-        let guard = self
-            .fe
-            .grants
-            .open_session(
-                &admitted,
-                TargetKind::Ssh,
-                self.peer.to_string(),
-                Some(warn_tx),
-            )
-            .await
-            .map_err(|e| (e.to_string(), e.metric_reason()))?;
-        match upstream::connect(&admitted.target, &self.kill).await {
-            Ok(up) => {
-                guard.start(Some(
-                    json!({"upstream_user": admitted.target.upstream.user}),
-                ));
-                if let Ok(mut u) = self.shared.upstream.lock() {
-                    *u = Some(Arc::new(up));
-                }
-                if let Ok(mut w) = self.shared.warnings.lock() {
-                    *w = Some(warn_rx);
-                }
-                if let Ok(mut s) = self.shared.guard.lock() {
-                    *s = Some(guard);
-                }
-                if let Ok(mut i) = self.shared.idle_timeout.lock() {
-                    *i = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                tracing::warn!(target = %self.target, "ssh upstream failed: {e}");
-                guard.set_cause(EndCause::new(EndReason::Error));
-                Err((
-                    format!("cannot reach {}: {e}", self.target),
-                    "upstream_error",
-                ))
-            }
-        }
-    }
 }
 
 impl server::Handler for Conn {
@@ -218,7 +114,7 @@ impl server::Handler for Conn {
         name: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        self.target = name.to_string();
+        self.target = names::bounded(name);
         if self.blocked() {
             return Ok(Auth::reject());
         }
@@ -234,7 +130,10 @@ impl server::Handler for Conn {
         target: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        self.target = target.to_string();
+        // Chosen by the client: bounded before it is logged, audited or shown.
+        self.target = names::bounded(target);
+        let target = self.target.clone();
+        let target = target.as_str();
         let pk: &PublicKey = key.public_key;
         if self.blocked() {
             return Ok(Auth::reject());
@@ -303,6 +202,12 @@ impl server::Handler for Conn {
             }
             return Ok(());
         };
+        if self.shared.ended() {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
         // Opened in a task: a slow target must not stall this connection.
         self.attach(channel, reply, session, async move {
             up.channel_open_session().await
@@ -335,10 +240,11 @@ impl server::Handler for Conn {
             // OpenSSH prints a refused open only as "administratively
             // prohibited"; the reason goes in the disconnect message.
             let (handle, kill) = (session.handle(), self.kill.clone());
+            let shared = self.shared.clone();
             let text = self.refusal.as_ref().map(|r| format!("jitgate: {r}"));
             tokio::spawn(async move {
                 if let Some(text) = text {
-                    super::server::hang_up(&handle, &kill, text).await;
+                    super::server::hang_up(&shared, &handle, &kill, text).await;
                 }
                 reply
                     .reject(ChannelOpenFailure::AdministrativelyProhibited)
@@ -346,6 +252,24 @@ impl server::Handler for Conn {
             });
             return Ok(());
         };
+        if self.shared.ended() {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        // Only the destinations the target lists (see `open`).
+        let cfg = self.fe.grants.config.get();
+        let listed = cfg.targets.get(&self.target).map(|t| &t.forwarding[..]);
+        let ok = open::allowed(listed.unwrap_or_default(), host, port);
+        let (store, info) = (self.fe.grants.store.clone(), self.session_info());
+        open::audit_forward(store, info.as_deref(), &self.target, host, port, ok);
+        if !ok {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
         let (host, origin) = (host.to_string(), origin.to_string());
         // The target's sshd opens the forwarded connection, as it would
         // without the proxy; one slow destination cannot freeze others.
@@ -443,6 +367,21 @@ impl server::Handler for Conn {
         Ok(())
     }
 
+    /// X11 forwarding is refused, and said so: a request left unanswered
+    /// keeps `ssh -X` waiting.
+    async fn x11_request(
+        &mut self,
+        id: ChannelId,
+        _single_connection: bool,
+        _protocol: &str,
+        _cookie: &str,
+        _screen: u32,
+        s: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::debug!(target = %self.target, "x11 forwarding refused");
+        s.channel_failure(id)
+    }
+
     /// Agent forwarding is refused: the engineer's agent must not be
     /// reachable from the target.
     async fn agent_request(
@@ -503,8 +442,7 @@ impl server::Handler for Conn {
 }
 
 impl Conn {
-    /// Opens the target's side in a task, then accepts the engineer's
-    /// channel and starts relaying, or rejects it with the target's reason.
+    /// See `open::attach`.
     fn attach(
         &self,
         channel: Channel<Msg>,
@@ -514,26 +452,15 @@ impl Conn {
             + Send
             + 'static,
     ) {
-        let (shared, server, kill) = (self.shared.clone(), session.handle(), self.kill.clone());
-        let info = self.session_info();
-        tokio::spawn(async move {
-            match (open.await, info) {
-                (Ok(upc), Some(info)) => {
-                    let id = channel.id();
-                    let c = channel::start(channel, upc, server, info, &kill);
-                    if let Ok(mut m) = shared.channels.lock() {
-                        m.insert(id, c);
-                    }
-                    reply.accept().await;
-                }
-                (Err(russh::Error::ChannelOpenFailure(f)), _) => reply.reject(f).await,
-                (Err(e), _) => {
-                    tracing::debug!(error = %e, "the target refused a channel");
-                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
-                }
-                (Ok(_), None) => reply.reject(ChannelOpenFailure::ConnectFailed).await,
-            }
-        });
+        open::attach(
+            self.shared.clone(),
+            session.handle(),
+            self.kill.clone(),
+            self.session_info(),
+            channel,
+            reply,
+            open,
+        );
     }
 
     fn session_info(&self) -> Option<Arc<crate::sessions::SessionInfo>> {
@@ -544,20 +471,4 @@ impl Conn {
             .as_ref()
             .map(|g| g.info().clone())
     }
-}
-
-/// An `auth.failed` audit event, written off the connection's path.
-pub fn audit_failure(fe: &SshFrontEnd, peer: SocketAddr, user: &str, target: &str, why: &str) {
-    let entry = crate::audit::AuditEntry::new(
-        user,
-        "auth.failed",
-        target,
-        json!({"kind": "ssh", "client": peer.to_string(), "reason": why}),
-    );
-    let store = fe.grants.store.clone();
-    tokio::spawn(async move {
-        if let Err(e) = store.audit(&entry).await {
-            tracing::warn!(error = %e, "could not audit a failed authentication");
-        }
-    });
 }

@@ -69,6 +69,13 @@ impl Jump {
         reply: ChannelOpenHandle,
         handle: server::Handle,
     ) {
+        let target = super::names::bounded(&target);
+        // A connection being hung up (its grant ended) opens nothing more.
+        if self.shared.ending.is_cancelled() {
+            tracing::info!(user = %self.user, %target, "ssh jump refused: the connection is ending");
+            tokio::spawn(reply.reject(ChannelOpenFailure::AdministrativelyProhibited));
+            return;
+        }
         self.shared.jumps.fetch_add(1, Ordering::AcqRel);
         let live = Live(self.shared.clone());
         tokio::spawn(async move {
@@ -110,8 +117,21 @@ impl Jump {
             up_budget: Arc::new(Semaphore::new(UP_CAP)),
             upstream_done,
         });
-        if let Ok(mut m) = self.shared.channels.lock() {
-            m.insert(id, up.clone());
+        // Registered under the lock a hang-up is ordered by: an open that
+        // raced with it is refused, its fresh session ended unused.
+        let registered = match self.shared.channels.lock() {
+            Ok(mut m) if !self.shared.ending.is_cancelled() => {
+                m.insert(id, up.clone());
+                true
+            }
+            _ => false,
+        };
+        if !registered {
+            guard.set_cause(EndCause::new(EndReason::ClientClosed));
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return;
         }
         // Only now may target bytes flow: the open is confirmed first.
         reply.accept().await;
@@ -147,7 +167,7 @@ impl Jump {
         text: String,
     ) {
         if self.alone() {
-            hang_up(handle, &self.kill, text).await;
+            hang_up(&self.shared, handle, &self.kill, text).await;
         } else {
             let _ = tokio::time::timeout(FAREWELL_LIMIT, handle.close(id)).await;
         }
@@ -176,7 +196,7 @@ impl Jump {
         // prohibited" and exits; a disconnect message it prints in full.
         if self.alone() {
             let text = format!("jitgate: access to {target} refused: {why}");
-            hang_up(handle, &self.kill, text).await;
+            hang_up(&self.shared, handle, &self.kill, text).await;
         }
         let failure = match r.reason {
             "upstream_error" => ChannelOpenFailure::ConnectFailed,

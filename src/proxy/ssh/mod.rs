@@ -4,10 +4,14 @@
 //! At the grant's end every channel gets a farewell on stderr and both
 //! connections are closed, forcibly if a peer does not cooperate.
 
+pub mod admit;
 pub mod channel;
 pub mod conn;
 pub mod jump;
 pub mod keys;
+pub mod names;
+pub mod open;
 pub mod server;
+pub mod shared;
 pub mod socket;
 pub mod upstream;

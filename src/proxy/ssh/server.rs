@@ -213,7 +213,14 @@ pub fn watch(shared: Arc<Shared>, handle: server::Handle, kill: CancellationToke
 /// the session to end, and after FAREWELL_LIMIT kills the socket anyway.
 /// Replies to channel opens jump russh's queue ahead of a disconnect, so a
 /// refusal told this way must reject its open only after this returns.
-pub async fn hang_up(handle: &server::Handle, kill: &CancellationToken, text: String) {
+/// New channels on the connection are refused from the start.
+pub async fn hang_up(
+    shared: &Shared,
+    handle: &server::Handle,
+    kill: &CancellationToken,
+    text: String,
+) {
+    shared.ending.cancel();
     let bounded = async {
         let _ = handle
             .disconnect(Disconnect::ByApplication, text, "en".into())
@@ -244,11 +251,9 @@ fn channel_ids(shared: &Shared) -> Vec<ChannelId> {
 /// caller then kills both sockets whatever happened.
 async fn farewell(shared: &Shared, handle: &server::Handle, target: &str, cause: &EndCause) {
     let text = format!("\r\njitgate: access to {target} ended: {cause}\r\n");
-    let channels: Vec<_> = shared
-        .channels
-        .lock()
-        .map(|m| m.values().cloned().collect())
-        .unwrap_or_default();
+    // From here no channel opens and no request reaches the target: these
+    // are all the channels the session will ever have (see `open`).
+    let channels = shared.freeze();
     for c in &channels {
         // Commands without a pty survive a disconnect on OpenSSH: signal
         // them (refused by sshd for root logins, where the hangup of the
