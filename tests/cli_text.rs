@@ -289,6 +289,9 @@ fn a_user_name_cannot_forge_a_line_in_the_human_log() {
             "select 1",
         ])
         .env("PGUSER", &user)
+        // Every failed login runs the whole SCRAM exchange, so psql needs a
+        // password to reach the refusal that is logged.
+        .env("PGPASSWORD", "not-a-secret")
         .env("PGSSLMODE", "disable")
         .env("PGCONNECT_TIMEOUT", "10")
         .stdin(Stdio::null())
@@ -476,22 +479,26 @@ fn an_ssh_login_name_reaches_the_audit_bounded_and_is_shown_escaped() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let subject = event["subject"].as_str().unwrap_or_default();
+    // The SSH front end bounds and neutralises the name at its source (64
+    // characters, controls replaced); the audit's own 128-character bound
+    // is the backstop for every other source (unit test in src/audit.rs).
     assert_eq!(
         subject.chars().count(),
-        128 + "…[truncated]".chars().count(),
+        64 + "…".chars().count(),
         "{subject:?}"
     );
-    assert!(subject.starts_with("db\x1b]0;owned") && subject.ends_with("…[truncated]"));
+    assert!(
+        subject.starts_with("db?]0;owned") && subject.ends_with('…'),
+        "{subject:?}"
+    );
+    assert!(!subject.chars().any(char::is_control), "{subject:?}");
 
-    // The audit view shows it escaped, and the chain still verifies.
+    // The audit view shows it inert, and the chain still verifies.
     let o = d.cli(DAVE, &["audit"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}{err}");
     assert_inert("audit", &out);
-    assert!(
-        out.contains("db\\u{1b}]0;owned\\u{7}\\r\\u{1b}[2KAAAA"),
-        "{out}"
-    );
+    assert!(out.contains("db?]0;owned"), "{out}");
     let o = d.cli(DAVE, &["audit", "--verify"]);
     assert!(o.status.success(), "{:?}", text(&o));
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::daemon::*;
+use common::free_port;
 use common::tunnel::*;
 use std::io::{Read, Write};
 use std::net::Shutdown;
@@ -419,4 +420,71 @@ fn a_rotated_secret_replaces_the_old_one() {
     let (mut s, r) = t.raw("auto-echo", &new);
     assert_eq!(r.status, OK, "{r:?}");
     echo(&mut s, b"rotated");
+}
+
+#[test]
+fn connect_checks_target_secret_proxy_and_pin_before_listening() {
+    let t = Tunnel::start();
+    let (_g, secret) = t.grant(BOB, "auto-echo", "5m");
+    let wrong_pin = format!("sha256:{}", "00".repeat(32));
+    let cases: [(&str, &str, &str, u16, &str); 4] = [
+        ("a mistyped target", "auto-ecko", &secret, t.port, "refused"),
+        (
+            "a wrong secret",
+            "auto-echo",
+            "jgs_not_a_secret",
+            t.port,
+            "refused",
+        ),
+        (
+            "a wrong proxy port",
+            "auto-echo",
+            &secret,
+            free_port(),
+            "cannot reach the proxy",
+        ),
+        (
+            "a wrong pin",
+            "auto-echo",
+            &secret,
+            t.port,
+            "TLS with the proxy failed",
+        ),
+    ];
+    for (what, target, secret, port, says) in cases {
+        let pin = if what == "a wrong pin" {
+            wrong_pin.as_str()
+        } else {
+            t.fingerprint.as_str()
+        };
+        let mut c = t.connect_with(target, secret, pin, port);
+        assert_eq!(c.wait_exit(), Some(1), "{what}: {}", c.said());
+        let said = c.said();
+        assert!(said.contains(says), "{what}: {said}");
+        assert!(!said.contains("forwarding"), "{what}: it listened: {said}");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", c.local)).is_err(),
+            "{what}: the local port was bound"
+        );
+    }
+    // Checks open no session and are not counted as one.
+    assert_eq!(t.live_sessions(), 0);
+}
+
+#[test]
+fn connect_warns_before_the_end_and_exits_when_the_grant_expires() {
+    let t = Tunnel::start();
+    let (gid, secret) = t.grant(BOB, "warn-echo", "4s");
+    let mut c = t.connect("warn-echo", &secret);
+    assert!(c.said().contains(&gid), "{}", c.said());
+    let mut s = c.open();
+    echo(&mut s, b"before the warning");
+    wait_for("the warning on stderr", || {
+        c.said().contains("access to warn-echo ends in 2s")
+    });
+    // The session is still relaying after the warning.
+    echo(&mut s, b"after the warning");
+    assert_eq!(c.wait_exit(), Some(1), "{}", c.said());
+    let said = c.said();
+    assert!(said.contains("ended"), "{said}");
 }

@@ -62,7 +62,7 @@ struct Unauthenticated {
 }
 
 /// Accepts until `shutdown`; `refused` counts connections closed for
-/// being past the waiting bounds.
+/// being past the waiting bounds or past their handshake deadline.
 ///
 /// `handle` must do nothing before its future is first polled (an `async
 /// fn` does nothing): a connection waiting for a slot is not polled.
@@ -144,12 +144,22 @@ pub async fn serve<F, Fut>(
                 )
             }
         };
+        let timed_out = refused.clone();
         tokio::spawn(
             async move {
                 // The handshake deadline runs from accept, not from the slot:
                 // a silent connection is closed in time wherever it queued.
-                let Ok(Some(held)) = tokio::time::timeout_at(deadline, slots.get()).await else {
-                    return;
+                let held = match tokio::time::timeout_at(deadline, slots.get()).await {
+                    Ok(Some(held)) => held,
+                    // Shutdown.
+                    Ok(None) => return,
+                    Err(_) => {
+                        count(&timed_out);
+                        tracing::debug!(
+                            "handshake deadline from accept passed while queued; closed"
+                        );
+                        return;
+                    }
                 };
                 tokio::pin!(connection);
                 tokio::select! {
@@ -157,6 +167,7 @@ pub async fn serve<F, Fut>(
                     // Resolves once the handler has dropped its permit.
                     _ = handed.acquire() => drop(held),
                     _ = tokio::time::sleep_until(deadline) => {
+                        count(&timed_out);
                         tracing::debug!("handshake deadline from accept passed; closed");
                         return;
                     }
@@ -165,6 +176,14 @@ pub async fn serve<F, Fut>(
             }
             .instrument(span),
         );
+    }
+}
+
+/// A connection the accept loop closes itself is a `protocol_error`
+/// rejection, as the front end's own handshake timeout counts it.
+fn count(c: &Option<IntCounter>) {
+    if let Some(c) = c {
+        c.inc();
     }
 }
 

@@ -98,7 +98,15 @@ impl Upstreams {
         c += &t("auto-refused", self.refused);
         c += &t("idle-echo", self.echo);
         c += &t("few-echo", self.echo);
+        c += &t("warn-echo", self.echo);
         c += r#"
+[[policies]]
+name = "warn"
+requesters = ["group:oncall"]
+targets = ["warn-*"]
+approvals_required = 0
+max_duration = "10m"
+warn_before = ["2s"]
 [[policies]]
 name = "idle"
 requesters = ["group:oncall"]
@@ -172,6 +180,15 @@ impl Tunnel {
 
     /// Runs the real `jitgate connect` for `target` with `secret`.
     pub fn connect(&self, target: &str, secret: &str) -> Connect {
+        let c = self.connect_with(target, secret, &self.fingerprint, self.port);
+        wait_for("jitgate connect to print its banner", || {
+            c.said().contains("forwarding")
+        });
+        c
+    }
+
+    /// `jitgate connect` as given, without waiting for it to listen.
+    pub fn connect_with(&self, target: &str, secret: &str, pin: &str, port: u16) -> Connect {
         let local = free_port();
         let stderr = self.d.dir.join(format!("connect-{target}-{local}.err"));
         let child = Command::new(BIN)
@@ -179,26 +196,22 @@ impl Tunnel {
                 "connect",
                 target,
                 "--proxy",
-                &format!("127.0.0.1:{}", self.port),
+                &format!("127.0.0.1:{port}"),
                 "--listen",
                 &format!("127.0.0.1:{local}"),
                 "--fingerprint",
-                &self.fingerprint,
+                pin,
             ])
             .env("JITGATE_SECRET", secret)
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&stderr).unwrap()))
             .spawn()
             .unwrap();
-        let c = Connect {
+        Connect {
             child,
             local,
             stderr,
-        };
-        wait_for("jitgate connect to print its banner", || {
-            c.said().contains("forwarding")
-        });
-        c
+        }
     }
 
     /// Opens a tunnel session without `jitgate connect`.

@@ -35,12 +35,13 @@ pub struct ConnectArgs {
     pub fingerprint: Option<String>,
 }
 
-struct Ctx {
-    args: ConnectArgs,
+pub(super) struct Ctx {
+    pub(super) args: ConnectArgs,
     secret: String,
     tls: TlsConnector,
     server_name: rustls::pki_types::ServerName<'static>,
-    ended: tokio::sync::Notify,
+    /// Notified when no further session can succeed (the grant is over).
+    pub(super) ended: tokio::sync::Notify,
 }
 
 pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
@@ -60,15 +61,6 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         .to_string();
     let server_name =
         rustls::pki_types::ServerName::try_from(host).context("invalid proxy host name")?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    eprintln!(
-        "jitgate: forwarding {} -> {} via {}",
-        listener.local_addr()?,
-        args.target,
-        args.proxy
-    );
     let ctx = Arc::new(Ctx {
         args,
         secret,
@@ -76,6 +68,31 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         server_name,
         ended: tokio::sync::Notify::new(),
     });
+    // Target, secret, grant, proxy address and pin are all checked before
+    // anything listens: a mistake fails here, not at the first connection.
+    let grant = match super::watch::check(&ctx).await? {
+        Ok(g) => g,
+        Err(why) => {
+            eprintln!(
+                "jitgate: access to {} refused: {}",
+                crate::text::escape(&ctx.args.target),
+                crate::text::escape(&why)
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let listener = TcpListener::bind(ctx.args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", ctx.args.listen))?;
+    eprintln!(
+        "jitgate: forwarding {} -> {} via {} (grant {}, access ends at {})",
+        listener.local_addr()?,
+        crate::text::escape(&ctx.args.target),
+        crate::text::escape(&ctx.args.proxy),
+        crate::text::escape(&grant.grant_id),
+        crate::clock::rfc3339(grant.expires_at_ms)
+    );
+    tokio::spawn(super::watch::watch(ctx.clone(), grant));
     loop {
         tokio::select! {
             _ = ctx.ended.notified() => return Ok(ExitCode::from(1)),
@@ -93,7 +110,7 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn open(
+pub(super) async fn open(
     ctx: &Ctx,
     kind: Kind,
     session_id: &str,

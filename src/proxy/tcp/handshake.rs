@@ -1,7 +1,7 @@
 //! The tunnel handshake spoken inside TLS between `jitgate connect` and the
 //! proxy. Small, versioned, length-prefixed, bounded:
 //!
-//! request:  "JITG" | version=1 | kind (1 connect, 2 status) | len u8 | target
+//! request:  "JITG" | version=1 | kind (1 connect, 2 status, 3 check) | len u8 | target
 //!           | len u8 | secret | len u8 | session id (status only, else 0)
 //! response: "JITG" | version=1 | status u8 | len u16 BE | UTF-8 message
 //!           | len u8 | session id (OK to connect only, else 0)
@@ -9,6 +9,10 @@
 //! After an OK to `connect` the stream carries the target's bytes unaltered.
 //! `status` asks, with the same secret, why a session ended, so the proxy can
 //! close a TCP session without injecting bytes and the client can still say why.
+//! `check` is admitted exactly as `connect` but opens no session: its OK
+//! carries the grant's end and warning offsets as JSON, so `jitgate connect`
+//! can refuse to start on a bad target, secret or pin and can warn before
+//! the end.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -21,6 +25,7 @@ pub const MAX_MESSAGE: usize = 1024;
 pub enum Kind {
     Connect,
     Status,
+    Check,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +132,7 @@ pub async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, Handsh
     let kind = match read_head(r).await? {
         1 => Kind::Connect,
         2 => Kind::Status,
+        3 => Kind::Check,
         _ => return Err(HandshakeError::Malformed("unknown request kind")),
     };
     let target = read_str(r, 63, "target name too long or not UTF-8").await?;
@@ -150,6 +156,7 @@ pub fn encode_hello(h: &Hello) -> Vec<u8> {
     v.push(match h.kind {
         Kind::Connect => 1,
         Kind::Status => 2,
+        Kind::Check => 3,
     });
     for s in [&h.target, &h.secret, &h.session_id] {
         let b = s.as_bytes();

@@ -5,3 +5,4 @@ pub mod connect;
 pub mod handshake;
 pub mod server;
 pub mod verify;
+mod watch;

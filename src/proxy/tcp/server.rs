@@ -72,6 +72,22 @@ pub async fn serve(listener: TcpListener, fe: Arc<TcpFrontEnd>, shutdown: Cancel
     .await
 }
 
+/// What `jitgate connect` learns from a check: when the grant ends and
+/// when to warn, so it can say so on its own terminal.
+fn check_answer(a: &crate::grants::Admitted) -> String {
+    let warn: Vec<u64> = a
+        .policy
+        .as_ref()
+        .map(|p| p.warn_before.iter().map(|w| w.as_secs()).collect())
+        .unwrap_or_default();
+    serde_json::json!({
+        "grant_id": a.grant.id,
+        "expires_at_ms": a.grant.expires_at_ms,
+        "warn_before_s": warn,
+    })
+    .to_string()
+}
+
 fn reject(fe: &TcpFrontEnd, status: Status) {
     fe.grants
         .metrics
@@ -159,6 +175,11 @@ async fn handle(
             return;
         }
     };
+    if hello.kind == Kind::Check {
+        drop(permit);
+        let _ = reply(&mut tls, Status::Ok, &check_answer(&admitted), "").await;
+        return;
+    }
     let g = &admitted.grant;
     let guard = match fe
         .grants
