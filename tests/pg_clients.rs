@@ -337,3 +337,60 @@ fn real_clients_see_their_own_application_name_and_backend_pid() {
         "{err}"
     );
 }
+
+/// A second driver's whole view of a connection (pipeline mode, server-side
+/// prepared statements, binary COPY both ways, binary results of many
+/// types, a large result through a server-side cursor, LISTEN/NOTIFY to
+/// self, errors mid-pipeline, savepoints, the backend pid and
+/// application_name) is the same through jitgate as direct to the server.
+#[test]
+fn psycopg_sees_the_same_through_the_proxy_as_direct() {
+    let Some(py) = python_with_psycopg() else {
+        e2e_skip("python3 with psycopg (pip install 'psycopg[binary]', or run .ci/run)");
+        return;
+    };
+    let Some(p) = PgProxy::start() else { return };
+    let (_g, secret) = bob_grant(&p);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/psycopg_compat.py"
+    );
+    let run = |conninfo: String, password: &str| {
+        let child = Command::new(&py)
+            .arg(script)
+            .arg(conninfo)
+            .env("PGPASSWORD", password)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = common::wait_output(child, std::time::Duration::from_secs(300));
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out}\n{err}");
+        serde_json::from_str::<serde_json::Value>(out.trim())
+            .unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let direct = run(
+        format!(
+            "host=127.0.0.1 port={} user=jit_admin dbname=app sslmode=disable",
+            p.cluster.port
+        ),
+        ROLE_PASSWORD,
+    );
+    let proxied = run(p.conninfo("bob@auto-db", ""), &secret);
+    for (check, want) in direct.as_object().unwrap() {
+        assert!(want.get("error").is_none(), "{check} failed direct: {want}");
+        assert_eq!(&proxied[check], want, "{check} differs through the proxy");
+    }
+    assert_eq!(direct.as_object().unwrap().len(), 10, "{direct}");
+    // The checks check something: spot values of the direct run.
+    assert_eq!(direct["backend_pid_matches"], true, "{direct}");
+    assert_eq!(direct["pipeline"]["error_sqlstate"], "23505", "{direct}");
+    assert_eq!(direct["listen_notify"][0][2], true, "{direct}");
+    assert_eq!(direct["copy_binary"]["rows"], 20001, "{direct}");
+    assert_eq!(direct["large_result"]["rows"], 300000, "{direct}");
+    assert_eq!(
+        direct["application_name"]["parameter_status"], "compat-app",
+        "{direct}"
+    );
+}
