@@ -210,3 +210,27 @@ fn the_known_key_lists_match_what_serde_accepts() {
         assert_eq!(have, want, "section {section:?}");
     }
 }
+
+#[test]
+fn odd_shapes_are_reported_not_panicked_on() {
+    for (text, want) in [
+        ("[[server]]\ndata_dir = \"x\"\n", "server: invalid type"),
+        ("groups = [1]\n", "groups: invalid type"),
+        (
+            "[targets]\nname = \"x\"\n",
+            "targets: expected an array of tables",
+        ),
+        ("users = [1, 2]\n", "users[1]: invalid type"),
+        ("[groups]\n\"a.b\" = [1]\n", "groups"),
+        (
+            "server.colour = 1\n",
+            "j.toml:1:8: server.colour: unknown key",
+        ),
+    ] {
+        let joined = errors_of(text).join("\n");
+        assert!(
+            joined.contains(want),
+            "{text:?}: want {want:?} in:\n{joined}"
+        );
+    }
+}
