@@ -52,8 +52,38 @@ impl<'a> Locator<'a> {
         offset_to_line_col(self.text, offset)
     }
 
+    /// 1-based line and column of the key that ends `path` (an unknown key
+    /// is reported where its name is written); falls back to `line_col`.
+    pub fn key_line_col(&self, path: &Path) -> (usize, usize) {
+        let key_span = match path.split_last() {
+            Some((Seg::Key(key), parent)) => match self.walk(parent) {
+                (_, Some(Node::Table(t))) | (_, Some(Node::Item(Item::Table(t)))) => {
+                    t.key(key).and_then(|k| k.span())
+                }
+                (_, Some(Node::Item(Item::Value(Value::InlineTable(t)))))
+                | (_, Some(Node::Value(Value::InlineTable(t)))) => {
+                    t.key(key).and_then(|k| k.span())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        match key_span {
+            Some(r) => offset_to_line_col(self.text, r.start),
+            None => self.line_col(path),
+        }
+    }
+
     fn span(&self, path: &Path) -> Option<Range<usize>> {
-        let doc = self.doc.as_ref()?;
+        self.walk(path).0
+    }
+
+    /// The span of the deepest node of `path` that exists, and the node
+    /// `path` names when all of it exists.
+    fn walk(&self, path: &[Seg]) -> (Option<Range<usize>>, Option<Node<'_>>) {
+        let Some(doc) = self.doc.as_ref() else {
+            return (None, None);
+        };
         let mut best: Option<Range<usize>> = None;
         let mut cur = Node::Table(doc.as_table());
         for seg in path {
@@ -84,10 +114,10 @@ impl<'a> Locator<'a> {
                     }
                     cur = n;
                 }
-                None => break,
+                None => return (best, None),
             }
         }
-        best
+        (best, Some(cur))
     }
 }
 

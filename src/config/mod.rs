@@ -1,6 +1,7 @@
 //! Configuration: the TOML model, whole-file validation with locations, and
 //! the validated `Config` the daemon runs on.
 
+mod lenient;
 mod locate;
 mod model;
 mod shared;
@@ -95,8 +96,8 @@ fn parse_with(
 ) -> Result<Config, ConfigError> {
     let file = source.display().to_string();
     let loc = locate::Locator::new(text);
-    let raw: model::FileConfig = match toml::from_str(text) {
-        Ok(raw) => raw,
+    let (raw, structural) = match lenient::read(text) {
+        Ok(x) => x,
         Err(e) => {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
             let (line, column) = locate::offset_to_line_col(text, offset);
@@ -117,24 +118,57 @@ fn parse_with(
             }]));
         }
     };
-    validate::build(&raw, source, base, files).map_err(|issues| {
-        ConfigError::Invalid(
-            issues
-                .into_iter()
-                .map(|i| {
-                    let (line, column) = loc.line_col(&i.path);
-                    Located {
-                        file: file.clone(),
-                        line,
-                        column,
-                        key: locate::render(&i.path),
-                        message: i.message,
-                    }
-                })
-                .collect(),
-        )
-    })
+    let located = |path: &locate::Path, at_key: bool, message: String| {
+        let (line, column) = if at_key {
+            loc.key_line_col(path)
+        } else {
+            loc.line_col(path)
+        };
+        Located {
+            file: file.clone(),
+            line,
+            column,
+            key: locate::render(path),
+            message,
+        }
+    };
+    let mut errors: Vec<Located> = structural
+        .into_iter()
+        .map(|s| located(&s.path, s.at_key, s.message))
+        .collect();
+    // Validation runs on what parsed even after structural errors, so one
+    // pass reports everything.
+    let config = match validate::build(&raw, source, base, files) {
+        Ok(c) => Some(c),
+        Err(issues) => {
+            errors.extend(
+                issues
+                    .into_iter()
+                    .map(|i| located(&i.path, false, i.message)),
+            );
+            None
+        }
+    };
+    match config {
+        Some(c) if errors.is_empty() => Ok(c),
+        _ => {
+            // In file order, as an editor walks them.
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(ConfigError::Invalid(errors))
+        }
+    }
+}
+
+/// The keys each section of the file may hold (`""` is the top level), and
+/// the sections whose keys are free names; for documentation checks.
+pub fn known_keys() -> (
+    &'static [(&'static str, &'static [&'static str])],
+    &'static [&'static str],
+) {
+    (model::SECTIONS, model::FREE_FORM)
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lenient;

@@ -7,6 +7,90 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+/// The keys each table of the file may hold, by section path (array indices
+/// left out: `targets.upstream` is the `upstream` of any `[[targets]]`).
+/// The lenient first pass (`lenient.rs`) reports and removes every other key
+/// so one pass finds them all; a unit test checks each list against serde's
+/// own refusal of an unknown key, so this cannot drift from the structs below.
+pub const SECTIONS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "server",
+            "store",
+            "admin",
+            "metrics",
+            "listeners",
+            "groups",
+            "users",
+            "targets",
+            "policies",
+            "notify",
+        ],
+    ),
+    (
+        "server",
+        &["data_dir", "instance", "request_ttl", "shutdown_timeout"],
+    ),
+    ("store", &["url", "max_connections"]),
+    ("admin", &["listen", "tls_cert", "tls_key"]),
+    ("metrics", &["listen"]),
+    ("listeners", &["ssh", "postgres", "tcp"]),
+    ("listeners.ssh", &["listen", "host_key"]),
+    (
+        "listeners.postgres",
+        &["listen", "tls_cert", "tls_key", "allow_plaintext"],
+    ),
+    ("listeners.tcp", &["listen", "tls_cert", "tls_key"]),
+    ("users", &["name", "token_sha256", "ssh_keys", "admin"]),
+    (
+        "targets",
+        &[
+            "name",
+            "kind",
+            "address",
+            "host_key",
+            "upstream",
+            "forwarding",
+        ],
+    ),
+    (
+        "targets.upstream",
+        &["user", "password_env", "key_file", "tls", "ca_file"],
+    ),
+    (
+        "policies",
+        &[
+            "name",
+            "requesters",
+            "targets",
+            "approvers",
+            "approvals_required",
+            "max_duration",
+            "default_duration",
+            "idle_timeout",
+            "require_reason",
+            "warn_before",
+            "max_sessions_per_grant",
+        ],
+    ),
+    (
+        "notify",
+        &[
+            "url",
+            "events",
+            "secret_env",
+            "timeout",
+            "retry_initial",
+            "retry_max",
+            "give_up_after",
+        ],
+    ),
+];
+
+/// Sections whose keys are names the operator chooses (`[groups]`).
+pub const FREE_FORM: &[&str] = &["groups"];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
