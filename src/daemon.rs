@@ -95,7 +95,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     let state = Arc::new(AdminState {
         grants: grants.clone(),
         listeners_up: Default::default(),
-        tcp_fingerprint: Default::default(),
+        endpoints: Default::default(),
         reloader: Default::default(),
     });
     let reloader = Arc::new(Reloader::new(
@@ -113,11 +113,10 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     // break every client of the plain-HTTP default.
     let admin_tls = match &cfg.admin.tls {
         Some(t) => {
-            let tls = crate::tls::server_tls(
-                &cfg.data_dir,
-                "admin",
-                Some((t.cert.as_path(), t.key.as_path())),
-            )?;
+            let tls = crate::tls::server_tls(crate::tls::Source::Files {
+                cert: &t.cert,
+                key: &t.key,
+            })?;
             tracing::info!(fingerprint = %tls.fingerprint, "admin API over TLS");
             Some(tokio_rustls::TlsAcceptor::from(tls.config))
         }
@@ -138,15 +137,14 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             shutdown.clone(),
         ));
     }
+    let mut endpoints = crate::admin::Endpoints::default();
     if let Some(tcp) = &cfg.tcp {
-        let files = tcp
-            .tls
-            .as_ref()
-            .map(|t| (t.cert.as_path(), t.key.as_path()));
-        let tls = crate::tls::server_tls(&cfg.data_dir, "tcp", files)?;
+        let tls = crate::tls::server_tls(tls_source(&cfg, "tcp", tcp.tls.as_ref(), tcp.listen))?;
         let l = bind(tcp.listen, "the TCP tunnel").await?;
         tracing::info!(addr = %l.local_addr()?, fingerprint = %tls.fingerprint, "tcp tunnel listening");
-        let _ = state.tcp_fingerprint.set(tls.fingerprint.clone());
+        endpoints.tcp_address = Some(l.local_addr()?.to_string());
+        endpoints.tcp_tls_fingerprint = Some(tls.fingerprint.clone());
+        endpoints.ca_pem = Some(tls.cert_pem.clone());
         let fe = Arc::new(crate::proxy::tcp::server::TcpFrontEnd {
             grants: grants.clone(),
             tls: tokio_rustls::TlsAcceptor::from(tls.config),
@@ -155,8 +153,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         tasks.spawn(crate::proxy::tcp::server::serve(l, fe, shutdown.clone()));
     }
     if let Some(pg) = &cfg.postgres {
-        let files = pg.tls.as_ref().map(|t| (t.cert.as_path(), t.key.as_path()));
-        let tls = crate::tls::server_tls(&cfg.data_dir, "postgres", files)?;
+        let tls = crate::tls::server_tls(tls_source(&cfg, "postgres", pg.tls.as_ref(), pg.listen))?;
         // libpq 17 direct TLS requires this ALPN protocol; others ignore it.
         let mut server = (*tls.config).clone();
         server.alpn_protocols = vec![b"postgresql".to_vec()];
@@ -164,6 +161,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             hex::decode(tls.fingerprint.trim_start_matches("sha256:")).expect("fingerprint is hex");
         let l = bind(pg.listen, "the PostgreSQL").await?;
         tracing::info!(addr = %l.local_addr()?, fingerprint = %tls.fingerprint, "postgres listening");
+        endpoints.postgres_address = Some(l.local_addr()?.to_string());
+        endpoints.postgres_ca_pem = Some(tls.cert_pem.clone());
         let fe = Arc::new(crate::proxy::postgres::server::PgFrontEnd {
             grants: grants.clone(),
             tls: Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))),
@@ -187,6 +186,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             host_key = %crate::proxy::ssh::keys::fingerprint(&public),
             "ssh listening"
         );
+        endpoints.ssh_address = Some(l.local_addr()?.to_string());
+        endpoints.ssh_host_key = Some(crate::proxy::ssh::keys::openssh_line(&public));
         let fe = Arc::new(crate::proxy::ssh::server::SshFrontEnd {
             grants: grants.clone(),
             config: Arc::new(crate::proxy::ssh::server::server_config(key)),
@@ -194,6 +195,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         });
         tasks.spawn(crate::proxy::ssh::server::serve(l, fe, shutdown.clone()));
     }
+    let _ = state.endpoints.set(endpoints);
     state.listeners_up.store(true, Ordering::Release);
     warn_about_demo_tokens(&cfg);
     tracing::info!(addr = %admin_addr, instance = %cfg.instance, store = store_kind(&cfg.store_url), "jitgate ready");
@@ -246,6 +248,28 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     store.close().await;
     tracing::info!("jitgate stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The operator's certificate files, or one generated under data_dir for
+/// this instance and the listener's address.
+fn tls_source<'a>(
+    cfg: &'a config::Config,
+    stem: &'a str,
+    files: Option<&'a config::TlsFiles>,
+    listen: std::net::SocketAddr,
+) -> crate::tls::Source<'a> {
+    match files {
+        Some(t) => crate::tls::Source::Files {
+            cert: &t.cert,
+            key: &t.key,
+        },
+        None => crate::tls::Source::Generated {
+            data_dir: &cfg.data_dir,
+            stem,
+            instance: &cfg.instance,
+            listen: Some(listen.ip()),
+        },
+    }
 }
 
 /// With a PostgreSQL store this instance joins the others sharing it.

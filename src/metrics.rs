@@ -25,6 +25,9 @@ pub struct Metrics {
     pub request_approve_seconds: Histogram,
     /// Webhook attempts by result: delivered, retried, dropped (given up).
     pub notifications: IntCounterVec,
+    /// Admin API requests refused before routing for want of a valid token;
+    /// kept out of admin_requests_total, whose `route` label names routes.
+    pub admin_unauthenticated: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -51,10 +54,16 @@ impl Metrics {
             must(r.register(Box::new(m.clone())));
             m
         };
+        // Open file descriptors, resident memory, CPU seconds, start time
+        // (the process_* families), read from /proc on each scrape.
+        #[cfg(target_os = "linux")]
+        must(r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )));
         let termination_seconds = must(HistogramVec::new(
             HistogramOpts::new(
                 "jitgate_termination_seconds",
-                "Time from grant end (revoke call or expiry instant) to both sockets closed",
+                "Seconds from a grant's end (the revoke, terminate or lock call, or the expiry instant) to both sockets of a session closed, by cause",
             )
             .buckets(vec![
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -66,7 +75,7 @@ impl Metrics {
         let request_approve_seconds = must(Histogram::with_opts(
             HistogramOpts::new(
                 "jitgate_store_write_seconds",
-                "Duration of control-plane store transactions",
+                "Seconds taken by the store transaction that records a new request or an approval",
             )
             .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).unwrap_or_default()),
         ));
@@ -74,53 +83,68 @@ impl Metrics {
         let m = Metrics {
             sessions_active: gv(
                 "jitgate_sessions_active",
-                "Live sessions",
+                "Sessions relaying now, by kind (ssh, postgres, tcp) and target",
                 &["kind", "target"],
             ),
             sessions_started: cv(
                 "jitgate_sessions_started_total",
-                "Sessions started",
+                "Sessions admitted and relaying, by kind and target",
                 &["kind", "target"],
             ),
             sessions_ended: cv(
                 "jitgate_sessions_ended_total",
-                "Sessions ended, by reason",
+                "Sessions ended, by kind and reason (client_closed, upstream_closed, expired, revoked, terminated, idle, locked, policy_changed, shutdown, error)",
                 &["kind", "reason"],
             ),
             connections_rejected: cv(
                 "jitgate_connections_rejected_total",
-                "Connections refused before relaying",
+                "Client connections refused before any byte was relayed, by kind and reason",
                 &["kind", "reason"],
             ),
             termination_seconds,
             bytes: cv(
                 "jitgate_bytes_total",
-                "Bytes relayed",
+                "Payload bytes relayed, added when a session ends; direction in = client to target, out = target to client",
                 &["kind", "direction"],
             ),
-            grants_active: g("jitgate_grants_active", "Active grants"),
-            requests_pending: g("jitgate_requests_pending", "Pending access requests"),
+            grants_active: g(
+                "jitgate_grants_active",
+                "Grants in force now (approved, neither expired nor revoked)",
+            ),
+            requests_pending: g(
+                "jitgate_requests_pending",
+                "Access requests waiting for approval",
+            ),
             requests: cv(
                 "jitgate_requests_total",
-                "Access requests by outcome",
+                "Access requests closed, by outcome (approved, denied, cancelled, expired, rejected)",
                 &["outcome"],
             ),
             admin_requests: cv(
                 "jitgate_admin_requests_total",
-                "Admin API requests",
+                "Admin API requests answered, by route pattern and HTTP status (requests without a valid token are in jitgate_admin_unauthenticated_total)",
                 &["route", "status"],
             ),
             config_reloads: cv(
                 "jitgate_config_reloads_total",
-                "Config reloads",
+                "Config reloads (SIGHUP or POST /v1/admin/reload), by result (ok, error)",
                 &["result"],
             ),
-            build_info: gv("jitgate_build_info", "Build information", &["version"]),
+            build_info: gv(
+                "jitgate_build_info",
+                "Always 1; the version label is this build's",
+                &["version"],
+            ),
             request_approve_seconds,
             notifications: cv(
                 "jitgate_notifications_total",
                 "Webhook delivery attempts by result (delivered, retried, dropped)",
                 &["result"],
+            ),
+            admin_unauthenticated: cv(
+                "jitgate_admin_unauthenticated_total",
+                "Admin API requests refused with 401, by reason (missing_token, bad_token)",
+                &["reason"],
             ),
             registry: r,
         };
@@ -130,6 +154,9 @@ impl Metrics {
         // Present from the start, so an alert on `dropped` sees a zero first.
         for result in ["delivered", "retried", "dropped"] {
             m.notifications.with_label_values(&[result]);
+        }
+        for reason in ["missing_token", "bad_token"] {
+            m.admin_unauthenticated.with_label_values(&[reason]);
         }
         m
     }

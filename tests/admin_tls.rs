@@ -14,7 +14,13 @@ fn tls_files_put_the_admin_api_behind_tls() {
     // A certificate for localhost and 127.0.0.1, made by the daemon's own code.
     let certs = d.dir.join("admin-tls");
     std::fs::create_dir_all(&certs).unwrap();
-    jitgate::tls::server_tls(&certs, "admin", None).unwrap();
+    jitgate::tls::server_tls(jitgate::tls::Source::Generated {
+        data_dir: &certs,
+        stem: "admin",
+        instance: "test",
+        listen: None,
+    })
+    .unwrap();
     let (cert, key) = (certs.join("admin-cert.pem"), certs.join("admin-key.pem"));
     let listen = format!("listen = \"127.0.0.1:{}\"\n", d.admin_port);
     let config = std::fs::read_to_string(&d.config).unwrap().replacen(

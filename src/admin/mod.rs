@@ -10,6 +10,7 @@ pub use handlers::bodies;
 pub mod http;
 mod router;
 pub mod views;
+pub use handlers::system::Endpoints;
 
 use crate::grants::Grants;
 use crate::reload::Reloader;
@@ -26,7 +27,8 @@ pub struct AdminState {
     pub grants: Arc<Grants>,
     /// Set once every listener is bound; /readyz also needs the store.
     pub listeners_up: AtomicBool,
-    pub tcp_fingerprint: OnceLock<String>,
+    /// How to reach and verify this proxy; set once the listeners are bound.
+    pub endpoints: OnceLock<Endpoints>,
     pub reloader: OnceLock<Arc<Reloader>>,
 }
 

@@ -31,14 +31,20 @@ pub async fn handle(
         ),
     };
     let resp = result.unwrap_or_else(|e| error(&e));
-    metrics
-        .admin_requests
-        .with_label_values(&[route, resp.status().as_str()])
-        .inc();
+    if route != UNAUTHENTICATED {
+        metrics
+            .admin_requests
+            .with_label_values(&[route, resp.status().as_str()])
+            .inc();
+    }
     Ok(resp)
 }
 
 type Out = (&'static str, Result<Resp, ApiError>);
+
+/// Not a route: a request refused before routing is counted in
+/// jitgate_admin_unauthenticated_total instead of admin_requests_total.
+const UNAUTHENTICATED: &str = "";
 
 async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
     let path = req.uri().path().to_string();
@@ -72,7 +78,18 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(caller) = super::auth::authenticate(&cfg, auth) else {
-        return ("unauthenticated", Err(ApiError::unauthorized()));
+        let reason = if auth.is_some() {
+            "bad_token"
+        } else {
+            "missing_token"
+        };
+        state
+            .grants
+            .metrics
+            .admin_unauthenticated
+            .with_label_values(&[reason])
+            .inc();
+        return (UNAUTHENTICATED, Err(ApiError::unauthorized()));
     };
     let ctx = Ctx { state, caller, cfg };
     let q = query.as_deref();

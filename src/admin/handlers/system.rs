@@ -2,6 +2,25 @@ use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, Resp};
 use hyper::StatusCode;
+use serde::Serialize;
+
+/// What an engineer's laptop needs to reach this proxy and verify it is the
+/// real one (SPEC "Sign-in"): the bound addresses, the SSH host key as an
+/// OpenSSH public key line, and the certificates to trust. `ca_pem` is the
+/// tunnel's certificate PEM and `postgres_ca_pem` the PostgreSQL
+/// listener's: the two listeners may be given different certificates (and
+/// generate separate ones), so one field could not hold the truth for
+/// both. A field is null when its listener is off.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Endpoints {
+    pub ssh_address: Option<String>,
+    pub ssh_host_key: Option<String>,
+    pub postgres_address: Option<String>,
+    pub postgres_ca_pem: Option<String>,
+    pub tcp_address: Option<String>,
+    pub tcp_tls_fingerprint: Option<String>,
+    pub ca_pem: Option<String>,
+}
 
 pub async fn whoami(ctx: Ctx) -> Result<Resp, ApiError> {
     let approver_of: Vec<&str> = ctx
@@ -19,18 +38,21 @@ pub async fn whoami(ctx: Ctx) -> Result<Resp, ApiError> {
         .await
         .map_err(crate::grants::GrantError::from)?
         .is_some();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
+    let endpoints = ctx.state.endpoints.get().cloned().unwrap_or_default();
+    let mut body = serde_json::json!({
             "user": ctx.caller.user,
             "admin": ctx.caller.admin,
             "locked": locked,
             "approver_of": approver_of,
             "instance": ctx.cfg.instance,
             "version": env!("CARGO_PKG_VERSION"),
-            "tcp_tls_fingerprint": ctx.state.tcp_fingerprint.get(),
-        }),
-    ))
+    });
+    if let (Some(map), serde_json::Value::Object(more)) =
+        (body.as_object_mut(), serde_json::json!(endpoints))
+    {
+        map.extend(more);
+    }
+    Ok(json(StatusCode::OK, &body))
 }
 
 pub async fn reload(ctx: Ctx) -> Result<Resp, ApiError> {

@@ -38,6 +38,14 @@ pub fn same_key(a: &PublicKey, b: &PublicKey) -> bool {
     a.key_data() == b.key_data()
 }
 
+/// `ssh-ed25519 AAAA...` without a comment: the form of a known_hosts entry
+/// after the host names, and of a target's pinned `host_key`.
+pub fn openssh_line(k: &PublicKey) -> String {
+    PublicKey::new(k.key_data().clone(), "")
+        .to_openssh()
+        .unwrap_or_default()
+}
+
 pub fn fingerprint(k: &PublicKey) -> String {
     k.fingerprint(HashAlg::Sha256).to_string()
 }
