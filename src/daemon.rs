@@ -64,6 +64,16 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     let store = Store::connect(&cfg.store_url, cfg.store_max_connections)
         .await
         .with_context(|| "opening the store")?;
+    // The key lives outside the store so that writing the store is not
+    // enough to rewrite the audit history unnoticed.
+    let anchor = crate::audit_anchor::Anchor::load(
+        &cfg.data_dir,
+        cfg.audit_signing_key.as_deref(),
+        &cfg.instance,
+    )?;
+    tracing::info!(public_key = %anchor.public_key(), "audit checkpoints signed");
+    store.set_anchor(Arc::new(anchor));
+    checkpoint(&store, "start").await;
     let metrics = Arc::new(Metrics::new());
     let sessions = SessionTable::new(&cfg.instance);
     // Session start/end metrics and audit events; without it sessions would
@@ -77,6 +87,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     }
     sessions.set_observer(Arc::new(crate::sessions::Observers(observers)));
     let shared = SharedConfig::new(cfg.clone());
+    let periodic = crate::audit_anchor::spawn_periodic(store.clone(), shutdown.clone());
     let notifier = crate::notify::start(&store, shared.clone(), metrics.clone());
     let grants = Grants::new(
         store.clone(),
@@ -239,6 +250,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             "session audit events not written before shutdown"
         );
     }
+    let _ = periodic.await;
+    checkpoint(&store, "shutdown").await;
     if let Some(c) = &cluster {
         c.leave().await;
     }
@@ -246,6 +259,16 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     store.close().await;
     tracing::info!("jitgate stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Anchors the chain's tail; a failure is logged, the daemon goes on (the
+/// tail stays protected by the plain chain only, which verify reports).
+async fn checkpoint(store: &Store, when: &str) {
+    match store.audit_checkpoint().await {
+        Ok(true) => tracing::info!(when, "audit checkpoint signed"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(when, error = %e, "cannot write an audit checkpoint"),
+    }
 }
 
 /// With a PostgreSQL store this instance joins the others sharing it.

@@ -30,6 +30,16 @@ pub struct FileConfig {
     pub policies: Vec<PolicyEntry>,
     #[serde(default)]
     pub notify: Vec<NotifyEntry>,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Ed25519 PKCS#8 key that signs audit checkpoints; default: generated
+    /// as `audit-signing.key` under data_dir. Instances sharing a store share it.
+    pub signing_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

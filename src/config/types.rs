@@ -28,6 +28,9 @@ pub struct Config {
     /// In file order: the first policy that matches a request governs it.
     pub policies: Vec<Policy>,
     pub notify: Vec<Notify>,
+    /// `[audit] signing_key`: the checkpoint signing key, outside the store;
+    /// None means `audit-signing.key` under data_dir.
+    pub audit_signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
