@@ -261,3 +261,55 @@ fn checkpoints_resigned_with_another_key_fail_against_the_pinned_one() {
         "{r}"
     );
 }
+
+/// Two instances on one PostgreSQL store sign with the one configured key
+/// file; the checkpoints of both verify against it, and a rewrite in the
+/// shared database is named.
+#[test]
+fn instances_sharing_a_postgres_store_share_the_key() {
+    let Some(pg) = common::pg::PgCluster::start() else {
+        eprintln!("skipped: no PostgreSQL binaries");
+        return;
+    };
+    let url = pg.create_db("jitgate_audit_anchor");
+    let keys = tempfile::tempdir().unwrap();
+    let shared = Anchor::load(keys.path(), None, "x").unwrap();
+    let file = keys.path().join("audit-signing.key");
+    let extra = format!("[audit]\nsigning_key = \"{}\"\n", file.display());
+    let mut a = Daemon::start_with_server(Some(&url), "instance = \"a\"", &extra);
+    let mut b = Daemon::start_with_server(Some(&url), "instance = \"b\"", &extra);
+    for i in 0..60 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.create_request(ALICE, "auto-web", "5m");
+    }
+    let pinned = a.dir.join("auditor.pub");
+    std::fs::write(&pinned, shared.public_key()).unwrap();
+    assert!(a.stop().success());
+    let r = cli(
+        &b,
+        &["audit", "--verify", "--public-key-file", &key_arg(&pinned)],
+    );
+    assert_eq!(r.code, Some(0), "{r}");
+    assert!(
+        !r.stdout.contains("note:"),
+        "a's shutdown checkpoint anchors all: {r}"
+    );
+    let cps = b.get("/v1/audit/checkpoints", Some(DAVE)).unwrap().json();
+    let cps = cps["checkpoints"].as_array().unwrap().clone();
+    assert!(cps.iter().any(|c| c["seq"] == 100), "{cps:?}");
+    assert!(cps.iter().any(|c| c["instance"] == "a"), "{cps:?}");
+
+    assert!(b.stop().success());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(rewrite(&url, 77, None));
+    a.spawn();
+    let r = cli(
+        &a,
+        &["audit", "--verify", "--public-key-file", &key_arg(&pinned)],
+    );
+    assert_eq!(r.code, Some(1), "{r}");
+    assert!(r.stdout.contains("event 77 was rewritten"), "{r}");
+}
