@@ -70,13 +70,13 @@ pub(super) async fn checkpoint(
     conn: &mut AnyConnection,
     anchor: &Anchor,
     head: (i64, &str),
-) -> Result<bool, StoreError> {
+) -> Result<Option<Checkpoint>, StoreError> {
     let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints")
         .fetch_one(&mut *conn)
         .await?;
     let last = last.unwrap_or(0);
     if head.0 <= last {
-        return Ok(false);
+        return Ok(None);
     }
     let from = last.max(head.0 - MAX_SPAN);
     let rows = sqlx::query(
@@ -129,14 +129,14 @@ pub(super) async fn checkpoint(
     .bind(&c.signature)
     .execute(&mut *conn)
     .await?;
-    Ok(true)
+    Ok(Some(c))
 }
 
 /// Signing a broken span would launder it; the event is kept unsigned and
 /// `audit --verify` reports it.
-fn refuse(seq: i64, what: &str) -> Result<bool, StoreError> {
+fn refuse(seq: i64, what: &str) -> Result<Option<Checkpoint>, StoreError> {
     tracing::error!(seq, "not signing an audit checkpoint: event {seq} {what}");
-    Ok(false)
+    Ok(None)
 }
 
 fn checkpoint_row(row: &AnyRow) -> Result<Checkpoint, StoreError> {
@@ -231,9 +231,31 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let (seq, hash): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
-        let wrote = checkpoint(&mut tx, anchor, (seq, &hash)).await?;
+        let signed = checkpoint(&mut tx, anchor, (seq, &hash)).await?;
+        if let Some(c) = &signed {
+            self.witness(&mut tx, c).await?;
+        }
         tx.commit().await?;
-        Ok(wrote)
+        Ok(signed.is_some())
+    }
+
+    /// Queues the checkpoint for the receivers that subscribed to
+    /// `audit.checkpoint`, in the transaction that writes it.
+    pub(super) async fn witness(
+        &self,
+        conn: &mut AnyConnection,
+        c: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        use crate::notify::event;
+        let Some(routing) = self.routing() else {
+            return Ok(());
+        };
+        let to = routing.receivers(event::AUDIT_CHECKPOINT);
+        if to.is_empty() {
+            return Ok(());
+        }
+        let e = event::audit_checkpoint(c);
+        super::outbox::insert(conn, &e, &routing.instance(), &to).await
     }
 
     pub async fn audit_checkpoints(

@@ -26,7 +26,9 @@ impl Store {
         let rec = audit_log::append(conn, entry, at_ms).await?;
         if rec.seq % crate::audit_anchor::CHECKPOINT_EVERY == 0 {
             if let Some(anchor) = self.anchor.get() {
-                audit_log::checkpoint(conn, anchor, (rec.seq, &rec.hash)).await?;
+                if let Some(c) = audit_log::checkpoint(conn, anchor, (rec.seq, &rec.hash)).await? {
+                    self.witness(conn, &c).await?;
+                }
             }
         }
         if let Some(routing) = self.routing() {
