@@ -73,7 +73,6 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     )?;
     tracing::info!(public_key = %anchor.public_key(), "audit checkpoints signed");
     store.set_anchor(Arc::new(anchor));
-    checkpoint(&store, "start").await;
     let metrics = Arc::new(Metrics::new());
     let sessions = SessionTable::new(&cfg.instance);
     // Session start/end metrics and audit events; without it sessions would
@@ -89,6 +88,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     let shared = SharedConfig::new(cfg.clone());
     let periodic = crate::audit_anchor::spawn_periodic(store.clone(), shutdown.clone());
     let notifier = crate::notify::start(&store, shared.clone(), metrics.clone());
+    // After the notifier: a witness receiver gets this one too.
+    checkpoint(&store, "start").await;
     let grants = Grants::new(
         store.clone(),
         shared.clone(),
