@@ -205,6 +205,27 @@ pub fn user_locked(user: &str, actor: &str, detail: &Value, at_ms: i64) -> Event
     )
 }
 
+/// The checkpoint whole: a witness can check the signature itself (the
+/// signed bytes are defined in src/audit_anchor.rs, `message`) and later
+/// compare the chain with what it was sent.
+pub fn audit_checkpoint(c: &crate::audit_anchor::Checkpoint) -> Event {
+    Event::new(
+        AUDIT_CHECKPOINT,
+        c.at_ms,
+        json!({
+            "actor": "system",
+            "seq": c.seq,
+            "from_seq": c.from_seq,
+            "at_ms": c.at_ms,
+            "signed_by": c.instance,
+            "head": c.head,
+            "hashes": c.hashes,
+            "public_key": c.public_key,
+            "signature": c.signature,
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,25 +264,4 @@ mod tests {
         assert_ne!(a.id, grant_expiring(&g, Duration::from_secs(300), 0).id);
         assert_eq!(a.fields["remaining_seconds"], 60);
     }
-}
-
-/// The checkpoint whole: a witness can check the signature itself (the
-/// signed bytes are defined in src/audit_anchor.rs, `message`) and later
-/// compare the chain with what it was sent.
-pub fn audit_checkpoint(c: &crate::audit_anchor::Checkpoint) -> Event {
-    Event::new(
-        AUDIT_CHECKPOINT,
-        c.at_ms,
-        json!({
-            "actor": "system",
-            "seq": c.seq,
-            "from_seq": c.from_seq,
-            "at_ms": c.at_ms,
-            "signed_by": c.instance,
-            "head": c.head,
-            "hashes": c.hashes,
-            "public_key": c.public_key,
-            "signature": c.signature,
-        }),
-    )
 }
