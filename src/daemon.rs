@@ -64,6 +64,15 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     let store = Store::connect(&cfg.store_url, cfg.store_max_connections)
         .await
         .with_context(|| "opening the store")?;
+    // The key lives outside the store so that writing the store is not
+    // enough to rewrite the audit history unnoticed.
+    let anchor = crate::audit_anchor::Anchor::load(
+        &cfg.data_dir,
+        cfg.audit_signing_key.as_deref(),
+        &cfg.instance,
+    )?;
+    tracing::info!(public_key = %anchor.public_key(), "audit checkpoints signed");
+    store.set_anchor(Arc::new(anchor));
     let metrics = Arc::new(Metrics::new());
     let sessions = SessionTable::new(&cfg.instance);
     // Session start/end metrics and audit events; without it sessions would
@@ -77,7 +86,10 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     }
     sessions.set_observer(Arc::new(crate::sessions::Observers(observers)));
     let shared = SharedConfig::new(cfg.clone());
+    let periodic = crate::audit_anchor::spawn_periodic(store.clone(), shutdown.clone());
     let notifier = crate::notify::start(&store, shared.clone(), metrics.clone());
+    // After the notifier: a witness receiver gets this one too.
+    checkpoint(&store, "start").await;
     let grants = Grants::new(
         store.clone(),
         shared.clone(),
@@ -241,6 +253,8 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
             "session audit events not written before shutdown"
         );
     }
+    let _ = periodic.await;
+    checkpoint(&store, "shutdown").await;
     if let Some(c) = &cluster {
         c.leave().await;
     }
@@ -269,6 +283,16 @@ fn tls_source<'a>(
             instance: &cfg.instance,
             listen: Some(listen.ip()),
         },
+    }
+}
+
+/// Anchors the chain's tail; a failure is logged, the daemon goes on (the
+/// tail stays protected by the plain chain only, which verify reports).
+async fn checkpoint(store: &Store, when: &str) {
+    match store.audit_checkpoint().await {
+        Ok(true) => tracing::info!(when, "audit checkpoint signed"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(when, error = %e, "cannot write an audit checkpoint"),
     }
 }
 

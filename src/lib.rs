@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod audit_anchor;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

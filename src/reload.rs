@@ -37,6 +37,10 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.store_url != new.store_url {
         v.push("store.url");
     }
+    // The checkpoint key is loaded once, at start.
+    if old.audit_signing_key != new.audit_signing_key {
+        v.push("audit.signing_key");
+    }
     if old.tcp.as_ref().map(|t| t.listen) != new.tcp.as_ref().map(|t| t.listen) {
         v.push("listeners.tcp");
     }

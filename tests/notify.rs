@@ -678,3 +678,52 @@ async fn outbox_leases_hold_on_postgres() {
     let b = Store::connect(&url, 4).await.unwrap();
     two_workers_never_claim_the_same_row(a, b).await;
 }
+
+/// The audit witness: a receiver naming `audit.checkpoint` gets each signed
+/// checkpoint, whose signature it can check with the published key (that
+/// `*` does not subscribe to it: `src/config/types.rs` unit test).
+#[test]
+fn signed_audit_checkpoints_reach_a_witness_that_names_them() {
+    let witness = Receiver::start(free_port(), Mode::Ok);
+    let extra = notify_config(witness.port, r#"["audit.checkpoint"]"#, "5s");
+    let d = Daemon::start_with(None, &extra);
+    for _ in 0..200 {
+        let v = ok(d.get("/v1/audit/verify", Some(DAVE)), 200);
+        if v["events"].as_i64().unwrap_or(0) >= 110 {
+            break;
+        }
+        d.create_request(ALICE, "auto-web", "5m");
+    }
+    wait_for("the checkpoint at seq 100", || {
+        witness
+            .delivered_event("audit.checkpoint")
+            .iter()
+            .any(|v| v["seq"] == 100)
+    });
+    let key = ok(d.get("/v1/audit/public-key", Some(DAVE)), 200);
+    let key = jitgate::audit_anchor::parse_public_key(key["public_key"].as_str().unwrap()).unwrap();
+    let got = witness.delivered_event("audit.checkpoint");
+    let c = got.iter().find(|v| v["seq"] == 100).unwrap();
+    let hashes: Vec<String> = serde_json::from_value(c["hashes"].clone()).unwrap();
+    assert_eq!(hashes.len(), 100);
+    let msg = jitgate::audit_anchor::message(
+        100,
+        c["from_seq"].as_i64().unwrap(),
+        c["at_ms"].as_i64().unwrap(),
+        c["signed_by"].as_str().unwrap(),
+        c["head"].as_str().unwrap(),
+        &hashes,
+    );
+    let sig = hex::decode(c["signature"].as_str().unwrap()).unwrap();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+        .verify(&msg, &sig)
+        .expect("the witness can check the signature");
+    assert!(
+        witness
+            .delivered()
+            .iter()
+            .all(|v| v["event"] == "audit.checkpoint"),
+        "{:?}",
+        witness.delivered()
+    );
+}

@@ -136,6 +136,12 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
         ),
         (&M::GET, ["audit"]) => ("/v1/audit", h::audit::list(ctx, q).await),
         (&M::GET, ["audit", "verify"]) => ("/v1/audit/verify", h::audit::verify(ctx).await),
+        (&M::GET, ["audit", "checkpoints"]) => {
+            ("/v1/audit/checkpoints", h::audit::checkpoints(ctx, q).await)
+        }
+        (&M::GET, ["audit", "public-key"]) => {
+            ("/v1/audit/public-key", h::audit::public_key(ctx).await)
+        }
         (&M::POST, ["admin", "reload"]) => ("/v1/admin/reload", h::system::reload(ctx).await),
         _ => (
             "other",

@@ -1,39 +1,158 @@
-//! `jitgate audit [--verify]`. Verification reads the whole chain and
-//! recomputes every hash here, trusting nothing the server computed; only the
-//! chain head (which reveals deleted newest rows) comes from the server.
+//! `jitgate audit [--verify | --public-key]`. Verification reads the whole
+//! chain and its signed checkpoints and recomputes every hash here, trusting
+//! nothing the server computed. The checkpoint signatures are checked with a
+//! public key the auditor pinned (`--public-key-file`, `JITGATE_AUDIT_PUBKEY`),
+//! so a server whose store was rewritten, hashes and all, cannot pass
+//! (docs/security.md).
 
 use super::api::Api;
 use super::format::{list, out, print_json, query, s};
+use crate::audit_anchor::{parse_public_key, verify_anchored, Checkpoint};
+use anyhow::Context;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Environment variable holding the pinned public key itself.
+pub const PUBKEY_ENV: &str = "JITGATE_AUDIT_PUBKEY";
+
+pub enum Mode {
+    List,
+    PublicKey,
+    Verify { key_file: Option<PathBuf> },
+}
+
+impl Mode {
+    pub fn new(verify: bool, public_key: bool, key_file: Option<PathBuf>) -> Mode {
+        match (verify, public_key) {
+            (true, _) => Mode::Verify { key_file },
+            (false, true) => Mode::PublicKey,
+            (false, false) => Mode::List,
+        }
+    }
+}
 
 pub async fn run(
     api: &Api,
     as_json: bool,
-    verify: bool,
+    mode: Mode,
     after: Option<i64>,
     limit: Option<u32>,
 ) -> anyhow::Result<ExitCode> {
-    if !verify {
-        let q = query(&[
-            ("after", after.map(|a| a.to_string())),
-            ("limit", limit.map(|l| l.to_string())),
-        ]);
-        let r = api.get(&format!("/v1/audit{q}")).await?;
-        list(
-            as_json,
-            &r,
-            "events",
-            &["SEQ", "AT", "ACTOR", "ACTION", "SUBJECT", "DETAIL"],
-            |e| {
-                ["seq", "at", "actor", "action", "subject", "detail"]
-                    .iter()
-                    .map(|k| s(&e[*k]))
-                    .collect()
-            },
-        )?;
-        return Ok(ExitCode::SUCCESS);
+    let key_file = match mode {
+        Mode::Verify { key_file } => key_file,
+        Mode::PublicKey => {
+            let r = api.get("/v1/audit/public-key").await?;
+            if as_json {
+                print_json(&r)?;
+            } else {
+                out(&s(&r["public_key"]))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Mode::List => {
+            let q = query(&[
+                ("after", after.map(|a| a.to_string())),
+                ("limit", limit.map(|l| l.to_string())),
+            ]);
+            let r = api.get(&format!("/v1/audit{q}")).await?;
+            list(
+                as_json,
+                &r,
+                "events",
+                &["SEQ", "AT", "ACTOR", "ACTION", "SUBJECT", "DETAIL"],
+                |e| {
+                    ["seq", "at", "actor", "action", "subject", "detail"]
+                        .iter()
+                        .map(|k| s(&e[*k]))
+                        .collect()
+                },
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let pinned = pinned_key(key_file.as_deref())?;
+    let records = fetch_events(api).await?;
+    let checkpoints = fetch_checkpoints(api).await?;
+    let (key, key_text, is_pinned) = match pinned {
+        Some(k) => (
+            k,
+            format!("{}{}", crate::audit_anchor::KEY_PREFIX, hex::encode(k)),
+            true,
+        ),
+        None => {
+            let r = api.get("/v1/audit/public-key").await?;
+            let text = s(&r["public_key"]);
+            let k = parse_public_key(&text)
+                .context("the server reported no usable audit public key")?;
+            (k, text, false)
+        }
+    };
+    let mut v = verify_anchored(&records, &checkpoints, &key);
+    // The server's own verdict can only make the result worse, never better.
+    let server = api.get("/v1/audit/verify").await?;
+    if v.chain.ok && server["ok"] == Value::Bool(false) {
+        v.chain.ok = false;
+        v.chain.first_bad_seq = server["first_bad_seq"].as_i64();
+        v.chain.problem = server["problem"].as_str().map(str::to_string);
     }
+    if as_json {
+        let mut j = serde_json::to_value(&v)?;
+        j["public_key"] = Value::String(key_text.clone());
+        j["key_pinned"] = Value::Bool(is_pinned);
+        print_json(&j)?;
+    } else if v.chain.ok {
+        out(&format!(
+            "audit chain ok: {} events verified, signed checkpoints through seq {} ({} checked)",
+            v.chain.events, v.anchored_through, v.checkpoints
+        ))?;
+        if v.unanchored_events > 0 {
+            out(&format!(
+                "note: events {} to {} come after the newest signed checkpoint: only the plain \
+                 hash chain protects them",
+                v.anchored_through + 1,
+                v.anchored_through + v.unanchored_events
+            ))?;
+        }
+    } else {
+        out(&format!(
+            "audit chain BROKEN at seq {}: {}",
+            v.chain
+                .first_bad_seq
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "?".into()),
+            crate::text::escape(&v.chain.problem.clone().unwrap_or_default())
+        ))?;
+    }
+    if !is_pinned && !as_json {
+        out(&format!(
+            "warning: the public key was not pinned (--public-key-file or {PUBKEY_ENV}); \
+             checked against the key the server reports, {key_text}"
+        ))?;
+    }
+    Ok(if v.chain.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The key the auditor saved, from `--public-key-file` or the environment.
+fn pinned_key(file: Option<&std::path::Path>) -> anyhow::Result<Option<[u8; 32]>> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the public key file {}", f.display()))?,
+        None => match std::env::var(PUBKEY_ENV) {
+            Ok(t) if !t.trim().is_empty() => t,
+            _ => return Ok(None),
+        },
+    };
+    parse_public_key(&text)
+        .map(Some)
+        .context("the pinned audit public key is not ed25519:HEX (as `jitgate audit --public-key` prints it)")
+}
+
+async fn fetch_events(api: &Api) -> anyhow::Result<Vec<crate::audit::AuditRecord>> {
     let mut records = Vec::new();
     let mut cursor = 0i64;
     loop {
@@ -42,41 +161,47 @@ pub async fn run(
             .await?;
         let events = page["events"].as_array().cloned().unwrap_or_default();
         if events.is_empty() {
-            break;
+            return Ok(records);
         }
         records.extend(events.iter().map(record));
-        cursor = records.last().map(|r| r.seq).unwrap_or(cursor);
+        let next = records.last().map(|r| r.seq).unwrap_or(cursor);
+        if next <= cursor {
+            anyhow::bail!("the server's audit pages do not advance past seq {cursor}");
+        }
+        cursor = next;
     }
-    let server = api.get("/v1/audit/verify").await?;
-    let last = records
-        .last()
-        .map(|r| (r.seq, r.hash.clone()))
-        .unwrap_or((0, crate::audit::GENESIS.to_string()));
-    let mut local = crate::audit::verify(&records, (last.0, &last.1));
-    if local.ok && server["ok"] == Value::Bool(false) {
-        local.ok = false;
-        local.first_bad_seq = server["first_bad_seq"].as_i64();
-        local.problem = server["problem"].as_str().map(str::to_string);
+}
+
+async fn fetch_checkpoints(api: &Api) -> anyhow::Result<Vec<Checkpoint>> {
+    let mut all: Vec<Checkpoint> = Vec::new();
+    let mut cursor = 0i64;
+    loop {
+        let page = api
+            .get(&format!("/v1/audit/checkpoints?after={cursor}&limit=1000"))
+            .await?;
+        let list = page["checkpoints"].as_array().cloned().unwrap_or_default();
+        if list.is_empty() {
+            return Ok(all);
+        }
+        for c in list {
+            // A malformed entry is kept as one that cannot verify.
+            all.push(serde_json::from_value(c).unwrap_or_else(|_| Checkpoint {
+                seq: cursor + 1,
+                from_seq: -1,
+                at_ms: 0,
+                instance: String::new(),
+                head: String::new(),
+                hashes: Vec::new(),
+                public_key: String::new(),
+                signature: String::new(),
+            }));
+        }
+        let next = all.last().map(|c| c.seq).unwrap_or(cursor);
+        if next <= cursor {
+            anyhow::bail!("the server's checkpoint pages do not advance past seq {cursor}");
+        }
+        cursor = next;
     }
-    if as_json {
-        print_json(&serde_json::to_value(&local)?)?;
-    } else if local.ok {
-        out(&format!("audit chain ok: {} events verified", local.events))?;
-    } else {
-        out(&format!(
-            "audit chain BROKEN at seq {}: {}",
-            local
-                .first_bad_seq
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "?".into()),
-            crate::text::escape(&local.problem.clone().unwrap_or_default())
-        ))?;
-    }
-    Ok(if local.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }
 
 /// The stored event byte for byte, as hashed: never the escaped display

@@ -291,10 +291,15 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
         }
         Command::Audit {
             verify,
+            public_key,
+            public_key_file,
             after,
             limit,
             ..
-        } => return super::audit::run(api, as_json, verify, after, limit).await,
+        } => {
+            let mode = super::audit::Mode::new(verify, public_key, public_key_file);
+            return super::audit::run(api, as_json, mode, after, limit).await;
+        }
         Command::Serve { .. }
         | Command::CheckConfig { .. }
         | Command::Token { .. }

@@ -242,9 +242,18 @@ pub enum Command {
     },
     /// Show the audit log, or verify its hash chain.
     Audit {
-        /// Recompute every hash locally and check the chain; exit 1 if broken.
+        /// Recompute every hash locally and check the chain and its signed
+        /// checkpoints; exit 1 if broken.
         #[arg(long)]
         verify: bool,
+        /// Print the key the daemon signs checkpoints with, for auditors to keep.
+        #[arg(long, conflicts_with = "verify")]
+        public_key: bool,
+        /// With --verify: the saved public key to check checkpoints with (or the
+        /// key itself in JITGATE_AUDIT_PUBKEY); without one, the server's key is
+        /// used and the result says the key was not pinned.
+        #[arg(long, value_name = "FILE", requires = "verify")]
+        public_key_file: Option<std::path::PathBuf>,
         /// Only events after this sequence number.
         #[arg(long, value_name = "SEQ")]
         after: Option<i64>,

@@ -26,6 +26,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "targets",
             "policies",
             "notify",
+            "audit",
         ],
     ),
     (
@@ -35,6 +36,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ("store", &["url", "max_connections"]),
     ("admin", &["listen", "tls_cert", "tls_key"]),
     ("metrics", &["listen"]),
+    ("audit", &["signing_key"]),
     ("listeners", &["ssh", "postgres", "tcp"]),
     ("listeners.ssh", &["listen", "host_key"]),
     (
@@ -114,6 +116,16 @@ pub struct FileConfig {
     pub policies: Vec<PolicyEntry>,
     #[serde(default)]
     pub notify: Vec<NotifyEntry>,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Ed25519 PKCS#8 key that signs audit checkpoints; default: generated
+    /// as `audit-signing.key` under data_dir. Instances sharing a store share it.
+    pub signing_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -189,6 +189,7 @@ fn the_known_key_lists_match_what_serde_accepts() {
         ("store", serde_keys::<StoreSection>()),
         ("admin", serde_keys::<AdminSection>()),
         ("metrics", serde_keys::<MetricsSection>()),
+        ("audit", serde_keys::<AuditSection>()),
         ("listeners", serde_keys::<ListenersSection>()),
         ("listeners.ssh", serde_keys::<SshListener>()),
         ("listeners.postgres", serde_keys::<PostgresListener>()),

@@ -28,6 +28,9 @@ pub struct Config {
     /// In file order: the first policy that matches a request governs it.
     pub policies: Vec<Policy>,
     pub notify: Vec<Notify>,
+    /// `[audit] signing_key`: the checkpoint signing key, outside the store;
+    /// None means `audit-signing.key` under data_dir.
+    pub audit_signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,8 +174,11 @@ pub struct Notify {
 }
 
 impl Notify {
+    /// `audit.checkpoint` (the audit witness) only when named: a channel
+    /// subscribed to everything should not get a signature every 100 events.
     pub fn wants(&self, event: &str) -> bool {
-        self.events.contains("*") || self.events.contains(event)
+        self.events.contains(event)
+            || (self.events.contains("*") && event != crate::notify::event::AUDIT_CHECKPOINT)
     }
 }
 
@@ -284,6 +290,23 @@ mod tests {
         assert!(!glob_match("cache", "cache2"));
         assert!(glob_match("*a*b", "xxaxxb"));
         assert!(!glob_match("*a*b", "xxaxxbc"));
+    }
+
+    #[test]
+    fn the_audit_witness_is_subscribed_only_by_name() {
+        let n = |events: &[&str]| Notify {
+            url: "http://x".into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            secret_env: None,
+            timeout: Duration::from_secs(1),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(1),
+            give_up_after: Duration::from_secs(1),
+        };
+        assert!(n(&["*"]).wants("grant.ended"));
+        assert!(!n(&["*"]).wants("audit.checkpoint"));
+        assert!(n(&["audit.checkpoint"]).wants("audit.checkpoint"));
+        assert!(!n(&["audit.checkpoint"]).wants("grant.ended"));
     }
 
     #[test]

@@ -243,6 +243,11 @@ pub fn build(
     let targets = check_targets(&mut c, file);
     let policies = check_policies(&mut c, file, &users, &groups, &targets);
     let notify = check_notify(&mut c, file);
+    let audit_signing_key = file
+        .audit
+        .signing_key
+        .as_ref()
+        .map(|f| c.readable_file(p(&[k("audit"), k("signing_key")]), f));
 
     if !c.issues.is_empty() {
         return Err(c.issues);
@@ -269,6 +274,7 @@ pub fn build(
         targets,
         policies,
         notify,
+        audit_signing_key,
     })
 }
 

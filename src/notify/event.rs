@@ -19,6 +19,9 @@ pub const GRANT_EXPIRING: &str = "grant.expiring";
 pub const GRANT_ENDED: &str = "grant.ended";
 pub const SESSION_ENDED: &str = "session.ended";
 pub const USER_LOCKED: &str = "user.locked";
+/// A signed audit checkpoint, sent to receivers that name it as a witness
+/// outside the store (never matched by `*`).
+pub const AUDIT_CHECKPOINT: &str = "audit.checkpoint";
 
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -198,6 +201,27 @@ pub fn user_locked(user: &str, actor: &str, detail: &Value, at_ms: i64) -> Event
             "reason": detail["reason"],
             "grants_revoked": detail["grants_revoked"],
             "requests_cancelled": detail["requests_cancelled"],
+        }),
+    )
+}
+
+/// The checkpoint whole: a witness can check the signature itself (the
+/// signed bytes are defined in src/audit_anchor.rs, `message`) and later
+/// compare the chain with what it was sent.
+pub fn audit_checkpoint(c: &crate::audit_anchor::Checkpoint) -> Event {
+    Event::new(
+        AUDIT_CHECKPOINT,
+        c.at_ms,
+        json!({
+            "actor": "system",
+            "seq": c.seq,
+            "from_seq": c.from_seq,
+            "at_ms": c.at_ms,
+            "signed_by": c.instance,
+            "head": c.head,
+            "hashes": c.hashes,
+            "public_key": c.public_key,
+            "signature": c.signature,
         }),
     )
 }

@@ -1,9 +1,11 @@
 //! Appending to and reading the audit chain.
 
 use super::{Store, StoreError};
-use crate::audit::{hash_event, AuditEntry, AuditRecord};
+use crate::audit::{hash_event, AuditEntry, AuditRecord, GENESIS};
+use crate::audit_anchor::{Anchor, Checkpoint, MAX_SPAN};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use std::sync::Arc;
 
 /// Appends inside the caller's transaction. The UPDATE of the single head row
 /// serialises concurrent appenders on both backends, so seq has no gaps and
@@ -56,6 +58,98 @@ pub(super) async fn append(
         detail,
         prev_hash,
         hash,
+    })
+}
+
+/// Signs a checkpoint of the chain up to `head` inside the caller's
+/// transaction, which must hold the head row's lock (an append, or
+/// [`Store::audit_checkpoint`]) so checkpoints are written in chain order.
+/// The span since the previous checkpoint is recomputed first: the signer
+/// never vouches for events that do not hash and link as stored.
+pub(super) async fn checkpoint(
+    conn: &mut AnyConnection,
+    anchor: &Anchor,
+    head: (i64, &str),
+) -> Result<Option<Checkpoint>, StoreError> {
+    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints")
+        .fetch_one(&mut *conn)
+        .await?;
+    let last = last.unwrap_or(0);
+    if head.0 <= last {
+        return Ok(None);
+    }
+    let from = last.max(head.0 - MAX_SPAN);
+    let rows = sqlx::query(
+        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
+    )
+    .bind(from)
+    .bind(head.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut span: Vec<AuditRecord> = rows.iter().map(record).collect::<Result<_, _>>()?;
+    let mut prev = GENESIS.to_string();
+    if from > 0 {
+        match span.first() {
+            Some(r) if r.seq == from => prev = r.hash.clone(),
+            _ => return refuse(from, "is missing"),
+        }
+        span.remove(0);
+    }
+    let mut hashes = Vec::with_capacity(span.len());
+    for (i, r) in span.iter().enumerate() {
+        let h = hash_event(
+            &r.prev_hash,
+            r.seq,
+            r.at_ms,
+            &r.actor,
+            &r.action,
+            &r.subject,
+            &r.detail,
+        );
+        if r.seq != from + 1 + i as i64 || r.prev_hash != prev || h != r.hash {
+            return refuse(r.seq, "does not hash or link as stored");
+        }
+        prev = h.clone();
+        hashes.push(h);
+    }
+    if hashes.len() as i64 != head.0 - from || prev != head.1 {
+        return refuse(head.0, "does not match the chain head");
+    }
+    let c = anchor.sign(head.0, from, crate::clock::now_ms(), hashes);
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (seq, from_seq, at, instance, head, hashes, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(c.seq)
+    .bind(c.from_seq)
+    .bind(c.at_ms)
+    .bind(&c.instance)
+    .bind(&c.head)
+    .bind(c.hashes.join(" "))
+    .bind(&c.public_key)
+    .bind(&c.signature)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(c))
+}
+
+/// Signing a broken span would launder it; the event is kept unsigned and
+/// `audit --verify` reports it.
+fn refuse(seq: i64, what: &str) -> Result<Option<Checkpoint>, StoreError> {
+    tracing::error!(seq, "not signing an audit checkpoint: event {seq} {what}");
+    Ok(None)
+}
+
+fn checkpoint_row(row: &AnyRow) -> Result<Checkpoint, StoreError> {
+    let hashes: String = row.try_get("hashes")?;
+    Ok(Checkpoint {
+        seq: row.try_get("seq")?,
+        from_seq: row.try_get("from_seq")?,
+        at_ms: row.try_get("at")?,
+        instance: row.try_get("instance")?,
+        head: row.try_get("head")?,
+        hashes: hashes.split_whitespace().map(str::to_string).collect(),
+        public_key: row.try_get("public_key")?,
+        signature: row.try_get("signature")?,
     })
 }
 
@@ -113,5 +207,69 @@ impl Store {
             all.extend(page);
         }
         Ok(crate::audit::verify(&all, (head.0, &head.1)))
+    }
+
+    /// Makes every later append at a multiple of `CHECKPOINT_EVERY` sign a
+    /// checkpoint; set once at start.
+    pub fn set_anchor(&self, anchor: Arc<Anchor>) {
+        let _ = self.anchor.set(anchor);
+    }
+
+    pub fn anchor(&self) -> Option<&Arc<Anchor>> {
+        self.anchor.get()
+    }
+
+    /// Signs a checkpoint of the current head if events arrived since the
+    /// newest one (start, periodic, shutdown). Without a signer, does nothing.
+    pub async fn audit_checkpoint(&self) -> Result<bool, StoreError> {
+        let Some(anchor) = self.anchor.get() else {
+            return Ok(false);
+        };
+        let mut tx = self.pool.begin().await?;
+        // Takes the head row's lock, as an append does.
+        let row = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *tx)
+            .await?;
+        let (seq, hash): (i64, String) = (row.try_get("seq")?, row.try_get("hash")?);
+        let signed = checkpoint(&mut tx, anchor, (seq, &hash)).await?;
+        if let Some(c) = &signed {
+            self.witness(&mut tx, c).await?;
+        }
+        tx.commit().await?;
+        Ok(signed.is_some())
+    }
+
+    /// Queues the checkpoint for the receivers that subscribed to
+    /// `audit.checkpoint`, in the transaction that writes it.
+    pub(super) async fn witness(
+        &self,
+        conn: &mut AnyConnection,
+        c: &Checkpoint,
+    ) -> Result<(), StoreError> {
+        use crate::notify::event;
+        let Some(routing) = self.routing() else {
+            return Ok(());
+        };
+        let to = routing.receivers(event::AUDIT_CHECKPOINT);
+        if to.is_empty() {
+            return Ok(());
+        }
+        let e = event::audit_checkpoint(c);
+        super::outbox::insert(conn, &e, &routing.instance(), &to).await
+    }
+
+    pub async fn audit_checkpoints(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, from_seq, at, instance, head, hashes, public_key, signature FROM audit_checkpoints WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(checkpoint_row).collect()
     }
 }

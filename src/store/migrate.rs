@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "many_secrets",
         include_str!("migrations/0005_many_secrets.sql"),
     ),
+    (
+        6,
+        "audit_checkpoints",
+        include_str!("migrations/0006_audit_checkpoints.sql"),
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -85,6 +85,9 @@ pub struct Store {
     /// Who receives which notification; unset (tests, tools) means no
     /// notification is queued. Shared by every clone.
     routing: Arc<OnceLock<Arc<dyn Routing>>>,
+    /// The audit checkpoint signer; unset (tests, tools) means no
+    /// checkpoints are written. Shared by every clone.
+    anchor: Arc<OnceLock<Arc<crate::audit_anchor::Anchor>>>,
 }
 
 impl Store {
@@ -134,6 +137,7 @@ impl Store {
             pool,
             backend,
             routing: Default::default(),
+            anchor: Default::default(),
         })
     }
 

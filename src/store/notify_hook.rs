@@ -24,6 +24,13 @@ impl Store {
         at_ms: i64,
     ) -> Result<AuditRecord, StoreError> {
         let rec = audit_log::append(conn, entry, at_ms).await?;
+        if rec.seq % crate::audit_anchor::CHECKPOINT_EVERY == 0 {
+            if let Some(anchor) = self.anchor.get() {
+                if let Some(c) = audit_log::checkpoint(conn, anchor, (rec.seq, &rec.hash)).await? {
+                    self.witness(conn, &c).await?;
+                }
+            }
+        }
         if let Some(routing) = self.routing() {
             queue_for(conn, routing, entry, &rec).await?;
         }

@@ -15,8 +15,8 @@ fn may_read(ctx: &Ctx) -> Result<(), ApiError> {
     }
 }
 
-pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
-    may_read(&ctx)?;
+/// `after` (default 0) and `limit` of a page of the chain or its checkpoints.
+fn page(query: Option<&str>) -> Result<(i64, i64), ApiError> {
     let q = Query::parse(query, &["after", "limit"])?;
     let after = match q.get("after") {
         None | Some("") => 0,
@@ -26,7 +26,12 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
             .filter(|n| *n >= 0)
             .ok_or_else(|| ApiError::bad_request("after must be a non-negative integer seq"))?,
     };
-    let limit = q.limit()?;
+    Ok((after, q.limit()?))
+}
+
+pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
+    may_read(&ctx)?;
+    let (after, limit) = page(query)?;
     let store = &ctx.state.grants.store;
     let rows = store
         .audit_page(after, limit)
@@ -67,5 +72,48 @@ pub async fn verify(ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(json(
         StatusCode::OK,
         &serde_json::to_value(v).unwrap_or_default(),
+    ))
+}
+
+/// The signed checkpoints, for `audit --verify` to check against a public
+/// key it holds; the server's word on them proves nothing by itself.
+pub async fn checkpoints(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
+    may_read(&ctx)?;
+    let (after, limit) = page(query)?;
+    let store = &ctx.state.grants.store;
+    let rows = store
+        .audit_checkpoints(after, limit)
+        .await
+        .map_err(GrantError::from)?;
+    let list: Vec<_> = rows
+        .iter()
+        .map(|c| {
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            v["at"] = serde_json::Value::String(rfc3339(c.at_ms));
+            v
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "checkpoints": list }),
+    ))
+}
+
+/// The key this daemon signs checkpoints with, for an auditor to save once
+/// (`jitgate audit --public-key`) and pin from then on.
+pub async fn public_key(ctx: Ctx) -> Result<Resp, ApiError> {
+    may_read(&ctx)?;
+    let Some(anchor) = ctx.state.grants.store.anchor() else {
+        return Err(ApiError::not_found(
+            "this daemon signs no audit checkpoints",
+        ));
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "algorithm": "ed25519",
+            "public_key": anchor.public_key(),
+            "checkpoint_every": crate::audit_anchor::CHECKPOINT_EVERY,
+        }),
     ))
 }

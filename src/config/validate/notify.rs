@@ -18,6 +18,7 @@ pub const NOTIFY_EVENTS: &[&str] = &[
     "grant.ended",
     "session.ended",
     "user.locked",
+    "audit.checkpoint",
 ];
 
 /// A delivery that takes longer than this holds a worker slot and a lease
