@@ -139,13 +139,20 @@ fn channels_opened_while_a_revoke_runs_leave_nothing_running() {
     // started after the farewell and survived it: fail, and clean it up.
     std::thread::sleep(Duration::from_secs(2));
     let left = pids(&pattern);
+    let what = Command::new("ps")
+        .args(["-o", "pid,pgid,sid,ppid,args", "-p", &left.join(",")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     for pid in &left {
         let _ = Command::new("kill").arg(pid).status();
     }
     assert!(
         left.is_empty(),
-        "{} command(s) still running on the target after the revoke",
-        left.len()
+        "{} command(s) still running on the target after the revoke:\n{what}\nsshd:\n{}\njitgate:\n{}",
+        left.len(),
+        std::fs::read_to_string(p.sshd.dir.path().join("sshd.log")).unwrap_or_default(),
+        p.d.logs()
     );
     let _ = std::fs::remove_file(&ctl);
 }
