@@ -139,15 +139,64 @@ fn channels_opened_while_a_revoke_runs_leave_nothing_running() {
     // started after the farewell and survived it: fail, and clean it up.
     std::thread::sleep(Duration::from_secs(2));
     let left = pids(&pattern);
+    let what = Command::new("ps")
+        .args(["-o", "pid,pgid,sid,ppid,args", "-p", &left.join(",")])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     for pid in &left {
         let _ = Command::new("kill").arg(pid).status();
     }
     assert!(
         left.is_empty(),
-        "{} command(s) still running on the target after the revoke",
-        left.len()
+        "{} command(s) still running on the target after the revoke:\n{what}\nsshd:\n{}\njitgate:\n{}",
+        left.len(),
+        std::fs::read_to_string(p.sshd.dir.path().join("sshd.log")).unwrap_or_default(),
+        p.d.logs()
     );
     let _ = std::fs::remove_file(&ctl);
+}
+
+/// A command without a pty that ignores SIGTERM is still stopped at the
+/// grant's end: the farewell sends KILL when TERM did not end it.
+#[test]
+fn a_command_ignoring_sigterm_is_killed_at_the_end() {
+    let Some(p) = SshProxy::start() else { return };
+    let gid = p.grant("auto-host");
+    let marker = format!("sleep 300.{}", free_port());
+    // The sleep inherits the ignored TERM (forked or exec'd by the shell).
+    let script = format!("trap '' TERM; {marker}");
+    let client = p
+        .ssh("auto-host", &[&script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pattern = format!("^{}", marker.replace('.', "\\."));
+    wait_for("the command to run", || !pids(&pattern).is_empty());
+    let r =
+        p.d.post(
+            &format!("/v1/grants/{gid}/revoke"),
+            Some(DAVE),
+            r#"{"reason":"stubborn"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.json()["sessions_terminated"], 1, "{}", r.body);
+    output_within(client, Duration::from_secs(30), "the ssh client");
+    // Generous: only a command that is never stopped fails this.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pids(&pattern).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = pids(&pattern);
+    for pid in &left {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    assert!(
+        left.is_empty(),
+        "a command ignoring TERM outlived the grant"
+    );
 }
 
 #[test]

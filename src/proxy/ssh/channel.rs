@@ -18,7 +18,9 @@
 use bytes::Bytes;
 use russh::{client, server, Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +28,12 @@ use tokio_util::sync::CancellationToken;
 pub const UP_CAP: usize = 16 << 20;
 /// Bytes from the target waiting for the engineer's window.
 pub const DOWN_CAP: usize = 16 << 20;
+/// How long the farewell repeats TERM to a command without a pty before
+/// it sends KILL (see `UpChannel::end`).
+const TERM_GRACE: Duration = Duration::from_millis(1000);
+/// How long the farewell waits for such a command's end before it closes
+/// the channel anyway; under the farewell's own bound (2 s).
+const STOP_LIMIT: Duration = Duration::from_millis(1500);
 
 pub enum Cmd {
     Data(Bytes),
@@ -54,6 +62,13 @@ pub struct UpChannel {
     /// connection's outgoing queue, so a disconnect sent after this cannot
     /// overtake them (and leave a non-pty command running on the target).
     pub upstream_done: CancellationToken,
+    /// Cancelled once the target has reported the end of the channel's
+    /// command (exit status or exit signal) or closed the channel.
+    pub exited: CancellationToken,
+    /// A pty was asked for: closing the channel hangs its session up.
+    pub pty: AtomicBool,
+    /// A shell or command was asked for (and not refused by the target).
+    pub command: AtomicBool,
 }
 
 impl UpChannel {
@@ -69,6 +84,74 @@ impl UpChannel {
 
     pub fn send(&self, cmd: Cmd) {
         let _ = self.tx.send(cmd);
+    }
+
+    /// Notes what a request about to be queued starts on the target: the
+    /// farewell treats a command without a pty differently (see `end`).
+    pub fn note(&self, cmd: &Cmd) {
+        match cmd {
+            Cmd::Pty(..) => self.pty.store(true, Ordering::Release),
+            Cmd::Exec(_) | Cmd::Shell => self.command.store(true, Ordering::Release),
+            _ => {}
+        }
+    }
+
+    /// The farewell for the target's side of this channel: what runs there
+    /// is told to stop, then the channel is closed. Bounded by STOP_LIMIT.
+    ///
+    /// A command without a pty survives the channel's close and the
+    /// connection's end on OpenSSH: only a signal stops it, and one signal
+    /// is not enough. sshd delivers it with `killpg(pid)` to the child it
+    /// forked for the exec, and a signal that arrives just after the fork
+    /// is lost: before the child's `setsid` the group does not exist
+    /// (sshd logs `killpg(...): No such process`), and until the child has
+    /// exec'd the shell it still runs sshd's code with sshd's signal
+    /// handlers. An exec that reached sshd just before the farewell's
+    /// signal (both in one read) lost it that way under load, and its
+    /// command outlived the grant
+    /// (`tests/ssh_policy.rs::channels_opened_while_a_revoke_runs_leave_nothing_running`).
+    /// So the channel stays open, and the signal is repeated with a short
+    /// backoff, until sshd reports the command's end (exit status or
+    /// signal): TERM, then KILL after `TERM_GRACE` for a command that
+    /// ignores TERM. The engineer's close must not close the target's side
+    /// meanwhile (`Conn::channel_close`). A pty session is hung up by the
+    /// close (an interactive shell ignores TERM), and sshd signals no
+    /// subsystem: those get one TERM and the close at once, as before. A
+    /// login whose sessions sshd will not signal (root) costs the wait,
+    /// STOP_LIMIT, and its command still survives (docs/ssh.md).
+    ///
+    /// The first TERM is queued before this returns, behind every request
+    /// already queued; the rest runs in a task.
+    pub fn end(self: &Arc<Self>) {
+        self.send(Cmd::Signal(Sig::TERM));
+        let c = self.clone();
+        tokio::spawn(async move { c.stop_then_close().await });
+    }
+
+    async fn stop_then_close(&self) {
+        let bare = || self.command.load(Ordering::Acquire) && !self.pty.load(Ordering::Acquire);
+        let start = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(10);
+        while bare() && start.elapsed() < STOP_LIMIT {
+            tokio::select! {
+                _ = self.exited.cancelled() => break,
+                _ = self.upstream_done.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_millis(200));
+            if bare() && !self.exited.is_cancelled() {
+                let sig = if start.elapsed() < TERM_GRACE {
+                    Sig::TERM
+                } else {
+                    Sig::KILL
+                };
+                self.send(Cmd::Signal(sig));
+            }
+        }
+        if bare() && !self.exited.is_cancelled() && !self.upstream_done.is_cancelled() {
+            tracing::warn!("a command on the target did not report its end after TERM and KILL; closing its channel anyway");
+        }
+        self.send(Cmd::Close);
     }
 
     /// Queues the engineer's bytes; past UP_CAP queued bytes this waits,
@@ -99,6 +182,7 @@ pub fn start(
         kill.clone()
             .run_until_cancelled_owned(to_target(uw, rx, up_budget.clone(), info.clone()));
     let upstream_done = CancellationToken::new();
+    let exited = CancellationToken::new();
     let done = upstream_done.clone();
     tokio::spawn(async move {
         writer.await;
@@ -112,6 +196,7 @@ pub fn start(
         down,
         server,
         replies.clone(),
+        exited.clone(),
         info,
         kill.clone(),
     )));
@@ -120,6 +205,9 @@ pub fn start(
         replies,
         up_budget,
         upstream_done,
+        exited,
+        pty: AtomicBool::new(false),
+        command: AtomicBool::new(false),
     })
 }
 
@@ -129,7 +217,6 @@ async fn to_target(
     budget: Arc<Semaphore>,
     info: Arc<crate::sessions::SessionInfo>,
 ) {
-    use std::sync::atomic::Ordering;
     while let Some(c) = rx.recv().await {
         let r = match c {
             Cmd::Data(b) => {
@@ -170,10 +257,10 @@ async fn to_engineer(
     down: Channel<server::Msg>,
     server: server::Handle,
     replies: Replies,
+    exited: CancellationToken,
     info: Arc<crate::sessions::SessionInfo>,
     kill: CancellationToken,
 ) {
-    use std::sync::atomic::Ordering;
     // The reader drains the target's channel promptly so the target's
     // session loop keeps processing window adjusts and replies; it holds
     // back only once DOWN_CAP bytes wait for the engineer.
@@ -184,6 +271,8 @@ async fn to_engineer(
         // Once the engineer's side is gone the target's output is dropped,
         // but the channel is still read to its close.
         let mut forward = true;
+        let done = exited.clone();
+        let _exited = exited.drop_guard();
         while let Some(m) = ur.wait().await {
             match m {
                 ChannelMsg::Success | ChannelMsg::Failure => {
@@ -206,6 +295,12 @@ async fn to_engineer(
                     }
                 }
                 other => {
+                    if matches!(
+                        other,
+                        ChannelMsg::ExitStatus { .. } | ChannelMsg::ExitSignal { .. }
+                    ) {
+                        done.cancel();
+                    }
                     let close = matches!(other, ChannelMsg::Close);
                     if forward && qtx.send(other).is_err() {
                         forward = false;

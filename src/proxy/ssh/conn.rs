@@ -56,18 +56,35 @@ impl Conn {
         let Some(c) = self.channel(id) else {
             return self.refused_request(id, s, cmd);
         };
-        // Nothing starts on the target once the grant has ended.
-        if self.shared.ended() {
-            return s.channel_failure(id);
-        }
-        let answer = c.request(cmd);
+        // Nothing starts on the target once the grant has ended. Checked and
+        // queued under the lock `Shared::freeze` ends the session under: a
+        // request is either ahead of the farewell's signal (and noted for
+        // it) or refused, never queued behind it (see `open`).
+        let starts = matches!(cmd, Cmd::Exec(_) | Cmd::Shell);
+        let answer = {
+            let Ok(_frozen) = self.shared.channels.lock() else {
+                return s.channel_failure(id);
+            };
+            if self.shared.ended() {
+                return s.channel_failure(id);
+            }
+            c.note(&cmd);
+            c.request(cmd)
+        };
         // A target channel whose writer has ended (the farewell closed it)
         // answers nothing more; waiting out the timeout here would hold
         // this connection's loop, and so the session's close and the
         // revoke call, for ten seconds (seen under load with a request
         // that arrived as the farewell began).
         let ok = tokio::select! {
-            r = tokio::time::timeout(REQUEST_REPLY_TIMEOUT, answer) => matches!(r, Ok(Ok(true))),
+            r = tokio::time::timeout(REQUEST_REPLY_TIMEOUT, answer) => {
+                // Refused by the target: nothing runs that the farewell
+                // would have to wait for.
+                if starts && matches!(r, Ok(Ok(false))) {
+                    c.command.store(false, std::sync::atomic::Ordering::Release);
+                }
+                matches!(r, Ok(Ok(true)))
+            }
             _ = c.upstream_done.cancelled() => false,
             _ = self.shared.ending.cancelled() => false,
             _ = self.kill.cancelled() => false,
@@ -428,14 +445,19 @@ impl server::Handler for Conn {
     }
 
     async fn channel_close(&mut self, id: ChannelId, _s: &mut Session) -> Result<(), Self::Error> {
-        let removed = self
-            .shared
-            .channels
-            .lock()
-            .ok()
-            .and_then(|mut m| m.remove(&id));
+        // Once the farewell has frozen the channels it closes the target's
+        // side itself, after what runs there has ended (`UpChannel::end`):
+        // the engineer's client answers the farewell's close at once, and
+        // passing that on would close the channel before a command that
+        // lost its first signal is signalled again.
+        let (removed, frozen) = match self.shared.channels.lock() {
+            Ok(mut m) => (m.remove(&id), self.shared.ending.is_cancelled()),
+            Err(_) => (None, true),
+        };
         if let Some(c) = removed {
-            c.send(Cmd::Close);
+            if !frozen || self.jump_user.is_some() {
+                c.send(Cmd::Close);
+            }
         }
         Ok(())
     }

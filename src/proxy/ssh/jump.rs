@@ -116,6 +116,9 @@ impl Jump {
             replies: replies.clone(),
             up_budget: Arc::new(Semaphore::new(UP_CAP)),
             upstream_done,
+            exited: CancellationToken::new(),
+            pty: Default::default(),
+            command: Default::default(),
         });
         // Registered under the lock a hang-up is ordered by: an open that
         // raced with it is refused, its fresh session ended unused.

@@ -10,8 +10,11 @@
 //! is signalled and closed on the target before the target's connection
 //! is, or it never reaches the engineer and is closed on the target at
 //! once, before any command can be started on it. Requests on a channel in
-//! the snapshot are refused from then on, and the ones already queued are
-//! ahead of the farewell's signal and close.
+//! the snapshot are refused from then on: `Conn::forward` checks and
+//! queues under the same lock, so the ones already queued are ahead of
+//! the farewell's first signal. A command without a pty is signalled
+//! until the target reports its end, and only then closed
+//! (`UpChannel::end`: one signal can arrive too early to reach it).
 
 use super::channel::{self, UpChannel};
 use super::conn::Shared;

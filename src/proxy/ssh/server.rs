@@ -9,7 +9,7 @@ use super::socket::Killable;
 use crate::grants::Grants;
 use crate::proxy::limiter::AuthLimiter;
 use crate::sessions::{EndCause, EndReason};
-use russh::{server, ChannelId, Disconnect, Sig};
+use russh::{server, ChannelId, Disconnect};
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -256,10 +256,10 @@ async fn farewell(shared: &Shared, handle: &server::Handle, target: &str, cause:
     let channels = shared.freeze();
     for c in &channels {
         // Commands without a pty survive a disconnect on OpenSSH: signal
-        // them (refused by sshd for root logins, where the hangup of the
-        // closed channel is what stops them).
-        c.send(super::channel::Cmd::Signal(Sig::TERM));
-        c.send(super::channel::Cmd::Close);
+        // them until sshd reports their end, then close (`UpChannel::end`;
+        // sshd refuses signals for root logins, where the hangup of the
+        // closed channel is what stops a pty session).
+        c.end();
     }
     let upstream = shared.upstream.lock().ok().and_then(|u| u.clone());
     let ids = channel_ids(shared);
