@@ -20,11 +20,23 @@ pub fn e2e_skip(what: &str) {
     eprintln!("\n*** SKIPPED: {what}. Install it or set JITGATE_E2E=require to make this a failure. ***\n");
 }
 
+/// A port nothing listens on now, and one this process has not handed out
+/// before: the kernel may give the same ephemeral port to two binds in a
+/// row once the first is closed, and a daemon whose admin and metrics
+/// listeners got the same port refuses its config (seen in CI).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits for a child's exit and output, at most `limit`: a regression that
