@@ -19,6 +19,22 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
+impl AuditRecord {
+    /// The hash this record should carry, recomputed from its fields and
+    /// its stored `prev_hash` (every verifier compares it with `hash`).
+    pub fn recomputed_hash(&self) -> String {
+        hash_event(
+            &self.prev_hash,
+            self.seq,
+            self.at_ms,
+            &self.actor,
+            &self.action,
+            &self.subject,
+            &self.detail,
+        )
+    }
+}
+
 /// What a state change wants recorded; the store assigns seq and hashes.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
@@ -140,15 +156,7 @@ pub fn verify(records: &[AuditRecord], head: (i64, &str)) -> Verification {
                 format!("event {} does not link to event {}", r.seq, r.seq - 1),
             );
         }
-        let h = hash_event(
-            &r.prev_hash,
-            r.seq,
-            r.at_ms,
-            &r.actor,
-            &r.action,
-            &r.subject,
-            &r.detail,
-        );
+        let h = r.recomputed_hash();
         if h != r.hash {
             return bad(
                 r.seq,

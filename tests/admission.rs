@@ -76,6 +76,24 @@ async fn grant(g: &Arc<Grants>, target: &str) -> (String, String) {
     (id, secret)
 }
 
+/// A second instance over the same store: its revokes and locks reach this
+/// one's session table only by notification, which these tests never send.
+fn peer_of(g: &Arc<Grants>) -> Arc<Grants> {
+    Grants::new(
+        g.store.clone(),
+        SharedConfig::new(config("[\"auto-*\"]")),
+        SessionTable::new("peer"),
+        Arc::new(Metrics::new()),
+    )
+}
+
+fn admin() -> Caller {
+    Caller {
+        user: "dave".into(),
+        admin: true,
+    }
+}
+
 /// Admission as each front end makes it.
 async fn admit(g: &Grants, kind: TargetKind, target: &str, secret: &str) -> Admitted {
     match kind {
@@ -131,18 +149,7 @@ async fn a_reload_between_admission_and_entry_refuses_the_session() {
 async fn a_lock_on_a_peer_between_admission_and_entry_refuses_the_session() {
     let p = plane().await;
     let g = &p.grants;
-    // A second instance over the same store: its lock reaches this one's
-    // session table only by notification, which has not arrived here.
-    let peer = Grants::new(
-        g.store.clone(),
-        SharedConfig::new(config("[\"auto-*\"]")),
-        SessionTable::new("peer"),
-        Arc::new(Metrics::new()),
-    );
-    let dave = Caller {
-        user: "dave".into(),
-        admin: true,
-    };
+    let (peer, dave) = (peer_of(g), admin());
     for (kind, target) in KINDS {
         let (_, secret) = grant(g, target).await;
         let admitted = admit(g, kind, target, &secret).await;
@@ -164,16 +171,7 @@ async fn a_lock_on_a_peer_between_admission_and_entry_refuses_the_session() {
 async fn a_revoke_on_a_peer_between_admission_and_entry_refuses_the_session() {
     let p = plane().await;
     let g = &p.grants;
-    let peer = Grants::new(
-        g.store.clone(),
-        SharedConfig::new(config("[\"auto-*\"]")),
-        SessionTable::new("peer"),
-        Arc::new(Metrics::new()),
-    );
-    let dave = Caller {
-        user: "dave".into(),
-        admin: true,
-    };
+    let (peer, dave) = (peer_of(g), admin());
     for (kind, target) in KINDS {
         let (id, secret) = grant(g, target).await;
         let admitted = admit(g, kind, target, &secret).await;

@@ -2,7 +2,7 @@
 //! verifier holds (never one read from the store).
 
 use super::{message, Checkpoint, CHECKPOINT_EVERY, KEY_PREFIX};
-use crate::audit::{hash_event, verify, AuditRecord, Verification};
+use crate::audit::{verify, AuditRecord, Verification};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use std::collections::BTreeMap;
 
@@ -89,15 +89,7 @@ pub fn verify_anchored(
                 );
                 break;
             };
-            let h = hash_event(
-                &r.prev_hash,
-                r.seq,
-                r.at_ms,
-                &r.actor,
-                &r.action,
-                &r.subject,
-                &r.detail,
-            );
+            let h = r.recomputed_hash();
             if h != *signed {
                 let which = if seq == c.from_seq + 1 && c.from_seq > covered {
                     format!("event {seq} or an earlier one (no checkpoint lists events up to {}) was rewritten", c.from_seq)

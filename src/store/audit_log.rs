@@ -97,15 +97,7 @@ pub(super) async fn checkpoint(
     }
     let mut hashes = Vec::with_capacity(span.len());
     for (i, r) in span.iter().enumerate() {
-        let h = hash_event(
-            &r.prev_hash,
-            r.seq,
-            r.at_ms,
-            &r.actor,
-            &r.action,
-            &r.subject,
-            &r.detail,
-        );
+        let h = r.recomputed_hash();
         if r.seq != from + 1 + i as i64 || r.prev_hash != prev || h != r.hash {
             return refuse(r.seq, "does not hash or link as stored");
         }
