@@ -517,3 +517,35 @@ fn the_store_lock_is_released_when_the_daemon_exits() {
     d.spawn();
     assert_eq!(d.get("/readyz", None).unwrap().status, 200);
 }
+
+#[test]
+fn a_second_daemon_on_a_hard_link_to_the_sqlite_store_is_refused() {
+    let d = Daemon::start();
+    let other = d.dir.join("other");
+    std::fs::create_dir(&other).unwrap();
+    let db = d.dir.join("data").join("jitgate.db");
+    let link = other.join("linked.db");
+    std::fs::hard_link(&db, &link).unwrap();
+    let text = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace(
+            &format!(":{}\"", d.admin_port),
+            &format!(":{}\"", free_port()),
+        )
+        .replace(
+            &format!(":{}\"", d.metrics_port),
+            &format!(":{}\"", free_port()),
+        )
+        .replace(
+            &format!("data_dir = \"{}\"", d.dir.join("data").display()),
+            &format!("data_dir = \"{}\"", other.join("data").display()),
+        )
+        + &format!("\n[store]\nurl = \"sqlite://{}\"\n", link.display());
+    let second = d.dir.join("linked.toml");
+    std::fs::write(&second, text).unwrap();
+    let out = serve_expecting_exit(&second);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("exactly one daemon"), "{stderr}");
+    assert_eq!(d.get("/readyz", None).unwrap().status, 200);
+}

@@ -6,9 +6,12 @@
 //! advisory lock on a companion file (`<db>.lock`) for its whole life, and a
 //! second daemon is refused at start, named by the holder's pid.
 //!
-//! The lock is on a companion file, not on the database itself: closing any
-//! descriptor of a SQLite database drops the process's POSIX locks on it,
-//! which would silently break SQLite's own locking.
+//! The pid goes into a companion file (`<db>.lock`), which is also locked.
+//! The database file itself is locked too (flock, which Linux keeps apart
+//! from the POSIX locks SQLite uses), so a second path to the same file, a
+//! hard link, is refused as well. Its descriptor is held for the daemon's
+//! life and never closed early: closing any descriptor of a SQLite database
+//! drops the process's POSIX locks on it.
 
 use super::{sqlite_path, StoreError};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -20,6 +23,7 @@ use std::os::unix::fs::OpenOptionsExt;
 #[derive(Debug)]
 pub struct EmbeddedStoreLock {
     _file: File,
+    _db: File,
 }
 
 /// Takes the lock for a SQLite store URL; `None` for other stores (several
@@ -62,6 +66,25 @@ pub fn lock_embedded_store(url: &str) -> Result<Option<EmbeddedStoreLock>, Store
             )))
         }
     }
+    let db_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(db)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open the SQLite file {db}: {e}")))?;
+    match db_file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(StoreError::Conflict(format!(
+                "another jitgate daemon is already serving the SQLite file {db} under another path (a hard link); an embedded store serves exactly one daemon: stop the other one, or share a PostgreSQL store between instances"
+            )))
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(StoreError::Unavailable(format!("cannot lock the store {db}: {e}")))
+        }
+    }
     let pid = std::process::id().to_string();
     let written = file
         .set_len(0)
@@ -72,5 +95,8 @@ pub fn lock_embedded_store(url: &str) -> Result<Option<EmbeddedStoreLock>, Store
         // The lock is what matters; the pid is only for the message.
         tracing::warn!(error = %e, "cannot write the pid into {path}");
     }
-    Ok(Some(EmbeddedStoreLock { _file: file }))
+    Ok(Some(EmbeddedStoreLock {
+        _file: file,
+        _db: db_file,
+    }))
 }
