@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod commands;
 mod format;
+mod stdout;
 mod table;
 
 use clap::parser::ValueSource;

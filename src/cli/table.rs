@@ -1,7 +1,7 @@
 //! Plain aligned tables for terminals. Every cell is escaped here too, so no
 //! row can carry a control character whatever built it.
 
-use super::format::out;
+use super::stdout::out;
 
 pub fn print(headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = rows

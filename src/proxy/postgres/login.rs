@@ -13,8 +13,8 @@
 //! unavailable (57P03), and malformed SCRAM messages (08P01).
 
 use super::codec::{self, CodecError, MAX_AUTH_MESSAGE};
+use super::front::PgFrontEnd;
 use super::scram::{self, Exchange, Verifier};
-use super::server::PgFrontEnd;
 use super::stream::PgStream;
 use crate::config::TargetKind;
 use crate::grants::{Admitted, Refusal};

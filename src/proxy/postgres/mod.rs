@@ -8,6 +8,7 @@ pub mod cancel;
 pub mod codec;
 #[cfg(test)]
 mod codec_fixtures;
+mod front;
 mod login;
 pub mod params;
 pub mod relay;

@@ -6,39 +6,27 @@
 //! Every refusal is an ErrorResponse with the right SQLSTATE, so psql shows
 //! the engineer what to do next.
 
-use super::cancel::CancelKeys;
 use super::codec::{self, Initial, Severity};
+pub use super::front::PgFrontEnd;
 use super::login::{login, Refuse};
 use super::params::StatusRewrite;
 use super::stream::PgStream;
 use super::terminate::Backend;
 use super::upstream;
 use crate::config::TargetKind;
-use crate::grants::{Admitted, Grants, OpenError, Refusal};
-use crate::proxy::limiter::AuthLimiter;
+use crate::grants::{Admitted, OpenError, Refusal};
 use crate::sessions::{AdmitError, EndCause, EndReason};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// From accept to authenticated: a client that has not finished its
 /// startup and authentication by then is cut off.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const WARNING_QUEUE: usize = 8;
-
-pub struct PgFrontEnd {
-    pub grants: Arc<Grants>,
-    pub tls: Option<TlsAcceptor>,
-    /// tls-server-end-point channel binding data (SHA-256 of our certificate).
-    pub cert_hash: Vec<u8>,
-    pub allow_plaintext: bool,
-    pub cancels: Arc<CancelKeys>,
-    pub limiter: AuthLimiter,
-}
 
 pub async fn serve(listener: TcpListener, fe: Arc<PgFrontEnd>, shutdown: CancellationToken) {
     let refused = fe

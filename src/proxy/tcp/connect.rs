@@ -3,7 +3,8 @@
 //! closed and the reason is printed; when the grant itself has ended the
 //! command exits 1, since no further connection can succeed.
 
-use super::handshake::{self, Hello, Kind, Status};
+use super::dial::{open, Ctx};
+use super::handshake::{Kind, Status};
 use super::verify::client_config;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -35,15 +36,6 @@ pub struct ConnectArgs {
     pub fingerprint: Option<String>,
 }
 
-pub(super) struct Ctx {
-    pub(super) args: ConnectArgs,
-    secret: String,
-    tls: TlsConnector,
-    server_name: rustls::pki_types::ServerName<'static>,
-    /// Notified when no further session can succeed (the grant is over).
-    pub(super) ended: tokio::sync::Notify,
-}
-
 pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let secret = std::env::var(&args.secret_env).with_context(|| {
         format!(
@@ -62,7 +54,9 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let server_name =
         rustls::pki_types::ServerName::try_from(host).context("invalid proxy host name")?;
     let ctx = Arc::new(Ctx {
-        args,
+        target: args.target,
+        proxy: args.proxy,
+        listen: args.listen,
         secret,
         tls: TlsConnector::from(Arc::new(cfg)),
         server_name,
@@ -75,20 +69,20 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         Err(why) => {
             eprintln!(
                 "jitgate: access to {} refused: {}",
-                crate::text::escape(&ctx.args.target),
+                crate::text::escape(&ctx.target),
                 crate::text::escape(&why)
             );
             return Ok(ExitCode::from(1));
         }
     };
-    let listener = TcpListener::bind(ctx.args.listen)
+    let listener = TcpListener::bind(ctx.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", ctx.args.listen))?;
+        .with_context(|| format!("cannot listen on {}", ctx.listen))?;
     eprintln!(
         "jitgate: forwarding {} -> {} via {} (grant {}, access ends at {})",
         listener.local_addr()?,
-        crate::text::escape(&ctx.args.target),
-        crate::text::escape(&ctx.args.proxy),
+        crate::text::escape(&ctx.target),
+        crate::text::escape(&ctx.proxy),
         crate::text::escape(&grant.grant_id),
         crate::clock::rfc3339(grant.expires_at_ms)
     );
@@ -110,34 +104,6 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub(super) async fn open(
-    ctx: &Ctx,
-    kind: Kind,
-    session_id: &str,
-) -> anyhow::Result<(tokio_rustls::client::TlsStream<TcpStream>, handshake::Reply)> {
-    let tcp = TcpStream::connect(&ctx.args.proxy)
-        .await
-        .with_context(|| format!("cannot reach the proxy at {}", ctx.args.proxy))?;
-    let _ = tcp.set_nodelay(true);
-    let mut tls = ctx
-        .tls
-        .connect(ctx.server_name.clone(), tcp)
-        .await
-        .context("TLS with the proxy failed (check --ca or --fingerprint)")?;
-    let hello = Hello {
-        kind,
-        target: ctx.args.target.clone(),
-        secret: ctx.secret.clone(),
-        session_id: session_id.to_string(),
-    };
-    tls.write_all(&handshake::encode_hello(&hello)).await?;
-    tls.flush().await?;
-    let reply = handshake::read_reply(&mut tls)
-        .await
-        .context("the proxy did not answer the handshake")?;
-    Ok((tls, reply))
-}
-
 async fn tunnel(ctx: &Ctx, mut local: TcpStream) -> anyhow::Result<()> {
     let _ = local.set_nodelay(true);
     let (tls, reply) = open(ctx, Kind::Connect, "").await?;
@@ -149,7 +115,7 @@ async fn tunnel(ctx: &Ctx, mut local: TcpStream) -> anyhow::Result<()> {
         );
         eprintln!(
             "jitgate: access to {} refused: {}",
-            crate::text::escape(&ctx.args.target),
+            crate::text::escape(&ctx.target),
             crate::text::escape(&reply.message)
         );
         if fatal {
@@ -192,12 +158,12 @@ async fn tunnel(ctx: &Ctx, mut local: TcpStream) -> anyhow::Result<()> {
             }
             Ok((_, r)) => eprintln!(
                 "jitgate: the proxy closed the session to {} ({})",
-                crate::text::escape(&ctx.args.target),
+                crate::text::escape(&ctx.target),
                 crate::text::escape(&r.message)
             ),
             Err(e) => eprintln!(
                 "jitgate: the proxy closed the session to {} and cannot say why: {e:#}",
-                ctx.args.target
+                ctx.target
             ),
         }
     }

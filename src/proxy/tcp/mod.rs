@@ -2,6 +2,7 @@
 //! engineer's side (`connect`), speaking the `handshake` protocol.
 
 pub mod connect;
+mod dial;
 pub mod handshake;
 pub mod server;
 pub mod verify;

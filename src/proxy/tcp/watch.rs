@@ -4,7 +4,7 @@
 //! ends. Each warning re-asks the proxy, so an ended grant is reported at
 //! once and a moved end (an extension) is followed rather than guessed.
 
-use super::connect::{open, Ctx};
+use super::dial::{open, Ctx};
 use super::handshake::{Kind, Status};
 use crate::clock::{deadline, now_ms};
 use crate::text::escape;
@@ -38,7 +38,7 @@ pub async fn check(ctx: &Ctx) -> anyhow::Result<Result<GrantInfo, String>> {
 
 /// Runs until the grant is over, then tells `connect` to exit.
 pub async fn watch(ctx: Arc<Ctx>, mut grant: GrantInfo) {
-    let target = escape(&ctx.args.target);
+    let target = escape(&ctx.target);
     loop {
         let mut warns = grant.warn_before_s.clone();
         warns.sort_unstable_by(|a, b| b.cmp(a));
@@ -90,7 +90,7 @@ async fn recheck(ctx: &Ctx, last: &GrantInfo) -> Option<GrantInfo> {
         Ok(Err(why)) => {
             eprintln!(
                 "jitgate: access to {} ended: {}",
-                escape(&ctx.args.target),
+                escape(&ctx.target),
                 escape(&why)
             );
             ctx.ended.notify_one();
