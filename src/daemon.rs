@@ -2,9 +2,9 @@
 //! together, and shut down in order.
 
 use crate::admin::{self, AdminState};
-use crate::cli::LogFormat;
 use crate::config::{self, SharedConfig};
 use crate::grants::Grants;
+use crate::logging::LogFormat;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::sessions::{EndCause, EndReason, SessionTable};

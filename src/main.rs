@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             }
             (Command::CheckConfig { config }, _) => cli::check_config(&config),
             (Command::Token { action }, _) => cli::token(action),
-            (Command::Connect(args), _) => jitgate::proxy::tcp::connect::run(args).await,
+            (Command::Connect(args), _) => jitgate::proxy::tcp::connect::run(args.into()).await,
             (Command::Completions { shell }, _) => cli::completions(shell),
             (Command::Man { command }, _) => cli::man(command.as_deref()),
             (other, Some(api)) => cli::client_command(api, other).await,

@@ -65,13 +65,40 @@ pub struct ApiArgs {
 
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
-#[derive(Clone, Copy, ValueEnum, Default)]
-pub enum LogFormat {
-    /// Human-readable lines (user text escaped).
-    #[default]
-    Human,
-    /// One JSON object per line, for log collectors.
-    Json,
+use crate::logging::LogFormat;
+
+#[derive(clap::Args, Clone)]
+pub struct ConnectArgs {
+    /// Target name, as in the config.
+    pub target: String,
+    /// The proxy's TCP tunnel listener, HOST:PORT.
+    #[arg(long)]
+    pub proxy: String,
+    /// Local address to listen on.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Environment variable holding the connect secret.
+    #[arg(long, default_value = "JITGATE_SECRET")]
+    pub secret_env: String,
+    /// CA certificate that signed the proxy's certificate.
+    #[arg(long, env = "JITGATE_CA")]
+    pub ca: Option<PathBuf>,
+    /// Pin the proxy's certificate instead: sha256:HEX (from `jitgate whoami`).
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+}
+
+impl From<ConnectArgs> for crate::proxy::tcp::connect::Options {
+    fn from(a: ConnectArgs) -> Self {
+        Self {
+            target: a.target,
+            proxy: a.proxy,
+            listen: a.listen,
+            secret_env: a.secret_env,
+            ca: a.ca,
+            fingerprint: a.fingerprint,
+        }
+    }
 }
 
 /// Request states, for `requests --state`.
@@ -270,7 +297,7 @@ pub enum Command {
         api: ApiArgs,
     },
     /// Open a local port that tunnels each connection to TARGET through the proxy.
-    Connect(crate::proxy::tcp::connect::ConnectArgs),
+    Connect(ConnectArgs),
     /// Print a shell completion script (e.g. `jitgate completions bash > /etc/bash_completion.d/jitgate`).
     Completions {
         /// The shell to complete for.

@@ -6,11 +6,21 @@
 mod json;
 mod text;
 
-use crate::cli::LogFormat;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+
+/// The daemon's `--log-format`; defined here so logging needs nothing from
+/// the CLI.
+#[derive(Clone, Copy, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines (user text escaped).
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
 
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

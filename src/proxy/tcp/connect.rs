@@ -15,28 +15,22 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 
-#[derive(clap::Args, Clone)]
-pub struct ConnectArgs {
-    /// Target name, as in the config.
+/// What `jitgate connect` was asked to do; the command line's spelling of
+/// it (flags, defaults, help) belongs to the CLI, which converts.
+#[derive(Clone, Debug)]
+pub struct Options {
     pub target: String,
     /// The proxy's TCP tunnel listener, HOST:PORT.
-    #[arg(long)]
     pub proxy: String,
-    /// Local address to listen on.
-    #[arg(long)]
     pub listen: SocketAddr,
-    /// Environment variable holding the connect secret.
-    #[arg(long, default_value = "JITGATE_SECRET")]
+    /// The secret is read from the environment, never from argv, where
+    /// every local user could read it in /proc.
     pub secret_env: String,
-    /// CA certificate that signed the proxy's certificate.
-    #[arg(long, env = "JITGATE_CA")]
     pub ca: Option<PathBuf>,
-    /// Pin the proxy's certificate instead: sha256:HEX (from `jitgate whoami`).
-    #[arg(long)]
     pub fingerprint: Option<String>,
 }
 
-pub async fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Options) -> anyhow::Result<ExitCode> {
     let secret = std::env::var(&args.secret_env).with_context(|| {
         format!(
             "the connect secret is read from ${} (get one with `jitgate secret GRANT_ID`)",
