@@ -4,7 +4,7 @@
 //! rows are reaped; a store outage opens no access and leaks no session past
 //! its expiry. Real daemons, a real PostgreSQL cluster, real TLS tunnels.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::pg::PgCluster;
@@ -13,20 +13,52 @@ use serde_json::Value;
 use std::io::Write;
 
 struct Fleet {
-    pg: PgCluster,
+    shared: Option<&'static PgCluster>,
+    /// Only for a test that stops the server: the shared one must stay up.
+    own: Option<PgCluster>,
     nodes: Vec<Tunnel>,
 }
 
-/// `n` instances named a, b, c... on one fresh store database.
+impl Fleet {
+    /// The cluster holding this fleet's store.
+    fn pg(&self) -> &PgCluster {
+        match (&self.own, self.shared) {
+            (Some(own), _) => own,
+            (None, Some(shared)) => shared,
+            (None, None) => unreachable!("a fleet has a cluster"),
+        }
+    }
+}
+
+/// `n` instances named a, b, c... on one fresh database of the shared
+/// cluster.
 fn fleet(db: &str, n: usize) -> Option<Fleet> {
-    let pg = PgCluster::start()?;
+    let pg = PgCluster::shared()?;
     let url = pg.create_db(db);
+    Some(Fleet {
+        shared: Some(pg),
+        own: None,
+        nodes: nodes(&url, n),
+    })
+}
+
+/// One instance on a cluster of its own, which the test may stop.
+fn fleet_on_own_cluster(db: &str) -> Option<Fleet> {
+    let own = PgCluster::start()?;
+    let url = own.create_db(db);
+    Some(Fleet {
+        shared: None,
+        nodes: nodes(&url, 1),
+        own: Some(own),
+    })
+}
+
+fn nodes(url: &str, n: usize) -> Vec<Tunnel> {
     let up = Upstreams::start();
-    let nodes = ["a", "b", "c"][..n]
+    ["a", "b", "c"][..n]
         .iter()
-        .map(|name| Tunnel::start_instance(&url, name, &up))
-        .collect();
-    Some(Fleet { pg, nodes })
+        .map(|name| Tunnel::start_instance(url, name, &up))
+        .collect()
 }
 
 /// The sessions `node` lists (its own and its peers').
@@ -213,12 +245,13 @@ fn the_rows_of_a_killed_instance_are_reaped_by_the_others() {
 
 #[test]
 fn a_store_outage_opens_no_access_and_leaks_no_session_past_expiry() {
-    let Some(mut f) = fleet("jitgate_cluster_outage", 1) else {
+    let Some(mut f) = fleet_on_own_cluster("jitgate_cluster_outage") else {
         return;
     };
     let (_, secret) = f.nodes[0].grant(BOB, "auto-echo", "6s");
     let (mut live, _) = open(&f.nodes[0], &secret);
-    f.pg.stop();
+    let own = f.own.as_mut().expect("a cluster of its own");
+    own.stop();
     let a = &f.nodes[0];
     // Fail closed: no new connection, request or approval; not ready.
     let (_, reply) = a.raw("auto-echo", &secret);
@@ -241,7 +274,8 @@ fn a_store_outage_opens_no_access_and_leaks_no_session_past_expiry() {
     live.write_all(b"x").unwrap();
     assert!(closed_by_peer(&mut live), "the session outlived its grant");
     // The store returns: the instance recovers by itself.
-    f.pg.restart();
+    let own = f.own.as_mut().expect("a cluster of its own");
+    own.restart();
     wait_for("readiness after the store returns", || {
         a.d.get("/readyz", None).unwrap().status == 200
     });
@@ -268,7 +302,7 @@ fn the_recheck_closes_a_session_whose_notification_was_missed() {
             .as_millis()
     );
     let out = std::process::Command::new("psql")
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", &sql, &f.pg.url(db)])
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", &sql, &f.pg().url(db)])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -293,7 +327,7 @@ fn own_instance(node: &Tunnel, secret: &str) -> (TlsClient, String) {
 
 #[test]
 fn two_unnamed_instances_on_one_host_get_distinct_names_and_see_each_other() {
-    let Some(pg) = PgCluster::start() else {
+    let Some(pg) = PgCluster::shared() else {
         return;
     };
     let url = pg.create_db("jitgate_cluster_unnamed");
@@ -337,7 +371,7 @@ fn two_unnamed_instances_on_one_host_get_distinct_names_and_see_each_other() {
 
 #[test]
 fn an_instance_name_held_by_a_live_instance_is_refused_at_start() {
-    let Some(pg) = PgCluster::start() else {
+    let Some(pg) = PgCluster::shared() else {
         return;
     };
     let url = pg.create_db("jitgate_cluster_same_name");

@@ -1,9 +1,16 @@
-//! A private PostgreSQL cluster per test binary: initdb in a temp dir, SCRAM
-//! auth, a free port on 127.0.0.1, stopped when dropped.
+//! Private PostgreSQL clusters: initdb in a temp dir, SCRAM auth, a free
+//! port on 127.0.0.1.
+//!
+//! Most tests share one cluster per test binary ([`PgCluster::shared`]) and
+//! keep apart by database and role: initdb and a server start cost seconds
+//! each, and a binary used to start one per test. A test that stops the
+//! server (a store outage) takes its own with [`PgCluster::start`].
 
 use super::{e2e_skip, free_port};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub struct PgCluster {
@@ -12,6 +19,10 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     child: Option<Child>,
+    /// The shared cluster's server runs under a small shell that stops it
+    /// and removes its directory when this pipe closes, which happens when
+    /// the test binary exits however it exits (statics are never dropped).
+    guard: Option<ChildStdin>,
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -26,6 +37,16 @@ fn find_bin() -> Option<PathBuf> {
         .collect();
     found.sort();
     found.pop()
+}
+
+/// Says loudly that a test is skipped (or fails it under JITGATE_E2E=require)
+/// when the server binaries are missing.
+fn bin_or_skip() -> Option<PathBuf> {
+    let bin = find_bin();
+    if bin.is_none() {
+        e2e_skip("PostgreSQL server binaries (initdb) not found under /usr/lib/postgresql/*/bin");
+    }
+    bin
 }
 
 fn is_root() -> bool {
@@ -59,33 +80,56 @@ fn run_as() -> Option<&'static str> {
     })
 }
 
-fn command(bin: &Path, tool: &str) -> Command {
-    match run_as() {
-        Some(user) => {
-            let mut c = Command::new("setpriv");
-            c.args([
-                &format!("--reuid={user}"),
-                &format!("--regid={user}"),
-                "--clear-groups",
-                "--",
-            ]);
-            c.arg(bin.join(tool));
-            c
-        }
-        None => Command::new(bin.join(tool)),
+/// The command line that runs a PostgreSQL tool as the cluster's owner.
+fn argv(bin: &Path, tool: &str) -> Vec<OsString> {
+    let mut v: Vec<OsString> = Vec::new();
+    if let Some(user) = run_as() {
+        v.push("setpriv".into());
+        v.push(format!("--reuid={user}").into());
+        v.push(format!("--regid={user}").into());
+        v.push("--clear-groups".into());
+        v.push("--".into());
     }
+    v.push(bin.join(tool).into());
+    v
 }
+
+fn command(bin: &Path, tool: &str) -> Command {
+    let v = argv(bin, tool);
+    let mut c = Command::new(&v[0]);
+    c.args(&v[1..]);
+    c
+}
+
+/// Stops the server with a fast shutdown once stdin reaches EOF (the test
+/// binary exited), then removes the cluster's directory.
+const GUARDIAN: &str = r#"trap '' INT TERM; "$@" & pid=$!; read _ || true; kill -INT "$pid"; wait "$pid"; rm -rf "$JITGATE_PG_DIR""#;
 
 impl PgCluster {
     /// Starts a cluster, or returns None (after saying so loudly) when the
     /// PostgreSQL server binaries are missing and JITGATE_E2E is not "require".
+    /// Use it only to stop and restart the server; everything else takes
+    /// [`PgCluster::shared`].
     pub fn start() -> Option<PgCluster> {
-        let Some(bin) = find_bin() else {
-            e2e_skip(
-                "PostgreSQL server binaries (initdb) not found under /usr/lib/postgresql/*/bin",
-            );
-            return None;
-        };
+        Self::start_inner(false)
+    }
+
+    /// The cluster every test of this binary shares, started on first use.
+    /// Tests keep apart with their own database ([`Self::create_db`]).
+    pub fn shared() -> Option<&'static PgCluster> {
+        static SHARED: OnceLock<PgCluster> = OnceLock::new();
+        bin_or_skip()?;
+        // Started outside the cell's lock would race; inside it, a test
+        // that panics while starting leaves the cell empty for the next.
+        Some(
+            SHARED.get_or_init(|| {
+                Self::start_inner(true).expect("the PostgreSQL binaries were found")
+            }),
+        )
+    }
+
+    fn start_inner(shared: bool) -> Option<PgCluster> {
+        let bin = bin_or_skip()?;
         let dir = tempfile::Builder::new()
             .prefix("jitgate-pg-")
             .tempdir()
@@ -127,19 +171,30 @@ impl PgCluster {
             dir,
             bin,
             child: None,
+            guard: None,
         };
-        c.spawn_server();
+        c.spawn_server(shared);
         Some(c)
     }
 
-    fn spawn_server(&mut self) {
+    fn spawn_server(&mut self, shared: bool) {
         let data = self.dir.path().join("data");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("server.log"))
             .expect("log");
-        let child = command(&self.bin, "postgres")
+        let mut cmd = if shared {
+            let mut c = Command::new("sh");
+            c.args(["-c", GUARDIAN, "sh"])
+                .args(argv(&self.bin, "postgres"))
+                .env("JITGATE_PG_DIR", self.dir.path())
+                .stdin(Stdio::piped());
+            c
+        } else {
+            command(&self.bin, "postgres")
+        };
+        let mut child = cmd
             .args([
                 "-D",
                 &data.display().to_string(),
@@ -152,7 +207,7 @@ impl PgCluster {
                 "-c",
                 "fsync=off",
                 "-c",
-                "max_connections=200",
+                "max_connections=500",
                 "-c",
                 "password_encryption=scram-sha-256",
             ])
@@ -160,6 +215,7 @@ impl PgCluster {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start postgres");
+        self.guard = child.stdin.take();
         self.child = Some(child);
         self.wait_ready();
     }
@@ -178,7 +234,7 @@ impl PgCluster {
     /// Starts the server again on the same port and data.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "the cluster is running");
-        self.spawn_server();
+        self.spawn_server(false);
     }
 
     fn wait_ready(&mut self) {
@@ -250,6 +306,7 @@ impl PgCluster {
     }
 
     /// Creates a fresh database so tests sharing a cluster stay independent.
+    /// Names are per test: two tests of one binary must not pick the same.
     pub fn create_db(&self, name: &str) -> String {
         self.admin_sql(&format!("CREATE DATABASE \"{name}\""));
         self.url(name)

@@ -6,6 +6,7 @@ use super::daemon::{Daemon, BOB, WARN_AND_FEW_POLICIES};
 use super::free_port;
 use super::pg::PgCluster;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The TLS stream type tokio-postgres-rustls gives (its name is private).
@@ -19,9 +20,14 @@ pub const ROLE_PASSWORD: &str = "jit-admin-Secret-42";
 pub const PASSWORD_ENV: &str = "JITGATE_TEST_PG_PASSWORD";
 
 pub struct PgProxy {
-    pub cluster: PgCluster,
+    pub cluster: &'static PgCluster,
     pub d: Daemon,
     pub port: u16,
+    /// This proxy's target role and database on the shared cluster: a role
+    /// of its own, so a test that alters it (a connection limit) or counts
+    /// its backends sees no other test's.
+    pub role: String,
+    pub db: String,
 }
 
 impl PgProxy {
@@ -33,17 +39,20 @@ impl PgProxy {
     /// `allow_plaintext` opens the listener to clients without TLS (sqlx
     /// here is built without a TLS backend).
     pub fn start_with(allow_plaintext: bool) -> Option<PgProxy> {
-        let cluster = PgCluster::start()?;
+        static NEXT: AtomicUsize = AtomicUsize::new(1);
+        let cluster = PgCluster::shared()?;
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let (role, db) = (format!("jit_admin_{n}"), format!("app_{n}"));
         cluster.admin_sql(&format!(
-            "CREATE ROLE jit_admin LOGIN PASSWORD '{ROLE_PASSWORD}'"
+            "CREATE ROLE {role} LOGIN PASSWORD '{ROLE_PASSWORD}'"
         ));
-        cluster.admin_sql("CREATE DATABASE app OWNER jit_admin");
+        cluster.admin_sql(&format!("CREATE DATABASE {db} OWNER {role}"));
         // Set before the daemon starts; every test uses the same value.
         std::env::set_var(PASSWORD_ENV, ROLE_PASSWORD);
         let port = free_port();
         let target = |name: &str, tls: &str| {
             format!(
-                "\n[[targets]]\nname = \"{name}\"\nkind = \"postgres\"\naddress = \"127.0.0.1:{}\"\nupstream = {{ user = \"jit_admin\", password_env = \"{PASSWORD_ENV}\", tls = \"{tls}\" }}\n",
+                "\n[[targets]]\nname = \"{name}\"\nkind = \"postgres\"\naddress = \"127.0.0.1:{}\"\nupstream = {{ user = \"{role}\", password_env = \"{PASSWORD_ENV}\", tls = \"{tls}\" }}\n",
                 cluster.port
             )
         };
@@ -55,7 +64,13 @@ impl PgProxy {
         extra += &target("few-db", "disable");
         extra += WARN_AND_FEW_POLICIES;
         let d = Daemon::start_with(None, &extra);
-        Some(PgProxy { cluster, d, port })
+        Some(PgProxy {
+            cluster,
+            d,
+            port,
+            role,
+            db,
+        })
     }
 
     /// An active grant and its connect secret.
@@ -70,8 +85,9 @@ impl PgProxy {
     /// libpq connection string through the proxy.
     pub fn conninfo(&self, user_at_target: &str, extra: &str) -> String {
         format!(
-            "host=localhost port={} user={user_at_target} dbname=app sslmode=verify-full sslrootcert={} {extra}",
+            "host=localhost port={} user={user_at_target} dbname={} sslmode=verify-full sslrootcert={} {extra}",
             self.port,
+            self.db,
             self.cert().display()
         )
     }
@@ -111,7 +127,7 @@ impl PgProxy {
             .port(self.port)
             .user(user_at_target)
             .password(secret)
-            .dbname("app")
+            .dbname(&self.db)
             .ssl_mode(tokio_postgres::config::SslMode::Require)
             .channel_binding(tokio_postgres::config::ChannelBinding::Require);
         cfg.connect(self.tls()).await
@@ -136,7 +152,7 @@ impl PgProxy {
     /// Backends of jitgate sessions, seen by the superuser on the target.
     pub fn backends(&self) -> Vec<String> {
         let out = self.cluster.admin_sql(
-            "SELECT pid || '|' || application_name || '|' || state || '|' || query FROM pg_stat_activity WHERE application_name LIKE 'jitgate:%'",
+            &format!("SELECT pid || '|' || application_name || '|' || state || '|' || query FROM pg_stat_activity WHERE application_name LIKE 'jitgate:%' AND datname = '{}'", self.db),
         );
         out.lines()
             .map(|l| l.to_string())

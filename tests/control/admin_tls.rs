@@ -2,7 +2,7 @@
 //! real CLI talks to it over https with `--ca`, and plain HTTP on the same
 //! port gets no answer, so tokens never cross the wire in the clear.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::tunnel::wait_for;

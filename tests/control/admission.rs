@@ -6,7 +6,7 @@
 //! gap, on a real SQLite store. The PostgreSQL test in tests/pg_admission.rs
 //! does the same through a real login paused mid-SCRAM.
 
-mod common;
+use crate::common;
 
 use common::daemon::base_config;
 use jitgate::config::{parse_offline, Config, SharedConfig, TargetKind};

@@ -1,6 +1,6 @@
 //! The admin API through real HTTP against the real daemon binary.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use serde_json::json;

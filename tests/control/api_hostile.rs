@@ -3,7 +3,7 @@
 //! must answer with an error or close the connection, never hang, never
 //! panic (Daemon's drop checks the log), and stay healthy afterwards.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 //! CLI with the pinned public key names the event. Forged checkpoints and a
 //! swapped key file fail too.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use jitgate::audit::{hash_event, GENESIS};
@@ -267,7 +267,7 @@ fn checkpoints_resigned_with_another_key_fail_against_the_pinned_one() {
 /// shared database is named.
 #[test]
 fn instances_sharing_a_postgres_store_share_the_key() {
-    let Some(pg) = common::pg::PgCluster::start() else {
+    let Some(pg) = common::pg::PgCluster::shared() else {
         eprintln!("skipped: no PostgreSQL binaries");
         return;
     };

@@ -3,7 +3,7 @@
 //! runtime or API error with a message on stderr, 2 usage error),
 //! `check-config` and `token new`.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use serde_json::Value;

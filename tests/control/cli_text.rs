@@ -4,7 +4,7 @@
 //! a reader that stops early ends every command quietly, durations have one
 //! strict syntax, and a wrong URL scheme is explained.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use std::io::Read;

@@ -5,7 +5,7 @@
 //! and 409 messages. Each page's screenshot goes to
 //! target/console-screenshots/.
 
-mod common;
+use crate::common;
 
 use common::browser::{Browser, DESKTOP, PHONE};
 use common::daemon::*;

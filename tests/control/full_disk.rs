@@ -3,7 +3,7 @@
 //! recovers by itself once space is freed. Needs a tmpfs mount (root);
 //! skipped loudly otherwise.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use std::process::Command;

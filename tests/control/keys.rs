@@ -3,7 +3,7 @@
 //! instances sharing configured keys, and generated certificates renewed at
 //! start when near their end.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::e2e_skip;
@@ -135,8 +135,9 @@ fn psql_verifies_the_proxy_with_the_pem_whoami_gives() {
     std::fs::write(&ca, pem).unwrap();
     let (_, secret) = p.grant(BOB, "auto-db", "5m");
     let conninfo = format!(
-        "host=localhost port={} user=bob@auto-db dbname=app sslmode=verify-full sslrootcert={}",
+        "host=localhost port={} user=bob@auto-db dbname={} sslmode=verify-full sslrootcert={}",
         p.port,
+        p.db,
         ca.display()
     );
     let out = p

@@ -2,7 +2,7 @@
 //! restarts, ends that happen while the daemon is down, pending-request
 //! expiry, the PostgreSQL store, and tamper detection of the audit chain.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use serde_json::Value;
@@ -217,7 +217,7 @@ fn pending_requests_expire_after_request_ttl() {
 
 #[test]
 fn the_api_round_trip_works_on_a_postgresql_store() {
-    let Some(pg) = common::pg::PgCluster::start() else {
+    let Some(pg) = common::pg::PgCluster::shared() else {
         return;
     };
     let url = pg.create_db("jitgate_lifecycle");
@@ -334,7 +334,6 @@ fn the_api_round_trip_works_on_a_postgresql_store() {
         String::from_utf8_lossy(&out.stdout)
     );
     drop(d);
-    drop(pg);
 }
 
 fn sqlite_url(d: &Daemon) -> String {

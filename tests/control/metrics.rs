@@ -3,7 +3,7 @@
 //! collector, labels admin requests by route only, and every family it
 //! exposes is documented in docs/operations.md.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::e2e_skip;
@@ -114,7 +114,7 @@ fn process_metrics_are_exposed_and_admin_routes_are_only_routes() {
 #[test]
 fn every_exposed_metric_is_documented_in_operations_md() {
     let d = busy_daemon();
-    let docs = include_str!("../docs/operations.md");
+    let docs = include_str!("../../docs/operations.md");
     let missing: Vec<String> = d
         .metrics()
         .lines()

@@ -3,7 +3,7 @@
 //! be down, answer 200 or 500, or accept and never answer. Signatures are
 //! checked with the test's own HMAC-SHA256, built from SHA-256 by hand.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::free_port;
@@ -531,7 +531,7 @@ fn a_receiver_that_never_answers_holds_up_neither_the_api_nor_other_receivers() 
 
 #[test]
 fn events_are_queued_and_delivered_from_a_postgresql_store() {
-    let Some(pg) = common::pg::PgCluster::start() else {
+    let Some(pg) = common::pg::PgCluster::shared() else {
         return;
     };
     let url = pg.create_db("notify_e2e");
@@ -670,7 +670,7 @@ async fn outbox_leases_hold_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outbox_leases_hold_on_postgres() {
-    let Some(pg) = common::pg::PgCluster::start() else {
+    let Some(pg) = common::pg::PgCluster::shared() else {
         return;
     };
     let url = pg.create_db("outbox");

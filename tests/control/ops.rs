@@ -2,7 +2,7 @@
 //! bad files, what a reload does to live sessions and pending requests, and
 //! stopping on SIGINT, and the JSON log format.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::free_port;

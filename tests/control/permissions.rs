@@ -1,7 +1,7 @@
 //! What the daemon writes under data_dir (the SQLite store, TLS and SSH
 //! private keys, certificates) is readable by its own user only.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::free_port;

@@ -1,7 +1,7 @@
 //! The store's contract, run unchanged against SQLite and a real PostgreSQL:
 //! state checks in the same transaction, one winner per race, the audit chain.
 
-mod common;
+use crate::common;
 
 use jitgate::audit::AuditEntry;
 use jitgate::clock::now_ms;
@@ -456,7 +456,7 @@ async fn store_contract_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn store_contract_on_postgres() {
-    let Some(pg) = common::pg::PgCluster::start() else {
+    let Some(pg) = common::pg::PgCluster::shared() else {
         return;
     };
     let make = |name: &str| {

@@ -2,7 +2,7 @@
 //! `$NOTIFY_SOCKET` protocol, and the unit file checked by the real
 //! `systemd-analyze` (skipped loudly where it is missing).
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use std::os::linux::net::SocketAddrExt;

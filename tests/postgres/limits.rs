@@ -5,7 +5,7 @@
 //! source gets its slots back once its connections go.
 //! Linux routes all of 127/8 to lo, so 127.0.0.2 is a second source.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::free_port;

@@ -2,7 +2,7 @@
 //! and tokio-postgres through the proxy, and no backend left working when a
 //! grant ends.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::pgproxy::*;
@@ -24,8 +24,8 @@ fn psql_through_the_proxy_runs_as_the_target_role_tagged_with_the_session() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let row: Vec<&str> = out.trim().split('|').collect();
-    assert_eq!(row[0], "jit_admin");
-    assert_eq!(row[1], "app");
+    assert_eq!(row[0], p.role);
+    assert_eq!(row[1], p.db);
     assert!(row[2].starts_with("jitgate:bob:ses_"), "{out}");
 
     // The session and its backend pid are in the audit log.
@@ -179,8 +179,8 @@ fn refusals_that_reveal_nothing_keep_their_own_message() {
     let o = p
         .psql_command(
             &format!(
-                "host=localhost port={} user=bob@auto-db dbname=app sslmode=disable",
-                p.port
+                "host=localhost port={} user=bob@auto-db dbname={} sslmode=disable",
+                p.port, p.db
             ),
             &secret,
         )
@@ -353,7 +353,7 @@ fn interactive_psql_on_a_pty_sees_the_farewell_and_cannot_reconnect() {
             seen.lock().unwrap()
         );
     };
-    expect("app=>");
+    expect(&format!("{}=>", p.db));
     writeln!(stdin, "SELECT 'still ' || 'here';").unwrap();
     expect("still here");
     let r =
@@ -395,7 +395,7 @@ fn a_backend_that_traps_the_cancel_is_gone_when_the_revoke_returns() {
         .unwrap();
     let count = || -> u64 {
         p.cluster
-            .admin_sql_in("app", "SELECT count(*) FROM ticks")
+            .admin_sql_in(&p.db, "SELECT count(*) FROM ticks")
             .trim()
             .parse()
             .unwrap()
@@ -446,7 +446,7 @@ fn a_backend_that_traps_the_cancel_is_gone_when_the_revoke_returns() {
 fn a_backend_not_confirmed_gone_is_audited_and_the_revoke_still_returns() {
     let Some(p) = PgProxy::start() else { return };
     p.cluster
-        .admin_sql("ALTER ROLE jit_admin CONNECTION LIMIT 1");
+        .admin_sql(&format!("ALTER ROLE {} CONNECTION LIMIT 1", p.role));
     let (gid, secret) = bob_grant(&p);
     let trap = "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
                 EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$";

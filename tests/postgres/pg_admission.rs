@@ -3,7 +3,7 @@
 //! not give a session (the admission made before authentication is checked
 //! again as the session enters the table).
 
-mod common;
+use crate::common;
 
 use bytes::BytesMut;
 use common::daemon::*;
@@ -47,7 +47,7 @@ fn a_login_paused_across_a_reload_that_removes_the_target_gets_no_session() {
     let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut b = BytesMut::new();
-    frontend::startup_message([("user", "bob@auto-db"), ("database", "app")], &mut b).unwrap();
+    frontend::startup_message([("user", "bob@auto-db"), ("database", &p.db)], &mut b).unwrap();
     s.write_all(&b).unwrap();
     assert_eq!(read_msg(&mut s).0, b'R', "SASL offered");
     let mut scram = ScramSha256::new(secret.as_bytes(), ChannelBinding::unsupported());

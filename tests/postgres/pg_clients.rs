@@ -2,7 +2,7 @@
 //! of 100 MB, fast-path large objects, pgbench in every query mode, sqlx,
 //! psycopg (cancel, async, LISTEN/NOTIFY), and a long session.
 
-mod common;
+use crate::common;
 
 use common::e2e_skip;
 use common::pgproxy::*;
@@ -133,7 +133,7 @@ fn sqlx_prepared_statements_over_a_plaintext_listener() {
             .port(p.port)
             .username("bob@auto-db")
             .password(&secret)
-            .database("app")
+            .database(&p.db)
             .ssl_mode(sqlx::postgres::PgSslMode::Disable);
         let mut c = sqlx::postgres::PgConnection::connect_with(&opts)
             .await
@@ -145,7 +145,7 @@ fn sqlx_prepared_statements_over_a_plaintext_listener() {
                 .await
                 .unwrap();
             assert_eq!(r.get::<i32, _>("n"), i + 1);
-            assert_eq!(r.get::<String, _>("u"), "jit_admin");
+            assert_eq!(r.get::<String, _>("u"), p.role);
         }
         c.close().await.unwrap();
     });
@@ -226,7 +226,7 @@ fn a_raw_client_sees_its_backends_pid_and_its_own_application_name() {
         p.port,
         "bob@auto-db",
         &secret,
-        &[("application_name", "mine-app")],
+        &[("application_name", "mine-app"), ("database", &p.db)],
     );
     assert_eq!(r.status("application_name"), Some("mine-app"));
     assert_eq!(
@@ -300,7 +300,7 @@ fn real_clients_see_their_own_application_name_and_backend_pid() {
             .port(p.port)
             .user("bob@auto-db")
             .password(&secret)
-            .dbname("app")
+            .dbname(&p.db)
             .application_name("tp-app")
             .ssl_mode(tokio_postgres::config::SslMode::Require);
         let (c, mut conn) = cfg.connect(p.tls()).await.unwrap();
@@ -372,8 +372,8 @@ fn psycopg_sees_the_same_through_the_proxy_as_direct() {
     };
     let direct = run(
         format!(
-            "host=127.0.0.1 port={} user=jit_admin dbname=app sslmode=disable",
-            p.cluster.port
+            "host=127.0.0.1 port={} user={} dbname={} sslmode=disable",
+            p.cluster.port, p.role, p.db
         ),
         ROLE_PASSWORD,
     );

@@ -2,7 +2,7 @@
 //! oversized startup packets and messages, a startup that never finishes,
 //! and an authenticated client that never reads its results.
 
-mod common;
+use crate::common;
 
 use bytes::BytesMut;
 use common::daemon::*;
@@ -30,9 +30,9 @@ fn raw(p: &PgProxy) -> TcpStream {
     s
 }
 
-fn startup(user: &str) -> Vec<u8> {
+fn startup(p: &PgProxy, user: &str) -> Vec<u8> {
     let mut b = BytesMut::new();
-    frontend::startup_message([("user", user), ("database", "app")], &mut b).unwrap();
+    frontend::startup_message([("user", user), ("database", &p.db)], &mut b).unwrap();
     b.to_vec()
 }
 
@@ -98,7 +98,7 @@ fn a_startup_that_never_finishes_is_cut_off() {
     half.write_all(&[0, 0, 0, 40, 0, 3]).unwrap();
     // A complete startup, then never answering the SCRAM challenge.
     let mut mute = raw(&p);
-    mute.write_all(&startup("bob@auto-db")).unwrap();
+    mute.write_all(&startup(&p, "bob@auto-db")).unwrap();
     assert!(closed_by_peer(&mut half));
     assert!(closed_by_peer(&mut mute));
     assert!(t0.elapsed() < Duration::from_secs(25), "{:?}", t0.elapsed());
@@ -113,7 +113,7 @@ fn an_oversized_authentication_message_gets_a_protocol_error() {
     };
     let (_g, _secret) = bob_grant(&p);
     let mut s = raw(&p);
-    s.write_all(&startup("bob@auto-db")).unwrap();
+    s.write_all(&startup(&p, "bob@auto-db")).unwrap();
     let (tag, _) = read_msg(&mut s);
     assert_eq!(tag, b'R');
     // A SASL response claiming 100 MB.
@@ -132,7 +132,7 @@ fn an_oversized_authentication_message_gets_a_protocol_error() {
 /// Logs in over plaintext with SCRAM, as a minimal client.
 fn login(p: &PgProxy, secret: &str) -> TcpStream {
     let mut s = raw(p);
-    s.write_all(&startup("bob@auto-db")).unwrap();
+    s.write_all(&startup(p, "bob@auto-db")).unwrap();
     let (tag, _) = read_msg(&mut s);
     assert_eq!(tag, b'R');
     let mut scram = ScramSha256::new(secret.as_bytes(), ChannelBinding::unsupported());
@@ -226,7 +226,7 @@ fn raw_from(p: &PgProxy, source: &str) -> TcpStream {
 /// arrives, else the ErrorResponse's message.
 fn attempt_from(p: &PgProxy, source: &str, secret: &str) -> Result<(), String> {
     let mut s = raw_from(p, source);
-    s.write_all(&startup("bob@auto-db")).unwrap();
+    s.write_all(&startup(p, "bob@auto-db")).unwrap();
     let error = |body: &[u8]| String::from_utf8_lossy(body).into_owned();
     let (tag, body) = read_msg(&mut s);
     if tag == b'E' {

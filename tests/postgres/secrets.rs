@@ -3,7 +3,7 @@
 //! and a grant holds a bounded number. Real psql through the proxy, the real
 //! CLI.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::pgproxy::*;

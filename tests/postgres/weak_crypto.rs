@@ -7,7 +7,7 @@
 //! complete. The admin API listens on plain HTTP on loopback (SPEC) and is
 //! not a TLS listener.
 
-mod common;
+use crate::common;
 
 use common::daemon::Daemon;
 use common::free_port;

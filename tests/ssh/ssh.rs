@@ -2,7 +2,7 @@
 //! sftp and rsync clients: exec, pty, sftp, port forwarding, `ssh -J`,
 //! refusals, warnings, and the farewell and close at the grant's end.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::free_port;

@@ -3,7 +3,7 @@
 //! cut off within a bound, counted in jitgate_connections_rejected_total,
 //! and leaves the proxy serving.
 
-mod common;
+use crate::common;
 
 use common::sshd::*;
 use common::sshproxy::*;

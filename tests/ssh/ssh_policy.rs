@@ -4,7 +4,7 @@
 //! learns before its key is proven; and that names a client chooses reach
 //! logs and the audit bounded and printable.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::free_port;

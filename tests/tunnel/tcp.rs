@@ -2,7 +2,7 @@
 //! connect`, and the daemon ending sessions when their grant ends, whatever
 //! ends it.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::free_port;

@@ -2,7 +2,7 @@
 //! typed rejection or a bounded timeout, moves
 //! jitgate_connections_rejected_total, and leaves the proxy serving.
 
-mod common;
+use crate::common;
 
 use common::daemon::*;
 use common::tunnel::*;

@@ -109,7 +109,7 @@ impl UpChannel {
     /// handlers. An exec that reached sshd just before the farewell's
     /// signal (both in one read) lost it that way under load, and its
     /// command outlived the grant
-    /// (`tests/ssh_policy.rs::channels_opened_while_a_revoke_runs_leave_nothing_running`).
+    /// (`tests/ssh/ssh_policy.rs::channels_opened_while_a_revoke_runs_leave_nothing_running`).
     /// So the channel stays open, and the signal is repeated with a short
     /// backoff, until sshd reports the command's end (exit status or
     /// signal): TERM, then KILL after `TERM_GRACE` for a command that

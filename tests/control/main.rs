@@ -1,0 +1,28 @@
+//! The control plane: admin API, CLI, config, store, audit, notifications, console, operations.
+//!
+//! One test binary per peer set, so the expensive fixtures (a PostgreSQL
+//! cluster, the compiled helpers) are built and started once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod admin_tls;
+mod admission;
+mod api;
+mod api_hostile;
+mod audit_anchor;
+mod cli;
+mod cli_text;
+mod config_check;
+mod config_docs;
+mod console;
+mod full_disk;
+mod keys;
+mod lifecycle;
+mod metrics;
+mod notify;
+mod ops;
+mod permissions;
+mod properties;
+mod store;
+mod systemd;

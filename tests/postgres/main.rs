@@ -1,0 +1,17 @@
+//! The PostgreSQL front end against a private PostgreSQL cluster (one per
+//! run of this binary, a database and role per test) with psql,
+//! tokio-postgres, sqlx, psycopg and pgbench.
+//!
+//! One test binary per peer set, so the expensive fixtures (a PostgreSQL
+//! cluster, the compiled helpers) are built and started once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod limits;
+mod pg;
+mod pg_admission;
+mod pg_clients;
+mod pg_hostile;
+mod secrets;
+mod weak_crypto;

@@ -1,0 +1,11 @@
+//! The SSH front end against a private OpenSSH sshd with the real ssh, scp, sftp and rsync clients.
+//!
+//! One test binary per peer set, so the expensive fixtures (a PostgreSQL
+//! cluster, the compiled helpers) are built and started once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod ssh;
+mod ssh_hostile;
+mod ssh_policy;

@@ -1,0 +1,10 @@
+//! The TLS tunnel front end and `jitgate connect`.
+//!
+//! One test binary per peer set, so the expensive fixtures (a PostgreSQL
+//! cluster, the compiled helpers) are built and started once.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod tcp;
+mod tcp_hostile;
