@@ -188,27 +188,5 @@ fn generate(path: &Path) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Anchors, every [`PERIODIC`], the events that arrived since the newest
-/// checkpoint, until `stop`.
-pub fn spawn_periodic(
-    store: crate::store::Store,
-    stop: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(PERIODIC);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {
-                    if let Err(e) = store.audit_checkpoint().await {
-                        tracing::warn!(error = %e, "cannot write an audit checkpoint");
-                    }
-                }
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests;

@@ -86,7 +86,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
     }
     sessions.set_observer(Arc::new(crate::sessions::Observers(observers)));
     let shared = SharedConfig::new(cfg.clone());
-    let periodic = crate::audit_anchor::spawn_periodic(store.clone(), shutdown.clone());
+    let periodic = store.spawn_periodic_checkpoints(shutdown.clone());
     let notifier = crate::notify::start(&store, shared.clone(), metrics.clone());
     // After the notifier: a witness receiver gets this one too.
     checkpoint(&store, "start").await;

@@ -211,6 +211,30 @@ impl Store {
         self.anchor.get()
     }
 
+    /// Anchors, every [`crate::audit_anchor::PERIODIC`], the events that
+    /// arrived since the newest checkpoint, until `stop`. Here rather than
+    /// in audit_anchor, which signs and verifies and must not know the store.
+    pub fn spawn_periodic_checkpoints(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::audit_anchor::PERIODIC);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = store.audit_checkpoint().await {
+                            tracing::warn!(error = %e, "cannot write an audit checkpoint");
+                        }
+                    }
+                }
+            }
+        })
+    }
+
     /// Signs a checkpoint of the current head if events arrived since the
     /// newest one (start, periodic, shutdown). Without a signer, does nothing.
     pub async fn audit_checkpoint(&self) -> Result<bool, StoreError> {
