@@ -10,7 +10,6 @@ use crate::grants::Grants;
 use crate::proxy::limiter::AuthLimiter;
 use crate::sessions::{EndCause, EndReason};
 use russh::{server, ChannelId, Disconnect};
-use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,38 +29,6 @@ pub struct SshFrontEnd {
     pub limiter: AuthLimiter,
 }
 
-/// Modern algorithms only. The extension pseudo-algorithms must be listed
-/// or strict key exchange (the Terrapin fix) and server-sig-algs are lost.
-pub fn modern_algorithms(server_side: bool) -> russh::Preferred {
-    use russh::{cipher, kex};
-    let kexes: &'static [kex::Name] = if server_side {
-        &[
-            kex::MLKEM768X25519_SHA256,
-            kex::CURVE25519,
-            kex::CURVE25519_PRE_RFC_8731,
-            kex::EXTENSION_SUPPORT_AS_SERVER,
-            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
-        ]
-    } else {
-        &[
-            kex::MLKEM768X25519_SHA256,
-            kex::CURVE25519,
-            kex::CURVE25519_PRE_RFC_8731,
-            kex::EXTENSION_SUPPORT_AS_CLIENT,
-            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
-        ]
-    };
-    russh::Preferred {
-        kex: Cow::Borrowed(kexes),
-        cipher: Cow::Borrowed(&[
-            cipher::CHACHA20_POLY1305,
-            cipher::AES_256_GCM,
-            cipher::AES_128_GCM,
-        ]),
-        ..Default::default()
-    }
-}
-
 pub fn server_config(host_key: russh::keys::PrivateKey) -> server::Config {
     server::Config {
         keys: vec![host_key],
@@ -76,7 +43,7 @@ pub fn server_config(host_key: russh::keys::PrivateKey) -> server::Config {
         auth_rejection_time_initial: Some(Duration::ZERO),
         max_auth_attempts: 6,
         nodelay: true,
-        preferred: modern_algorithms(true),
+        preferred: super::keys::modern_algorithms(true),
         ..Default::default()
     }
 }

@@ -66,7 +66,7 @@ fn client_config() -> Arc<client::Config> {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 3,
-        preferred: super::server::modern_algorithms(false),
+        preferred: keys::modern_algorithms(false),
         ..Default::default()
     })
 }
