@@ -4,7 +4,7 @@
 //! writer that waits for the engineer's window.
 //!
 //! Invariants (each one a bug seen in russh-based bastions):
-//! - The server handler never awaits the target: it only queues. Awaiting
+//! - The connection never awaits the target: it only queues. Awaiting
 //!   would stall the engineer's whole connection behind one slow channel and
 //!   can deadlock two-way transfers (russh re-opens windows on arrival, so
 //!   the only backpressure is blocking a session loop).
@@ -15,6 +15,7 @@
 //! - Per-channel order to the engineer is data → exit-status/exit-signal →
 //!   EOF → close, as the target sent them.
 
+use super::control::SessionInfo;
 use bytes::Bytes;
 use russh::{client, server, Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig};
 use std::collections::VecDeque;
@@ -114,7 +115,7 @@ impl UpChannel {
     /// backoff, until sshd reports the command's end (exit status or
     /// signal): TERM, then KILL after `TERM_GRACE` for a command that
     /// ignores TERM. The engineer's close must not close the target's side
-    /// meanwhile (`Conn::channel_close`). A pty session is hung up by the
+    /// meanwhile (`Channels::close`). A pty session is hung up by the
     /// close (an interactive shell ignores TERM), and sshd signals no
     /// subsystem: those get one TERM and the close at once, as before. A
     /// login whose sessions sshd will not signal (root) costs the wait,
@@ -154,14 +155,27 @@ impl UpChannel {
         self.send(Cmd::Close);
     }
 
+    /// Queues the engineer's bytes if the channel's budget allows it now.
+    pub fn try_send_bytes(&self, data: &Bytes, cmd: impl FnOnce(Bytes) -> Cmd) -> bool {
+        let n = data.len().clamp(1, UP_CAP) as u32;
+        match self.up_budget.try_acquire_many(n) {
+            Ok(p) => {
+                p.forget();
+                self.send(cmd(data.clone()));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Queues the engineer's bytes; past UP_CAP queued bytes this waits,
     /// which holds the engineer's connection back (the backpressure).
-    pub async fn send_bytes(&self, data: &[u8], cmd: impl FnOnce(Bytes) -> Cmd) {
+    pub async fn send_bytes(&self, data: Bytes, cmd: impl FnOnce(Bytes) -> Cmd) {
         let n = data.len().clamp(1, UP_CAP) as u32;
         if let Ok(p) = self.up_budget.acquire_many(n).await {
             p.forget();
         }
-        self.send(cmd(Bytes::copy_from_slice(data)));
+        self.send(cmd(data));
     }
 }
 
@@ -170,7 +184,7 @@ pub fn start(
     down: Channel<server::Msg>,
     up: Channel<client::Msg>,
     server: server::Handle,
-    info: Arc<crate::sessions::SessionInfo>,
+    info: Arc<SessionInfo>,
     kill: &CancellationToken,
 ) -> Arc<UpChannel> {
     let (ur, uw) = up.split();
@@ -187,8 +201,9 @@ pub fn start(
     tokio::spawn(async move {
         writer.await;
         done.cancel();
-        // Nobody returns budget any more: a handler waiting for it must
-        // not wait forever, which would stall the whole connection.
+        // Nobody returns budget any more: bytes waiting for it, and the
+        // engineer's connection held back behind them, must not wait
+        // forever.
         budget.close();
     });
     tokio::spawn(kill.clone().run_until_cancelled_owned(to_engineer(
@@ -215,7 +230,7 @@ async fn to_target(
     w: ChannelWriteHalf<client::Msg>,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     budget: Arc<Semaphore>,
-    info: Arc<crate::sessions::SessionInfo>,
+    info: Arc<SessionInfo>,
 ) {
     while let Some(c) = rx.recv().await {
         let r = match c {
@@ -258,7 +273,7 @@ async fn to_engineer(
     server: server::Handle,
     replies: Replies,
     exited: CancellationToken,
-    info: Arc<crate::sessions::SessionInfo>,
+    info: Arc<SessionInfo>,
     kill: CancellationToken,
 ) {
     // The reader drains the target's channel promptly so the target's

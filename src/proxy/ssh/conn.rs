@@ -1,496 +1,455 @@
-//! The russh server handler for one engineer connection. Thin by design:
-//! callbacks authenticate, admit, and queue work for per-channel tasks
-//! (`channel`); nothing here awaits the target except the bounded reply to
-//! a channel request, which must be answered in order inside the callback
-//! (russh keeps one want-reply flag per channel).
+//! One engineer connection: a single task owns all of its state (login,
+//! session guard, target connection, channel registry, jump channels,
+//! farewell) and handles, one at a time, the events the russh handler and
+//! its own helper tasks send it (`event`).
+//!
+//! Invariants:
+//! - Only this task reads or changes the connection's state: there are no
+//!   locks, and the order in which it handles events is the order of the
+//!   connection's history (see `channels` for what that gives the end).
+//! - It never awaits russh's session loop for this connection or the
+//!   target, only the login (during which the engineer's client waits for
+//!   the answer anyway): opens, answers from the target, writes of
+//!   warnings and the farewell run in tasks it spawns. So the handler,
+//!   which awaits this task's replies, can never wait on itself.
+//! - The grant's end is acted on once: channels are ended (no more opens
+//!   or requests), each target channel told to stop, and the farewell
+//!   spawned; both sockets are killed when it is over, and at the latest
+//!   FAREWELL_LIMIT * 2 after the engineer's connection has ended.
+//! - A connection not authenticated within AUTH_TIMEOUT is killed.
 
-pub use super::admit::audit_failure;
-use super::channel::{Cmd, UpChannel};
-use super::keys;
+use super::channel;
+use super::channels::{Channels, REQUEST_REPLY_TIMEOUT};
+use super::control::{Notice, Reason, Session, SshFrontEnd};
+use super::event::{Event, EVENTS};
+use super::farewell::{self, Farewell, FAREWELL_LIMIT};
+use super::handler::Handler;
+use super::jump::Jump;
+use super::login::Login;
 use super::names;
 use super::open;
-use super::server::SshFrontEnd;
-pub use super::shared::Shared;
+use super::socket::Killable;
 use super::upstream::Upstream;
-use russh::keys::PublicKey;
-use russh::server::{
-    self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
-};
-use russh::{Channel, ChannelId, ChannelOpenFailure, Pty, Sig};
+use russh::server::{self, ChannelOpenHandle, Msg};
+use russh::{Channel, ChannelOpenFailure};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How long the target may take to answer a channel request.
-const REQUEST_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+struct Conn {
+    fe: Arc<SshFrontEnd>,
+    peer: SocketAddr,
+    /// Kills both sockets, whatever state russh is in (`socket`).
+    kill: CancellationToken,
+    /// For the tasks this one spawns to report back.
+    events: mpsc::Sender<Event>,
+    login: Login,
+    /// Held until authenticated: the accept loop's limit of connections
+    /// not yet authenticated.
+    permit: Option<OwnedSemaphorePermit>,
+    authenticated: bool,
+    handle: Option<server::Handle>,
+    /// The admitted session of a terminating login.
+    session: Option<Session>,
+    /// Whether the session's warnings and end are being watched (from
+    /// authentication until its end is acted on).
+    watching: bool,
+    upstream: Option<Arc<Upstream>>,
+    channels: Channels,
+    /// Jump channels being opened or relayed.
+    jumps: usize,
+    /// Cancelled when the engineer's connection has ended.
+    client_gone: CancellationToken,
+    /// Set when the farewell starts; cancelled when it is over.
+    farewell: Option<CancellationToken>,
+}
 
-pub struct Conn {
-    pub fe: Arc<SshFrontEnd>,
-    pub peer: SocketAddr,
-    pub kill: CancellationToken,
-    pub shared: Arc<Shared>,
-    /// Set when the engineer is identified but gets no shell here (no
-    /// grant, or a jump connection): shown on their channels, after
-    /// "jitgate: ", instead of a bare "Permission denied".
-    pub refusal: Option<String>,
-    pub target: String,
-    /// A jump connection (`ssh -J USER@proxy TARGET`): the jitgate user.
-    pub jump_user: Option<String>,
-    /// One rejected key offer per connection counts as a failed attempt:
-    /// an agent offering several keys is not a brute force.
-    pub offer_failed: bool,
+/// Runs one accepted connection to its end.
+pub async fn run(
+    fe: Arc<SshFrontEnd>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    auth_timeout: Duration,
+) {
+    let kill = CancellationToken::new();
+    let (events, mut rx) = mpsc::channel(EVENTS);
+    let handler = Handler::new(events.clone());
+    let deadline = Instant::now() + auth_timeout;
+    let mut conn = Conn {
+        fe: fe.clone(),
+        peer,
+        kill: kill.clone(),
+        events,
+        login: Login::new(fe.clone(), peer, kill.clone()),
+        permit: Some(permit),
+        authenticated: false,
+        handle: None,
+        session: None,
+        watching: false,
+        upstream: None,
+        channels: Channels::new(kill.clone()),
+        jumps: 0,
+        client_gone: CancellationToken::new(),
+        farewell: None,
+    };
+    let session = async {
+        match server::run_stream(fe.config.clone(), Killable::new(tcp, &kill), handler).await {
+            Ok(session) => {
+                if let Err(e) = session.await {
+                    tracing::debug!(%peer, error = %e, "ssh session ended");
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "ssh handshake failed");
+                fe.rejected("protocol_error");
+            }
+        }
+    };
+    tokio::pin!(session);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut session => break,
+            Some(event) = rx.recv() => conn.on_event(event, deadline).await,
+            notice = next_notice(&mut conn.session), if conn.watching => conn.on_notice(notice),
+            // A client that never finishes authenticating is cut off.
+            _ = tokio::time::sleep_until(deadline), if !conn.authenticated && !kill.is_cancelled() => kill.cancel(),
+        }
+    }
+    conn.finish().await;
+}
+
+async fn next_notice(session: &mut Option<Session>) -> Notice {
+    match session {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Conn {
-    fn channel(&self, id: ChannelId) -> Option<Arc<UpChannel>> {
-        self.shared.channels.lock().ok()?.get(&id).cloned()
+    /// Whether the session takes no more channels or requests: the end was
+    /// acted on, or the grant ended and this task has not seen it yet.
+    fn ended(&self) -> bool {
+        self.channels.ended() || self.session.as_ref().is_some_and(|s| s.over())
     }
 
-    fn upstream(&self) -> Option<Arc<Upstream>> {
-        self.shared.upstream.lock().ok()?.clone()
-    }
-
-    /// Forwards a want-reply request and answers the engineer in order.
-    async fn forward(&self, id: ChannelId, s: &mut Session, cmd: Cmd) -> Result<(), russh::Error> {
-        let Some(c) = self.channel(id) else {
-            return self.refused_request(id, s, cmd);
-        };
-        // Nothing starts on the target once the grant has ended. Checked and
-        // queued under the lock `Shared::freeze` ends the session under: a
-        // request is either ahead of the farewell's signal (and noted for
-        // it) or refused, never queued behind it (see `open`).
-        let starts = matches!(cmd, Cmd::Exec(_) | Cmd::Shell);
-        let answer = {
-            let Ok(_frozen) = self.shared.channels.lock() else {
-                return s.channel_failure(id);
-            };
-            if self.shared.ended() {
-                return s.channel_failure(id);
+    async fn on_event(&mut self, event: Event, deadline: Instant) {
+        match event {
+            Event::KeyOffered { user, key, reply } => {
+                let _ = reply.send(self.login.key_offered(&user, &key));
             }
-            c.note(&cmd);
-            c.request(cmd)
-        };
-        // A target channel whose writer has ended (the farewell closed it)
-        // answers nothing more; waiting out the timeout here would hold
-        // this connection's loop, and so the session's close and the
-        // revoke call, for ten seconds (seen under load with a request
-        // that arrived as the farewell began).
-        let ok = tokio::select! {
-            r = tokio::time::timeout(REQUEST_REPLY_TIMEOUT, answer) => {
-                // Refused by the target: nothing runs that the farewell
-                // would have to wait for.
-                if starts && matches!(r, Ok(Ok(false))) {
-                    c.command.store(false, std::sync::atomic::Ordering::Release);
+            Event::Login { user, key, reply } => {
+                let kill = self.kill.clone();
+                let login = self.login.login(&user, &key);
+                tokio::pin!(login);
+                // The deadline cuts the sockets (and so the target's login)
+                // off; the admission itself finishes and is ended.
+                let (ok, admission) = tokio::select! {
+                    r = &mut login => r,
+                    _ = tokio::time::sleep_until(deadline) => {
+                        kill.cancel();
+                        login.await
+                    }
+                };
+                if let Some(a) = admission {
+                    self.session = Some(a.session);
+                    self.upstream = Some(a.upstream);
                 }
-                matches!(r, Ok(Ok(true)))
+                let _ = reply.send(ok);
             }
-            _ = c.upstream_done.cancelled() => false,
-            _ = self.shared.ending.cancelled() => false,
-            _ = self.kill.cancelled() => false,
-        };
-        if ok {
-            s.channel_success(id)
-        } else {
-            s.channel_failure(id)
-        }
-    }
-
-    /// A channel of a refused engineer: a shell, command or subsystem
-    /// request gets the reason on stderr and exit status 1.
-    fn refused_request(
-        &self,
-        id: ChannelId,
-        s: &mut Session,
-        cmd: Cmd,
-    ) -> Result<(), russh::Error> {
-        let Some(reason) = &self.refusal else {
-            return s.channel_failure(id);
-        };
-        s.channel_success(id)?;
-        if matches!(cmd, Cmd::Shell | Cmd::Exec(_) | Cmd::Subsystem(_)) {
-            let line = format!("jitgate: {reason}\r\n");
-            s.extended_data(id, 1, line.into_bytes())?;
-            s.exit_status_request(id, 1)?;
-            s.eof(id)?;
-            s.close(id)?;
-        }
-        Ok(())
-    }
-}
-
-impl server::Handler for Conn {
-    type Error = russh::Error;
-
-    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
-        Ok(Auth::reject())
-    }
-
-    async fn auth_publickey_offered(
-        &mut self,
-        name: &str,
-        offer: PublicKeyOffer<'_>,
-    ) -> Result<Auth, Self::Error> {
-        self.target = names::bounded(name);
-        if self.blocked() {
-            return Ok(Auth::reject());
-        }
-        let known = keys::user_for_key(&self.fe.grants.config.get(), offer.public_key).is_some();
-        if !known {
-            self.unknown_key(offer.public_key);
-        }
-        Ok(if known { Auth::Accept } else { Auth::reject() })
-    }
-
-    async fn auth_publickey(
-        &mut self,
-        target: &str,
-        key: VerifiedPublicKey<'_>,
-    ) -> Result<Auth, Self::Error> {
-        // Chosen by the client: bounded before it is logged, audited or shown.
-        self.target = names::bounded(target);
-        let target = self.target.clone();
-        let target = target.as_str();
-        let pk: &PublicKey = key.public_key;
-        if self.blocked() {
-            return Ok(Auth::reject());
-        }
-        let cfg = self.fe.grants.config.get();
-        let Some(user) = keys::user_for_key(&cfg, pk) else {
-            self.unknown_key(pk);
-            return Ok(Auth::reject());
-        };
-        // A target's name selects the terminating mode; the key owner's own
-        // name (when no target has it) a jump connection.
-        if !cfg.targets.contains_key(target) && target == user {
-            tracing::info!(%user, key = %keys::fingerprint(pk), "ssh jump connection");
-            self.refusal = Some(format!(
-                "{user}@ is a jump login: it runs no shell or command; use `ssh -J {user}@PROXY TARGET`, or `ssh TARGET@PROXY` for a shell"
-            ));
-            self.jump_user = Some(user);
-            return Ok(Auth::Accept);
-        }
-        match self.admit(&user).await {
-            Ok(()) => {
-                tracing::info!(%user, target = %self.target, key = %keys::fingerprint(pk), "ssh session admitted");
+            Event::Authenticated { handle } => {
+                self.authenticated = true;
+                self.permit = None;
+                self.handle = Some(handle);
+                self.watching = self.session.is_some() && self.login.refusal.is_none();
             }
-            Err((why, reason)) => {
-                tracing::info!(%user, target = %self.target, reason, "ssh access refused: {why}");
-                self.reject_metric(reason);
-                self.audit_failure(&user, &why);
-                self.refusal = Some(format!("access to {} refused: {why}", self.target));
+            Event::OpenSession { channel, reply } => self.open_session(channel, reply).await,
+            Event::OpenDirect {
+                channel,
+                host,
+                port,
+                origin,
+                origin_port,
+                reply,
+            } => {
+                self.open_direct(channel, host, port, origin, origin_port, reply)
+                    .await
+            }
+            Event::Opened {
+                channel,
+                result,
+                reply,
+            } => self.opened(channel, result, reply).await,
+            Event::Request { id, cmd, reply } => {
+                let over = self.session.as_ref().is_some_and(|s| s.over());
+                let refusal = self.login.refusal.as_deref();
+                self.channels.request(id, cmd, reply, refusal, over);
+            }
+            Event::Data {
+                id,
+                ext,
+                data,
+                queued,
+            } => {
+                let info = self.session.as_ref().map(|s| &**s.info());
+                self.channels.data(id, ext, data, queued, info);
+            }
+            Event::Send { id, cmd } => self.channels.send(id, cmd),
+            Event::Close { id } => self.channels.close(id, self.login.jump_user.is_some()),
+            Event::JumpRegister { id, channel, ok } => {
+                let _ = ok.send(self.channels.add(id, channel));
+            }
+            Event::JumpDone { id, text, done } => self.jump_done(id, text, done),
+        }
+    }
+
+    fn on_notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Warning(text) => {
+                if let Some(handle) = self.handle.clone() {
+                    tokio::spawn(farewell::warn(handle, self.channels.ids(), text));
+                }
+            }
+            Notice::Ended(cause) => {
+                let text = format!("access to {} ended: {cause}", self.login.target);
+                self.begin_farewell(text);
             }
         }
-        Ok(Auth::Accept)
     }
 
-    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
-        self.shared
-            .authenticated
-            .store(true, std::sync::atomic::Ordering::Release);
-        if let Ok(mut p) = self.shared.unauth_permit.lock() {
-            p.take();
+    /// The end of the grant (see the module doc): from here no channel
+    /// opens and no request reaches the target.
+    fn begin_farewell(&mut self, text: String) {
+        self.watching = false;
+        let Some(handle) = self.handle.clone() else {
+            return;
+        };
+        let channels = self.channels.end();
+        for (_, c) in &channels {
+            // Commands without a pty survive a disconnect on OpenSSH:
+            // signal them until sshd reports their end, then close
+            // (`UpChannel::end`).
+            c.end();
         }
-        if self.refusal.is_none() {
-            super::server::watch(
-                self.shared.clone(),
-                session.handle(),
-                self.kill.clone(),
-                self.target.clone(),
-            );
-        }
-        Ok(())
+        let farewell = Farewell {
+            handle,
+            channels,
+            upstream: self.upstream.clone(),
+            open: self.channels.open(),
+            client_gone: self.client_gone.clone(),
+            text,
+        };
+        let done = CancellationToken::new();
+        self.farewell = Some(done.clone());
+        let kill = self.kill.clone();
+        tokio::spawn(async move {
+            farewell.run().await;
+            done.cancel();
+            kill.cancel();
+        });
     }
 
-    async fn channel_open_session(
-        &mut self,
-        channel: Channel<Msg>,
-        reply: ChannelOpenHandle,
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        let Some(up) = self.upstream() else {
+    /// The engineer's connection has ended. The client often hangs up on
+    /// the farewell's disconnect before the target has acted on it:
+    /// killing the sockets at once would cut the queued signal and close
+    /// to the target and leave its commands running. So a session whose
+    /// grant ended gets its farewell (started now if this task had not
+    /// seen the end yet) before both sockets are killed.
+    async fn finish(mut self) {
+        self.client_gone.cancel();
+        if self.farewell.is_none() && self.session.as_ref().is_some_and(|s| s.over()) {
+            if let Some(s) = &self.session {
+                let text = format!("access to {} ended: {}", self.login.target, s.cause());
+                self.begin_farewell(text);
+            }
+        }
+        if let Some(done) = &self.farewell {
+            let _ = tokio::time::timeout(FAREWELL_LIMIT * 2, done.cancelled()).await;
+        }
+        self.kill.cancel();
+        if let Some(s) = self.session.take() {
+            s.end(Reason::ClientClosed);
+        }
+    }
+
+    async fn open_session(&mut self, channel: Channel<Msg>, reply: ChannelOpenHandle) {
+        let Some(up) = self.upstream.clone() else {
             // A refused engineer still gets a channel, to read why.
-            if self.refusal.is_some() {
-                reply.accept().await;
+            if self.login.refusal.is_some() {
+                accept(reply).await;
             } else {
-                reply
-                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                    .await;
+                reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
             }
-            return Ok(());
+            return;
         };
-        if self.shared.ended() {
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-            return Ok(());
+        if self.ended() {
+            return reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
         }
         // Opened in a task: a slow target must not stall this connection.
-        self.attach(channel, reply, session, async move {
-            up.channel_open_session().await
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = up.handle.channel_open_session().await;
+            let _ = events
+                .send(Event::Opened {
+                    channel,
+                    result,
+                    reply,
+                })
+                .await;
         });
-        Ok(())
     }
 
-    async fn channel_open_direct_tcpip(
+    async fn open_direct(
         &mut self,
         channel: Channel<Msg>,
-        host: &str,
+        host: String,
         port: u32,
-        origin: &str,
+        origin: String,
         origin_port: u32,
         reply: ChannelOpenHandle,
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        if let Some(user) = &self.jump_user {
-            let jump = super::jump::Jump {
+    ) {
+        if let Some(user) = &self.login.jump_user {
+            let target = names::bounded(&host);
+            // A connection being hung up (its grant ended) opens nothing more.
+            if self.channels.ended() {
+                tracing::info!(%user, %target, "ssh jump refused: the connection is ending");
+                return reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
+            }
+            self.jumps += 1;
+            let jump = Jump {
                 fe: self.fe.clone(),
-                shared: self.shared.clone(),
+                events: self.events.clone(),
                 kill: self.kill.clone(),
                 peer: self.peer,
                 user: user.clone(),
             };
-            jump.open(channel, host.to_string(), reply, session.handle());
-            return Ok(());
+            jump.spawn(channel, target, reply);
+            return;
         }
-        let Some(up) = self.upstream() else {
+        let Some(up) = self.upstream.clone() else {
             // OpenSSH prints a refused open only as "administratively
             // prohibited"; the reason goes in the disconnect message.
-            let (handle, kill) = (session.handle(), self.kill.clone());
-            let shared = self.shared.clone();
-            let text = self.refusal.as_ref().map(|r| format!("jitgate: {r}"));
+            let text = self.login.refusal.as_ref().map(|r| format!("jitgate: {r}"));
+            let (Some(text), Some(handle)) = (text, self.handle.clone()) else {
+                return reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
+            };
+            self.channels.end();
+            let kill = self.kill.clone();
             tokio::spawn(async move {
-                if let Some(text) = text {
-                    super::server::hang_up(&shared, &handle, &kill, text).await;
-                }
-                reply
-                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                    .await;
+                farewell::hang_up(handle, kill, text).await;
+                reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
             });
-            return Ok(());
+            return;
         };
-        if self.shared.ended() {
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-            return Ok(());
+        if self.ended() {
+            return reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
         }
         // Only the destinations the target lists (see `open`).
-        let cfg = self.fe.grants.config.get();
-        let listed = cfg.targets.get(&self.target).map(|t| &t.forwarding[..]);
-        let ok = open::allowed(listed.unwrap_or_default(), host, port);
-        let (store, info) = (self.fe.grants.store.clone(), self.session_info());
-        open::audit_forward(store, info.as_deref(), &self.target, host, port, ok);
+        let target = &self.login.target;
+        let cfg = self.fe.config_now();
+        let listed = cfg.targets.get(target).map(|t| &t.forwarding[..]);
+        let ok = open::allowed(listed.unwrap_or_default(), &host, port);
+        let info = self.session.as_ref().map(|s| &**s.info());
+        let dest = open::destination(&names::bounded(&host), port);
+        self.fe.audit_forward(info, target, &dest, ok);
         if !ok {
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-            return Ok(());
+            return reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
         }
-        let (host, origin) = (host.to_string(), origin.to_string());
         // The target's sshd opens the forwarded connection, as it would
         // without the proxy; one slow destination cannot freeze others.
-        self.attach(channel, reply, session, async move {
-            match tokio::time::timeout(
-                REQUEST_REPLY_TIMEOUT,
-                up.channel_open_direct_tcpip(host, port, origin, origin_port),
-            )
-            .await
-            {
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let open = up
+                .handle
+                .channel_open_direct_tcpip(host, port, origin, origin_port);
+            let result = match tokio::time::timeout(REQUEST_REPLY_TIMEOUT, open).await {
                 Ok(r) => r,
                 Err(_) => Err(russh::Error::ConnectionTimeout),
-            }
+            };
+            let _ = events
+                .send(Event::Opened {
+                    channel,
+                    result,
+                    reply,
+                })
+                .await;
         });
-        Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn pty_request(
+    /// The target's side of a channel opened: relay it, unless the session
+    /// ended meanwhile (then it is closed on the target, where it has run
+    /// nothing yet, and refused).
+    async fn opened(
         &mut self,
-        id: ChannelId,
-        term: &str,
-        cols: u32,
-        rows: u32,
-        pw: u32,
-        ph: u32,
-        modes: &[(Pty, u32)],
-        s: &mut Session,
-    ) -> Result<(), Self::Error> {
-        self.forward(
-            id,
-            s,
-            Cmd::Pty(term.into(), cols, rows, pw, ph, modes.to_vec()),
-        )
-        .await
-    }
-
-    async fn env_request(
-        &mut self,
-        id: ChannelId,
-        name: &str,
-        value: &str,
-        s: &mut Session,
-    ) -> Result<(), Self::Error> {
-        self.forward(id, s, Cmd::Env(name.into(), value.into()))
-            .await
-    }
-
-    async fn shell_request(&mut self, id: ChannelId, s: &mut Session) -> Result<(), Self::Error> {
-        self.forward(id, s, Cmd::Shell).await
-    }
-
-    async fn exec_request(
-        &mut self,
-        id: ChannelId,
-        command: &[u8],
-        s: &mut Session,
-    ) -> Result<(), Self::Error> {
-        self.forward(id, s, Cmd::Exec(command.to_vec())).await
-    }
-
-    async fn subsystem_request(
-        &mut self,
-        id: ChannelId,
-        name: &str,
-        s: &mut Session,
-    ) -> Result<(), Self::Error> {
-        self.forward(id, s, Cmd::Subsystem(name.into())).await
-    }
-
-    async fn window_change_request(
-        &mut self,
-        id: ChannelId,
-        cols: u32,
-        rows: u32,
-        pw: u32,
-        ph: u32,
-        _s: &mut Session,
-    ) -> Result<(), Self::Error> {
-        if let Some(c) = self.channel(id) {
-            c.send(Cmd::Window(cols, rows, pw, ph));
-        }
-        Ok(())
-    }
-
-    async fn signal(
-        &mut self,
-        id: ChannelId,
-        sig: Sig,
-        _s: &mut Session,
-    ) -> Result<(), Self::Error> {
-        if let Some(c) = self.channel(id) {
-            c.send(Cmd::Signal(sig));
-        }
-        Ok(())
-    }
-
-    /// X11 forwarding is refused, and said so: a request left unanswered
-    /// keeps `ssh -X` waiting.
-    async fn x11_request(
-        &mut self,
-        id: ChannelId,
-        _single_connection: bool,
-        _protocol: &str,
-        _cookie: &str,
-        _screen: u32,
-        s: &mut Session,
-    ) -> Result<(), Self::Error> {
-        tracing::debug!(target = %self.target, "x11 forwarding refused");
-        s.channel_failure(id)
-    }
-
-    /// Agent forwarding is refused: the engineer's agent must not be
-    /// reachable from the target.
-    async fn agent_request(
-        &mut self,
-        _id: ChannelId,
-        _s: &mut Session,
-    ) -> Result<bool, Self::Error> {
-        Ok(false)
-    }
-
-    async fn data(
-        &mut self,
-        id: ChannelId,
-        data: &[u8],
-        _s: &mut Session,
-    ) -> Result<(), Self::Error> {
-        if let Some(c) = self.channel(id) {
-            if let Some(info) = self.session_info() {
-                info.touch();
+        channel: Channel<Msg>,
+        result: Result<Channel<russh::client::Msg>, russh::Error>,
+        reply: ChannelOpenHandle,
+    ) {
+        let info = self.session.as_ref().map(|s| s.info().clone());
+        match (result, info, self.handle.clone()) {
+            (Ok(up), Some(info), Some(handle)) => {
+                if self.ended() {
+                    tracing::info!(target = %info.target, "ssh channel opened after the end: closed on the target and refused");
+                    tokio::spawn(async move {
+                        let _ = up.close().await;
+                    });
+                    return reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
+                }
+                let id = channel.id();
+                let c = channel::start(channel, up, handle, info, &self.kill);
+                self.channels.add(id, c);
+                accept(reply).await;
             }
-            c.send_bytes(data, Cmd::Data).await;
+            (Err(russh::Error::ChannelOpenFailure(f)), _, _) => reject(reply, f).await,
+            (Err(e), _, _) => {
+                tracing::debug!(error = %e, "the target refused a channel");
+                reject(reply, ChannelOpenFailure::ConnectFailed).await;
+            }
+            (Ok(_), _, _) => reject(reply, ChannelOpenFailure::ConnectFailed).await,
         }
-        Ok(())
     }
 
-    async fn extended_data(
+    /// A jump channel's task is over (see `Event::JumpDone`).
+    fn jump_done(
         &mut self,
-        id: ChannelId,
-        code: u32,
-        data: &[u8],
-        _s: &mut Session,
-    ) -> Result<(), Self::Error> {
-        if let Some(c) = self.channel(id) {
-            c.send_bytes(data, |b| Cmd::Ext(code, b)).await;
+        id: Option<russh::ChannelId>,
+        text: Option<String>,
+        done: tokio::sync::oneshot::Sender<()>,
+    ) {
+        if let Some(id) = id {
+            self.channels.remove(id);
         }
-        Ok(())
-    }
-
-    async fn channel_eof(&mut self, id: ChannelId, _s: &mut Session) -> Result<(), Self::Error> {
-        if let Some(c) = self.channel(id) {
-            c.send(Cmd::Eof);
-        }
-        Ok(())
-    }
-
-    async fn channel_close(&mut self, id: ChannelId, _s: &mut Session) -> Result<(), Self::Error> {
-        // Once the farewell has frozen the channels it closes the target's
-        // side itself, after what runs there has ended (`UpChannel::end`):
-        // the engineer's client answers the farewell's close at once, and
-        // passing that on would close the channel before a command that
-        // lost its first signal is signalled again.
-        let (removed, frozen) = match self.shared.channels.lock() {
-            Ok(mut m) => (m.remove(&id), self.shared.ending.is_cancelled()),
-            Err(_) => (None, true),
+        let alone = self.jumps == 1;
+        self.jumps = self.jumps.saturating_sub(1);
+        let Some(handle) = self.handle.clone() else {
+            let _ = done.send(());
+            return;
         };
-        if let Some(c) = removed {
-            if !frozen || self.jump_user.is_some() {
-                c.send(Cmd::Close);
-            }
+        // Hung up: no channel opens from now on.
+        let text = text.filter(|_| alone);
+        if text.is_some() {
+            self.channels.end();
         }
-        Ok(())
+        let kill = self.kill.clone();
+        tokio::spawn(async move {
+            farewell::jump_closed(handle, kill, id, text).await;
+            let _ = done.send(());
+        });
     }
 }
 
-impl Conn {
-    /// See `open::attach`.
-    fn attach(
-        &self,
-        channel: Channel<Msg>,
-        reply: ChannelOpenHandle,
-        session: &mut Session,
-        open: impl std::future::Future<Output = Result<Channel<russh::client::Msg>, russh::Error>>
-            + Send
-            + 'static,
-    ) {
-        open::attach(
-            self.shared.clone(),
-            session.handle(),
-            self.kill.clone(),
-            self.session_info(),
-            channel,
-            reply,
-            open,
-        );
-    }
+/// russh's open replies only queue a message for its session loop
+/// (unbounded): they complete at once, so this task may await them, and
+/// they keep their place among the connection's other messages.
+async fn accept(reply: ChannelOpenHandle) {
+    reply.accept().await
+}
 
-    fn session_info(&self) -> Option<Arc<crate::sessions::SessionInfo>> {
-        self.shared
-            .guard
-            .lock()
-            .ok()?
-            .as_ref()
-            .map(|g| g.info().clone())
-    }
+async fn reject(reply: ChannelOpenHandle, why: ChannelOpenFailure) {
+    reply.reject(why).await
 }

@@ -14,29 +14,30 @@
 //! the connection's only one, else only as the channel's close.
 
 use super::channel::{Cmd, Replies, UpChannel, UP_CAP};
-use super::conn::{audit_failure, Shared};
-use super::server::{hang_up, SshFrontEnd, FAREWELL_LIMIT};
-use crate::config::TargetKind;
-use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard};
+use super::control::{Cause, Reason, Session, SshFrontEnd};
+use super::event::Event;
 use bytes::Bytes;
-use russh::server::{self, ChannelOpenHandle, Msg};
-use russh::{Channel, ChannelOpenFailure};
+use russh::server::{ChannelOpenHandle, Msg};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// Bytes read from the target per write to the engineer's channel.
 const READ_BUF: usize = 32 * 1024;
 
+/// One jump channel's task: what it needs from its connection. The
+/// connection's task counts the channel from the open until `JumpDone`.
 pub struct Jump {
     pub fe: Arc<SshFrontEnd>,
-    pub shared: Arc<Shared>,
+    /// The connection's task, which registers the channel and closes it or
+    /// hangs the connection up at the end.
+    pub events: mpsc::Sender<Event>,
     pub kill: CancellationToken,
     pub peer: SocketAddr,
     pub user: String,
@@ -50,37 +51,13 @@ struct Refused {
     counted: bool,
 }
 
-/// Counts this connection's jump channels while the task runs.
-struct Live(Arc<Shared>);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.jumps.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl Jump {
     /// Admits and bridges in a task: a slow store or target must not stall
     /// the connection, and one hanging open must not freeze the others.
-    pub fn open(
-        self,
-        channel: Channel<Msg>,
-        target: String,
-        reply: ChannelOpenHandle,
-        handle: server::Handle,
-    ) {
-        let target = super::names::bounded(&target);
-        // A connection being hung up (its grant ended) opens nothing more.
-        if self.shared.ending.is_cancelled() {
-            tracing::info!(user = %self.user, %target, "ssh jump refused: the connection is ending");
-            tokio::spawn(reply.reject(ChannelOpenFailure::AdministrativelyProhibited));
-            return;
-        }
-        self.shared.jumps.fetch_add(1, Ordering::AcqRel);
-        let live = Live(self.shared.clone());
+    /// `target` is bounded already.
+    pub fn spawn(self, channel: Channel<Msg>, target: String, reply: ChannelOpenHandle) {
         tokio::spawn(async move {
-            let _live = live;
-            self.run(channel, &target, reply, &handle).await;
+            self.run(channel, &target, reply).await;
         });
     }
 
@@ -88,21 +65,24 @@ impl Jump {
         [format!("ssh-jump:{}", self.user)]
     }
 
-    /// True when no other jump channel is open on this connection.
-    fn alone(&self) -> bool {
-        self.shared.jumps.load(Ordering::Acquire) == 1
+    /// Tells the connection's task this channel's task is over, and waits
+    /// until it has closed the channel or hung the connection up.
+    async fn done(&self, id: Option<ChannelId>, text: Option<String>) {
+        let (done, over) = oneshot::channel();
+        if self
+            .events
+            .send(Event::JumpDone { id, text, done })
+            .await
+            .is_ok()
+        {
+            let _ = over.await;
+        }
     }
 
-    async fn run(
-        &self,
-        channel: Channel<Msg>,
-        target: &str,
-        reply: ChannelOpenHandle,
-        handle: &server::Handle,
-    ) {
-        let (guard, tcp, idle) = match self.admit(target).await {
+    async fn run(&self, channel: Channel<Msg>, target: &str, reply: ChannelOpenHandle) {
+        let (mut session, tcp) = match self.admit(target).await {
             Ok(x) => x,
-            Err(r) => return self.refuse(target, r, reply, handle).await,
+            Err(r) => return self.refuse(target, r, reply).await,
         };
         let id = channel.id();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -120,87 +100,53 @@ impl Jump {
             pty: Default::default(),
             command: Default::default(),
         });
-        // Registered under the lock a hang-up is ordered by: an open that
-        // raced with it is refused, its fresh session ended unused.
-        let registered = match self.shared.channels.lock() {
-            Ok(mut m) if !self.shared.ending.is_cancelled() => {
-                m.insert(id, up.clone());
-                true
-            }
-            _ => false,
-        };
+        // Registered by the connection's task, which refuses it once the
+        // connection is being hung up: an open that raced with that is
+        // refused, its fresh session ended unused.
+        let (ok, registered) = oneshot::channel();
+        let channel_up = up.clone();
+        let sent = self.events.send(Event::JumpRegister {
+            id,
+            channel: channel_up,
+            ok,
+        });
+        let registered = sent.await.is_ok() && registered.await.unwrap_or(false);
         if !registered {
-            guard.set_cause(EndCause::new(EndReason::ClientClosed));
+            session.end(Reason::ClientClosed);
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
-            return;
+            return self.done(None, None).await;
         }
         // Only now may target bytes flow: the open is confirmed first.
         reply.accept().await;
-        let ended = bridge(channel, tcp, rx, &up, &replies, &guard, idle, &self.kill).await;
-        // The target's socket is closed here (the bridge owned it). A
-        // handler waiting for budget to queue more bytes must not wait
-        // forever: that would stall the whole connection.
+        let ended = bridge(channel, tcp, rx, &up, &replies, &mut session, &self.kill).await;
+        // The target's socket is closed here (the bridge owned it). Bytes
+        // waiting for budget, and the engineer's connection held back
+        // behind them, must not wait forever.
         up.up_budget.close();
-        if let Ok(mut m) = self.shared.channels.lock() {
-            m.remove(&id);
-        }
-        match ended {
-            Some(cause) => {
-                let text = format!("jitgate: access to {target} ended: {cause}");
-                tracing::info!(user = %self.user, %target, "ssh jump channel closed: {text}");
-                self.close_all_or_channel(handle, id, text).await;
-            }
-            None => {
-                let _ = tokio::time::timeout(FAREWELL_LIMIT, handle.close(id)).await;
-            }
-        }
-        drop(guard);
+        let text = ended.map(|cause| {
+            let text = format!("jitgate: access to {target} ended: {cause}");
+            tracing::info!(user = %self.user, %target, "ssh jump channel closed: {text}");
+            text
+        });
+        self.done(Some(id), text).await;
+        drop(session);
     }
 
-    /// The grant ended: when this is the connection's only channel the
-    /// whole connection goes, with the reason as its disconnect message,
-    /// and its socket is killed after a short grace whatever the client
-    /// does; else only this channel is closed.
-    async fn close_all_or_channel(
-        &self,
-        handle: &server::Handle,
-        id: russh::ChannelId,
-        text: String,
-    ) {
-        if self.alone() {
-            hang_up(&self.shared, handle, &self.kill, text).await;
-        } else {
-            let _ = tokio::time::timeout(FAREWELL_LIMIT, handle.close(id)).await;
-        }
-    }
-
-    async fn refuse(
-        &self,
-        target: &str,
-        r: Refused,
-        reply: ChannelOpenHandle,
-        handle: &server::Handle,
-    ) {
+    async fn refuse(&self, target: &str, r: Refused, reply: ChannelOpenHandle) {
         let why = r.why;
         tracing::info!(user = %self.user, %target, reason = r.reason, "ssh jump refused: {why}");
-        self.fe
-            .grants
-            .metrics
-            .connections_rejected
-            .with_label_values(&["ssh", r.reason])
-            .inc();
+        self.fe.rejected(r.reason);
         if r.counted {
             self.fe.limiter.failed(&self.keys());
-            audit_failure(&self.fe, self.peer, &self.user, target, &why);
+            self.fe.audit_failure(self.peer, &self.user, target, &why);
         }
         // OpenSSH shows a channel open failure only as "administratively
         // prohibited" and exits; a disconnect message it prints in full.
-        if self.alone() {
-            let text = format!("jitgate: access to {target} refused: {why}");
-            hang_up(&self.shared, handle, &self.kill, text).await;
-        }
+        // The connection is hung up with it when this was its only channel.
+        let text = format!("jitgate: access to {target} refused: {why}");
+        self.done(None, Some(text)).await;
         let failure = match r.reason {
             "upstream_error" => ChannelOpenFailure::ConnectFailed,
             _ => ChannelOpenFailure::AdministrativelyProhibited,
@@ -208,10 +154,7 @@ impl Jump {
         reply.reject(failure).await;
     }
 
-    async fn admit(
-        &self,
-        target: &str,
-    ) -> Result<(SessionGuard, TcpStream, Option<Duration>), Refused> {
+    async fn admit(&self, target: &str) -> Result<(Session, TcpStream), Refused> {
         if let Err(left) = self.fe.limiter.check(&self.keys()) {
             return Err(Refused {
                 why: format!(
@@ -222,27 +165,16 @@ impl Jump {
                 counted: false,
             });
         }
-        let admitted = self
+        let (session, t) = self
             .fe
-            .grants
-            .admit_identified(target, TargetKind::Ssh, &self.user)
+            .admit(target, &self.user, self.peer, false)
             .await
             .map_err(|r| Refused {
-                why: r.to_string(),
-                reason: r.metric_reason(),
+                why: r.why,
+                reason: r.reason,
                 counted: true,
             })?;
-        let guard = self
-            .fe
-            .grants
-            .open_session(&admitted, TargetKind::Ssh, self.peer.to_string(), None)
-            .await
-            .map_err(|e| Refused {
-                why: e.to_string(),
-                reason: e.metric_reason(),
-                counted: true,
-            })?;
-        let address = admitted.target.address.clone();
+        let address = t.address.clone();
         let tcp = tokio::time::timeout(
             super::upstream::CONNECT_TIMEOUT,
             TcpStream::connect(&address),
@@ -250,19 +182,18 @@ impl Jump {
         .await;
         let tcp = match tcp {
             Ok(Ok(t)) => t,
-            Ok(Err(e)) => return Err(unreachable(&guard, target, &e.to_string())),
-            Err(_) => return Err(unreachable(&guard, target, "connect timed out")),
+            Ok(Err(e)) => return Err(unreachable(&session, target, &e.to_string())),
+            Err(_) => return Err(unreachable(&session, target, "connect timed out")),
         };
         let _ = tcp.set_nodelay(true);
-        guard.start(Some(json!({"jump": true, "address": address})));
-        let idle = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
-        Ok((guard, tcp, idle))
+        session.start(json!({"jump": true, "address": address}));
+        Ok((session, tcp))
     }
 }
 
-fn unreachable(guard: &SessionGuard, target: &str, e: &str) -> Refused {
+fn unreachable(session: &Session, target: &str, e: &str) -> Refused {
     tracing::warn!(%target, "ssh jump to the target failed: {e}");
-    guard.set_cause(EndCause::new(EndReason::Error));
+    session.end(Reason::Error);
     Refused {
         why: format!("cannot reach {target}: {e}"),
         reason: "upstream_error",
@@ -275,18 +206,16 @@ fn unreachable(guard: &SessionGuard, target: &str, e: &str) -> Refused {
 /// engineer's bytes arrive through the handler into `rx`, capped by the
 /// channel's budget; the target's are written as the engineer's window
 /// allows, so neither direction buffers without bound.
-#[allow(clippy::too_many_arguments)]
 async fn bridge(
     down: Channel<Msg>,
     tcp: TcpStream,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     up: &UpChannel,
     replies: &Replies,
-    guard: &SessionGuard,
-    idle: Option<Duration>,
+    session: &mut Session,
     kill: &CancellationToken,
-) -> Option<EndCause> {
-    let info = guard.info().clone();
+) -> Option<Cause> {
+    let info = session.info().clone();
     let (dr, dw) = down.split();
     // The engineer's data comes through the handler, not this read half.
     drop(dr);
@@ -337,32 +266,25 @@ async fn bridge(
         }
     };
     tokio::pin!(to_target, to_engineer);
-    let mut timers = EndTimers::new(&info, idle);
     let mut target_eof = false;
     loop {
         tokio::select! {
             biased;
             _ = kill.cancelled() => {
-                guard.set_cause(EndCause::new(EndReason::ClientClosed));
+                session.end(Reason::ClientClosed);
                 return None;
             }
-            _ = guard.token().cancelled() => {
-                return Some(info.cause().unwrap_or_else(|| EndCause::new(EndReason::Error)));
-            }
-            reason = timers.fired(&info) => {
-                guard.set_cause(EndCause::new(reason));
-                return Some(info.cause().unwrap_or_else(|| EndCause::new(reason)));
-            }
+            cause = session.ended() => return Some(cause),
             // The engineer closed the channel, or the target stopped taking bytes.
             r = &mut to_target => {
-                let reason = if r.is_ok() { EndReason::ClientClosed } else { EndReason::UpstreamClosed };
-                guard.set_cause(EndCause::new(reason));
+                let reason = if r.is_ok() { Reason::ClientClosed } else { Reason::UpstreamClosed };
+                session.end(reason);
                 return None;
             }
             r = &mut to_engineer, if !target_eof => {
                 target_eof = true;
                 if r.is_err() || engineer_eof.load(Ordering::Acquire) {
-                    guard.set_cause(EndCause::new(EndReason::UpstreamClosed));
+                    session.end(Reason::UpstreamClosed);
                     return None;
                 }
             }

@@ -1,10 +1,12 @@
 //! SSH key material: the proxy's host key (configured, or an ed25519 key
 //! generated under data_dir on first start), engineers' public keys from
-//! `users.ssh_keys`, and targets' pinned host keys.
+//! `users.ssh_keys`, targets' pinned host keys, and the algorithms both
+//! sides of the proxy negotiate.
 
 use anyhow::Context;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
+use std::borrow::Cow;
 use std::path::Path;
 
 /// Loads the configured host key, or generates `<data_dir>/ssh-host-ed25519`.
@@ -59,4 +61,36 @@ pub fn user_for_key(cfg: &crate::config::Config, key: &PublicKey) -> Option<Stri
             .any(|k| same_key(&k, key))
             .then(|| u.name.clone())
     })
+}
+
+/// Modern algorithms only. The extension pseudo-algorithms must be listed
+/// or strict key exchange (the Terrapin fix) and server-sig-algs are lost.
+pub fn modern_algorithms(server_side: bool) -> russh::Preferred {
+    use russh::{cipher, kex};
+    let kexes: &'static [kex::Name] = if server_side {
+        &[
+            kex::MLKEM768X25519_SHA256,
+            kex::CURVE25519,
+            kex::CURVE25519_PRE_RFC_8731,
+            kex::EXTENSION_SUPPORT_AS_SERVER,
+            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+        ]
+    } else {
+        &[
+            kex::MLKEM768X25519_SHA256,
+            kex::CURVE25519,
+            kex::CURVE25519_PRE_RFC_8731,
+            kex::EXTENSION_SUPPORT_AS_CLIENT,
+            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+        ]
+    };
+    russh::Preferred {
+        kex: Cow::Borrowed(kexes),
+        cipher: Cow::Borrowed(&[
+            cipher::CHACHA20_POLY1305,
+            cipher::AES_256_GCM,
+            cipher::AES_128_GCM,
+        ]),
+        ..Default::default()
+    }
 }

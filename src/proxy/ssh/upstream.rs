@@ -34,6 +34,16 @@ pub struct Pinned {
     expected: PublicKey,
     /// The key the target presented, when it did not match.
     mismatch: Arc<std::sync::Mutex<Option<String>>>,
+    /// Cancels `Upstream::closed` when russh drops the handler, which it
+    /// does when the connection's session loop ends.
+    _closed: tokio_util::sync::DropGuard,
+}
+
+/// The proxy's logged-in connection to a target.
+pub struct Upstream {
+    pub handle: client::Handle<Pinned>,
+    /// Cancelled once the connection to the target has ended.
+    pub closed: CancellationToken,
 }
 
 impl client::Handler for Pinned {
@@ -66,12 +76,10 @@ fn client_config() -> Arc<client::Config> {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 3,
-        preferred: super::server::modern_algorithms(false),
+        preferred: keys::modern_algorithms(false),
         ..Default::default()
     })
 }
-
-pub type Upstream = client::Handle<Pinned>;
 
 /// Connects and logs in; the socket dies with `kill`.
 pub async fn connect(t: &Target, kill: &CancellationToken) -> Result<Upstream, UpstreamError> {
@@ -96,9 +104,11 @@ async fn connect_inner(t: &Target, kill: &CancellationToken) -> Result<Upstream,
         .map_err(|e| UpstreamError::Connect(format!("{}: {e}", t.address)))?;
     let _ = tcp.set_nodelay(true);
     let mismatch = Arc::new(std::sync::Mutex::new(None));
+    let closed = CancellationToken::new();
     let handler = Pinned {
         expected: expected.clone(),
         mismatch: mismatch.clone(),
+        _closed: closed.clone().drop_guard(),
     };
     let mut h =
         match client::connect_stream(client_config(), Killable::new(tcp, kill), handler).await {
@@ -130,5 +140,5 @@ async fn connect_inner(t: &Target, kill: &CancellationToken) -> Result<Upstream,
     if !ok {
         return Err(UpstreamError::AuthRejected);
     }
-    Ok(h)
+    Ok(Upstream { handle: h, closed })
 }

@@ -1,0 +1,230 @@
+//! The SSH front end's one door to the control plane: admission, the
+//! session guard, metrics and audit. No other file of `proxy::ssh` calls
+//! into `crate::grants`, `crate::sessions`, `crate::metrics` or
+//! `crate::store`; they name the few types re-exported here.
+//!
+//! Invariants:
+//! - A [`Session`] owns its guard: dropping it ends the session table's
+//!   entry (with the first cause recorded, see `SessionGuard`).
+//! - [`Session::next`] reports the grant's end exactly once per call that
+//!   completes, whether the grant was ended elsewhere (its token) or by one
+//!   of its own timers (expiry, idle), recording the timer's cause first.
+//!   It is cancel-safe: the timers live in the `Session`.
+//! - Audit writes run off the connection's path (spawned); a store that is
+//!   down costs a warning in the log, never a stalled connection.
+
+use crate::config::{Config, Target, TargetKind};
+use crate::grants::Grants;
+use crate::proxy::limiter::AuthLimiter;
+use crate::sessions::{EndTimers, SessionGuard};
+use russh::server;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub use crate::sessions::{EndCause as Cause, EndReason as Reason, SessionInfo};
+
+/// What one SSH listener needs to admit and relay; built by the daemon.
+pub struct SshFrontEnd {
+    pub grants: Arc<Grants>,
+    pub config: Arc<server::Config>,
+    pub limiter: AuthLimiter,
+}
+
+/// Capacity of a session's warning queue (grant ending soon): a handful
+/// per grant, and a full queue only drops a warning.
+const WARNINGS: usize = 8;
+
+/// An admission refused: the words for the engineer and the metric label.
+#[derive(Debug)]
+pub struct Refused {
+    pub why: String,
+    pub reason: &'static str,
+}
+
+/// An admitted session, started or not: see `start`.
+pub struct Session {
+    guard: SessionGuard,
+    timers: EndTimers,
+    warnings: Option<mpsc::Receiver<String>>,
+}
+
+/// What an admitted session reports to its connection.
+pub enum Notice {
+    /// A warning to show on every channel (the grant ends soon).
+    Warning(String),
+    /// The session is over: its grant ended, or a timer of its own fired.
+    Ended(Cause),
+}
+
+impl SshFrontEnd {
+    /// The configuration in force now.
+    pub fn config_now(&self) -> Arc<Config> {
+        self.grants.config.get()
+    }
+
+    /// Counts a refused connection or channel under `reason`.
+    pub fn rejected(&self, reason: &str) {
+        self.rejected_counter(reason).inc();
+    }
+
+    /// The counter of refused connections under `reason`, for the accept
+    /// loop (which counts handshakes cut off before any handler runs).
+    pub fn rejected_counter(&self, reason: &str) -> prometheus::IntCounter {
+        self.grants
+            .metrics
+            .connections_rejected
+            .with_label_values(&["ssh", reason])
+    }
+
+    /// An `auth.failed` audit event, written off the connection's path.
+    pub fn audit_failure(&self, peer: SocketAddr, user: &str, target: &str, why: &str) {
+        let entry = crate::audit::AuditEntry::new(
+            user,
+            "auth.failed",
+            target,
+            json!({"kind": "ssh", "client": peer.to_string(), "reason": why}),
+        );
+        let store = self.grants.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.audit(&entry).await {
+                tracing::warn!(error = %e, "could not audit a failed authentication");
+            }
+        });
+    }
+
+    /// Audits a direct-tcpip open on a terminating connection:
+    /// `ssh.forward` when relayed, `ssh.forward_refused` when the target's
+    /// list does not name the destination (`dest`, already bounded).
+    pub fn audit_forward(&self, info: Option<&SessionInfo>, target: &str, dest: &str, ok: bool) {
+        let user = info.map(|i| i.user.as_str()).unwrap_or("unknown");
+        let session = info.map(|i| i.id.as_str()).unwrap_or("");
+        let action = if ok {
+            tracing::info!(%user, %target, destination = %dest, "ssh forwarding opened");
+            "ssh.forward"
+        } else {
+            tracing::info!(%user, %target, destination = %dest, "ssh forwarding refused: not in the target's forwarding list");
+            "ssh.forward_refused"
+        };
+        let entry = crate::audit::AuditEntry::new(
+            user,
+            action,
+            target,
+            json!({"session": session, "destination": dest}),
+        );
+        let store = self.grants.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.audit(&entry).await {
+                tracing::warn!(error = %e, "could not audit an ssh forwarding");
+            }
+        });
+    }
+
+    /// Admits identified `user` to `target` and opens their session (not
+    /// yet started: the caller connects to the target, then `start`s it or
+    /// ends it with `Reason::Error`). `warnings`: whether the session
+    /// takes warnings before its end (a terminating connection, which has
+    /// a stderr to show them on).
+    pub async fn admit(
+        &self,
+        target: &str,
+        user: &str,
+        peer: SocketAddr,
+        warnings: bool,
+    ) -> Result<(Session, Target), Refused> {
+        let admitted = self
+            .grants
+            .admit_identified(target, TargetKind::Ssh, user)
+            .await
+            .map_err(|r| Refused {
+                why: r.to_string(),
+                reason: r.metric_reason(),
+            })?;
+        let (tx, rx) = if warnings {
+            let (tx, rx) = mpsc::channel(WARNINGS);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let guard = self
+            .grants
+            .open_session(&admitted, TargetKind::Ssh, peer.to_string(), tx)
+            .await
+            .map_err(|e| Refused {
+                why: e.to_string(),
+                reason: e.metric_reason(),
+            })?;
+        let idle: Option<Duration> = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
+        let timers = EndTimers::new(guard.info(), idle);
+        let session = Session {
+            guard,
+            timers,
+            warnings: rx,
+        };
+        Ok((session, admitted.target))
+    }
+}
+
+impl Session {
+    pub fn info(&self) -> &Arc<SessionInfo> {
+        self.guard.info()
+    }
+
+    /// The target is connected: the session counts as started from here.
+    pub fn start(&self, detail: serde_json::Value) {
+        self.guard.start(Some(detail));
+    }
+
+    /// Records why the session ends, unless a cause is recorded already.
+    pub fn end(&self, reason: Reason) {
+        self.guard.set_cause(Cause::new(reason));
+    }
+
+    /// Whether the session's grant has ended (its token is cancelled by
+    /// the revoke itself, before any task of this connection runs).
+    pub fn over(&self) -> bool {
+        self.guard.token().is_cancelled()
+    }
+
+    /// The recorded cause of the end, or `Error` when none was recorded.
+    pub fn cause(&self) -> Cause {
+        self.info()
+            .cause()
+            .unwrap_or_else(|| Cause::new(Reason::Error))
+    }
+
+    /// The next warning, or the end. Cancel-safe (see the module doc).
+    pub async fn next(&mut self) -> Notice {
+        let info = self.guard.info().clone();
+        let token = self.guard.token().clone();
+        let warnings = async {
+            match self.warnings.as_mut() {
+                Some(w) => match w.recv().await {
+                    Some(text) => text,
+                    None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => Notice::Ended(self.cause()),
+            reason = self.timers.fired(&info) => {
+                self.guard.set_cause(Cause::new(reason));
+                Notice::Ended(info.cause().unwrap_or_else(|| Cause::new(reason)))
+            }
+            text = warnings => Notice::Warning(text),
+        }
+    }
+
+    /// The end of the session, ignoring warnings. Cancel-safe.
+    pub async fn ended(&mut self) -> Cause {
+        loop {
+            if let Notice::Ended(cause) = self.next().await {
+                return cause;
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The login of one engineer connection, owned by its task (`conn`):
+//! identifying the engineer by key, failed-key accounting against the
+//! source's limit with `auth.failed` audit events, and admission with the
+//! login to the target.
+//!
+//! Invariants:
+//! - The login name (the target's, or the user's own for a jump login) is
+//!   chosen by the client: it is bounded (`names::bounded`) before it is
+//!   logged, audited or shown.
+//! - One rejected key per connection counts as a failed attempt (an agent
+//!   offering several keys is not a brute force); a source over the limit
+//!   is refused without looking further.
+//! - A known engineer whose access is refused is still let in, with
+//!   `refusal` set: their channels show why instead of a bare
+//!   "Permission denied". Such a connection has no session and no target.
+
+use super::control::{Reason, Session, SshFrontEnd};
+use super::keys;
+use super::names;
+use super::upstream::{self, Upstream};
+use russh::keys::PublicKey;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// An admitted terminating login: its session, started, and the target's
+/// connection.
+pub struct Admission {
+    pub session: Session,
+    pub upstream: Arc<Upstream>,
+}
+
+pub struct Login {
+    fe: Arc<SshFrontEnd>,
+    peer: SocketAddr,
+    kill: CancellationToken,
+    /// The login name, bounded.
+    pub target: String,
+    /// Set when the engineer is identified but gets no shell here (no
+    /// grant, or a jump connection): shown on their channels, after
+    /// "jitgate: ".
+    pub refusal: Option<String>,
+    /// A jump connection (`ssh -J USER@proxy TARGET`): the jitgate user.
+    pub jump_user: Option<String>,
+    offer_failed: bool,
+}
+
+impl Login {
+    pub fn new(fe: Arc<SshFrontEnd>, peer: SocketAddr, kill: CancellationToken) -> Login {
+        Login {
+            fe,
+            peer,
+            kill,
+            target: String::new(),
+            refusal: None,
+            jump_user: None,
+            offer_failed: false,
+        }
+    }
+
+    /// Whether a key offered for `name` would be accepted.
+    pub fn key_offered(&mut self, name: &str, key: &PublicKey) -> bool {
+        self.target = names::bounded(name);
+        if self.blocked() {
+            return false;
+        }
+        let known = keys::user_for_key(&self.fe.config_now(), key).is_some();
+        if !known {
+            self.unknown_key(key);
+        }
+        known
+    }
+
+    /// A verified key for `name`: whether the login is accepted, and the
+    /// admitted session when it is one with a shell on the target.
+    pub async fn login(&mut self, name: &str, pk: &PublicKey) -> (bool, Option<Admission>) {
+        self.target = names::bounded(name);
+        if self.blocked() {
+            return (false, None);
+        }
+        let cfg = self.fe.config_now();
+        let Some(user) = keys::user_for_key(&cfg, pk) else {
+            self.unknown_key(pk);
+            return (false, None);
+        };
+        // A target's name selects the terminating mode; the key owner's own
+        // name (when no target has it) a jump connection.
+        if !cfg.targets.contains_key(&self.target) && self.target == user {
+            tracing::info!(%user, key = %keys::fingerprint(pk), "ssh jump connection");
+            self.refusal = Some(format!(
+                "{user}@ is a jump login: it runs no shell or command; use `ssh -J {user}@PROXY TARGET`, or `ssh TARGET@PROXY` for a shell"
+            ));
+            self.jump_user = Some(user);
+            return (true, None);
+        }
+        match self.admit(&user).await {
+            Ok(a) => {
+                tracing::info!(%user, target = %self.target, key = %keys::fingerprint(pk), "ssh session admitted");
+                (true, Some(a))
+            }
+            Err((why, reason)) => {
+                tracing::info!(%user, target = %self.target, reason, "ssh access refused: {why}");
+                self.fe.rejected(reason);
+                self.fe.audit_failure(self.peer, &user, &self.target, &why);
+                self.refusal = Some(format!("access to {} refused: {why}", self.target));
+                (true, None)
+            }
+        }
+    }
+
+    /// Counts one failed attempt from this source (once per connection),
+    /// audits it, and says whether the source is now blocked.
+    fn unknown_key(&mut self, pk: &PublicKey) {
+        self.fe.rejected("auth_failed");
+        if std::mem::replace(&mut self.offer_failed, true) {
+            return;
+        }
+        let blocked = self.fe.limiter.failed(&self.limiter_keys());
+        let why = format!(
+            "unknown key {}{}",
+            keys::fingerprint(pk),
+            if blocked { "; source blocked" } else { "" }
+        );
+        self.fe
+            .audit_failure(self.peer, "unknown", &self.target, &why);
+    }
+
+    fn limiter_keys(&self) -> Vec<String> {
+        vec![format!("ip:{}", self.peer.ip())]
+    }
+
+    /// A source over the failure limit is refused without looking further.
+    fn blocked(&self) -> bool {
+        if self.fe.limiter.check(&self.limiter_keys()).is_err() {
+            self.fe.rejected("auth_failed");
+            return true;
+        }
+        false
+    }
+
+    /// Identified engineer: admission, session, target login.
+    async fn admit(&self, user: &str) -> Result<Admission, (String, &'static str)> {
+        let (session, target) = self
+            .fe
+            .admit(&self.target, user, self.peer, true)
+            .await
+            .map_err(|r| (r.why, r.reason))?;
+        match upstream::connect(&target, &self.kill).await {
+            Ok(up) => {
+                session.start(json!({"upstream_user": target.upstream.user}));
+                let upstream = Arc::new(up);
+                Ok(Admission { session, upstream })
+            }
+            Err(e) => {
+                tracing::warn!(target = %self.target, "ssh upstream failed: {e}");
+                session.end(Reason::Error);
+                Err((
+                    format!("cannot reach {}: {e}", self.target),
+                    "upstream_error",
+                ))
+            }
+        }
+    }
+}
