@@ -2,16 +2,33 @@
 //! field values) shown in a terminal or a line-oriented log. Control bytes in
 //! such text can move the cursor, rewrite what was already printed (`\r`,
 //! CSI, OSC), ring the bell or forge whole log lines (`\n`); bidi overrides
-//! reorder what the reader sees. [`escape`] makes all of them visible
-//! instead, so what is printed is what was stored.
+//! reorder what the reader sees; line and paragraph separators break a line
+//! for some readers and not others; zero-width characters make two names
+//! that differ look the same. [`escape`] makes all of them visible instead,
+//! so what is printed is what was stored. [`escape_json`] does the same for
+//! JSON text, which stays valid JSON with the same value.
 
 use std::borrow::Cow;
 
 /// Whether `c` must not reach a terminal or a log line raw: C0 controls
-/// (tab and newline included), DEL, C1 controls U+0080–U+009F, and the
-/// Unicode bidi embeddings/overrides/isolates U+202A–U+202E, U+2066–U+2069.
+/// (tab and newline included), DEL, C1 controls U+0080–U+009F, the Unicode
+/// bidi marks, embeddings, overrides and isolates (U+061C, U+200E–U+200F,
+/// U+202A–U+202E, U+2066–U+2069), the line and paragraph separators
+/// U+2028–U+2029, and the invisible U+200B–U+200D, U+2060–U+2064 and
+/// U+FEFF. Zero-width joiners are legitimate in some scripts and emoji; in
+/// names and reasons read by an approver, seeing them beats being fooled.
 pub fn is_unsafe(c: char) -> bool {
-    matches!(c, '\0'..='\x1f' | '\x7f'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    matches!(
+        c,
+        '\0'..='\x1f'
+            | '\x7f'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 /// `s` with every [`is_unsafe`] character written visibly: `\n`, `\r`, `\t`
@@ -36,6 +53,29 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text (as serde_json writes it) with every [`is_unsafe`] character
+/// from DEL up written as a `\uXXXX` escape. serde_json escapes C0 controls
+/// inside strings but not DEL, C1 controls or bidi overrides, which would
+/// reach the terminal raw; the C0 characters left are the layout between
+/// tokens. Characters from DEL up stand only inside JSON strings, so the
+/// result is valid JSON with the same value. Every unsafe character is in
+/// the BMP, so one `\u` escape each suffices.
+pub fn escape_json(json: &str) -> Cow<'_, str> {
+    let unsafe_in_string = |c: char| c >= '\x7f' && is_unsafe(c);
+    if !json.chars().any(unsafe_in_string) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if unsafe_in_string(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,8 +91,22 @@ mod tests {
             escape("\u{202e}gpj.exe\u{2066}"),
             "\\u{202e}gpj.exe\\u{2066}"
         );
+        assert_eq!(
+            escape("da\u{200b}ve\u{2028}x\u{feff}\u{61c}"),
+            "da\\u{200b}ve\\u{2028}x\\u{feff}\\u{61c}"
+        );
         // Just outside the ranges: kept.
-        assert_eq!(escape("\u{a0}\u{2029}\u{206a}"), "\u{a0}\u{2029}\u{206a}");
+        assert_eq!(escape("\u{a0}\u{2027}\u{206a}"), "\u{a0}\u{2027}\u{206a}");
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_its_unsafe_characters() {
+        let v = serde_json::json!({"reason": "a\u{9b}31m\u{202e}b\u{2028}\n\u{1b}", "n": 1});
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let safe = escape_json(&text);
+        assert!(!safe.chars().any(|c| is_unsafe(c) && c != '\n'), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, v);
     }
 
     #[test]

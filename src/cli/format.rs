@@ -64,7 +64,9 @@ pub fn query(pairs: &[(&str, Option<String>)]) -> String {
 }
 
 pub fn print_json(v: &Value) -> anyhow::Result<()> {
-    out(&serde_json::to_string_pretty(v).unwrap_or_default())
+    out(&crate::text::escape_json(
+        &serde_json::to_string_pretty(v).unwrap_or_default(),
+    ))
 }
 
 /// One object: its JSON, or the human line(s) `human` renders (from

@@ -106,6 +106,33 @@ where
                 }
             }
         }
-        writeln!(w, "{}", Value::Object(m))
+        // C1 controls and bidi overrides in a field would reach whoever
+        // tails the log in a terminal; as JSON escapes they keep their value.
+        let line = Value::Object(m).to_string();
+        writeln!(w, "{}", crate::text::escape_json(&line))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_line_per_event_with_no_raw_control_or_bidi_character() {
+        let target = "db\x1b]0;pwned\x07\r\u{9b}2J\u{202e}\u{2028}";
+        let out = super::super::captured(
+            |buf| super::super::json_subscriber(tracing_subscriber::EnvFilter::new("trace"), buf),
+            || {
+                let span = tracing::info_span!("session", target = %target);
+                let _g = span.enter();
+                tracing::warn!(user = "x\ny", "no such user");
+            },
+        );
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(
+            !out.chars().any(|c| c != '\n' && crate::text::is_unsafe(c)),
+            "{out:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        assert_eq!(v["target"], target, "{v}");
+        assert_eq!(v["user"], "x\ny", "{v}");
     }
 }

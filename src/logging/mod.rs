@@ -31,17 +31,23 @@ pub fn init(format: LogFormat) {
                 .try_init()
                 .is_ok()
         }
-        LogFormat::Json => tracing_subscriber::registry()
-            .with(filter)
-            .with(json::SpanFields)
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .event_format(json::JsonLines)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()
-            .is_ok(),
+        LogFormat::Json => json_subscriber(filter, std::io::stderr).try_init().is_ok(),
     };
+}
+
+/// The JSON format: one object per line, span fields folded in.
+fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json::SpanFields)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .event_format(json::JsonLines)
+                .with_writer(writer),
+        )
 }
 
 /// The human format: stock layout (time, level, spans, fields) with every
@@ -57,4 +63,43 @@ where
         .with_ansi(ansi)
         .fmt_fields(text::EscapedFields)
         .finish()
+}
+
+/// What a subscriber built by `make` over an in-memory writer prints for
+/// the events `f` logs; for the formats' tests.
+#[cfg(test)]
+fn captured<S: tracing::Subscriber + Send + Sync + 'static>(
+    make: impl FnOnce(Capture) -> S,
+    f: impl FnOnce(),
+) -> String {
+    let buf = Capture::default();
+    tracing::subscriber::with_default(make(buf.clone()), f);
+    let bytes = buf.0.lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::ErrorKind::Other)?
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
 }

@@ -76,43 +76,18 @@ impl Visit for Visitor<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-    use tracing_subscriber::fmt::MakeWriter;
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| std::io::ErrorKind::Other)?
-                .extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buf {
-        type Writer = Buf;
-        fn make_writer(&'a self) -> Buf {
-            self.clone()
-        }
-    }
-
     /// What the human format prints for events logged by `f`.
     fn logged(f: impl FnOnce()) -> String {
-        let buf = Buf::default();
-        let sub = super::super::human_subscriber(
-            tracing_subscriber::EnvFilter::new("trace"),
-            buf.clone(),
-            false,
-        );
-        tracing::subscriber::with_default(sub, f);
-        let bytes = buf.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
+        super::super::captured(
+            |buf| {
+                super::super::human_subscriber(
+                    tracing_subscriber::EnvFilter::new("trace"),
+                    buf,
+                    false,
+                )
+            },
+            f,
+        )
     }
 
     #[test]

@@ -12,10 +12,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Cursor return, line erase, an OSC title with BEL, a C1 CSI and a bidi
-/// override: what a requester would use to disguise a request.
-const HOSTILE: &str = "INC-1\r\x1b[2K\x1b]0;owned\x07db-prod 999d\u{9b}31m\u{202e}evil";
+/// override, a zero-width space and a line separator: what a requester would
+/// use to disguise a request.
+const HOSTILE: &str =
+    "INC-1\r\x1b[2K\x1b]0;owned\x07db-prod 999d\u{9b}31m\u{202e}evil\u{200b}x\u{2028}";
 /// The same, as the CLI must print it.
-const ESCAPED: &str = "INC-1\\r\\u{1b}[2K\\u{1b}]0;owned\\u{7}db-prod 999d\\u{9b}31m\\u{202e}evil";
+const ESCAPED: &str =
+    "INC-1\\r\\u{1b}[2K\\u{1b}]0;owned\\u{7}db-prod 999d\\u{9b}31m\\u{202e}evil\\u{200b}x\\u{2028}";
 
 fn text(o: &Output) -> (String, String) {
     (
@@ -67,16 +70,18 @@ fn user_text_is_printed_escaped_in_every_listing() {
         let want = match args[0] {
             "requests" => ESCAPED,
             "audit" => {
-                "INC-1\\r\\u001b[2K\\u001b]0;owned\\u0007db-prod 999d\\u{9b}31m\\u{202e}evil"
+                "INC-1\\r\\u001b[2K\\u001b]0;owned\\u0007db-prod 999d\\u{9b}31m\\u{202e}evil\\u{200b}x\\u{2028}"
             }
             _ => "",
         };
         assert!(out.contains(want), "{args:?} should show {want:?}:\n{out}");
     }
-    // The JSON keeps the exact text (escaped by JSON itself).
+    // The JSON keeps the exact text, every unsafe character as a JSON
+    // escape (serde_json itself leaves C1, bidi and zero-width raw).
     let o = d.cli(CAROL, &["--json", "requests"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["requests"][0]["reason"], HOSTILE);
+    assert_inert("--json requests", &String::from_utf8_lossy(&o.stdout));
 
     // In a real terminal too: `script` gives the CLI a pty.
     if which("script") {
