@@ -82,7 +82,10 @@ LOGIN=$(id -un)
 keygen "$TMP/engineer" engineer
 keygen "$TMP/upstream" jitgate-upstream
 
-start_sshd() { # name authorized-key-file; prints the port
+# start_sshd NAME AUTHORIZED-KEY-FILE VAR: starts a private sshd and sets
+# VAR to its port. Not run as $(...): the pid must reach PIDS in this shell
+# for cleanup to stop it.
+start_sshd() {
     local name=$1 port
     port=$(free_port)
     mkdir -p "$TMP/$name"
@@ -108,11 +111,11 @@ EOF
     /usr/sbin/sshd -D -e -f "$TMP/$name/sshd_config" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
     wait_port "$port" "sshd ($name)" "${PIDS[-1]}"
-    echo "$port"
+    printf -v "$3" '%s' "$port"
 }
 
-TARGET_PORT=$(start_sshd target "$TMP/upstream.pub")
-BASTION_PORT=$(start_sshd bastion "$TMP/engineer.pub")
+start_sshd target "$TMP/upstream.pub" TARGET_PORT
+start_sshd bastion "$TMP/engineer.pub" BASTION_PORT
 
 # ---------------------------------------------------------------- jitgate
 
