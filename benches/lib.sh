@@ -96,6 +96,8 @@ with_cleanup() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    # Whatever happened to the output, the children and TMP still go.
+    trap '' PIPE
     local pid log
     for pid in "${PIDS[@]}"; do
         kill "-$STOP_SIGNAL" "$pid" 2>/dev/null || true
@@ -146,9 +148,14 @@ rand_hex() {
 sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 # tee_output FILE: from here on, stdout and stderr also go to target/FILE.
+# tee ignores SIGINT: on Ctrl-C it must outlive the script to carry
+# cleanup's output (and a dead tee would kill cleanup with SIGPIPE).
 tee_output() {
     mkdir -p target
-    exec > >(tee "target/$1") 2>&1
+    exec > >(
+        trap '' INT
+        exec tee "target/$1"
+    ) 2>&1
 }
 
 # print_jitgate: the commit, binary and load lines of the header.
