@@ -36,13 +36,8 @@ RUNS=${BENCH_RUNS:-3}
 SCALE=${BENCH_SCALE:-10}
 TRIALS=${BENCH_TRIALS:-10}
 
-# SUDO and apt_install_service.
+# SUDO, apt_install_service, print_machine and the helpers below.
 . benches/lib.sh
-
-die() {
-    echo "pg_compare: $*" >&2
-    exit 1
-}
 
 # ---------------------------------------------------------------- tools
 
@@ -69,91 +64,25 @@ for tool in psql curl python3 openssl setpriv; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
 
-if [ -n "${JITGATE_BIN:-}" ]; then
-    JITGATE=$JITGATE_BIN
-else
-    cargo build --release --bin jitgate >&2
-    JITGATE=$ROOT/target/release/jitgate
-fi
-[ -x "$JITGATE" ] || die "no jitgate binary at $JITGATE"
+build_jitgate
 
 # postgres and pgbouncer refuse to run as root.
-AS_PG=()
-RUN_USER=$(id -un)
-if [ "$(id -u)" -eq 0 ]; then
-    RUN_USER=postgres
-    id postgres >/dev/null 2>&1 || RUN_USER=nobody
-    AS_PG=(setpriv "--reuid=$RUN_USER" "--regid=$RUN_USER" --clear-groups --)
-fi
+drop_privileges
 
 # ---------------------------------------------------------------- cleanup
 
-TMP=$(mktemp -d /tmp/jitgate-pgbench-XXXXXX)
-# postgres and pgbouncer (another user when run as root) must traverse it.
-chmod 711 "$TMP"
-PIDS=()
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -INT "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$rc" -ne 0 ]; then
-        for log in "$TMP"/*.log; do
-            [ -s "$log" ] || continue
-            echo "---- last lines of $(basename "$log")" >&2
-            tail -n 20 "$log" >&2
-        done
-    fi
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-rand_hex() {
-    openssl rand -hex "$1"
-}
-
-wait_port() { # port what pid
-    local i
-    for i in $(seq 300); do
-        kill -0 "$3" 2>/dev/null || die "$2 exited during startup"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "$2 did not listen on port $1 within 30 s"
-}
+# postgres and pgbouncer (another user when run as root) must traverse TMP.
+with_cleanup jitgate-pgbench 711 INT
 
 # ---------------------------------------------------------------- output
 
-mkdir -p target
-exec > >(tee target/bench-pg.txt) 2>&1
+tee_output bench-pg.txt
 
 print_machine
 echo "postgres:  $("$PGBIN/postgres" --version)"
 echo "pgbench:   $("$PGBIN/pgbench" --version)"
 echo "pgbouncer: $("$PGBOUNCER" --version 2>&1 | head -n1)"
-echo "jitgate:   $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (+ uncommitted changes in src/)')"
-echo "binary:    $JITGATE (built $(date -u -r "$JITGATE" +%Y-%m-%dT%H:%M:%SZ))"
-echo "load:      $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; other work on the machine skews absolute figures)"
+print_jitgate
 echo "workload:  -c $CLIENTS -j $THREADS, -T $T (-S) / -T $T_CONNECT (-C), $RUNS runs per path, scale $SCALE"
 echo
 
@@ -174,11 +103,11 @@ BENCH_PASSWORD=bench$(rand_hex 12)
 mkdir -p "$TMP/pg"
 printf '%s' "$SU_PASSWORD" >"$TMP/pg/pw"
 chown -R "$RUN_USER:" "$TMP/pg"
-"${AS_PG[@]}" "$PGBIN/initdb" -D "$TMP/pg/data" -U postgres --auth=scram-sha-256 \
+"${AS_USER[@]}" "$PGBIN/initdb" -D "$TMP/pg/data" -U postgres --auth=scram-sha-256 \
     --pwfile "$TMP/pg/pw" -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 ||
     die "initdb failed: $(cat "$TMP/initdb.log")"
 rm -f "$TMP/pg/pw"
-"${AS_PG[@]}" "$PGBIN/postgres" -D "$TMP/pg/data" -p "$PG_PORT" \
+"${AS_USER[@]}" "$PGBIN/postgres" -D "$TMP/pg/data" -p "$PG_PORT" \
     -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$TMP/pg" \
     -c fsync=off -c max_connections=200 -c shared_buffers=256MB \
     -c ssl=on -c "ssl_cert_file=$TMP/tls/cert.pem" -c "ssl_key_file=$TMP/tls/key.pem" \
@@ -228,7 +157,7 @@ log_pooler_errors = 1
 EOF
 chown -R "$RUN_USER:" "$TMP/bouncer"
 chmod 600 "$TMP/bouncer/userlist.txt"
-"${AS_PG[@]}" "$PGBOUNCER" "$TMP/bouncer/pgbouncer.ini" >"$TMP/pgbouncer.log" 2>&1 &
+"${AS_USER[@]}" "$PGBOUNCER" "$TMP/bouncer/pgbouncer.ini" >"$TMP/pgbouncer.log" 2>&1 &
 PIDS+=($!)
 BOUNCER_PID=${PIDS[-1]}
 wait_port "$BOUNCER_PORT" pgbouncer "$BOUNCER_PID"
@@ -239,7 +168,6 @@ ADMIN_PORT=$(free_port)
 PROXY_PORT=$(free_port)
 USER_TOKEN=jgt_bench_$(rand_hex 16)
 ADMIN_TOKEN=jgt_bench_admin_$(rand_hex 16)
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 mkdir -p "$TMP/jitgate"
 cat >"$TMP/jitgate/jitgate.toml" <<EOF
 [server]
@@ -274,26 +202,9 @@ targets = ["bench-db"]
 approvals_required = 0
 max_duration = "1h"
 EOF
-BENCH_PG_PASSWORD=$BENCH_PASSWORD RUST_LOG=warn \
-    "$JITGATE" serve --config "$TMP/jitgate/jitgate.toml" >"$TMP/jitgate.log" 2>&1 &
-PIDS+=($!)
-JITGATE_PID=${PIDS[-1]}
-for i in $(seq 300); do
-    kill -0 "$JITGATE_PID" 2>/dev/null || die "jitgate exited during startup"
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/readyz" || true)
-    [ "$code" = 200 ] && break
-    [ "$i" -eq 300 ] && die "jitgate not ready within 30 s (last /readyz: $code)"
-    sleep 0.1
-done
+# A prefix assignment, not an argument: the password stays out of argv.
+BENCH_PG_PASSWORD=$BENCH_PASSWORD start_jitgate "$TMP/jitgate/jitgate.toml"
 
-api() { # method path token [json]
-    curl -sS --fail-with-body -X "$1" -H "Authorization: Bearer $3" \
-        -H 'Content-Type: application/json' ${4:+--data "$4"} \
-        "http://127.0.0.1:$ADMIN_PORT$2"
-}
-json() { # expression over the JSON on stdin, as `d`
-    python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"
-}
 GRANT=$(api POST /v1/requests "$USER_TOKEN" '{"target":"bench-db","duration":"1h","reason":"bench"}' |
     json 'd["grant"]["id"]')
 SECRET=$(api POST "/v1/grants/$GRANT/secret" "$USER_TOKEN" | json 'd["secret"]')
@@ -336,44 +247,45 @@ RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 WORKLOADS=("select-simple|-S -M simple|$T" "select-extended|-S -M extended|$T" "connect-simple|-S -C -M simple|$T_CONNECT")
 
+# pgbench_run NAME FLAGS SECONDS PATH RUN: one pgbench run, recorded.
+pgbench_run() {
+    local name=$1 flags=$2 secs=$3 p=$4 run=$5
+    local proxy_pid="" cpu0=0 cpu1=0 tps xacts failed proxy_cpu cpu_pct cpu_us
+    case $p in
+        jitgate) proxy_pid=$JITGATE_PID ;;
+        pgbouncer) proxy_pid=$BOUNCER_PID ;;
+    esac
+    [ -n "$proxy_pid" ] && cpu0=$(cpu_ms "$proxy_pid")
+    # shellcheck disable=SC2086 # flags are words
+    if ! PGPASSWORD=${PASS[$p]} "$PGBIN/pgbench" -n $flags -c "$CLIENTS" -j "$THREADS" \
+        -T "$secs" "${CONN[$p]}" >"$TMP/run.out" 2>&1; then
+        cat "$TMP/run.out"
+        die "pgbench $name through $p failed"
+    fi
+    [ -n "$proxy_pid" ] && cpu1=$(cpu_ms "$proxy_pid")
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$TMP/run.out" | tail -n 1)
+    xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/run.out")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$TMP/run.out")
+    if [ -z "$tps" ] || [ -z "$xacts" ]; then
+        cat "$TMP/run.out"
+        die "no tps in the pgbench output ($name, $p)"
+    fi
+    [ "${failed:-0}" = 0 ] || die "pgbench $name through $p: $failed failed transactions"
+    # Proxy CPU: % of one core over the run, and microseconds per transaction.
+    proxy_cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v s="$secs" -v x="$xacts" -v p="$proxy_pid" \
+        'BEGIN { if (p == "") print "-\t-"; else printf "%.0f\t%.1f\n", (b - a) / (s * 10), (b - a) * 1000 / x }')
+    record "$name" "$p" "$run" "$tps" "$proxy_cpu"
+    IFS=$'\t' read -r cpu_pct cpu_us <<<"$proxy_cpu"
+    printf '  %-16s %-11s run %s  tps %10.1f  xacts %8s  proxy cpu %4s%% %8s us/xact\n' \
+        "$name" "$p" "$run" "$tps" "$xacts" "$cpu_pct" "$cpu_us"
+}
+
 echo "== pgbench: -c $CLIENTS -j $THREADS, $RUNS runs per path, interleaved"
 echo "   (tps as pgbench prints it: -S \"without initial connection time\"; -C"
 echo "   \"including reconnection times\", i.e. the connection setup rate)"
 for w in "${WORKLOADS[@]}"; do
     IFS='|' read -r name flags secs <<<"$w"
-    for run in $(seq "$RUNS"); do
-        for p in "${PATHS[@]}"; do
-            proxy_pid=""
-            case $p in
-                jitgate) proxy_pid=$JITGATE_PID ;;
-                pgbouncer) proxy_pid=$BOUNCER_PID ;;
-            esac
-            cpu0=0
-            [ -n "$proxy_pid" ] && cpu0=$(cpu_ms "$proxy_pid")
-            # shellcheck disable=SC2086 # flags are words
-            if ! PGPASSWORD=${PASS[$p]} "$PGBIN/pgbench" -n $flags -c "$CLIENTS" -j "$THREADS" \
-                -T "$secs" "${CONN[$p]}" >"$TMP/run.out" 2>&1; then
-                cat "$TMP/run.out"
-                die "pgbench $name through $p failed"
-            fi
-            cpu1=0
-            [ -n "$proxy_pid" ] && cpu1=$(cpu_ms "$proxy_pid")
-            tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$TMP/run.out" | tail -n 1)
-            xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TMP/run.out")
-            failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$TMP/run.out")
-            [ -n "$tps" ] && [ -n "$xacts" ] || {
-                cat "$TMP/run.out"
-                die "no tps in the pgbench output ($name, $p)"
-            }
-            [ "${failed:-0}" = 0 ] || die "pgbench $name through $p: $failed failed transactions"
-            # Proxy CPU: % of one core over the run, and microseconds per transaction.
-            proxy_cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v s="$secs" -v x="$xacts" -v p="$proxy_pid" \
-                'BEGIN { if (p == "") print "-\t-"; else printf "%.0f\t%.1f\n", (b - a) / (s * 10), (b - a) * 1000 / x }')
-            printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$p" "$run" "$tps" "$proxy_cpu" >>"$RESULTS"
-            printf '  %-16s %-11s run %s  tps %10.1f  xacts %8s  proxy cpu %4s%% %8s us/xact\n' \
-                "$name" "$p" "$run" "$tps" "$xacts" $(tail -n1 "$RESULTS" | cut -f5,6)
-        done
-    done
+    interleaved "$RUNS" pgbench_run "$name" "$flags" "$secs"
 done
 echo
 

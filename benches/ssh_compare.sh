@@ -34,13 +34,8 @@ RUNS=${BENCH_RUNS:-5}
 SETUP_RUNS=${BENCH_SETUP_RUNS:-10}
 MIB=${BENCH_MIB:-1024}
 
-# SUDO, apt_install_service, print_machine.
+# SUDO, apt_install_service, print_machine and the helpers below.
 . benches/lib.sh
-
-die() {
-    echo "ssh_compare: $*" >&2
-    exit 1
-}
 
 # ---------------------------------------------------------------- tools
 
@@ -49,75 +44,23 @@ for tool in ssh scp ssh-keygen python3 curl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
 
-if [ -n "${JITGATE_BIN:-}" ]; then
-    JITGATE=$JITGATE_BIN
-else
-    cargo build --release --bin jitgate >&2
-    JITGATE=$ROOT/target/release/jitgate
-fi
-[ -x "$JITGATE" ] || die "no jitgate binary at $JITGATE"
+build_jitgate
 
 # sshd needs its privilege separation directory.
 $SUDO mkdir -p /run/sshd
 
 # ---------------------------------------------------------------- cleanup
 
-TMP=$(mktemp -d /tmp/jitgate-sshbench-XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$rc" -ne 0 ]; then
-        for log in "$TMP"/*.log; do
-            [ -s "$log" ] || continue
-            echo "---- last lines of $(basename "$log")" >&2
-            tail -n 20 "$log" >&2
-        done
-    fi
-    rm -rf "$TMP" "${SINK:-}"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+with_cleanup jitgate-sshbench 755 TERM
 
 # Where scp writes on the target: tmpfs when there is one.
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
     SINK=$(mktemp -d /dev/shm/jitgate-sshbench-XXXXXX)
+    CLEANUP_PATHS+=("$SINK")
 else
     SINK=$TMP/sink
     mkdir -p "$SINK"
 fi
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port what pid
-    local i
-    for i in $(seq 300); do
-        kill -0 "$3" 2>/dev/null || die "$2 exited during startup"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "$2 did not listen on port $1 within 30 s"
-}
 
 keygen() { # path comment
     ssh-keygen -q -t ed25519 -N '' -C "$2" -f "$1"
@@ -125,14 +68,11 @@ keygen() { # path comment
 
 # ---------------------------------------------------------------- output
 
-mkdir -p target
-exec > >(tee target/bench-ssh.txt) 2>&1
+tee_output bench-ssh.txt
 
 print_machine
 echo "openssh:   $(ssh -V 2>&1)"
-echo "jitgate:   $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' (+ uncommitted changes in src/)')"
-echo "binary:    $JITGATE (built $(date -u -r "$JITGATE" +%Y-%m-%dT%H:%M:%SZ))"
-echo "load:      $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; other work on the machine skews absolute figures)"
+print_jitgate
 echo "workload:  scp of $MIB MiB into $SINK, $RUNS runs per path; ssh HOST true, $SETUP_RUNS runs per path"
 echo
 
@@ -142,7 +82,10 @@ LOGIN=$(id -un)
 keygen "$TMP/engineer" engineer
 keygen "$TMP/upstream" jitgate-upstream
 
-start_sshd() { # name authorized-key-file; prints the port
+# start_sshd NAME AUTHORIZED-KEY-FILE VAR: starts a private sshd and sets
+# VAR to its port. Not run as $(...): the pid must reach PIDS in this shell
+# for cleanup to stop it.
+start_sshd() {
     local name=$1 port
     port=$(free_port)
     mkdir -p "$TMP/$name"
@@ -168,18 +111,17 @@ EOF
     /usr/sbin/sshd -D -e -f "$TMP/$name/sshd_config" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
     wait_port "$port" "sshd ($name)" "${PIDS[-1]}"
-    echo "$port"
+    printf -v "$3" '%s' "$port"
 }
 
-TARGET_PORT=$(start_sshd target "$TMP/upstream.pub")
-BASTION_PORT=$(start_sshd bastion "$TMP/engineer.pub")
+start_sshd target "$TMP/upstream.pub" TARGET_PORT
+start_sshd bastion "$TMP/engineer.pub" BASTION_PORT
 
 # ---------------------------------------------------------------- jitgate
 
 ADMIN_PORT=$(free_port)
 PROXY_PORT=$(free_port)
-USER_TOKEN=jgt_bench_$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-sha() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+USER_TOKEN=jgt_bench_$(rand_hex 16)
 mkdir -p "$TMP/jitgate"
 cat >"$TMP/jitgate/jitgate.toml" <<EOF
 [server]
@@ -211,20 +153,8 @@ targets = ["bench-host"]
 approvals_required = 0
 max_duration = "2h"
 EOF
-RUST_LOG=warn "$JITGATE" serve --config "$TMP/jitgate/jitgate.toml" >"$TMP/jitgate.log" 2>&1 &
-PIDS+=($!)
-JITGATE_PID=${PIDS[-1]}
-for i in $(seq 300); do
-    kill -0 "$JITGATE_PID" 2>/dev/null || die "jitgate exited during startup"
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/readyz" || true)
-    [ "$code" = 200 ] && break
-    [ "$i" -eq 300 ] && die "jitgate not ready within 30 s (last /readyz: $code)"
-    sleep 0.1
-done
-curl -sS --fail-with-body -X POST -H "Authorization: Bearer $USER_TOKEN" \
-    -H 'Content-Type: application/json' \
-    --data '{"target":"bench-host","duration":"2h","reason":"bench"}' \
-    "http://127.0.0.1:$ADMIN_PORT/v1/requests" >"$TMP/grant.json"
+start_jitgate "$TMP/jitgate/jitgate.toml"
+api POST /v1/requests "$USER_TOKEN" '{"target":"bench-host","duration":"2h","reason":"bench"}' >"$TMP/grant.json"
 grep -q '"state":"active"' "$TMP/grant.json" || die "no active grant: $(cat "$TMP/grant.json")"
 
 # ---------------------------------------------------------------- clients
@@ -300,35 +230,39 @@ head -c "$((MIB * 1048576))" /dev/urandom >"$TMP/payload.bin"
 # Wall clock in ms from bash itself (a python3 start costs ~50-300 ms here).
 now_ms() { echo "${EPOCHREALTIME/./}" | awk '{ printf "%.3f", $1 / 1000 }'; }
 
+# scp_run PATH RUN: one scp of the payload into the sink, recorded.
+scp_run() {
+    local p=$1 run=$2 args t0 t1 mbs
+    mapfile -t args < <(ssh_args "$p")
+    t0=$(now_ms)
+    scp -q "${args[@]}" "$TMP/payload.bin" "${HOST[$p]}:$SINK/payload.bin" ||
+        die "scp through $p failed"
+    t1=$(now_ms)
+    rm -f "$SINK/payload.bin"
+    mbs=$(awk -v m="$MIB" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", m * 1048576 / 1e6 / ((b - a) / 1000) }')
+    record scp "$p" "$run" "$mbs"
+    printf '  scp    %-13s run %s  %8s MB/s\n' "$p" "$run" "$mbs"
+}
+
+# setup_run PATH RUN: one `ssh HOST true`, its wall time recorded.
+setup_run() {
+    local p=$1 run=$2 args t0 t1 ms
+    mapfile -t args < <(ssh_args "$p")
+    t0=$(now_ms)
+    ssh "${args[@]}" "${HOST[$p]}" true || die "ssh through $p failed"
+    t1=$(now_ms)
+    ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+    record setup "$p" "$run" "$ms"
+}
+
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 echo "== scp of $MIB MiB, $RUNS runs per path, interleaved"
-for run in $(seq "$RUNS"); do
-    for p in "${PATHS[@]}"; do
-        mapfile -t args < <(ssh_args "$p")
-        t0=$(now_ms)
-        scp -q "${args[@]}" "$TMP/payload.bin" "${HOST[$p]}:$SINK/payload.bin" ||
-            die "scp through $p failed"
-        t1=$(now_ms)
-        rm -f "$SINK/payload.bin"
-        mbs=$(awk -v m="$MIB" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", m * 1048576 / 1e6 / ((b - a) / 1000) }')
-        printf 'scp\t%s\t%s\t%s\n' "$p" "$run" "$mbs" >>"$RESULTS"
-        printf '  scp    %-13s run %s  %8s MB/s\n' "$p" "$run" "$mbs"
-    done
-done
+interleaved "$RUNS" scp_run
 echo
 
 echo "== session setup: ssh HOST true, $SETUP_RUNS runs per path, interleaved"
-for run in $(seq "$SETUP_RUNS"); do
-    for p in "${PATHS[@]}"; do
-        mapfile -t args < <(ssh_args "$p")
-        t0=$(now_ms)
-        ssh "${args[@]}" "${HOST[$p]}" true || die "ssh through $p failed"
-        t1=$(now_ms)
-        ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-        printf 'setup\t%s\t%s\t%s\n' "$p" "$run" "$ms" >>"$RESULTS"
-    done
-done
+interleaved "$SETUP_RUNS" setup_run
 echo
 
 python3 - "$RESULTS" "$MIB" "$RUNS" "$SETUP_RUNS" <<'EOF'
