@@ -2,9 +2,12 @@
 //! the store, and the timers that end grants at their exact end instant.
 
 mod admission;
+mod ending;
 mod error;
 mod open;
 mod policy;
+mod requests;
+mod schedule;
 mod service;
 mod timers;
 
