@@ -10,7 +10,7 @@ mod common;
 
 use common::daemon::base_config;
 use jitgate::config::{parse_offline, Config, SharedConfig, TargetKind};
-use jitgate::grants::{Admitted, Caller, Grants, OpenError, Refusal};
+use jitgate::grants::{Admitted, Caller, Grants, Refusal};
 use jitgate::metrics::Metrics;
 use jitgate::sessions::SessionTable;
 use jitgate::store::Store;
@@ -131,7 +131,7 @@ async fn a_reload_between_admission_and_entry_refuses_the_session() {
             .open_session(&admitted, kind, "127.0.0.1:1".into(), None)
             .await;
         match r {
-            Err(OpenError::Refused(Refusal::NoGrant(m))) => {
+            Err(Refusal::NoGrant(m)) => {
                 assert!(m.contains("no longer allows"), "{kind:?}: {m}")
             }
             Err(e) => panic!("{kind:?}: wrong refusal {e}"),
@@ -158,7 +158,7 @@ async fn a_lock_on_a_peer_between_admission_and_entry_refuses_the_session() {
             .open_session(&admitted, kind, "127.0.0.1:1".into(), None)
             .await;
         assert!(
-            matches!(r, Err(OpenError::Refused(Refusal::Locked(_)))),
+            matches!(r, Err(Refusal::Locked(_))),
             "{kind:?}: {:?}",
             r.err().map(|e| e.to_string())
         );
@@ -180,7 +180,7 @@ async fn a_revoke_on_a_peer_between_admission_and_entry_refuses_the_session() {
             .open_session(&admitted, kind, "127.0.0.1:1".into(), None)
             .await;
         match r {
-            Err(OpenError::Refused(Refusal::NoGrant(m))) => {
+            Err(Refusal::NoGrant(m)) => {
                 assert!(m.contains("has ended"), "{kind:?}: {m}")
             }
             other => panic!(

@@ -75,8 +75,8 @@ impl Grants {
                     instances_unconfirmed: peers.unconfirmed,
                 })
             }
-            Err(StoreError::Unavailable(m)) => {
-                tracing::error!(grant = %id, sessions = n, error = %m, "store unavailable during revoke; local sessions closed");
+            Err(e) if e.is_unavailable() => {
+                tracing::error!(grant = %id, sessions = n, error = %e, "store unavailable during revoke; local sessions closed");
                 Err(GrantError::Unavailable(format!(
                     "the store is unavailable: {n} live session(s) of grant {id} on this instance were closed, but the revoke was not recorded; retry"
                 )))
@@ -197,7 +197,7 @@ impl Grants {
         let mut n = local + peers.closed;
         let out = match recorded {
             Ok(o) => o,
-            Err(StoreError::Unavailable(_)) => {
+            Err(e) if e.is_unavailable() => {
                 return Err(GrantError::Unavailable(format!(
                     "the store is unavailable: {n} live session(s) of {user} on this instance were closed, but the lock was not recorded; retry"
                 )));

@@ -6,15 +6,16 @@ mod ending;
 mod error;
 mod open;
 mod policy;
+mod refusal;
 mod requests;
 mod schedule;
 mod service;
 mod timers;
 
-pub use admission::{Admitted, Refusal};
+pub use admission::Admitted;
 pub use error::GrantError;
-pub use open::OpenError;
 pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller};
+pub use refusal::{Blame, Refusal};
 pub use service::{
     Grants, IssuedSecret, LockResult, RevokeResult, TerminateResult, MAX_SECRETS_PER_GRANT,
 };

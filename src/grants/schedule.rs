@@ -119,8 +119,8 @@ impl Grants {
                     tracing::info!(grant = %id, sessions = n, "grant expired");
                     return;
                 }
-                Err(StoreError::Unavailable(m)) => {
-                    tracing::warn!(grant = %id, error = %m, "cannot record expiry yet; retrying");
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(grant = %id, error = %e, "cannot record expiry yet; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }

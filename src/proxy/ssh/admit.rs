@@ -7,6 +7,7 @@ use super::keys;
 use super::server::SshFrontEnd;
 use super::upstream;
 use crate::config::TargetKind;
+use crate::grants::Refusal;
 use crate::sessions::{EndCause, EndReason};
 use russh::keys::PublicKey;
 use serde_json::json;
@@ -101,10 +102,8 @@ impl Conn {
             Err(e) => {
                 tracing::warn!(target = %self.target, "ssh upstream failed: {e}");
                 guard.set_cause(EndCause::new(EndReason::Error));
-                Err((
-                    format!("cannot reach {}: {e}", self.target),
-                    "upstream_error",
-                ))
+                let r = Refusal::Unreachable(format!("cannot reach {}: {e}", self.target));
+                Err((r.to_string(), r.metric_reason()))
             }
         }
     }

@@ -17,6 +17,7 @@ use super::channel::{Cmd, Replies, UpChannel, UP_CAP};
 use super::conn::{audit_failure, Shared};
 use super::server::{hang_up, SshFrontEnd, FAREWELL_LIMIT};
 use crate::config::TargetKind;
+use crate::grants::Refusal;
 use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard};
 use bytes::Bytes;
 use russh::server::{self, ChannelOpenHandle, Msg};
@@ -263,9 +264,10 @@ impl Jump {
 fn unreachable(guard: &SessionGuard, target: &str, e: &str) -> Refused {
     tracing::warn!(%target, "ssh jump to the target failed: {e}");
     guard.set_cause(EndCause::new(EndReason::Error));
+    let r = Refusal::Unreachable(format!("cannot reach {target}: {e}"));
     Refused {
-        why: format!("cannot reach {target}: {e}"),
-        reason: "upstream_error",
+        why: r.to_string(),
+        reason: r.metric_reason(),
         counted: false,
     }
 }
