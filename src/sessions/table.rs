@@ -91,7 +91,7 @@ impl SessionInfo {
     /// Records why this session ends, unless a cause is already known: its
     /// own, or its grant's (the grant's end came first, and "client closed"
     /// seen while the farewell runs must not replace "revoked").
-    fn record_cause(&self, cause: EndCause) {
+    pub(super) fn record_cause(&self, cause: EndCause) {
         if self.grant.cause.get().is_none() {
             let _ = self.cause.set(cause);
         }

@@ -52,3 +52,33 @@ impl EndTimers {
         }
     }
 }
+
+impl super::SessionGuard {
+    /// Completes when the session must end from our side, with the cause
+    /// that wins: the token (revoke, terminate, lock, reload, shutdown; the
+    /// recorded cause), else its own timers (expiry, idle), recorded here
+    /// unless a cause is already known. Build it once per session and poll
+    /// it by `&mut` in the relay's `select!`: the timers live inside, so a
+    /// poll that loses a race loses nothing. The client's or the target's
+    /// own close is the relay's to record, not this.
+    pub fn ending(
+        &self,
+        idle_timeout: Option<Duration>,
+    ) -> impl std::future::Future<Output = super::EndCause> + Send + 'static {
+        let info = self.info().clone();
+        let token = self.token().clone();
+        let mut timers = EndTimers::new(&info, idle_timeout);
+        async move {
+            use super::EndCause;
+            let reason = tokio::select! {
+                biased;
+                _ = token.cancelled() => EndReason::Error,
+                reason = timers.fired(&info) => {
+                    info.record_cause(EndCause::new(reason));
+                    reason
+                }
+            };
+            info.cause().unwrap_or_else(|| EndCause::new(reason))
+        }
+    }
+}

@@ -18,7 +18,7 @@ use super::conn::{audit_failure, Shared};
 use super::server::{hang_up, SshFrontEnd, FAREWELL_LIMIT};
 use crate::config::TargetKind;
 use crate::grants::Refusal;
-use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard};
+use crate::sessions::{EndCause, EndReason, SessionGuard};
 use bytes::Bytes;
 use russh::server::{self, ChannelOpenHandle, Msg};
 use russh::{Channel, ChannelOpenFailure};
@@ -339,7 +339,8 @@ async fn bridge(
         }
     };
     tokio::pin!(to_target, to_engineer);
-    let mut timers = EndTimers::new(&info, idle);
+    let ending = guard.ending(idle);
+    tokio::pin!(ending);
     let mut target_eof = false;
     loop {
         tokio::select! {
@@ -348,13 +349,7 @@ async fn bridge(
                 guard.set_cause(EndCause::new(EndReason::ClientClosed));
                 return None;
             }
-            _ = guard.token().cancelled() => {
-                return Some(info.cause().unwrap_or_else(|| EndCause::new(EndReason::Error)));
-            }
-            reason = timers.fired(&info) => {
-                guard.set_cause(EndCause::new(reason));
-                return Some(info.cause().unwrap_or_else(|| EndCause::new(reason)));
-            }
+            cause = &mut ending => return Some(cause),
             // The engineer closed the channel, or the target stopped taking bytes.
             r = &mut to_target => {
                 let reason = if r.is_ok() { EndReason::ClientClosed } else { EndReason::UpstreamClosed };

@@ -173,28 +173,23 @@ async fn connection(
 
 /// Watches an admitted session: warnings, and the end of its grant.
 pub fn watch(shared: Arc<Shared>, handle: server::Handle, kill: CancellationToken, target: String) {
-    let Some(info) = shared
+    let idle = shared.idle_timeout.lock().ok().and_then(|i| *i);
+    let Some(ending) = shared
         .guard
         .lock()
         .ok()
-        .and_then(|g| g.as_ref().map(|g| (g.info().clone(), g.token().clone())))
+        .and_then(|g| g.as_ref().map(|g| g.ending(idle)))
     else {
         return;
     };
-    let (info, token) = info;
     let mut warnings = shared.warnings.lock().ok().and_then(|mut w| w.take());
-    let idle = shared.idle_timeout.lock().ok().and_then(|i| *i);
     tokio::spawn(async move {
-        let mut timers = crate::sessions::EndTimers::new(&info, idle);
+        tokio::pin!(ending);
         let cause = loop {
             tokio::select! {
                 biased;
                 _ = kill.cancelled() => return,
-                _ = token.cancelled() => break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Error)),
-                reason = timers.fired(&info) => {
-                    let _ = info_set_cause(&shared, EndCause::new(reason));
-                    break info.cause().unwrap_or_else(|| EndCause::new(reason));
-                }
+                cause = &mut ending => break cause,
                 Some(text) = async { match warnings.as_mut() { Some(w) => w.recv().await, None => std::future::pending().await } } => {
                     let line = format!("\r\njitgate: {text}\r\n");
                     for id in channel_ids(&shared) {
@@ -229,11 +224,6 @@ pub async fn hang_up(
     };
     let _ = tokio::time::timeout(FAREWELL_LIMIT, bounded).await;
     kill.cancel();
-}
-
-fn info_set_cause(shared: &Shared, cause: EndCause) -> Option<()> {
-    shared.guard.lock().ok()?.as_ref()?.set_cause(cause);
-    Some(())
 }
 
 fn channel_ids(shared: &Shared) -> Vec<ChannelId> {
