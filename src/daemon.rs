@@ -97,7 +97,7 @@ pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<Ex
         metrics.clone(),
     );
     if let Some(c) = &cluster {
-        let _ = grants.cluster.set(c.clone());
+        grants.join_cluster(c.clone());
     }
     grants
         .restore()

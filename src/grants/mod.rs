@@ -4,6 +4,7 @@
 mod admission;
 mod ending;
 mod error;
+mod front;
 mod open;
 mod policy;
 mod refusal;
@@ -12,6 +13,10 @@ mod schedule;
 mod service;
 mod timers;
 
+/// The records the control plane answers with.
+pub use crate::store::{
+    GrantFilter, GrantRecord, GrantState, RequestFilter, RequestRecord, RequestState,
+};
 pub use admission::Admitted;
 pub use error::GrantError;
 pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller};

@@ -14,14 +14,19 @@ use crate::sessions::SessionTable;
 use crate::store::*;
 use std::sync::{Arc, OnceLock, Weak};
 
+/// The control plane's handle: a cheap `Arc` whose verbs (admission and
+/// opening a session, requests, approvals, revokes, terminations, locks, and
+/// the queries that apply visibility) are its whole surface. Its state is
+/// private: front ends and the admin API never reach into the store, the
+/// session table or the metrics.
 pub struct Grants {
-    pub store: Store,
-    pub config: SharedConfig,
-    pub sessions: SessionTable,
-    pub metrics: Arc<Metrics>,
+    pub(super) store: Store,
+    pub(super) config: SharedConfig,
+    pub(super) sessions: SessionTable,
+    pub(super) metrics: Arc<Metrics>,
     pub(super) timers: Timers,
     /// Set when several instances share a PostgreSQL store.
-    pub cluster: OnceLock<Arc<Cluster>>,
+    pub(super) cluster: OnceLock<Arc<Cluster>>,
     /// For timers started from `&self` paths (admission on a peer's grant).
     pub(super) me: Weak<Grants>,
 }
@@ -87,6 +92,37 @@ impl Grants {
             cluster: OnceLock::new(),
             me: me.clone(),
         })
+    }
+
+    /// Joins several instances over a shared store (once, at start).
+    pub fn join_cluster(&self, c: Arc<Cluster>) {
+        let _ = self.cluster.set(c);
+    }
+
+    /// The store, for wiring at start and for tests; front ends and the
+    /// admin API use the verbs instead.
+    #[doc(hidden)]
+    pub fn store_handle(&self) -> &Store {
+        &self.store
+    }
+
+    /// The shared config (a reload replaces what it holds), for wiring and
+    /// tests; front ends read [`Grants::config_now`].
+    #[doc(hidden)]
+    pub fn config_handle(&self) -> &SharedConfig {
+        &self.config
+    }
+
+    /// The session table, for wiring and tests.
+    #[doc(hidden)]
+    pub fn session_table(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    /// The metrics, for wiring and tests.
+    #[doc(hidden)]
+    pub fn metrics_handle(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Asks the peers to apply `op` and waits for their counts; a single

@@ -29,11 +29,7 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const WARNING_QUEUE: usize = 8;
 
 pub async fn serve(listener: TcpListener, fe: Arc<PgFrontEnd>, shutdown: CancellationToken) {
-    let refused = fe
-        .grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["postgres", "protocol_error"]);
+    let refused = fe.grants.rejected_counter("postgres", "protocol_error");
     crate::proxy::accept::serve(
         "postgres",
         listener,
@@ -87,11 +83,7 @@ async fn handle(
         Ok(Some(x)) => x,
         Ok(None) => return,
         Err(r) => {
-            fe.grants
-                .metrics
-                .connections_rejected
-                .with_label_values(&["postgres", r.reason])
-                .inc();
+            fe.grants.count_rejected("postgres", r.reason);
             tracing::info!(%peer, reason = r.reason, "postgres connection refused: {}", r.message);
             if let Some(mut s) = client {
                 let e = codec::error_response(Severity::Fatal, r.code, &r.message, r.hint);
@@ -370,11 +362,7 @@ fn sqlstate_of(r: &Refusal) -> &'static str {
 /// A refusal after AuthenticationOk (admission or upstream failure).
 async fn refuse_late(fe: &PgFrontEnd, s: &mut PgStream, code: &str, r: &Refusal) {
     let reason = r.metric_reason();
-    fe.grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["postgres", reason])
-        .inc();
+    fe.grants.count_rejected("postgres", reason);
     tracing::info!(
         reason,
         blame = r.blame().as_str(),

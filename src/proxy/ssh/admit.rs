@@ -16,12 +16,7 @@ use std::sync::Arc;
 
 impl Conn {
     pub(super) fn reject_metric(&self, reason: &str) {
-        self.fe
-            .grants
-            .metrics
-            .connections_rejected
-            .with_label_values(&["ssh", reason])
-            .inc();
+        self.fe.grants.count_rejected("ssh", reason);
     }
 
     /// An `auth.failed` event about this connection's target.
@@ -117,10 +112,5 @@ pub fn audit_failure(fe: &SshFrontEnd, peer: SocketAddr, user: &str, target: &st
         target,
         json!({"kind": "ssh", "client": peer.to_string(), "reason": why}),
     );
-    let store = fe.grants.store.clone();
-    tokio::spawn(async move {
-        if let Err(e) = store.audit(&entry).await {
-            tracing::warn!(error = %e, "could not audit a failed authentication");
-        }
-    });
+    fe.grants.audit_detached(entry);
 }

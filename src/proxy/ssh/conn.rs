@@ -135,7 +135,7 @@ impl server::Handler for Conn {
         if self.blocked() {
             return Ok(Auth::reject());
         }
-        let known = keys::user_for_key(&self.fe.grants.config.get(), offer.public_key).is_some();
+        let known = keys::user_for_key(&self.fe.grants.config_now(), offer.public_key).is_some();
         if !known {
             self.unknown_key(offer.public_key);
         }
@@ -155,7 +155,7 @@ impl server::Handler for Conn {
         if self.blocked() {
             return Ok(Auth::reject());
         }
-        let cfg = self.fe.grants.config.get();
+        let cfg = self.fe.grants.config_now();
         let Some(user) = keys::user_for_key(&cfg, pk) else {
             self.unknown_key(pk);
             return Ok(Auth::reject());
@@ -276,11 +276,18 @@ impl server::Handler for Conn {
             return Ok(());
         }
         // Only the destinations the target lists (see `open`).
-        let cfg = self.fe.grants.config.get();
+        let cfg = self.fe.grants.config_now();
         let listed = cfg.targets.get(&self.target).map(|t| &t.forwarding[..]);
         let ok = open::allowed(listed.unwrap_or_default(), host, port);
-        let (store, info) = (self.fe.grants.store.clone(), self.session_info());
-        open::audit_forward(store, info.as_deref(), &self.target, host, port, ok);
+        let info = self.session_info();
+        open::audit_forward(
+            &self.fe.grants,
+            info.as_deref(),
+            &self.target,
+            host,
+            port,
+            ok,
+        );
         if !ok {
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)

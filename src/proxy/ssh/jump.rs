@@ -186,12 +186,7 @@ impl Jump {
     ) {
         let why = r.why;
         tracing::info!(user = %self.user, %target, reason = r.reason, "ssh jump refused: {why}");
-        self.fe
-            .grants
-            .metrics
-            .connections_rejected
-            .with_label_values(&["ssh", r.reason])
-            .inc();
+        self.fe.grants.count_rejected("ssh", r.reason);
         if r.counted {
             self.fe.limiter.failed(&self.keys());
             audit_failure(&self.fe, self.peer, &self.user, target, &why);

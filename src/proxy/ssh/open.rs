@@ -47,7 +47,7 @@ pub fn allowed(forwarding: &[String], host: &str, port: u32) -> bool {
 /// when relayed, `ssh.forward_refused` when the target's list does not
 /// name the destination. Written off the connection's path.
 pub fn audit_forward(
-    store: crate::store::Store,
+    grants: &crate::grants::Grants,
     info: Option<&crate::sessions::SessionInfo>,
     target: &str,
     host: &str,
@@ -70,11 +70,7 @@ pub fn audit_forward(
         target,
         json!({"session": session, "destination": dest}),
     );
-    tokio::spawn(async move {
-        if let Err(e) = store.audit(&entry).await {
-            tracing::warn!(error = %e, "could not audit an ssh forwarding");
-        }
-    });
+    grants.audit_detached(entry);
 }
 
 /// Opens the target's side in a task, then accepts the engineer's channel

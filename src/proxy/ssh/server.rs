@@ -82,11 +82,7 @@ pub fn server_config(host_key: russh::keys::PrivateKey) -> server::Config {
 }
 
 pub async fn serve(listener: TcpListener, fe: Arc<SshFrontEnd>, shutdown: CancellationToken) {
-    let refused = fe
-        .grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["ssh", "protocol_error"]);
+    let refused = fe.grants.rejected_counter("ssh", "protocol_error");
     crate::proxy::accept::serve(
         "ssh",
         listener,
@@ -141,11 +137,7 @@ async fn connection(
         }
         Err(e) => {
             tracing::debug!(%peer, error = %e, "ssh handshake failed");
-            fe.grants
-                .metrics
-                .connections_rejected
-                .with_label_values(&["ssh", "protocol_error"])
-                .inc();
+            fe.grants.count_rejected("ssh", "protocol_error");
         }
     }
     // The client often hangs up on the farewell's disconnect before the

@@ -56,11 +56,7 @@ pub struct TcpFrontEnd {
 }
 
 pub async fn serve(listener: TcpListener, fe: Arc<TcpFrontEnd>, shutdown: CancellationToken) {
-    let refused = fe
-        .grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["tcp", "protocol_error"]);
+    let refused = fe.grants.rejected_counter("tcp", "protocol_error");
     crate::proxy::accept::serve(
         "tcp",
         listener,
@@ -89,20 +85,12 @@ fn check_answer(a: &crate::grants::Admitted) -> String {
 }
 
 fn reject(fe: &TcpFrontEnd, status: Status) {
-    fe.grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["tcp", status.metric_reason()])
-        .inc();
+    fe.grants.count_rejected("tcp", status.metric_reason());
 }
 
 /// Counts a refusal under the label its type carries.
 fn refuse(fe: &TcpFrontEnd, r: &Refusal) {
-    fe.grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["tcp", r.metric_reason()])
-        .inc();
+    fe.grants.count_rejected("tcp", r.metric_reason());
 }
 
 /// The tunnel protocol's status for a refusal.
@@ -174,8 +162,8 @@ async fn handle(
             // An unknown target answers as a bad secret does unless the
             // secret is valid: without one, nothing tells the client which
             // targets exist (the log and the metric keep the real reason).
-            let holds_a_grant =
-                matches!(r, Refusal::UnknownTarget(_)) && secret_is_valid(&fe, &hello.secret).await;
+            let holds_a_grant = matches!(r, Refusal::UnknownTarget(_))
+                && fe.grants.holds_valid_secret(&hello.secret).await;
             let shown = match &r {
                 Refusal::UnknownTarget(_) if !holds_a_grant => Refusal::BadSecret.to_string(),
                 _ => r.to_string(),
@@ -286,14 +274,4 @@ async fn reply<S: tokio::io::AsyncWrite + Unpin>(
         },
     )
     .await
-}
-
-/// Whether a presented secret is some grant's (an authenticated client may
-/// be told the target is unknown). Store errors count as "no".
-async fn secret_is_valid(fe: &TcpFrontEnd, secret: &str) -> bool {
-    let presented = crate::secrets::sha256(secret.as_bytes());
-    match fe.grants.store.grant_by_secret(&presented).await {
-        Ok(Some((_, stored))) => crate::secrets::digest_eq(&presented, &stored),
-        _ => false,
-    }
 }
