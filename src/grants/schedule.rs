@@ -74,7 +74,7 @@ impl Grants {
     /// grant must never wait on the store.
     fn notify_expiring(&self, g: &GrantRecord, warn: Duration) {
         let store = self.store.clone();
-        let event = crate::notify::event::grant_expiring(g, warn, now_ms());
+        let event = crate::store::event::grant_expiring(g, warn, now_ms());
         tokio::spawn(async move {
             if let Err(e) = store.enqueue_event(&event).await {
                 tracing::warn!(grant = %event.fields["grant_id"], error = %e, "grant.expiring notification not queued");

@@ -11,6 +11,7 @@
 
 mod audit_log;
 mod cluster;
+pub mod event;
 mod exclusive;
 mod grants;
 mod locks;
