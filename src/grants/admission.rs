@@ -94,7 +94,7 @@ impl Grants {
             )));
         }
         self.ensure_unlocked(user).await?;
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         let grants = self
             .store
             .active_grants_with_scram(user, target)
@@ -123,7 +123,7 @@ impl Grants {
         let cfg = self.config.get();
         let t = target_of(&cfg, target, kind)?;
         self.ensure_unlocked(user).await?;
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         let grant = self
             .store
             .active_grants_of(user, target)
@@ -163,7 +163,7 @@ impl Grants {
         // Before the grant state: a lock revokes the grants, and "user locked"
         // is the answer the engineer needs, not "grant has ended".
         self.ensure_unlocked(&grant.user).await?;
-        if grant.state != GrantState::Active || grant.expires_at_ms <= crate::clock::now_ms() {
+        if grant.state != GrantState::Active || grant.expires_at_ms <= self.clock.now_ms() {
             return Err(Refusal::NoGrant(format!(
                 "grant {} has ended; request access again",
                 grant.id

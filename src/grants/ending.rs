@@ -4,7 +4,6 @@
 use super::policy::{may_oversee, Caller};
 use super::service::*;
 use super::GrantError;
-use crate::clock::now_ms;
 use crate::cluster::message::{short_comment, Op};
 use crate::cluster::{Confirmed, Expect};
 use crate::sessions::{EndCause, EndReason};
@@ -59,7 +58,7 @@ impl Grants {
             GrantEnd::Revoked,
             &caller.user,
             reason,
-            now_ms(),
+            self.clock.now_ms(),
             &entry,
         );
         let (recorded, (local, peers)) = tokio::join!(recording, closing);
@@ -134,7 +133,7 @@ impl Grants {
                 // The row keeps the request for the owner's re-check in case
                 // the notification is lost.
                 self.store
-                    .request_session_end(session_id, &caller.user, reason, now_ms())
+                    .request_session_end(session_id, &caller.user, reason, self.clock.now_ms())
                     .await?;
                 let op = Op::EndSession {
                     session: session_id.to_string(),
@@ -178,9 +177,9 @@ impl Grants {
         // As with revoke, the user's sessions close while the lock is being
         // recorded; the grants' tombstones afterwards catch any session
         // admitted in between.
-        let recording = self
-            .store
-            .lock_user(user, &caller.user, reason, now_ms(), &entry);
+        let recording =
+            self.store
+                .lock_user(user, &caller.user, reason, self.clock.now_ms(), &entry);
         let op = Op::EndUser {
             user: user.to_string(),
             grants: Vec::new(),
@@ -231,7 +230,7 @@ impl Grants {
             .store
             .unlock_user(
                 user,
-                now_ms(),
+                self.clock.now_ms(),
                 &audit(&caller.user, "user.unlocked", user, json!({})),
             )
             .await?)

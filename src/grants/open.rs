@@ -64,7 +64,7 @@ impl Grants {
             )));
         }
         self.ensure_unlocked(&g.user).await?;
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         match self.store.get_grant(&g.id).await {
             Ok(Some(cur)) if cur.state == GrantState::Active && cur.expires_at_ms > now => Ok(()),
             Ok(_) => Err(Refusal::NoGrant(format!(

@@ -4,7 +4,7 @@
 use super::policy::{check_approver, evaluate_request, Caller};
 use super::service::*;
 use super::GrantError;
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::rfc3339;
 use crate::ids;
 use crate::secrets;
 use crate::store::*;
@@ -30,7 +30,7 @@ impl Grants {
         };
         self.ensure_not_locked(&caller.user, "requesting access")
             .await?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let new = NewRequest {
             id: ids::request_id(),
             requester: caller.user.clone(),
@@ -107,7 +107,7 @@ impl Grants {
         self.ensure_not_locked(&caller.user, "approving").await?;
         self.ensure_not_locked(&req.requester, "granting access to them")
             .await?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let gid = ids::grant_id();
         let entry = audit(
             &caller.user,
@@ -158,7 +158,7 @@ impl Grants {
                 RequestState::Denied,
                 &caller.user,
                 reason,
-                now_ms(),
+                self.clock.now_ms(),
                 &entry,
             )
             .await?;
@@ -181,7 +181,7 @@ impl Grants {
                 RequestState::Cancelled,
                 &caller.user,
                 "",
-                now_ms(),
+                self.clock.now_ms(),
                 &entry,
             )
             .await?;
@@ -210,7 +210,7 @@ impl Grants {
                 "only the grant's owner can obtain its connect secret".into(),
             ));
         }
-        if g.state != GrantState::Active || g.expires_at_ms <= now_ms() {
+        if g.state != GrantState::Active || g.expires_at_ms <= self.clock.now_ms() {
             return Err(GrantError::Conflict(format!(
                 "grant {id} is {}; request access again",
                 if g.state == GrantState::Active {
@@ -242,7 +242,7 @@ impl Grants {
             grant_id: id.to_string(),
             sha256: secrets::sha256(secret.as_bytes()),
             scram,
-            issued_at_ms: now_ms(),
+            issued_at_ms: self.clock.now_ms(),
         };
         let held = self
             .store

@@ -3,7 +3,6 @@
 
 use super::service::*;
 use super::GrantError;
-use crate::clock::{deadline, now_ms};
 use crate::sessions::{EndCause, EndReason};
 use crate::store::*;
 use serde_json::json;
@@ -14,7 +13,7 @@ impl Grants {
     /// Rebuilds timers at start. Grants whose end passed while the daemon was
     /// down are expired now, recording their own end instant.
     pub async fn restore(self: &Arc<Self>) -> Result<(), GrantError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut active = 0;
         for g in self.store.active_grants().await? {
             if g.expires_at_ms <= now {
@@ -52,8 +51,8 @@ impl Grants {
         let task = tokio::spawn(async move {
             for w in warn_before {
                 let at = end - w.as_millis() as i64;
-                if at > now_ms() {
-                    tokio::time::sleep_until(deadline(at)).await;
+                if at > me.clock.now_ms() {
+                    tokio::time::sleep_until(me.clock.deadline(at)).await;
                     let msg = format!(
                         "access to {} ends in {}",
                         grant.target,
@@ -63,7 +62,7 @@ impl Grants {
                     me.notify_expiring(&grant, w);
                 }
             }
-            sleep_precisely_until(end).await;
+            sleep_precisely_until(me.clock.deadline(end)).await;
             me.timers.done(&id);
             me.expire_grant(&id).await;
         });
@@ -74,7 +73,7 @@ impl Grants {
     /// grant must never wait on the store.
     fn notify_expiring(&self, g: &GrantRecord, warn: Duration) {
         let store = self.store.clone();
-        let event = crate::store::event::grant_expiring(g, warn, now_ms());
+        let event = crate::store::event::grant_expiring(g, warn, self.clock.now_ms());
         tokio::spawn(async move {
             if let Err(e) = store.enqueue_event(&event).await {
                 tracing::warn!(grant = %event.fields["grant_id"], error = %e, "grant.expiring notification not queued");
@@ -86,7 +85,7 @@ impl Grants {
         let me = self.clone();
         let rid = id.to_string();
         let task = tokio::spawn(async move {
-            tokio::time::sleep_until(deadline(at)).await;
+            tokio::time::sleep_until(me.clock.deadline(at)).await;
             me.timers.done(&rid);
             me.expire_request(&rid).await;
         });
@@ -111,7 +110,14 @@ impl Grants {
             );
             match self
                 .store
-                .end_grant(id, GrantEnd::Expired, "system", "", now_ms(), &entry)
+                .end_grant(
+                    id,
+                    GrantEnd::Expired,
+                    "system",
+                    "",
+                    self.clock.now_ms(),
+                    &entry,
+                )
                 .await
             {
                 Ok(_) => {
@@ -139,7 +145,7 @@ impl Grants {
                 RequestState::Expired,
                 "system",
                 "pending too long",
-                now_ms(),
+                self.clock.now_ms(),
                 &entry,
             )
             .await
@@ -151,13 +157,12 @@ impl Grants {
     }
 }
 
-/// Waits until the wall-clock instant `at_ms` with sub-millisecond
+/// Waits until `target` (a grant's end instant) with sub-millisecond
 /// precision. tokio's timer works in whole-millisecond ticks and fires when
 /// a worker next parks, which put grant ends ~2 ms late; the last stretch is
 /// slept on a blocking thread, whose sleep is precise to tens of µs.
-async fn sleep_precisely_until(at_ms: i64) {
+async fn sleep_precisely_until(target: tokio::time::Instant) {
     const COARSE_MARGIN: std::time::Duration = std::time::Duration::from_millis(3);
-    let target = deadline(at_ms);
     if let Some(early) = target.checked_sub(COARSE_MARGIN) {
         tokio::time::sleep_until(early).await;
     }

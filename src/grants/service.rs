@@ -6,6 +6,7 @@
 use super::timers::Timers;
 use super::GrantError;
 use crate::audit::AuditEntry;
+use crate::clock::SharedClock;
 use crate::cluster::message::Op;
 use crate::cluster::{Cluster, Confirmed, Expect};
 use crate::config::SharedConfig;
@@ -24,6 +25,8 @@ pub struct Grants {
     pub(super) config: SharedConfig,
     pub(super) sessions: SessionTable,
     pub(super) metrics: Arc<Metrics>,
+    /// The session table's clock: grant timers and every "now" here.
+    pub(super) clock: SharedClock,
     pub(super) timers: Timers,
     /// Set when several instances share a PostgreSQL store.
     pub(super) cluster: OnceLock<Arc<Cluster>>,
@@ -86,6 +89,7 @@ impl Grants {
         Arc::new_cyclic(|me| Grants {
             store,
             config,
+            clock: sessions.clock().clone(),
             sessions,
             metrics,
             timers: Timers::default(),

@@ -2,6 +2,7 @@
 //! invariants this file keeps).
 
 use super::{EndCause, EndReason};
+use crate::clock::SharedClock;
 use crate::config::TargetKind;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -80,6 +81,8 @@ pub struct SessionInfo {
     closed: CancellationToken,
     grant: Arc<GrantCell>,
     warnings: Option<WarningSink>,
+    /// The table's clock: activity stamps and the session's own timers.
+    pub(super) clock: SharedClock,
 }
 
 impl SessionInfo {
@@ -99,7 +102,7 @@ impl SessionInfo {
 
     pub fn touch(&self) {
         self.last_activity_ms
-            .store(crate::clock::now_ms(), Ordering::Relaxed);
+            .store(self.clock.now_ms(), Ordering::Relaxed);
     }
 }
 
@@ -146,6 +149,7 @@ struct Inner {
     grants: DashMap<String, Arc<GrantCell>>,
     instance: String,
     observer: OnceLock<Arc<dyn SessionObserver>>,
+    clock: SharedClock,
 }
 
 #[derive(Clone)]
@@ -166,14 +170,25 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl SessionTable {
     pub fn new(instance: &str) -> Self {
+        Self::with_clock(instance, crate::clock::system())
+    }
+
+    /// A table whose sessions read the time from `clock` (tests run it on
+    /// tokio's paused clock).
+    pub fn with_clock(instance: &str, clock: SharedClock) -> Self {
         SessionTable {
             inner: Arc::new(Inner {
                 sessions: DashMap::new(),
                 grants: DashMap::new(),
                 instance: instance.to_string(),
                 observer: OnceLock::new(),
+                clock,
             }),
         }
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
     }
 
     pub fn set_observer(&self, o: Arc<dyn SessionObserver>) {
@@ -214,7 +229,7 @@ impl SessionTable {
         {
             return Err(AdmitError::MaxSessions(a.max_sessions.unwrap_or(0)));
         }
-        let now = crate::clock::now_ms();
+        let now = self.inner.clock.now_ms();
         let info = Arc::new(SessionInfo {
             id: crate::ids::session_id(),
             grant_id: a.grant_id,
@@ -236,6 +251,7 @@ impl SessionTable {
             closed: CancellationToken::new(),
             grant: cell,
             warnings: a.warnings,
+            clock: self.inner.clock.clone(),
         });
         self.inner.sessions.insert(info.id.clone(), info.clone());
         // The connection's span (proxy/accept.rs) declares these fields;
@@ -332,7 +348,7 @@ impl SessionTable {
     }
 
     pub fn snapshot(&self) -> Vec<SessionSnapshot> {
-        let now = crate::clock::now_ms();
+        let now = self.inner.clock.now_ms();
         let mut v: Vec<SessionSnapshot> = self
             .inner
             .sessions

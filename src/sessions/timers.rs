@@ -17,9 +17,9 @@ pub struct EndTimers {
 impl EndTimers {
     pub fn new(info: &SessionInfo, idle_timeout: Option<Duration>) -> EndTimers {
         EndTimers {
-            expiry: Box::pin(tokio::time::sleep_until(crate::clock::deadline(
-                info.expires_at_ms,
-            ))),
+            expiry: Box::pin(tokio::time::sleep_until(
+                info.clock.deadline(info.expires_at_ms),
+            )),
             idle: idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
         }
     }
@@ -43,7 +43,7 @@ impl EndTimers {
             let Some((limit, sleep)) = self.idle.as_mut() else {
                 continue;
             };
-            let quiet = crate::clock::now_ms() - info.last_activity_ms.load(Ordering::Relaxed);
+            let quiet = info.clock.now_ms() - info.last_activity_ms.load(Ordering::Relaxed);
             let quiet = Duration::from_millis(quiet.max(0) as u64);
             if quiet >= *limit {
                 return EndReason::Idle;
