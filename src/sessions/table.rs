@@ -100,13 +100,37 @@ impl SessionInfo {
         }
     }
 
+    /// This session now, as listed by the API.
+    pub fn snapshot(&self, instance: &str) -> SessionSnapshot {
+        SessionSnapshot {
+            id: self.id.clone(),
+            grant_id: self.grant_id.clone(),
+            user: self.user.clone(),
+            target: self.target.clone(),
+            kind: self.kind.as_str().to_string(),
+            client_addr: self.client_addr.clone(),
+            instance: instance.to_string(),
+            granted_at_ms: self.granted_at_ms,
+            started_at_ms: self.started_at_ms,
+            expires_at_ms: self.expires_at_ms,
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            last_activity_ms: self.last_activity_ms.load(Ordering::Relaxed),
+            taken_at_ms: self.clock.now_ms(),
+        }
+    }
+
     pub fn touch(&self) {
         self.last_activity_ms
             .store(self.clock.now_ms(), Ordering::Relaxed);
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A session as it stood at one instant: the live entry's fields with its
+/// counters read (this instance's, from [`SessionInfo::snapshot`], or a
+/// peer's, from the shared rows). Serializes to the API's session object,
+/// times in RFC 3339 UTC.
+#[derive(Debug, Clone)]
 pub struct SessionSnapshot {
     pub id: String,
     pub grant_id: String,
@@ -115,13 +139,38 @@ pub struct SessionSnapshot {
     pub kind: String,
     pub client_addr: String,
     pub instance: String,
-    pub granted_at: String,
-    pub started_at: String,
-    pub expires_at: String,
-    pub remaining_seconds: i64,
+    pub granted_at_ms: i64,
+    pub started_at_ms: i64,
+    pub expires_at_ms: i64,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub last_activity_at: String,
+    pub last_activity_ms: i64,
+    /// When it was taken (the API's `remaining_seconds` counts from here).
+    pub taken_at_ms: i64,
+}
+
+impl serde::Serialize for SessionSnapshot {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use crate::clock::rfc3339;
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("SessionSnapshot", 14)?;
+        m.serialize_field("id", &self.id)?;
+        m.serialize_field("grant_id", &self.grant_id)?;
+        m.serialize_field("user", &self.user)?;
+        m.serialize_field("target", &self.target)?;
+        m.serialize_field("kind", &self.kind)?;
+        m.serialize_field("client_addr", &self.client_addr)?;
+        m.serialize_field("instance", &self.instance)?;
+        m.serialize_field("granted_at", &rfc3339(self.granted_at_ms))?;
+        m.serialize_field("started_at", &rfc3339(self.started_at_ms))?;
+        m.serialize_field("expires_at", &rfc3339(self.expires_at_ms))?;
+        let remaining = ((self.expires_at_ms - self.taken_at_ms).max(0) + 999) / 1000;
+        m.serialize_field("remaining_seconds", &remaining)?;
+        m.serialize_field("bytes_in", &self.bytes_in)?;
+        m.serialize_field("bytes_out", &self.bytes_out)?;
+        m.serialize_field("last_activity_at", &rfc3339(self.last_activity_ms))?;
+        m.end()
+    }
 }
 
 pub struct Admission {
@@ -348,14 +397,13 @@ impl SessionTable {
     }
 
     pub fn snapshot(&self) -> Vec<SessionSnapshot> {
-        let now = self.inner.clock.now_ms();
         let mut v: Vec<SessionSnapshot> = self
             .inner
             .sessions
             .iter()
-            .map(|s| snapshot_of(s.value(), &self.inner.instance, now))
+            .map(|s| s.snapshot(&self.inner.instance))
             .collect();
-        v.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        v.sort_by(|a, b| a.started_at_ms.cmp(&b.started_at_ms).then(a.id.cmp(&b.id)));
         v
     }
 
@@ -380,26 +428,6 @@ impl SessionTable {
 
     pub fn get(&self, id: &str) -> Option<Arc<SessionInfo>> {
         self.inner.sessions.get(id).map(|s| s.value().clone())
-    }
-}
-
-fn snapshot_of(s: &SessionInfo, instance: &str, now: i64) -> SessionSnapshot {
-    use crate::clock::rfc3339;
-    SessionSnapshot {
-        id: s.id.clone(),
-        grant_id: s.grant_id.clone(),
-        user: s.user.clone(),
-        target: s.target.clone(),
-        kind: s.kind.as_str().to_string(),
-        client_addr: s.client_addr.clone(),
-        instance: instance.to_string(),
-        granted_at: rfc3339(s.granted_at_ms),
-        started_at: rfc3339(s.started_at_ms),
-        expires_at: rfc3339(s.expires_at_ms),
-        remaining_seconds: ((s.expires_at_ms - now).max(0) + 999) / 1000,
-        bytes_in: s.bytes_in.load(Ordering::Relaxed),
-        bytes_out: s.bytes_out.load(Ordering::Relaxed),
-        last_activity_at: rfc3339(s.last_activity_ms.load(Ordering::Relaxed)),
     }
 }
 
