@@ -85,3 +85,48 @@ impl Refusal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sessions::EndReason;
+
+    /// SPEC's label set for jitgate_connections_rejected_total.
+    const SPEC_REASONS: [&str; 6] = [
+        "no_grant",
+        "auth_failed",
+        "locked",
+        "max_sessions",
+        "upstream_error",
+        "protocol_error",
+    ];
+
+    #[test]
+    fn every_refusal_has_a_spec_label_and_the_right_blame() {
+        let all = [
+            (Refusal::UnknownTarget("t".into()), Blame::Downstream),
+            (Refusal::BadSecret, Blame::Downstream),
+            (Refusal::NoGrant("n".into()), Blame::Downstream),
+            (Refusal::Locked("bob".into()), Blame::Downstream),
+            (
+                Refusal::GrantEnded(EndCause::new(EndReason::Revoked)),
+                Blame::Downstream,
+            ),
+            (Refusal::MaxSessions(2), Blame::Downstream),
+            (
+                Refusal::Unreachable("cannot reach t".into()),
+                Blame::Upstream,
+            ),
+            (Refusal::Unavailable, Blame::Ours),
+        ];
+        for (r, blame) in all {
+            assert!(SPEC_REASONS.contains(&r.metric_reason()), "{r:?}");
+            assert_eq!(r.blame(), blame, "{r:?}");
+        }
+        assert_eq!(Refusal::MaxSessions(2).metric_reason(), "max_sessions");
+        assert_eq!(
+            Refusal::Unreachable(String::new()).metric_reason(),
+            "upstream_error"
+        );
+    }
+}
