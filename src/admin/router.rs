@@ -18,7 +18,7 @@ pub async fn handle(
     _peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
-    let metrics = state.grants.metrics.clone();
+    let grants = state.grants.clone();
     let (route, result) = match tokio::time::timeout(REQUEST_TIMEOUT, dispatch(state, req)).await {
         Ok(x) => x,
         Err(_) => (
@@ -32,10 +32,7 @@ pub async fn handle(
     };
     let resp = result.unwrap_or_else(|e| error(&e));
     if route != UNAUTHENTICATED {
-        metrics
-            .admin_requests
-            .with_label_values(&[route, resp.status().as_str()])
-            .inc();
+        grants.count_admin_request(route, resp.status().as_str());
     }
     Ok(resp)
 }
@@ -72,7 +69,7 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
             Err(ApiError::not_found(format!("no route for {method} {path}"))),
         );
     }
-    let cfg = state.grants.config.get();
+    let cfg = state.grants.config_now();
     let auth = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -83,12 +80,7 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
         } else {
             "missing_token"
         };
-        state
-            .grants
-            .metrics
-            .admin_unauthenticated
-            .with_label_values(&[reason])
-            .inc();
+        state.grants.count_unauthenticated(reason);
         return (UNAUTHENTICATED, Err(ApiError::unauthorized()));
     };
     let ctx = Ctx { state, caller, cfg };
@@ -152,9 +144,10 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
 
 async fn readyz(state: &AdminState) -> Resp {
     let listeners = state.listeners_up.load(Ordering::Acquire);
-    let store = tokio::time::timeout(std::time::Duration::from_secs(2), state.grants.store.ping())
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let store = state
+        .grants
+        .store_ready(std::time::Duration::from_secs(2))
+        .await;
     match (listeners, store) {
         (true, true) => text(StatusCode::OK, "ready"),
         (false, _) => text(StatusCode::SERVICE_UNAVAILABLE, "listeners not up"),

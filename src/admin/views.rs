@@ -1,7 +1,7 @@
 //! JSON shapes of the API's objects. Times are RFC 3339 UTC.
 
 use crate::clock::{now_ms, rfc3339};
-use crate::store::{GrantRecord, GrantState, RequestRecord};
+use crate::grants::{GrantRecord, GrantState, RequestRecord};
 use serde_json::{json, Value};
 
 fn opt_time(ms: Option<i64>) -> Value {

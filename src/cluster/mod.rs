@@ -193,7 +193,6 @@ impl Cluster {
     pub async fn remote_snapshots(
         &self,
     ) -> Result<Vec<crate::sessions::SessionSnapshot>, StoreError> {
-        use crate::clock::rfc3339;
         let now = crate::clock::now_ms();
         Ok(self
             .store
@@ -201,11 +200,11 @@ impl Cluster {
             .await?
             .into_iter()
             .map(|r| crate::sessions::SessionSnapshot {
-                remaining_seconds: ((r.expires_at_ms - now).max(0) + 999) / 1000,
-                granted_at: rfc3339(r.granted_at_ms),
-                started_at: rfc3339(r.started_at_ms),
-                expires_at: rfc3339(r.expires_at_ms),
-                last_activity_at: rfc3339(r.last_activity_ms),
+                taken_at_ms: now,
+                granted_at_ms: r.granted_at_ms,
+                started_at_ms: r.started_at_ms,
+                expires_at_ms: r.expires_at_ms,
+                last_activity_ms: r.last_activity_ms,
                 bytes_in: r.bytes_in.max(0) as u64,
                 bytes_out: r.bytes_out.max(0) as u64,
                 id: r.id,

@@ -68,7 +68,7 @@ impl Services {
             metrics.clone(),
         );
         if let Some(c) = &cluster {
-            let _ = grants.cluster.set(c.clone());
+            grants.join_cluster(c.clone());
         }
         grants
             .restore()

@@ -3,36 +3,10 @@
 //! this target and this kind, its user unlocked and still allowed by the
 //! current config. Every check fails closed, a store error included.
 
-use super::Grants;
+use super::{Grants, Refusal};
 use crate::config::{Policy, Target, TargetKind};
 use crate::secrets::{digest_eq, sha256};
 use crate::store::{GrantRecord, GrantState, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum Refusal {
-    #[error("unknown target {0}")]
-    UnknownTarget(String),
-    #[error("the connect secret is not valid: mistyped, rotated, or its grant has ended (a secret dies with its grant); check `jitgate grants`, then `jitgate secret GRANT_ID`")]
-    BadSecret,
-    #[error("{0}")]
-    NoGrant(String),
-    #[error("user {0} is locked")]
-    Locked(String),
-    #[error("the store is unavailable; new connections are refused until it returns")]
-    Unavailable,
-}
-
-impl Refusal {
-    /// The `reason` label of jitgate_connections_rejected_total.
-    pub fn metric_reason(&self) -> &'static str {
-        match self {
-            Refusal::UnknownTarget(_) | Refusal::NoGrant(_) => "no_grant",
-            Refusal::BadSecret => "auth_failed",
-            Refusal::Locked(_) => "locked",
-            Refusal::Unavailable => "upstream_error",
-        }
-    }
-}
 
 pub struct Admitted {
     pub grant: GrantRecord,
@@ -120,7 +94,7 @@ impl Grants {
             )));
         }
         self.ensure_unlocked(user).await?;
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         let grants = self
             .store
             .active_grants_with_scram(user, target)
@@ -149,7 +123,7 @@ impl Grants {
         let cfg = self.config.get();
         let t = target_of(&cfg, target, kind)?;
         self.ensure_unlocked(user).await?;
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         let grant = self
             .store
             .active_grants_of(user, target)
@@ -189,7 +163,7 @@ impl Grants {
         // Before the grant state: a lock revokes the grants, and "user locked"
         // is the answer the engineer needs, not "grant has ended".
         self.ensure_unlocked(&grant.user).await?;
-        if grant.state != GrantState::Active || grant.expires_at_ms <= crate::clock::now_ms() {
+        if grant.state != GrantState::Active || grant.expires_at_ms <= self.clock.now_ms() {
             return Err(Refusal::NoGrant(format!(
                 "grant {} has ended; request access again",
                 grant.id

@@ -29,13 +29,17 @@ impl From<StoreError> for GrantError {
             StoreError::Conflict(m) => GrantError::Conflict(m),
             StoreError::Unavailable(m) => {
                 tracing::warn!(error = %m, "store unavailable");
-                let why = if m.contains("disk is full") {
-                    "the store's disk is full; access changes are refused until space is freed (fail closed)"
-                } else {
-                    "the store is unavailable; access changes are refused until it returns (fail closed)"
-                };
-                GrantError::Unavailable(why.into())
+                GrantError::Unavailable(
+                    "the store is unavailable; access changes are refused until it returns (fail closed)".into(),
+                )
             }
+            StoreError::DiskFull(m) => {
+                tracing::warn!(error = %m, "store disk full");
+                GrantError::Unavailable(
+                    "the store's disk is full; access changes are refused until space is freed (fail closed)".into(),
+                )
+            }
+            StoreError::Constraint(m) | StoreError::Corrupt(m) => GrantError::Internal(m),
             StoreError::Database(m) => GrantError::Internal(m),
         }
     }

@@ -2,16 +2,25 @@
 //! the store, and the timers that end grants at their exact end instant.
 
 mod admission;
+mod ending;
 mod error;
+mod front;
 mod open;
 mod policy;
+mod refusal;
+mod requests;
+mod schedule;
 mod service;
 mod timers;
 
-pub use admission::{Admitted, Refusal};
+/// The records the control plane answers with.
+pub use crate::store::{
+    GrantFilter, GrantRecord, GrantState, RequestFilter, RequestRecord, RequestState,
+};
+pub use admission::Admitted;
 pub use error::GrantError;
-pub use open::OpenError;
 pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller};
+pub use refusal::{Blame, Refusal};
 pub use service::{
     Grants, IssuedSecret, LockResult, RevokeResult, TerminateResult, MAX_SECRETS_PER_GRANT,
 };

@@ -17,31 +17,11 @@
 //! Either way no window remains in which a session the current config or
 //! store forbids can start relaying.
 
-use super::admission::{target_of, Refusal};
-use super::{Admitted, Grants};
+use super::admission::target_of;
+use super::{Admitted, Grants, Refusal};
 use crate::config::TargetKind;
-use crate::sessions::{AdmitError, EndCause, EndReason, SessionGuard, WarningSink};
+use crate::sessions::{EndCause, EndReason, SessionGuard, WarningSink};
 use crate::store::GrantState;
-
-/// Why a session could not be opened after admission.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("{0}")]
-    Table(#[from] AdmitError),
-    #[error("{0}")]
-    Refused(#[from] Refusal),
-}
-
-impl OpenError {
-    /// The `reason` label of jitgate_connections_rejected_total.
-    pub fn metric_reason(&self) -> &'static str {
-        match self {
-            OpenError::Table(AdmitError::MaxSessions(_)) => "max_sessions",
-            OpenError::Table(AdmitError::GrantEnded(_)) => "no_grant",
-            OpenError::Refused(r) => r.metric_reason(),
-        }
-    }
-}
 
 impl Grants {
     /// Enters the session table under `admitted`'s grant, then re-checks the
@@ -53,7 +33,7 @@ impl Grants {
         kind: TargetKind,
         client_addr: String,
         warnings: Option<WarningSink>,
-    ) -> Result<SessionGuard, OpenError> {
+    ) -> Result<SessionGuard, Refusal> {
         let guard = self
             .sessions
             .admit(admitted.admission(kind, client_addr, warnings))?;
@@ -68,7 +48,7 @@ impl Grants {
                 grant = %admitted.grant.id,
                 "session refused at entry: {r}"
             );
-            return Err(r.into());
+            return Err(r);
         }
         Ok(guard)
     }
@@ -84,7 +64,7 @@ impl Grants {
             )));
         }
         self.ensure_unlocked(&g.user).await?;
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         match self.store.get_grant(&g.id).await {
             Ok(Some(cur)) if cur.state == GrantState::Active && cur.expires_at_ms > now => Ok(()),
             Ok(_) => Err(Refusal::NoGrant(format!(

@@ -9,7 +9,8 @@
 //! and any instance sharing a PostgreSQL store can deliver them.
 
 pub mod deliver;
-pub mod event;
+/// The events themselves are the store's (they are queued with the change).
+pub use crate::store::event;
 pub mod sign;
 pub mod worker;
 

@@ -11,7 +11,7 @@
 //! streams, which closes the sockets, before it drops the session guard, so
 //! "session closed" always means both sockets are closed.
 
-use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard, SessionInfo};
+use crate::sessions::{EndCause, EndReason, SessionGuard, SessionInfo};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -67,18 +67,13 @@ where
     let c2u = pump(cr, uw, &info, Dir::ClientToUpstream);
     let u2c = pump(ur, cw, &info, Dir::UpstreamToClient);
     tokio::pin!(c2u, u2c);
-    let mut timers = EndTimers::new(&info, idle_timeout);
+    let ending = session.ending(idle_timeout);
+    tokio::pin!(ending);
     let (mut c_done, mut u_done) = (false, false);
     let cause = loop {
         tokio::select! {
             biased;
-            _ = session.token().cancelled() => {
-                break info.cause().unwrap_or_else(|| EndCause::new(EndReason::Error));
-            }
-            reason = timers.fired(&info) => {
-                session.set_cause(EndCause::new(reason));
-                break info.cause().unwrap_or_else(|| EndCause::new(reason));
-            }
+            cause = &mut ending => break cause,
             r = &mut c2u, if !c_done => {
                 c_done = true;
                 let reason = if r.is_err() { EndReason::Error } else { EndReason::ClientClosed };

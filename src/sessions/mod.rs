@@ -14,12 +14,14 @@
 
 mod cause;
 pub mod observer;
+mod snapshot;
 mod table;
 mod timers;
 
 pub use cause::{EndCause, EndReason};
+pub use snapshot::SessionSnapshot;
 pub use table::{
-    Admission, AdmitError, Observers, SessionGuard, SessionInfo, SessionObserver, SessionSnapshot,
-    SessionTable, WarningSink,
+    Admission, AdmitError, Observers, SessionGuard, SessionInfo, SessionObserver, SessionTable,
+    WarningSink,
 };
 pub use timers::EndTimers;

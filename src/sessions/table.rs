@@ -1,7 +1,8 @@
 //! The concurrent session table (see the module doc of `sessions` for the
 //! invariants this file keeps).
 
-use super::{EndCause, EndReason};
+use super::{EndCause, EndReason, SessionSnapshot};
+use crate::clock::SharedClock;
 use crate::config::TargetKind;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -80,6 +81,8 @@ pub struct SessionInfo {
     closed: CancellationToken,
     grant: Arc<GrantCell>,
     warnings: Option<WarningSink>,
+    /// The table's clock: activity stamps and the session's own timers.
+    pub(super) clock: SharedClock,
 }
 
 impl SessionInfo {
@@ -91,7 +94,7 @@ impl SessionInfo {
     /// Records why this session ends, unless a cause is already known: its
     /// own, or its grant's (the grant's end came first, and "client closed"
     /// seen while the farewell runs must not replace "revoked").
-    fn record_cause(&self, cause: EndCause) {
+    pub(super) fn record_cause(&self, cause: EndCause) {
         if self.grant.cause.get().is_none() {
             let _ = self.cause.set(cause);
         }
@@ -99,26 +102,8 @@ impl SessionInfo {
 
     pub fn touch(&self) {
         self.last_activity_ms
-            .store(crate::clock::now_ms(), Ordering::Relaxed);
+            .store(self.clock.now_ms(), Ordering::Relaxed);
     }
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SessionSnapshot {
-    pub id: String,
-    pub grant_id: String,
-    pub user: String,
-    pub target: String,
-    pub kind: String,
-    pub client_addr: String,
-    pub instance: String,
-    pub granted_at: String,
-    pub started_at: String,
-    pub expires_at: String,
-    pub remaining_seconds: i64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub last_activity_at: String,
 }
 
 pub struct Admission {
@@ -146,6 +131,7 @@ struct Inner {
     grants: DashMap<String, Arc<GrantCell>>,
     instance: String,
     observer: OnceLock<Arc<dyn SessionObserver>>,
+    clock: SharedClock,
 }
 
 #[derive(Clone)]
@@ -166,14 +152,25 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl SessionTable {
     pub fn new(instance: &str) -> Self {
+        Self::with_clock(instance, crate::clock::system())
+    }
+
+    /// A table whose sessions read the time from `clock` (tests run it on
+    /// tokio's paused clock).
+    pub fn with_clock(instance: &str, clock: SharedClock) -> Self {
         SessionTable {
             inner: Arc::new(Inner {
                 sessions: DashMap::new(),
                 grants: DashMap::new(),
                 instance: instance.to_string(),
                 observer: OnceLock::new(),
+                clock,
             }),
         }
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
     }
 
     pub fn set_observer(&self, o: Arc<dyn SessionObserver>) {
@@ -214,7 +211,7 @@ impl SessionTable {
         {
             return Err(AdmitError::MaxSessions(a.max_sessions.unwrap_or(0)));
         }
-        let now = crate::clock::now_ms();
+        let now = self.inner.clock.now_ms();
         let info = Arc::new(SessionInfo {
             id: crate::ids::session_id(),
             grant_id: a.grant_id,
@@ -236,6 +233,7 @@ impl SessionTable {
             closed: CancellationToken::new(),
             grant: cell,
             warnings: a.warnings,
+            clock: self.inner.clock.clone(),
         });
         self.inner.sessions.insert(info.id.clone(), info.clone());
         // The connection's span (proxy/accept.rs) declares these fields;
@@ -332,14 +330,13 @@ impl SessionTable {
     }
 
     pub fn snapshot(&self) -> Vec<SessionSnapshot> {
-        let now = crate::clock::now_ms();
         let mut v: Vec<SessionSnapshot> = self
             .inner
             .sessions
             .iter()
-            .map(|s| snapshot_of(s.value(), &self.inner.instance, now))
+            .map(|s| s.snapshot(&self.inner.instance))
             .collect();
-        v.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+        v.sort_by(|a, b| a.started_at_ms.cmp(&b.started_at_ms).then(a.id.cmp(&b.id)));
         v
     }
 
@@ -364,26 +361,6 @@ impl SessionTable {
 
     pub fn get(&self, id: &str) -> Option<Arc<SessionInfo>> {
         self.inner.sessions.get(id).map(|s| s.value().clone())
-    }
-}
-
-fn snapshot_of(s: &SessionInfo, instance: &str, now: i64) -> SessionSnapshot {
-    use crate::clock::rfc3339;
-    SessionSnapshot {
-        id: s.id.clone(),
-        grant_id: s.grant_id.clone(),
-        user: s.user.clone(),
-        target: s.target.clone(),
-        kind: s.kind.as_str().to_string(),
-        client_addr: s.client_addr.clone(),
-        instance: instance.to_string(),
-        granted_at: rfc3339(s.granted_at_ms),
-        started_at: rfc3339(s.started_at_ms),
-        expires_at: rfc3339(s.expires_at_ms),
-        remaining_seconds: ((s.expires_at_ms - now).max(0) + 999) / 1000,
-        bytes_in: s.bytes_in.load(Ordering::Relaxed),
-        bytes_out: s.bytes_out.load(Ordering::Relaxed),
-        last_activity_at: rfc3339(s.last_activity_ms.load(Ordering::Relaxed)),
     }
 }
 

@@ -17,9 +17,9 @@ pub struct EndTimers {
 impl EndTimers {
     pub fn new(info: &SessionInfo, idle_timeout: Option<Duration>) -> EndTimers {
         EndTimers {
-            expiry: Box::pin(tokio::time::sleep_until(crate::clock::deadline(
-                info.expires_at_ms,
-            ))),
+            expiry: Box::pin(tokio::time::sleep_until(
+                info.clock.deadline(info.expires_at_ms),
+            )),
             idle: idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
         }
     }
@@ -43,12 +43,42 @@ impl EndTimers {
             let Some((limit, sleep)) = self.idle.as_mut() else {
                 continue;
             };
-            let quiet = crate::clock::now_ms() - info.last_activity_ms.load(Ordering::Relaxed);
+            let quiet = info.clock.now_ms() - info.last_activity_ms.load(Ordering::Relaxed);
             let quiet = Duration::from_millis(quiet.max(0) as u64);
             if quiet >= *limit {
                 return EndReason::Idle;
             }
             sleep.as_mut().reset(Instant::now() + (*limit - quiet));
+        }
+    }
+}
+
+impl super::SessionGuard {
+    /// Completes when the session must end from our side, with the cause
+    /// that wins: the token (revoke, terminate, lock, reload, shutdown; the
+    /// recorded cause), else its own timers (expiry, idle), recorded here
+    /// unless a cause is already known. Build it once per session and poll
+    /// it by `&mut` in the relay's `select!`: the timers live inside, so a
+    /// poll that loses a race loses nothing. The client's or the target's
+    /// own close is the relay's to record, not this.
+    pub fn ending(
+        &self,
+        idle_timeout: Option<Duration>,
+    ) -> impl std::future::Future<Output = super::EndCause> + Send + 'static {
+        let info = self.info().clone();
+        let token = self.token().clone();
+        let mut timers = EndTimers::new(&info, idle_timeout);
+        async move {
+            use super::EndCause;
+            let reason = tokio::select! {
+                biased;
+                _ = token.cancelled() => EndReason::Error,
+                reason = timers.fired(&info) => {
+                    info.record_cause(EndCause::new(reason));
+                    reason
+                }
+            };
+            info.cause().unwrap_or_else(|| EndCause::new(reason))
         }
     }
 }

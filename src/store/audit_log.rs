@@ -262,7 +262,7 @@ impl Store {
         conn: &mut AnyConnection,
         c: &Checkpoint,
     ) -> Result<(), StoreError> {
-        use crate::notify::event;
+        use super::event;
         let Some(routing) = self.routing() else {
             return Ok(());
         };

@@ -16,7 +16,7 @@ pub(super) fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, StoreError> {
         target: row.try_get("target")?,
         policy: row.try_get("policy")?,
         state: GrantState::parse(&state)
-            .ok_or_else(|| StoreError::Database(format!("bad grant state {state:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("bad grant state {state:?}")))?,
         granted_at_ms: row.try_get("granted_at")?,
         expires_at_ms: row.try_get("expires_at")?,
         ended_at_ms: row.try_get("ended_at")?,
@@ -230,7 +230,7 @@ impl Store {
                 let sha256 = hex::decode(&hexed)
                     .ok()
                     .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| StoreError::Database("bad secret verifier".into()))?;
+                    .ok_or_else(|| StoreError::Corrupt("bad secret verifier".into()))?;
                 Ok(SecretRecord {
                     grant_id: row.try_get("grant_id")?,
                     sha256,
@@ -256,7 +256,7 @@ impl Store {
         let stored = hex::decode(&stored)
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| StoreError::Database("bad secret verifier".into()))?;
+            .ok_or_else(|| StoreError::Corrupt("bad secret verifier".into()))?;
         let mut conn = self.pool.acquire().await?;
         Ok(load(&mut conn, &gid).await?.map(|g| (g, stored)))
     }

@@ -11,6 +11,7 @@
 
 mod audit_log;
 mod cluster;
+pub mod event;
 mod exclusive;
 mod grants;
 mod locks;
@@ -38,20 +39,46 @@ pub enum Backend {
     Postgres,
 }
 
+/// The store's failures, typed so callers decide on the variant, never on
+/// message text. [`StoreError::is_unavailable`] groups the ones that mean
+/// "jitgate cannot write now; retry later" (its own fault, not the caller's).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} not found")]
     NotFound(String),
+    /// The row is in the wrong state for this change (already approved,
+    /// already ended, ...).
     #[error("{0}")]
     Conflict(String),
+    /// The store cannot be reached or is busy: pool timeout, I/O, TLS, a
+    /// lock held too long.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// SQLITE_FULL or PostgreSQL disk_full: nothing was written.
+    #[error("store unavailable: the store's disk is full ({0}); nothing was written")]
+    DiskFull(String),
+    /// A unique, foreign-key, not-null or check constraint refused the write.
+    #[error("store constraint violated: {0}")]
+    Constraint(String),
+    /// A stored value cannot be read back (an unknown state, a malformed
+    /// secret verifier).
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
     #[error("store error: {0}")]
     Database(String),
 }
 
+impl StoreError {
+    /// The store cannot take this now (down, busy or out of disk): jitgate's
+    /// own failure, worth a retry, and never a reason to grant anything.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::DiskFull(_))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        use sqlx::error::ErrorKind;
         match &e {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
@@ -68,10 +95,18 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(d)
                 if d.code().as_deref() == Some("13") || d.code().as_deref() == Some("53100") =>
             {
-                StoreError::Unavailable(format!(
-                    "the store's disk is full ({}); nothing was written",
-                    d.message()
-                ))
+                StoreError::DiskFull(d.message().to_string())
+            }
+            sqlx::Error::Database(d)
+                if matches!(
+                    d.kind(),
+                    ErrorKind::UniqueViolation
+                        | ErrorKind::ForeignKeyViolation
+                        | ErrorKind::NotNullViolation
+                        | ErrorKind::CheckViolation
+                ) =>
+            {
+                StoreError::Constraint(d.message().to_string())
             }
             _ => StoreError::Database(e.to_string()),
         }

@@ -8,9 +8,9 @@
 //! so bodies carry the committed state, e.g. a grant's end reason; the
 //! reads happen only when some receiver wants the event.
 
+use super::event::{self, Event};
 use super::{audit_log, grants, requests, Store, StoreError};
 use crate::audit::{AuditEntry, AuditRecord};
-use crate::notify::event::{self, Event};
 use sqlx::AnyConnection;
 use std::sync::Arc;
 

@@ -9,8 +9,8 @@
 //! conditional on the claimant's owner token, so a worker whose lease
 //! lapsed cannot undo another worker's progress.
 
+use super::event::Event;
 use super::{Store, StoreError};
-use crate::notify::event::Event;
 use sqlx::{AnyConnection, Row};
 use std::sync::Arc;
 

@@ -23,7 +23,7 @@ fn from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
         duration_ms: row.try_get("duration_ms")?,
         approvals_required: row.try_get("approvals_required")?,
         state: RequestState::parse(&state)
-            .ok_or_else(|| StoreError::Database(format!("bad request state {state:?}")))?,
+            .ok_or_else(|| StoreError::Corrupt(format!("bad request state {state:?}")))?,
         created_at_ms: row.try_get("created_at")?,
         expires_at_ms: row.try_get("expires_at")?,
         decided_at_ms: row.try_get("decided_at")?,

@@ -10,7 +10,7 @@ use crate::common;
 
 use common::daemon::base_config;
 use jitgate::config::{parse_offline, Config, SharedConfig, TargetKind};
-use jitgate::grants::{Admitted, Caller, Grants, OpenError, Refusal};
+use jitgate::grants::{Admitted, Caller, Grants, Refusal};
 use jitgate::metrics::Metrics;
 use jitgate::sessions::SessionTable;
 use jitgate::store::Store;
@@ -80,7 +80,7 @@ async fn grant(g: &Arc<Grants>, target: &str) -> (String, String) {
 /// one's session table only by notification, which these tests never send.
 fn peer_of(g: &Arc<Grants>) -> Arc<Grants> {
     Grants::new(
-        g.store.clone(),
+        g.store_handle().clone(),
         SharedConfig::new(config("[\"auto-*\"]")),
         SessionTable::new("peer"),
         Arc::new(Metrics::new()),
@@ -126,22 +126,22 @@ async fn a_reload_between_admission_and_entry_refuses_the_session() {
         let admitted = admit(g, kind, target, &secret).await;
         // The reload lands while the engineer is still logging in: the
         // target stays, but no policy covers it for bob any more.
-        g.config.replace(config("[\"nothing-*\"]"));
+        g.config_handle().replace(config("[\"nothing-*\"]"));
         let r = g
             .open_session(&admitted, kind, "127.0.0.1:1".into(), None)
             .await;
         match r {
-            Err(OpenError::Refused(Refusal::NoGrant(m))) => {
+            Err(Refusal::NoGrant(m)) => {
                 assert!(m.contains("no longer allows"), "{kind:?}: {m}")
             }
             Err(e) => panic!("{kind:?}: wrong refusal {e}"),
             Ok(_) => panic!("{kind:?}: a session the reloaded config forbids was opened"),
         }
         assert!(
-            g.sessions.is_empty(),
+            g.session_table().is_empty(),
             "{kind:?}: refused session left in the table"
         );
-        g.config.replace(config("[\"auto-*\"]"));
+        g.config_handle().replace(config("[\"auto-*\"]"));
     }
 }
 
@@ -158,11 +158,11 @@ async fn a_lock_on_a_peer_between_admission_and_entry_refuses_the_session() {
             .open_session(&admitted, kind, "127.0.0.1:1".into(), None)
             .await;
         assert!(
-            matches!(r, Err(OpenError::Refused(Refusal::Locked(_)))),
+            matches!(r, Err(Refusal::Locked(_))),
             "{kind:?}: {:?}",
             r.err().map(|e| e.to_string())
         );
-        assert!(g.sessions.is_empty());
+        assert!(g.session_table().is_empty());
         peer.unlock(&dave, "bob").await.unwrap();
     }
 }
@@ -180,7 +180,7 @@ async fn a_revoke_on_a_peer_between_admission_and_entry_refuses_the_session() {
             .open_session(&admitted, kind, "127.0.0.1:1".into(), None)
             .await;
         match r {
-            Err(OpenError::Refused(Refusal::NoGrant(m))) => {
+            Err(Refusal::NoGrant(m)) => {
                 assert!(m.contains("has ended"), "{kind:?}: {m}")
             }
             other => panic!(
@@ -201,7 +201,7 @@ async fn a_session_entered_before_a_reload_is_ended_by_it() {
         .open_session(&admitted, TargetKind::Tcp, "127.0.0.1:1".into(), None)
         .await
         .expect("allowed when it entered");
-    assert_eq!(g.sessions.len(), 1);
+    assert_eq!(g.session_table().len(), 1);
     let reload_dir = tempfile::tempdir().unwrap();
     let path = reload_dir.path().join("j.toml");
     let text = base_config(std::path::Path::new("/nonexistent"), 1, 2, None, TARGETS)
@@ -213,9 +213,9 @@ async fn a_session_entered_before_a_reload_is_ended_by_it() {
     std::fs::write(&path, &text).unwrap();
     let reloader = jitgate::reload::Reloader::new(
         path,
-        g.config.clone(),
-        g.sessions.clone(),
-        g.metrics.clone(),
+        g.config_handle().clone(),
+        g.session_table().clone(),
+        g.metrics_handle().clone(),
     );
     let token = guard.token().clone();
     // The reload waits for the session to confirm it closed: close it when
@@ -227,5 +227,5 @@ async fn a_session_entered_before_a_reload_is_ended_by_it() {
     let out = reloader.reload("dave").await.expect("reload");
     assert_eq!(out["sessions_terminated"], 1, "{out}");
     closer.await.unwrap();
-    assert!(g.sessions.is_empty());
+    assert!(g.session_table().is_empty());
 }

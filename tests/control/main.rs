@@ -16,6 +16,7 @@ mod cli_text;
 mod config_check;
 mod config_docs;
 mod console;
+mod deadline;
 mod full_disk;
 mod keys;
 mod lifecycle;

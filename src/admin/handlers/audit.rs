@@ -2,18 +2,7 @@ use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, Query, Resp};
 use crate::clock::rfc3339;
-use crate::grants::GrantError;
 use hyper::StatusCode;
-
-fn may_read(ctx: &Ctx) -> Result<(), ApiError> {
-    if ctx.caller.admin || ctx.cfg.is_any_approver(&ctx.caller.user) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "the audit log is readable by admins and approvers",
-        ))
-    }
-}
 
 /// `after` (default 0) and `limit` of a page of the chain or its checkpoints.
 fn page(query: Option<&str>) -> Result<(i64, i64), ApiError> {
@@ -30,13 +19,12 @@ fn page(query: Option<&str>) -> Result<(i64, i64), ApiError> {
 }
 
 pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
-    may_read(&ctx)?;
     let (after, limit) = page(query)?;
-    let store = &ctx.state.grants.store;
-    let rows = store
-        .audit_page(after, limit)
-        .await
-        .map_err(GrantError::from)?;
+    let rows = ctx
+        .state
+        .grants
+        .audit_page(&ctx.caller, after, limit)
+        .await?;
     let events: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -61,14 +49,7 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
 }
 
 pub async fn verify(ctx: Ctx) -> Result<Resp, ApiError> {
-    may_read(&ctx)?;
-    let v = ctx
-        .state
-        .grants
-        .store
-        .audit_verify()
-        .await
-        .map_err(GrantError::from)?;
+    let v = ctx.state.grants.audit_verify(&ctx.caller).await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::to_value(v).unwrap_or_default(),
@@ -78,13 +59,12 @@ pub async fn verify(ctx: Ctx) -> Result<Resp, ApiError> {
 /// The signed checkpoints, for `audit --verify` to check against a public
 /// key it holds; the server's word on them proves nothing by itself.
 pub async fn checkpoints(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
-    may_read(&ctx)?;
     let (after, limit) = page(query)?;
-    let store = &ctx.state.grants.store;
-    let rows = store
-        .audit_checkpoints(after, limit)
-        .await
-        .map_err(GrantError::from)?;
+    let rows = ctx
+        .state
+        .grants
+        .audit_checkpoints(&ctx.caller, after, limit)
+        .await?;
     let list: Vec<_> = rows
         .iter()
         .map(|c| {
@@ -102,8 +82,7 @@ pub async fn checkpoints(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError
 /// The key this daemon signs checkpoints with, for an auditor to save once
 /// (`jitgate audit --public-key`) and pin from then on.
 pub async fn public_key(ctx: Ctx) -> Result<Resp, ApiError> {
-    may_read(&ctx)?;
-    let Some(anchor) = ctx.state.grants.store.anchor() else {
+    let Some(public_key) = ctx.state.grants.audit_public_key(&ctx.caller)? else {
         return Err(ApiError::not_found(
             "this daemon signs no audit checkpoints",
         ));
@@ -112,7 +91,7 @@ pub async fn public_key(ctx: Ctx) -> Result<Resp, ApiError> {
         StatusCode::OK,
         &serde_json::json!({
             "algorithm": "ed25519",
-            "public_key": anchor.public_key(),
+            "public_key": public_key,
             "checkpoint_every": crate::audit_anchor::CHECKPOINT_EVERY,
         }),
     ))

@@ -3,8 +3,7 @@ use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, json_body, Query, Resp};
 use crate::admin::views;
-use crate::grants::{may_oversee, GrantError};
-use crate::store::{GrantFilter, GrantState};
+use crate::grants::{GrantFilter, GrantState};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
@@ -17,33 +16,18 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
         })?),
     };
     let limit = q.limit()?;
-    let sees_all = ctx.caller.admin || ctx.cfg.is_any_approver(&ctx.caller.user);
-    let user = match (sees_all, q.get("user")) {
-        (true, u) => u.filter(|u| !u.is_empty()).map(str::to_string),
-        (false, _) => Some(ctx.caller.user.clone()),
-    };
+    // Visibility (whose grants this caller sees) is the control plane's.
     let filter = GrantFilter {
         state,
-        user,
+        user: q.get("user").filter(|u| !u.is_empty()).map(str::to_string),
         target: q
             .get("target")
             .filter(|t| !t.is_empty())
             .map(str::to_string),
-        limit: if sees_all { 1000 } else { limit },
+        limit,
     };
-    let rows = ctx
-        .state
-        .grants
-        .store
-        .list_grants(&filter)
-        .await
-        .map_err(GrantError::from)?;
-    let visible: Vec<_> = rows
-        .iter()
-        .filter(|g| may_oversee(&ctx.cfg, &ctx.caller, &g.user, &g.policy))
-        .take(limit as usize)
-        .map(views::grant)
-        .collect();
+    let rows = ctx.state.grants.visible_grants(&ctx.caller, filter).await?;
+    let visible: Vec<_> = rows.iter().map(views::grant).collect();
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "grants": visible }),
@@ -51,19 +35,8 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
 }
 
 pub async fn get(ctx: Ctx, id: &str) -> Result<Resp, ApiError> {
-    let g = ctx
-        .state
-        .grants
-        .store
-        .get_grant(id)
-        .await
-        .map_err(GrantError::from)?;
-    match g {
-        Some(g) if may_oversee(&ctx.cfg, &ctx.caller, &g.user, &g.policy) => {
-            Ok(json(StatusCode::OK, &views::grant(&g)))
-        }
-        _ => Err(ApiError::not_found(format!("grant {id} not found"))),
-    }
+    let g = ctx.state.grants.visible_grant(&ctx.caller, id).await?;
+    Ok(json(StatusCode::OK, &views::grant(&g)))
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -3,8 +3,7 @@ use super::Ctx;
 use crate::admin::error::ApiError;
 use crate::admin::http::{json, json_body, Query, Resp};
 use crate::admin::views;
-use crate::grants::{is_policy_approver, may_oversee};
-use crate::store::{RequestFilter, RequestState};
+use crate::grants::{RequestFilter, RequestState};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
@@ -32,31 +31,23 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
         })?),
     };
     let limit = q.limit()?;
-    // Admins and approvers see across users; others only their own.
-    let sees_all = ctx.caller.admin || ctx.cfg.is_any_approver(&ctx.caller.user);
+    // Visibility (whose requests this caller sees) is the control plane's.
     let filter = RequestFilter {
         state,
-        requester: (!sees_all).then(|| ctx.caller.user.clone()),
-        limit: if sees_all { 1000 } else { limit },
+        requester: None,
+        limit,
     };
     let rows = ctx
         .state
         .grants
-        .store
-        .list_requests(&filter)
-        .await
-        .map_err(crate::grants::GrantError::from)?;
+        .visible_requests(&ctx.caller, filter)
+        .await?;
     let visible: Vec<_> = rows
         .iter()
-        .filter(|r| may_oversee(&ctx.cfg, &ctx.caller, &r.requester, &r.policy))
-        .take(limit as usize)
-        .map(|r| {
+        .map(|(r, can_decide)| {
             let mut v = views::request(r, None);
             // Tell the console which buttons to show for this viewer.
-            v["can_decide"] = (r.state == RequestState::Pending
-                && r.requester != ctx.caller.user
-                && is_policy_approver(&ctx.cfg, &ctx.caller.user, &r.policy))
-            .into();
+            v["can_decide"] = (*can_decide).into();
             v
         })
         .collect();
@@ -66,42 +57,9 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
     ))
 }
 
-async fn load_visible(ctx: &Ctx, id: &str) -> Result<crate::store::RequestRecord, ApiError> {
-    let r = ctx
-        .state
-        .grants
-        .store
-        .get_request(id)
-        .await
-        .map_err(crate::grants::GrantError::from)?
-        .ok_or_else(|| ApiError::not_found(format!("request {id} not found")))?;
-    if !may_oversee(&ctx.cfg, &ctx.caller, &r.requester, &r.policy) {
-        // Same answer as a missing id: existence is not disclosed.
-        return Err(ApiError::not_found(format!("request {id} not found")));
-    }
-    Ok(r)
-}
-
-async fn with_grant(
-    ctx: &Ctx,
-    r: &crate::store::RequestRecord,
-) -> Result<serde_json::Value, ApiError> {
-    let grant = match &r.grant_id {
-        Some(g) => ctx
-            .state
-            .grants
-            .store
-            .get_grant(g)
-            .await
-            .map_err(crate::grants::GrantError::from)?,
-        None => None,
-    };
-    Ok(views::request(r, grant.as_ref()))
-}
-
 pub async fn get(ctx: Ctx, id: &str) -> Result<Resp, ApiError> {
-    let r = load_visible(&ctx, id).await?;
-    Ok(json(StatusCode::OK, &with_grant(&ctx, &r).await?))
+    let (r, g) = ctx.state.grants.visible_request(&ctx.caller, id).await?;
+    Ok(json(StatusCode::OK, &views::request(&r, g.as_ref())))
 }
 
 pub async fn approve(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
@@ -111,7 +69,8 @@ pub async fn approve(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp,
         .grants
         .approve(&ctx.caller, id, &b.comment)
         .await?;
-    Ok(json(StatusCode::OK, &with_grant(&ctx, &r).await?))
+    let g = ctx.state.grants.grant_of(&r).await?;
+    Ok(json(StatusCode::OK, &views::request(&r, g.as_ref())))
 }
 
 pub async fn deny(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {

@@ -30,14 +30,7 @@ pub async fn whoami(ctx: Ctx) -> Result<Resp, ApiError> {
         .filter(|p| ctx.cfg.is_member(&ctx.caller.user, &p.approvers))
         .map(|p| p.name.as_str())
         .collect();
-    let locked = ctx
-        .state
-        .grants
-        .store
-        .get_lock(&ctx.caller.user)
-        .await
-        .map_err(crate::grants::GrantError::from)?
-        .is_some();
+    let locked = ctx.state.grants.is_locked(&ctx.caller.user).await?;
     let endpoints = ctx.state.endpoints.get().cloned().unwrap_or_default();
     let mut body = serde_json::json!({
             "user": ctx.caller.user,

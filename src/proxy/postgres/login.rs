@@ -170,12 +170,7 @@ pub(super) async fn login(
                 target,
                 json!({"kind": "postgres", "client": peer.to_string(), "blocked": newly_blocked, "detail": detail}),
             );
-            let store = fe.grants.store.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.audit(&entry).await {
-                    tracing::warn!(error = %e, "could not audit a failed authentication");
-                }
-            });
+            fe.grants.audit_detached(entry);
             Err(Refuse {
                 code: "28P01",
                 message: format!(

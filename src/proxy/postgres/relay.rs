@@ -14,7 +14,7 @@ use super::codec::{self, FrameTracker, Severity};
 use super::params::StatusRewrite;
 use super::stream::PgStream;
 use crate::relay::pool;
-use crate::sessions::{EndCause, EndReason, EndTimers, SessionGuard, SessionInfo};
+use crate::sessions::{EndCause, EndReason, SessionGuard, SessionInfo};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
@@ -190,14 +190,10 @@ pub async fn run(
             &stop,
         );
         tokio::pin!(c2u, u2c);
-        let mut timers = EndTimers::new(&info, idle_timeout);
+        let ending = session.ending(idle_timeout);
         farewell_due = tokio::select! {
             biased;
-            _ = session.token().cancelled() => true,
-            reason = timers.fired(&info) => {
-                session.set_cause(EndCause::new(reason));
-                true
-            }
+            _ = ending => true,
             r = &mut c2u => {
                 let reason = if r.is_err() { EndReason::Error } else { EndReason::ClientClosed };
                 if let Err(e) = r { tracing::debug!(error = %e, "client stream ended"); }

@@ -14,8 +14,8 @@ use super::stream::PgStream;
 use super::terminate::Backend;
 use super::upstream;
 use crate::config::TargetKind;
-use crate::grants::{Admitted, OpenError, Refusal};
-use crate::sessions::{AdmitError, EndCause, EndReason};
+use crate::grants::{Admitted, Refusal};
+use crate::sessions::{EndCause, EndReason};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +29,7 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 const WARNING_QUEUE: usize = 8;
 
 pub async fn serve(listener: TcpListener, fe: Arc<PgFrontEnd>, shutdown: CancellationToken) {
-    let refused = fe
-        .grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["postgres", "protocol_error"]);
+    let refused = fe.grants.rejected_counter("postgres", "protocol_error");
     crate::proxy::accept::serve(
         "postgres",
         listener,
@@ -87,11 +83,7 @@ async fn handle(
         Ok(Some(x)) => x,
         Ok(None) => return,
         Err(r) => {
-            fe.grants
-                .metrics
-                .connections_rejected
-                .with_label_values(&["postgres", r.reason])
-                .inc();
+            fe.grants.count_rejected("postgres", r.reason);
             tracing::info!(%peer, reason = r.reason, "postgres connection refused: {}", r.message);
             if let Some(mut s) = client {
                 let e = codec::error_response(Severity::Fatal, r.code, &r.message, r.hint);
@@ -281,12 +273,7 @@ async fn run_session(
     {
         Ok(s) => s,
         Err(e) => {
-            let code = match &e {
-                OpenError::Table(AdmitError::MaxSessions(_)) => "53300",
-                OpenError::Refused(Refusal::Unavailable) => "57P03",
-                _ => "28000",
-            };
-            return refuse_late(&fe, &mut client, code, e.metric_reason(), &e.to_string()).await;
+            return refuse_late(&fe, &mut client, sqlstate_of(&e), &e).await;
         }
     };
     let sid = guard.info().id.clone();
@@ -309,8 +296,8 @@ async fn run_session(
                 Some("3D000") => "3D000",
                 _ => "08006",
             };
-            let msg = format!("cannot connect to {}: {e}", g.target);
-            return refuse_late(&fe, &mut client, code, "upstream_error", &msg).await;
+            let r = Refusal::Unreachable(format!("cannot connect to {}: {e}", g.target));
+            return refuse_late(&fe, &mut client, code, &r).await;
         }
     };
     let minted = fe.cancels.mint(up.cancel.clone());
@@ -362,21 +349,26 @@ async fn run_session(
     drop(guard);
 }
 
+/// The SQLSTATE a refusal after AuthenticationOk is sent with.
+fn sqlstate_of(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::MaxSessions(_) => "53300",
+        Refusal::Unavailable => "57P03",
+        Refusal::Unreachable(_) => "08006",
+        _ => "28000",
+    }
+}
+
 /// A refusal after AuthenticationOk (admission or upstream failure).
-async fn refuse_late(
-    fe: &PgFrontEnd,
-    s: &mut PgStream,
-    code: &str,
-    reason: &'static str,
-    msg: &str,
-) {
-    fe.grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["postgres", reason])
-        .inc();
-    tracing::info!(reason, "postgres session refused: {msg}");
-    let e = codec::error_response(Severity::Fatal, code, msg, None);
+async fn refuse_late(fe: &PgFrontEnd, s: &mut PgStream, code: &str, r: &Refusal) {
+    let reason = r.metric_reason();
+    fe.grants.count_rejected("postgres", reason);
+    tracing::info!(
+        reason,
+        blame = r.blame().as_str(),
+        "postgres session refused: {r}"
+    );
+    let e = codec::error_response(Severity::Fatal, code, &r.to_string(), None);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = s.write_all(&e).await;
         let _ = s.flush().await;

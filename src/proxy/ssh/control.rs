@@ -6,20 +6,23 @@
 //! Invariants:
 //! - A [`Session`] owns its guard: dropping it ends the session table's
 //!   entry (with the first cause recorded, see `SessionGuard`).
-//! - [`Session::next`] reports the grant's end exactly once per call that
-//!   completes, whether the grant was ended elsewhere (its token) or by one
-//!   of its own timers (expiry, idle), recording the timer's cause first.
-//!   It is cancel-safe: the timers live in the `Session`.
+//! - [`Session::next`] reports the grant's end, whether the grant was ended
+//!   elsewhere (its token) or by one of its own timers (expiry, idle),
+//!   through the guard's one `ending` watch; once the end is seen, every
+//!   later call reports it again at once. It is cancel-safe: the watch
+//!   lives in the `Session`.
 //! - Audit writes run off the connection's path (spawned); a store that is
 //!   down costs a warning in the log, never a stalled connection.
 
 use crate::config::{Config, Target, TargetKind};
 use crate::grants::Grants;
 use crate::proxy::limiter::AuthLimiter;
-use crate::sessions::{EndTimers, SessionGuard};
+use crate::sessions::SessionGuard;
 use russh::server;
 use serde_json::json;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -44,10 +47,32 @@ pub struct Refused {
     pub reason: &'static str,
 }
 
+impl Refused {
+    /// The target could not be reached: its metric label comes from the
+    /// control plane's one refusal type, like every other refusal's.
+    pub fn unreachable(why: String) -> Refused {
+        let r = crate::grants::Refusal::Unreachable(why);
+        Refused {
+            why: r.to_string(),
+            reason: r.metric_reason(),
+        }
+    }
+
+    /// Whether a refusal under metric label `reason` is the target's doing
+    /// (a connect failure rather than a prohibition, for a channel's
+    /// failure code).
+    pub fn blames_target(reason: &str) -> bool {
+        reason == Refused::unreachable(String::new()).reason
+    }
+}
+
 /// An admitted session, started or not: see `start`.
 pub struct Session {
     guard: SessionGuard,
-    timers: EndTimers,
+    ending: Pin<Box<dyn Future<Output = Cause> + Send>>,
+    /// The end, once `ending` completed (a completed future is not polled
+    /// again).
+    ended: Option<Cause>,
     warnings: Option<mpsc::Receiver<String>>,
 }
 
@@ -62,7 +87,7 @@ pub enum Notice {
 impl SshFrontEnd {
     /// The configuration in force now.
     pub fn config_now(&self) -> Arc<Config> {
-        self.grants.config.get()
+        self.grants.config_now()
     }
 
     /// Counts a refused connection or channel under `reason`.
@@ -73,10 +98,7 @@ impl SshFrontEnd {
     /// The counter of refused connections under `reason`, for the accept
     /// loop (which counts handshakes cut off before any handler runs).
     pub fn rejected_counter(&self, reason: &str) -> prometheus::IntCounter {
-        self.grants
-            .metrics
-            .connections_rejected
-            .with_label_values(&["ssh", reason])
+        self.grants.rejected_counter("ssh", reason)
     }
 
     /// An `auth.failed` audit event, written off the connection's path.
@@ -87,12 +109,7 @@ impl SshFrontEnd {
             target,
             json!({"kind": "ssh", "client": peer.to_string(), "reason": why}),
         );
-        let store = self.grants.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.audit(&entry).await {
-                tracing::warn!(error = %e, "could not audit a failed authentication");
-            }
-        });
+        self.grants.audit_detached(entry);
     }
 
     /// Audits a direct-tcpip open on a terminating connection:
@@ -114,12 +131,7 @@ impl SshFrontEnd {
             target,
             json!({"session": session, "destination": dest}),
         );
-        let store = self.grants.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.audit(&entry).await {
-                tracing::warn!(error = %e, "could not audit an ssh forwarding");
-            }
-        });
+        self.grants.audit_detached(entry);
     }
 
     /// Admits identified `user` to `target` and opens their session (not
@@ -157,10 +169,11 @@ impl SshFrontEnd {
                 reason: e.metric_reason(),
             })?;
         let idle: Option<Duration> = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
-        let timers = EndTimers::new(guard.info(), idle);
+        let ending = Box::pin(guard.ending(idle));
         let session = Session {
             guard,
-            timers,
+            ending,
+            ended: None,
             warnings: rx,
         };
         Ok((session, admitted.target))
@@ -197,8 +210,9 @@ impl Session {
 
     /// The next warning, or the end. Cancel-safe (see the module doc).
     pub async fn next(&mut self) -> Notice {
-        let info = self.guard.info().clone();
-        let token = self.guard.token().clone();
+        if let Some(cause) = &self.ended {
+            return Notice::Ended(cause.clone());
+        }
         let warnings = async {
             match self.warnings.as_mut() {
                 Some(w) => match w.recv().await {
@@ -210,10 +224,9 @@ impl Session {
         };
         tokio::select! {
             biased;
-            _ = token.cancelled() => Notice::Ended(self.cause()),
-            reason = self.timers.fired(&info) => {
-                self.guard.set_cause(Cause::new(reason));
-                Notice::Ended(info.cause().unwrap_or_else(|| Cause::new(reason)))
+            cause = &mut self.ending => {
+                self.ended = Some(cause.clone());
+                Notice::Ended(cause)
             }
             text = warnings => Notice::Warning(text),
         }

@@ -14,7 +14,7 @@
 //! the connection's only one, else only as the channel's close.
 
 use super::channel::{Cmd, Replies, UpChannel, UP_CAP};
-use super::control::{Cause, Reason, Session, SshFrontEnd};
+use super::control::{self, Cause, Reason, Session, SshFrontEnd};
 use super::event::Event;
 use bytes::Bytes;
 use russh::server::{ChannelOpenHandle, Msg};
@@ -147,9 +147,10 @@ impl Jump {
         // The connection is hung up with it when this was its only channel.
         let text = format!("jitgate: access to {target} refused: {why}");
         self.done(None, Some(text)).await;
-        let failure = match r.reason {
-            "upstream_error" => ChannelOpenFailure::ConnectFailed,
-            _ => ChannelOpenFailure::AdministrativelyProhibited,
+        let failure = if control::Refused::blames_target(r.reason) {
+            ChannelOpenFailure::ConnectFailed
+        } else {
+            ChannelOpenFailure::AdministrativelyProhibited
         };
         reply.reject(failure).await;
     }
@@ -194,9 +195,10 @@ impl Jump {
 fn unreachable(session: &Session, target: &str, e: &str) -> Refused {
     tracing::warn!(%target, "ssh jump to the target failed: {e}");
     session.end(Reason::Error);
+    let r = control::Refused::unreachable(format!("cannot reach {target}: {e}"));
     Refused {
-        why: format!("cannot reach {target}: {e}"),
-        reason: "upstream_error",
+        why: r.why,
+        reason: r.reason,
         counted: false,
     }
 }

@@ -14,7 +14,7 @@
 //!   `refusal` set: their channels show why instead of a bare
 //!   "Permission denied". Such a connection has no session and no target.
 
-use super::control::{Reason, Session, SshFrontEnd};
+use super::control::{Reason, Refused, Session, SshFrontEnd};
 use super::keys;
 use super::names;
 use super::upstream::{self, Upstream};
@@ -155,10 +155,8 @@ impl Login {
             Err(e) => {
                 tracing::warn!(target = %self.target, "ssh upstream failed: {e}");
                 session.end(Reason::Error);
-                Err((
-                    format!("cannot reach {}: {e}", self.target),
-                    "upstream_error",
-                ))
+                let r = Refused::unreachable(format!("cannot reach {}: {e}", self.target));
+                Err((r.why, r.reason))
             }
         }
     }

@@ -3,8 +3,8 @@
 
 use super::handshake::{self, Hello, Kind, Reply, Status};
 use crate::config::TargetKind;
-use crate::grants::{Grants, OpenError, Refusal};
-use crate::sessions::{AdmitError, EndCause, EndReason};
+use crate::grants::{Grants, Refusal};
+use crate::sessions::{EndCause, EndReason};
 use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,11 +56,7 @@ pub struct TcpFrontEnd {
 }
 
 pub async fn serve(listener: TcpListener, fe: Arc<TcpFrontEnd>, shutdown: CancellationToken) {
-    let refused = fe
-        .grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["tcp", "protocol_error"]);
+    let refused = fe.grants.rejected_counter("tcp", "protocol_error");
     crate::proxy::accept::serve(
         "tcp",
         listener,
@@ -89,11 +85,25 @@ fn check_answer(a: &crate::grants::Admitted) -> String {
 }
 
 fn reject(fe: &TcpFrontEnd, status: Status) {
-    fe.grants
-        .metrics
-        .connections_rejected
-        .with_label_values(&["tcp", status.metric_reason()])
-        .inc();
+    fe.grants.count_rejected("tcp", status.metric_reason());
+}
+
+/// Counts a refusal under the label its type carries.
+fn refuse(fe: &TcpFrontEnd, r: &Refusal) {
+    fe.grants.count_rejected("tcp", r.metric_reason());
+}
+
+/// The tunnel protocol's status for a refusal.
+fn status_of(r: &Refusal) -> Status {
+    match r {
+        Refusal::UnknownTarget(_) => Status::UnknownTarget,
+        Refusal::BadSecret => Status::BadSecret,
+        Refusal::NoGrant(_) | Refusal::GrantEnded(_) => Status::NoGrant,
+        Refusal::Locked(_) => Status::Locked,
+        Refusal::MaxSessions(_) => Status::MaxSessions,
+        Refusal::Unreachable(_) => Status::UpstreamUnreachable,
+        Refusal::Unavailable => Status::Unavailable,
+    }
 }
 
 async fn handle(
@@ -152,25 +162,18 @@ async fn handle(
             // An unknown target answers as a bad secret does unless the
             // secret is valid: without one, nothing tells the client which
             // targets exist (the log and the metric keep the real reason).
-            let holds_a_grant =
-                matches!(r, Refusal::UnknownTarget(_)) && secret_is_valid(&fe, &hello.secret).await;
-            let (st, shown) = match &r {
-                Refusal::UnknownTarget(_) if holds_a_grant => {
-                    (Status::UnknownTarget, r.to_string())
-                }
-                Refusal::UnknownTarget(_) | Refusal::BadSecret => {
-                    (Status::BadSecret, Refusal::BadSecret.to_string())
-                }
-                Refusal::NoGrant(_) => (Status::NoGrant, r.to_string()),
-                Refusal::Locked(_) => (Status::Locked, r.to_string()),
-                Refusal::Unavailable => (Status::Unavailable, r.to_string()),
+            let holds_a_grant = matches!(r, Refusal::UnknownTarget(_))
+                && fe.grants.holds_valid_secret(&hello.secret).await;
+            let shown = match &r {
+                Refusal::UnknownTarget(_) if !holds_a_grant => Refusal::BadSecret.to_string(),
+                _ => r.to_string(),
             };
-            tracing::info!(%peer, target = %hello.target.escape_debug(), reason = r.metric_reason(), "tcp connection refused: {}", r.to_string().escape_debug());
-            fe.grants
-                .metrics
-                .connections_rejected
-                .with_label_values(&["tcp", r.metric_reason()])
-                .inc();
+            let st = match &r {
+                Refusal::UnknownTarget(_) if !holds_a_grant => Status::BadSecret,
+                _ => status_of(&r),
+            };
+            tracing::info!(%peer, target = %hello.target.escape_debug(), reason = r.metric_reason(), blame = r.blame().as_str(), "tcp connection refused: {}", r.to_string().escape_debug());
+            refuse(&fe, &r);
             let _ = reply(&mut tls, st, &shown, "").await;
             return;
         }
@@ -187,15 +190,14 @@ async fn handle(
         .await
     {
         Ok(s) => s,
-        Err(e) => {
-            let st = match &e {
-                OpenError::Table(AdmitError::MaxSessions(_)) => Status::MaxSessions,
-                OpenError::Refused(Refusal::Locked(_)) => Status::Locked,
-                OpenError::Refused(Refusal::Unavailable) => Status::Unavailable,
-                _ => Status::NoGrant,
+        Err(r) => {
+            refuse(&fe, &r);
+            // A target removed by a reload since admission: its grant is over.
+            let st = match &r {
+                Refusal::UnknownTarget(_) => Status::NoGrant,
+                _ => status_of(&r),
             };
-            reject(&fe, st);
-            let _ = reply(&mut tls, st, &e.to_string(), "").await;
+            let _ = reply(&mut tls, st, &r.to_string(), "").await;
             return;
         }
     };
@@ -207,12 +209,15 @@ async fn handle(
     let upstream = match upstream {
         Ok(Ok(u)) => u,
         Ok(Err(e)) => {
-            let m = format!("cannot reach {}: {e}", admitted.target.name);
-            return upstream_failed(&fe, &mut tls, guard, &m).await;
+            let r = Refusal::Unreachable(format!("cannot reach {}: {e}", admitted.target.name));
+            return upstream_failed(&fe, &mut tls, guard, r).await;
         }
         Err(_) => {
-            let m = format!("cannot reach {}: connect timed out", admitted.target.name);
-            return upstream_failed(&fe, &mut tls, guard, &m).await;
+            let r = Refusal::Unreachable(format!(
+                "cannot reach {}: connect timed out",
+                admitted.target.name
+            ));
+            return upstream_failed(&fe, &mut tls, guard, r).await;
         }
     };
     let _ = upstream.set_nodelay(true);
@@ -246,14 +251,12 @@ async fn upstream_failed<S: tokio::io::AsyncWrite + Unpin>(
     fe: &TcpFrontEnd,
     tls: &mut S,
     guard: crate::sessions::SessionGuard,
-    message: &str,
+    r: Refusal,
 ) {
-    tracing::warn!(target = %guard.info().target, "{message}");
-    guard.set_cause(crate::sessions::EndCause::new(
-        crate::sessions::EndReason::Error,
-    ));
-    reject(fe, Status::UpstreamUnreachable);
-    let _ = reply(tls, Status::UpstreamUnreachable, message, "").await;
+    tracing::warn!(target = %guard.info().target, blame = r.blame().as_str(), "{r}");
+    guard.set_cause(EndCause::new(EndReason::Error));
+    refuse(fe, &r);
+    let _ = reply(tls, status_of(&r), &r.to_string(), "").await;
 }
 
 async fn reply<S: tokio::io::AsyncWrite + Unpin>(
@@ -271,14 +274,4 @@ async fn reply<S: tokio::io::AsyncWrite + Unpin>(
         },
     )
     .await
-}
-
-/// Whether a presented secret is some grant's (an authenticated client may
-/// be told the target is unknown). Store errors count as "no".
-async fn secret_is_valid(fe: &TcpFrontEnd, secret: &str) -> bool {
-    let presented = crate::secrets::sha256(secret.as_bytes());
-    match fe.grants.store.grant_by_secret(&presented).await {
-        Ok(Some((_, stored))) => crate::secrets::digest_eq(&presented, &stored),
-        _ => false,
-    }
 }

@@ -1,4 +1,6 @@
-//! Notification events and their JSON bodies.
+//! Notification events and their JSON bodies. They live with the store's
+//! outbox: a state change queues its events in its own transaction
+//! (notify_hook.rs), and src/notify only delivers what is queued.
 //!
 //! Every body has `id` (receivers deduplicate redeliveries by it), `event`,
 //! `at` (RFC 3339 UTC, when the change happened) and `instance`; the other
@@ -7,8 +9,8 @@
 //! event is queued, and stored as text: the bytes signed at delivery are
 //! the bytes the receiver gets, on every attempt.
 
+use super::{GrantRecord, RequestRecord};
 use crate::clock::rfc3339;
-use crate::store::{GrantRecord, RequestRecord};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 

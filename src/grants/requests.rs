@@ -1,0 +1,290 @@
+//! Requests and approvals: asking for access, approving, denying and
+//! cancelling requests, and issuing a grant's connect secrets.
+
+use super::policy::{check_approver, evaluate_request, Caller};
+use super::service::*;
+use super::GrantError;
+use crate::clock::rfc3339;
+use crate::ids;
+use crate::secrets;
+use crate::store::*;
+use serde_json::json;
+use std::sync::Arc;
+
+impl Grants {
+    pub async fn create_request(
+        self: &Arc<Self>,
+        caller: &Caller,
+        target: &str,
+        duration: Option<&str>,
+        reason: &str,
+    ) -> Result<(RequestRecord, Option<GrantRecord>), GrantError> {
+        let cfg = self.config.get();
+        let evaluated = evaluate_request(&cfg, &caller.user, target, duration, reason);
+        let (policy, duration) = match evaluated {
+            Ok(x) => x,
+            Err(e) => {
+                self.metrics.requests.with_label_values(&["rejected"]).inc();
+                return Err(e);
+            }
+        };
+        self.ensure_not_locked(&caller.user, "requesting access")
+            .await?;
+        let now = self.clock.now_ms();
+        let new = NewRequest {
+            id: ids::request_id(),
+            requester: caller.user.clone(),
+            target: target.to_string(),
+            policy: policy.name.clone(),
+            reason: reason.to_string(),
+            duration_ms: duration.as_millis() as i64,
+            approvals_required: policy.approvals_required as i64,
+            created_at_ms: now,
+            expires_at_ms: now + cfg.request_ttl.as_millis() as i64,
+        };
+        let mut events = vec![audit(
+            &caller.user,
+            "request.created",
+            &new.id,
+            json!({"target": target, "policy": policy.name, "duration_seconds": duration.as_secs(), "reason": reason}),
+        )];
+        let auto = if policy.approvals_required == 0 {
+            let gid = ids::grant_id();
+            events.push(audit(
+                "policy",
+                "request.approved",
+                &new.id,
+                json!({"policy": policy.name, "auto": true}),
+            ));
+            events.push(audit(
+                "policy",
+                "grant.created",
+                &gid,
+                json!({"request": new.id, "user": caller.user, "target": target, "expires_at": rfc3339(now + new.duration_ms)}),
+            ));
+            Some((gid, now + new.duration_ms))
+        } else {
+            None
+        };
+        let timer = self.metrics.request_approve_seconds.start_timer();
+        let (rec, grant) = self
+            .store
+            .create_request(&new, auto.as_ref().map(|(g, e)| (g.as_str(), *e)), &events)
+            .await?;
+        timer.observe_duration();
+        match &grant {
+            Some(g) => {
+                self.metrics.requests.with_label_values(&["approved"]).inc();
+                self.metrics.grants_active.inc();
+                self.schedule_grant(g);
+            }
+            None => {
+                self.metrics.requests_pending.inc();
+                self.schedule_request(&rec.id, rec.expires_at_ms);
+            }
+        }
+        tracing::info!(request = %rec.id, user = %caller.user, target, state = rec.state.as_str(), "access requested");
+        Ok((rec, grant))
+    }
+
+    pub(super) async fn load_request(&self, id: &str) -> Result<RequestRecord, GrantError> {
+        self.store
+            .get_request(id)
+            .await?
+            .ok_or_else(|| GrantError::NotFound(format!("request {id}")))
+    }
+
+    pub async fn approve(
+        self: &Arc<Self>,
+        caller: &Caller,
+        id: &str,
+        comment: &str,
+    ) -> Result<RequestRecord, GrantError> {
+        let cfg = self.config.get();
+        let req = self.load_request(id).await?;
+        check_approver(&cfg, caller, &req.requester, &req.policy, "approve")?;
+        check_duration_still_allowed(&cfg, &req)?;
+        self.ensure_not_locked(&caller.user, "approving").await?;
+        self.ensure_not_locked(&req.requester, "granting access to them")
+            .await?;
+        let now = self.clock.now_ms();
+        let gid = ids::grant_id();
+        let entry = audit(
+            &caller.user,
+            "request.approved",
+            id,
+            json!({"comment": comment}),
+        );
+        let timer = self.metrics.request_approve_seconds.start_timer();
+        let outcome = self
+            .store
+            .approve(id, &caller.user, comment, now, &gid, &entry)
+            .await?;
+        timer.observe_duration();
+        Ok(match outcome {
+            ApproveOutcome::Recorded(r) => *r,
+            ApproveOutcome::Granted(r, g) => {
+                self.metrics.requests.with_label_values(&["approved"]).inc();
+                self.metrics.requests_pending.dec();
+                self.metrics.grants_active.inc();
+                self.timers.cancel(id);
+                self.schedule_grant(&g);
+                tracing::info!(request = %id, grant = %g.id, approver = %caller.user, "request approved, grant active");
+                *r
+            }
+        })
+    }
+
+    pub async fn deny(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: &str,
+    ) -> Result<RequestRecord, GrantError> {
+        let cfg = self.config.get();
+        let req = self.load_request(id).await?;
+        check_approver(&cfg, caller, &req.requester, &req.policy, "deny")?;
+        self.ensure_not_locked(&caller.user, "denying").await?;
+        let entry = audit(
+            &caller.user,
+            "request.denied",
+            id,
+            json!({"reason": reason}),
+        );
+        let r = self
+            .store
+            .close_request(
+                id,
+                RequestState::Denied,
+                &caller.user,
+                reason,
+                self.clock.now_ms(),
+                &entry,
+            )
+            .await?;
+        self.after_request_closed(id, "denied");
+        Ok(r)
+    }
+
+    pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<RequestRecord, GrantError> {
+        let req = self.load_request(id).await?;
+        if req.requester != caller.user && !caller.admin {
+            return Err(GrantError::Forbidden(
+                "only the requester or an admin can cancel a request".into(),
+            ));
+        }
+        let entry = audit(&caller.user, "request.cancelled", id, json!({}));
+        let r = self
+            .store
+            .close_request(
+                id,
+                RequestState::Cancelled,
+                &caller.user,
+                "",
+                self.clock.now_ms(),
+                &entry,
+            )
+            .await?;
+        self.after_request_closed(id, "cancelled");
+        Ok(r)
+    }
+
+    pub(super) fn after_request_closed(&self, id: &str, outcome: &str) {
+        self.metrics.requests.with_label_values(&[outcome]).inc();
+        self.metrics.requests_pending.dec();
+        self.timers.cancel(id);
+    }
+
+    /// Issues a connect secret; only the grant's owner gets it. Earlier
+    /// secrets of the grant stay valid (a second terminal must not break
+    /// the first one's session) unless `rotate`, which replaces them all.
+    pub async fn issue_secret(
+        &self,
+        caller: &Caller,
+        id: &str,
+        rotate: bool,
+    ) -> Result<IssuedSecret, GrantError> {
+        let g = self.get_grant(id).await?;
+        if g.user != caller.user {
+            return Err(GrantError::Forbidden(
+                "only the grant's owner can obtain its connect secret".into(),
+            ));
+        }
+        if g.state != GrantState::Active || g.expires_at_ms <= self.clock.now_ms() {
+            return Err(GrantError::Conflict(format!(
+                "grant {id} is {}; request access again",
+                if g.state == GrantState::Active {
+                    "expired"
+                } else {
+                    g.state.as_str()
+                }
+            )));
+        }
+        self.ensure_not_locked(&caller.user, "issuing a secret")
+            .await?;
+        let secret = secrets::new_connect_secret();
+        // The grant's secrets share one SCRAM salt (see
+        // `secrets::scram_verifier_with_salt`).
+        let salt = if rotate {
+            None
+        } else {
+            self.store
+                .secrets_of(id)
+                .await?
+                .first()
+                .and_then(|s| secrets::scram_salt(&s.scram))
+        };
+        let scram = match salt {
+            Some(salt) => secrets::scram_verifier_with_salt(&secret, &salt),
+            None => secrets::scram_verifier(&secret),
+        };
+        let rec = SecretRecord {
+            grant_id: id.to_string(),
+            sha256: secrets::sha256(secret.as_bytes()),
+            scram,
+            issued_at_ms: self.clock.now_ms(),
+        };
+        let held = self
+            .store
+            .add_secret(
+                &rec,
+                rotate,
+                MAX_SECRETS_PER_GRANT,
+                &audit(
+                    &caller.user,
+                    "grant.secret_issued",
+                    id,
+                    json!({"rotated": rotate}),
+                ),
+            )
+            .await?;
+        Ok(IssuedSecret {
+            secret,
+            held,
+            rotated: rotate,
+        })
+    }
+}
+
+/// A reload may lower a policy's max_duration while a request waits for
+/// approval; approving it as asked would grant longer than the policy now
+/// allows, so the requester must ask again.
+fn check_duration_still_allowed(
+    cfg: &crate::config::Config,
+    req: &RequestRecord,
+) -> Result<(), GrantError> {
+    let Some(p) = cfg.policy(&req.policy) else {
+        return Ok(());
+    };
+    let asked = std::time::Duration::from_millis(req.duration_ms.max(0) as u64);
+    if asked > p.max_duration {
+        return Err(GrantError::Conflict(format!(
+            "request {} asks for {} but policy {} now allows at most {}; request access again",
+            req.id,
+            humantime::format_duration(asked),
+            p.name,
+            humantime::format_duration(p.max_duration)
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! Scheduling: the timers that warn before and end each grant at its exact
+//! end instant, expire pending requests, and are rebuilt at start.
+
+use super::service::*;
+use super::GrantError;
+use crate::sessions::{EndCause, EndReason};
+use crate::store::*;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Grants {
+    /// Rebuilds timers at start. Grants whose end passed while the daemon was
+    /// down are expired now, recording their own end instant.
+    pub async fn restore(self: &Arc<Self>) -> Result<(), GrantError> {
+        let now = self.clock.now_ms();
+        let mut active = 0;
+        for g in self.store.active_grants().await? {
+            if g.expires_at_ms <= now {
+                self.expire_grant(&g.id).await;
+            } else {
+                active += 1;
+                self.schedule_grant(&g);
+            }
+        }
+        let pending = self.store.pending_requests().await?;
+        for (id, at) in &pending {
+            self.schedule_request(id, *at);
+        }
+        self.metrics.grants_active.set(active);
+        self.metrics.requests_pending.set(pending.len() as i64);
+        tracing::info!(
+            active_grants = active,
+            pending_requests = pending.len(),
+            "restored timers from the store"
+        );
+        Ok(())
+    }
+
+    pub(super) fn schedule_grant(self: &Arc<Self>, g: &GrantRecord) {
+        let me = self.clone();
+        let id = g.id.clone();
+        let end = g.expires_at_ms;
+        let warn_before = self
+            .config
+            .get()
+            .policy(&g.policy)
+            .map(|p| p.warn_before.clone())
+            .unwrap_or_default();
+        let grant = g.clone();
+        let task = tokio::spawn(async move {
+            for w in warn_before {
+                let at = end - w.as_millis() as i64;
+                if at > me.clock.now_ms() {
+                    tokio::time::sleep_until(me.clock.deadline(at)).await;
+                    let msg = format!(
+                        "access to {} ends in {}",
+                        grant.target,
+                        humantime::format_duration(w)
+                    );
+                    me.sessions.warn_grant(&id, &msg);
+                    me.notify_expiring(&grant, w);
+                }
+            }
+            sleep_precisely_until(me.clock.deadline(end)).await;
+            me.timers.done(&id);
+            me.expire_grant(&id).await;
+        });
+        self.timers.set(&g.id, task.abort_handle());
+    }
+
+    /// Queues `grant.expiring` on its own task: the timer that ends the
+    /// grant must never wait on the store.
+    fn notify_expiring(&self, g: &GrantRecord, warn: Duration) {
+        let store = self.store.clone();
+        let event = crate::store::event::grant_expiring(g, warn, self.clock.now_ms());
+        tokio::spawn(async move {
+            if let Err(e) = store.enqueue_event(&event).await {
+                tracing::warn!(grant = %event.fields["grant_id"], error = %e, "grant.expiring notification not queued");
+            }
+        });
+    }
+
+    pub(super) fn schedule_request(self: &Arc<Self>, id: &str, at: i64) {
+        let me = self.clone();
+        let rid = id.to_string();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep_until(me.clock.deadline(at)).await;
+            me.timers.done(&rid);
+            me.expire_request(&rid).await;
+        });
+        self.timers.set(id, task.abort_handle());
+    }
+
+    /// Ends a grant at its end instant. Sessions are closed first, from
+    /// memory, so expiry never waits on the store; recording it is retried
+    /// until the store answers.
+    pub async fn expire_grant(&self, id: &str) {
+        let n = self
+            .sessions
+            .end_grant(id, EndCause::new(EndReason::Expired))
+            .await;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let entry = audit(
+                "system",
+                "grant.expired",
+                id,
+                json!({"sessions_terminated": n}),
+            );
+            match self
+                .store
+                .end_grant(
+                    id,
+                    GrantEnd::Expired,
+                    "system",
+                    "",
+                    self.clock.now_ms(),
+                    &entry,
+                )
+                .await
+            {
+                Ok(_) => {
+                    self.metrics.grants_active.dec();
+                    tracing::info!(grant = %id, sessions = n, "grant expired");
+                    return;
+                }
+                Err(e) if e.is_unavailable() => {
+                    tracing::warn!(grant = %id, error = %e, "cannot record expiry yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                // Already ended (revoked, or expired by another instance).
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn expire_request(&self, id: &str) {
+        let entry = audit("system", "request.expired", id, json!({}));
+        if self
+            .store
+            .close_request(
+                id,
+                RequestState::Expired,
+                "system",
+                "pending too long",
+                self.clock.now_ms(),
+                &entry,
+            )
+            .await
+            .is_ok()
+        {
+            self.metrics.requests.with_label_values(&["expired"]).inc();
+            self.metrics.requests_pending.dec();
+        }
+    }
+}
+
+/// Waits until `target` (a grant's end instant) with sub-millisecond
+/// precision. tokio's timer works in whole-millisecond ticks and fires when
+/// a worker next parks, which put grant ends ~2 ms late; the last stretch is
+/// slept on a blocking thread, whose sleep is precise to tens of µs.
+async fn sleep_precisely_until(target: tokio::time::Instant) {
+    const COARSE_MARGIN: std::time::Duration = std::time::Duration::from_millis(3);
+    if let Some(early) = target.checked_sub(COARSE_MARGIN) {
+        tokio::time::sleep_until(early).await;
+    }
+    let left = target.saturating_duration_since(tokio::time::Instant::now());
+    if !left.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+    }
+}
