@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::wait::{OutputWithin, HANG};
+
 use common::daemon::*;
 use common::pg::PgCluster;
 use common::tunnel::*;
@@ -269,8 +271,7 @@ fn the_recheck_closes_a_session_whose_notification_was_missed() {
     );
     let out = std::process::Command::new("psql")
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", &sql, &f.pg.url(db)])
-        .output()
-        .unwrap();
+        .output_within(HANG);
     assert!(out.status.success(), "{out:?}");
     assert!(
         closed_by_peer(&mut live),

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::wait::{OutputWithin, HANG};
+
 use common::sshd::*;
 use common::sshproxy::*;
 use common::tunnel::{closed_by_peer, wait_for};
@@ -28,7 +30,7 @@ fn raw(p: &SshProxy) -> TcpStream {
 
 fn still_serves(p: &SshProxy) {
     p.grant("auto-host");
-    let o = p.ssh("auto-host", &["echo alive"]).output().unwrap();
+    let o = p.ssh("auto-host", &["echo alive"]).output_within(HANG);
     assert_eq!(out(&o).0, "alive\n", "{:?}", out(&o));
 }
 
@@ -83,8 +85,7 @@ fn a_brute_force_of_unknown_keys_is_rate_limited_and_audited() {
         Command::new("ssh")
             .args(ssh_opts(key))
             .args(["-p", &p.port.to_string(), "auto-host@127.0.0.1", "echo in"])
-            .output()
-            .unwrap()
+            .output_within(HANG)
     };
     for _ in 0..8 {
         let o = attempt(&stranger);

@@ -10,6 +10,7 @@ pub mod pgraw;
 pub mod sshd;
 pub mod sshproxy;
 pub mod tunnel;
+pub mod wait;
 
 /// Says loudly that a test is skipped for a missing peer, or fails it when
 /// JITGATE_E2E=require (as CI sets it) so a skip there is a failure.
