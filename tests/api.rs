@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::api::assert_api_error;
 use common::daemon::*;
 use serde_json::json;
 
@@ -267,20 +268,25 @@ fn visibility_follows_roles() {
 fn errors_have_the_documented_shape_and_status() {
     let d = Daemon::start();
     let r = d.get("/v1/requests", None).unwrap();
-    assert_eq!(r.status, 401);
-    assert_eq!(r.json()["error"]["code"], "unauthorized");
+    assert_api_error(&r, 401, "unauthorized");
     let r = d.get("/v1/requests", Some("jgt_wrong")).unwrap();
-    assert_eq!(r.status, 401);
+    assert_api_error(&r, 401, "unauthorized");
     let r = d.get("/v1/requests/req_nope", Some(DAVE)).unwrap();
-    assert_eq!(r.status, 404);
-    assert!(r.json()["error"]["message"].is_string());
+    assert_api_error(&r, 404, "not_found");
     let r = d.post("/v1/requests", Some(ALICE), "{not json").unwrap();
-    assert_eq!(r.status, 400);
-    assert!(r.body.contains("invalid JSON"), "{}", r.body);
+    let v = assert_api_error(&r, 400, "bad_request");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON"),
+        "{}",
+        r.body
+    );
     let r = d
         .post("/v1/requests", Some(ALICE), r#"{"target": 5}"#)
         .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_api_error(&r, 400, "bad_request");
     let r = d
         .post(
             "/v1/requests",
@@ -288,12 +294,28 @@ fn errors_have_the_documented_shape_and_status() {
             r#"{"target":"cache","reason":"x","extra":1}"#,
         )
         .unwrap();
-    assert_eq!(r.status, 400);
-    assert!(r.body.contains("unknown field"), "{}", r.body);
+    let v = assert_api_error(&r, 400, "bad_request");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field"),
+        "{}",
+        r.body
+    );
     let r = d.get("/v1/requests?state=bogus", Some(ALICE)).unwrap();
-    assert_eq!(r.status, 400);
+    assert_api_error(&r, 400, "bad_request");
     let r = d.get("/v1/requests?limit=100000", Some(ALICE)).unwrap();
-    assert_eq!(r.status, 400);
+    assert_api_error(&r, 400, "bad_request");
+    // 403: a requester may not approve; 409: approving a cancelled request.
+    let req = d.create_request(ALICE, "cache", "10m");
+    let id = req["id"].as_str().unwrap();
+    assert_api_error(&d.approve(id, BOB), 403, "forbidden");
+    let r = d
+        .post(&format!("/v1/requests/{id}/cancel"), Some(ALICE), "{}")
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_api_error(&d.approve(id, CAROL), 409, "conflict");
     let r = d.get("/healthz", None).unwrap();
     assert_eq!((r.status, r.body.as_str()), (200, "ok"));
     let r = d.get("/readyz", None).unwrap();

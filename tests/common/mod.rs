@@ -2,6 +2,7 @@
 //! ports, and the E2E skip policy.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod browser;
 pub mod daemon;
 pub mod pg;
