@@ -56,15 +56,7 @@ fn revoking_during_a_long_query_delivers_fatal_and_leaves_no_backend() {
             .iter()
             .any(|b| b.contains("|active|SELECT pg_sleep(600)"))
     });
-    let r =
-        p.d.post(
-            &format!("/v1/grants/{gid}/revoke"),
-            Some(DAVE),
-            r#"{"reason":"INC-42 closed"}"#,
-        )
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["sessions_terminated"], 1);
+    assert_eq!(p.d.revoke(&gid, "INC-42 closed"), 1);
     let revoked = Instant::now();
     let o = common::wait_output(child, HANG);
     let (_, err) = text(&o);
@@ -354,14 +346,7 @@ fn interactive_psql_on_a_pty_sees_the_farewell_and_cannot_reconnect() {
     expect("app=>");
     writeln!(stdin, "SELECT 'still ' || 'here';").unwrap();
     expect("still here");
-    let r =
-        p.d.post(
-            &format!("/v1/grants/{gid}/revoke"),
-            Some(DAVE),
-            r#"{"reason":"shift over"}"#,
-        )
-        .unwrap();
-    assert_eq!(r.json()["sessions_terminated"], 1);
+    assert_eq!(p.d.revoke(&gid, "shift over"), 1);
     // psql notices the lost connection at its next command, shows the
     // farewell, and its automatic reconnect is refused: the grant is gone.
     writeln!(stdin, "SELECT 1;").unwrap();
@@ -405,15 +390,7 @@ fn a_backend_that_traps_the_cancel_is_gone_when_the_revoke_returns() {
         .find(|b| b.contains("|active|DO $$"))
         .map(|b| b.split('|').next().unwrap().to_string())
         .expect("the looping backend");
-    let r =
-        p.d.post(
-            &format!("/v1/grants/{gid}/revoke"),
-            Some(DAVE),
-            r#"{"reason":"trap"}"#,
-        )
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["sessions_terminated"], 1);
+    assert_eq!(p.d.revoke(&gid, "trap"), 1);
     let present = || {
         p.cluster
             .admin_sql(&format!(
@@ -458,11 +435,7 @@ fn a_backend_not_confirmed_gone_is_audited_and_the_revoke_still_returns() {
     wait_for("the loop to run upstream", || {
         p.backends().iter().any(|b| b.contains("|active|DO $$"))
     });
-    let r =
-        p.d.post(&format!("/v1/grants/{gid}/revoke"), Some(DAVE), "{}")
-            .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["sessions_terminated"], 1);
+    assert_eq!(p.d.revoke(&gid, "end of test"), 1);
     let o = common::wait_output(child, HANG);
     assert!(text(&o).1.contains("FATAL:  terminating connection"));
     wait_for("the session.ended audit event", || {

@@ -12,7 +12,7 @@ use common::tunnel::wait_for;
 use common::wait::*;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn exec_relays_stdout_stderr_and_exit_status() {
@@ -144,14 +144,7 @@ fn revoke_says_farewell_and_closes_both_sides() {
         .spawn()
         .unwrap();
     wait_for("the remote command to run", || running(&marker));
-    let r =
-        p.d.post(
-            &format!("/v1/grants/{gid}/revoke"),
-            Some(DAVE),
-            r#"{"reason":"INC-42 closed"}"#,
-        )
-        .unwrap();
-    assert_eq!(r.json()["sessions_terminated"], 1, "{}", r.body);
+    assert_eq!(p.d.revoke(&gid, "INC-42 closed"), 1);
     let o = common::wait_output(child, HANG);
     let all = format!(
         "{}{}",
@@ -190,14 +183,7 @@ fn many_non_pty_commands_revoked_at_once_leave_nothing_running() {
         })
         .collect();
     wait_for("the twenty remote commands to run", || count(&marker) == 20);
-    let r =
-        p.d.post(
-            &format!("/v1/grants/{gid}/revoke"),
-            Some(DAVE),
-            r#"{"reason":"all at once"}"#,
-        )
-        .unwrap();
-    assert_eq!(r.json()["sessions_terminated"], 20, "{}", r.body);
+    assert_eq!(p.d.revoke(&gid, "all at once"), 20);
     for mut c in clients {
         let st = wait_status(&mut c, HANG);
         assert_ne!(st.code(), Some(0));
@@ -249,10 +235,7 @@ fn a_client_that_stops_reading_is_still_closed_at_revoke() {
     });
     // Let the pipe, the client's buffers and the channel window fill.
     std::thread::sleep(Duration::from_secs(1));
-    let r =
-        p.d.post(&format!("/v1/grants/{gid}/revoke"), Some(DAVE), "{}")
-            .unwrap();
-    assert_eq!(r.json()["sessions_terminated"], 1, "{}", r.body);
+    assert_eq!(p.d.revoke(&gid, "end of test"), 1);
     let st = wait_status(&mut child, HANG);
     let se = std::fs::read_to_string(&stderr).unwrap();
     assert_eq!(st.code(), Some(255), "{se}");
@@ -342,14 +325,7 @@ fn a_jump_session_is_closed_at_revoke_with_nothing_left_on_the_target() {
     wait_for("the remote command to run", || running(&marker));
     let s = p.d.get("/v1/sessions", Some(DAVE)).unwrap().json();
     assert_eq!(s["sessions"][0]["kind"], "ssh", "{s}");
-    let r =
-        p.d.post(
-            &format!("/v1/grants/{gid}/revoke"),
-            Some(DAVE),
-            r#"{"reason":"INC-43 closed"}"#,
-        )
-        .unwrap();
-    assert_eq!(r.json()["sessions_terminated"], 1, "{}", r.body);
+    assert_eq!(p.d.revoke(&gid, "INC-43 closed"), 1);
     let o = common::wait_output(child, HANG);
     let (_, se) = out(&o);
     assert_ne!(o.status.code(), Some(0), "{se}");
