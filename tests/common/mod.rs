@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod causes;
 pub mod daemon;
 pub mod pg;
 pub mod pgproxy;
