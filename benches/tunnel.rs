@@ -23,10 +23,13 @@
 
 /// Only the daemon helpers of tests/common (config, tokens, plain HTTP): the
 /// rest of it brings in the PostgreSQL test clients, which this bench does
-/// not need. They expect `free_port` in their parent module.
+/// not need. They expect `free_port` and `wait` in their parent module.
 #[path = "../tests/common/daemon.rs"]
 #[allow(dead_code)]
 mod daemon;
+#[path = "../tests/common/wait.rs"]
+#[allow(dead_code)]
+mod wait;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -19,7 +19,10 @@ mod pg_startup;
 #[path = "../fuzz/fuzz_targets/checks/tunnel_hello.rs"]
 mod tunnel_hello;
 
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz target's check.
+type Check = fn(&[u8]);
+
+const TARGETS: &[(&str, Check)] = &[
     ("admin_json", admin_json::check),
     ("config_toml", config_toml::check),
     ("pg_frames", pg_frames::check),

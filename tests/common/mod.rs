@@ -42,22 +42,6 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// Waits for a child's exit and output, at most `limit`: a regression that
-/// leaves a client hanging fails the test instead of hanging CI. The output
-/// is read while waiting, so a chatty child cannot block on a full pipe.
-pub fn wait_output(child: std::process::Child, limit: std::time::Duration) -> std::process::Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("the child's output"),
-        Err(_) => {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
-            panic!("child process {pid} still running after {limit:?}");
-        }
-    }
-}
+/// Kept here too: tests call `common::wait_output`.
+#[allow(unused_imports)]
+pub use wait::wait_output;

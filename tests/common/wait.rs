@@ -13,11 +13,31 @@ pub const HANG: Duration = Duration::from_secs(120);
 /// a minute or two on a loaded CI machine).
 pub const TEST_LIMIT: Duration = Duration::from_secs(15 * 60);
 
+/// Waits for a child's exit and output, at most `limit`: a regression that
+/// leaves a client hanging fails the test instead of hanging CI. The output
+/// is read while waiting, so a chatty child cannot block on a full pipe.
+pub fn wait_output(child: std::process::Child, limit: std::time::Duration) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("the child's output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("child process {pid} still running after {limit:?}");
+        }
+    }
+}
+
 /// `Command::output` with a deadline.
 pub trait OutputWithin {
     /// Like `output()` (stdin is null, stdout and stderr captured), but the
     /// child is killed and the test fails after `limit`. A command that needs
-    /// stdin is spawned by its caller and waited with `super::wait_output`.
+    /// stdin is spawned by its caller and waited with [`wait_output`].
     fn output_within(&mut self, limit: Duration) -> Output;
 }
 
@@ -29,7 +49,7 @@ impl OutputWithin for Command {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.get_program()));
-        super::wait_output(child, limit)
+        wait_output(child, limit)
     }
 }
 
