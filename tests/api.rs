@@ -28,9 +28,7 @@ fn request_approve_revoke_round_trip() {
     assert!(v["grant"]["remaining_seconds"].as_i64().unwrap() > 590);
 
     // A second approval of an approved request is a 409.
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(ERIN), "{}")
-        .unwrap();
+    let r = d.approve(id, ERIN);
     assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(r.json()["error"]["code"], "conflict");
 
@@ -67,24 +65,16 @@ fn nobody_approves_their_own_request_by_any_path() {
     // carol is both a requester (by name) and an approver (through group leads).
     let req = d.create_request(CAROL, "cache", "5m");
     let id = req["id"].as_str().unwrap();
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(CAROL), "{}")
-        .unwrap();
+    let r = d.approve(id, CAROL);
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("your own request"), "{}", r.body);
     // An admin who is not an approver cannot approve either.
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(DAVE), "{}")
-        .unwrap();
+    let r = d.approve(id, DAVE);
     assert_eq!(r.status, 403, "{}", r.body);
     // A fellow requester cannot approve.
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(BOB), "{}")
-        .unwrap();
+    let r = d.approve(id, BOB);
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(ERIN), "{}")
-        .unwrap();
+    let r = d.approve(id, ERIN);
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -93,17 +83,11 @@ fn two_approvals_must_come_from_two_people() {
     let d = Daemon::start();
     let req = d.create_request(ALICE, "two-db", "5m");
     let id = req["id"].as_str().unwrap();
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(CAROL), "{}")
-        .unwrap();
+    let r = d.approve(id, CAROL);
     assert_eq!(r.json()["state"], "pending");
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(CAROL), "{}")
-        .unwrap();
+    let r = d.approve(id, CAROL);
     assert_eq!(r.status, 409, "{}", r.body);
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(ERIN), "{}")
-        .unwrap();
+    let r = d.approve(id, ERIN);
     assert_eq!(r.json()["state"], "approved", "{}", r.body);
 }
 
