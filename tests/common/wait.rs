@@ -81,26 +81,38 @@ pub fn kill_and_reap(child: &mut Child) {
 
 /// Fails the whole test binary if one test runs longer than `limit`: held by
 /// every `Daemon`, so a test stuck anywhere (a read, a lock, a loop) is
-/// reported and ends instead of hanging CI. Dropped with its test.
+/// reported and ends instead of hanging CI. Dropped with its test. Inert
+/// outside test harnesses (the benches share these helpers and run long).
 pub struct Watchdog {
-    done: std::sync::mpsc::Sender<()>,
+    done: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Watchdog {
     pub fn start(what: String, limit: Duration) -> Watchdog {
+        if !cfg!(test) {
+            return Watchdog { done: None };
+        }
         let (done, rx) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                eprintln!("\n*** WATCHDOG: {what} still running after {limit:?}; aborting the test binary ***\n");
+                // Straight to stderr: the harness's capture would swallow
+                // eprintln! output, and the abort leaves it no time to print.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n*** WATCHDOG: {what} still running after {limit:?}; aborting the test binary ***\n"
+                );
                 std::process::abort();
             }
         });
-        Watchdog { done }
+        Watchdog { done: Some(done) }
     }
 }
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        let _ = self.done.send(());
+        if let Some(d) = &self.done {
+            let _ = d.send(());
+        }
     }
 }
