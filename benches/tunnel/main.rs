@@ -34,10 +34,13 @@ mod upstream;
 
 /// Only the daemon harness of tests/common (config, tokens, plain HTTP): the
 /// rest of it brings in the PostgreSQL test clients, which this bench does
-/// not need. It expects `free_port` in its parent module.
+/// not need. It expects `free_port` and `wait` in its parent module.
 #[path = "../../tests/common/daemon.rs"]
 #[allow(dead_code)]
 mod daemon;
+#[path = "../../tests/common/wait.rs"]
+#[allow(dead_code)]
+mod wait;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -4,22 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    match jitgate::config::parse_offline(text) {
-        Ok(cfg) => {
-            for name in cfg.targets.keys() {
-                let _ = cfg.policy_for("alice", name);
-            }
-            let _ = cfg.is_any_approver("alice");
-        }
-        Err(e) => {
-            // Every error is located inside the text it came from.
-            for line in e.errors() {
-                assert!(!line.is_empty());
-            }
-        }
-    }
-});
+#[path = "checks/config_toml.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::check(data));

@@ -7,7 +7,7 @@
 
 use super::api::Api;
 use super::format::{list, out, print_json, query, s};
-use crate::audit_anchor::{parse_public_key, verify_anchored, Checkpoint};
+use crate::audit_anchor::{parse_public_key, verify_anchored, Checkpoint, CHECKPOINT_EVERY};
 use anyhow::Context;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -72,8 +72,6 @@ pub async fn run(
         }
     };
     let pinned = pinned_key(key_file.as_deref())?;
-    let records = fetch_events(api).await?;
-    let checkpoints = fetch_checkpoints(api).await?;
     let (key, key_text, is_pinned) = match pinned {
         Some(k) => (
             k,
@@ -88,6 +86,7 @@ pub async fn run(
             (k, text, false)
         }
     };
+    let (records, checkpoints) = fetch_chain(api, &key).await?;
     let mut v = verify_anchored(&records, &checkpoints, &key);
     // The server's own verdict can only make the result worse, never better.
     let server = api.get("/v1/audit/verify").await?;
@@ -152,16 +151,51 @@ fn pinned_key(file: Option<&std::path::Path>) -> anyhow::Result<Option<[u8; 32]>
         .context("the pinned audit public key is not ed25519:HEX (as `jitgate audit --public-key` prints it)")
 }
 
-async fn fetch_events(api: &Api) -> anyhow::Result<Vec<crate::audit::AuditRecord>> {
-    let mut records = Vec::new();
+/// What one page may hold: the `limit` the CLI asks for. A server sending
+/// more is not answering the question asked.
+const PAGE: usize = 1000;
+
+/// Newest seq a checkpoint that verifies with `key` signed (0 if none).
+fn anchored_through(checkpoints: &[Checkpoint], key: &[u8; 32]) -> i64 {
+    verify_anchored(&[], checkpoints, key).anchored_through
+}
+
+/// The events and checkpoints to verify. Events are read only as far as a
+/// checkpoint that verifies with `key` can vouch for them: the daemon signs
+/// one with every [`CHECKPOINT_EVERY`]th event, so past `CHECKPOINT_EVERY`
+/// events after the newest valid one (checkpoints are fetched again first,
+/// in case some were appended meanwhile) the rest is unsigned, which the
+/// verification reports, and reading on would let a server that invents a
+/// continuation keep the CLI reading forever.
+async fn fetch_chain(
+    api: &Api,
+    key: &[u8; 32],
+) -> anyhow::Result<(Vec<crate::audit::AuditRecord>, Vec<Checkpoint>)> {
+    let mut checkpoints = fetch_checkpoints(api, key).await?;
+    let mut anchored = anchored_through(&checkpoints, key);
+    let mut records: Vec<crate::audit::AuditRecord> = Vec::new();
     let mut cursor = 0i64;
     loop {
+        if cursor >= anchored + CHECKPOINT_EVERY {
+            checkpoints = fetch_checkpoints(api, key).await?;
+            let now = anchored_through(&checkpoints, key);
+            if now <= anchored {
+                return Ok((records, checkpoints));
+            }
+            anchored = now;
+        }
         let page = api
-            .get(&format!("/v1/audit?after={cursor}&limit=1000"))
+            .get(&format!("/v1/audit?after={cursor}&limit={PAGE}"))
             .await?;
         let events = page["events"].as_array().cloned().unwrap_or_default();
         if events.is_empty() {
-            return Ok(records);
+            return Ok((records, checkpoints));
+        }
+        if events.len() > PAGE {
+            anyhow::bail!(
+                "the server sent {} audit events for a page of {PAGE}",
+                events.len()
+            );
         }
         records.extend(events.iter().map(record));
         let next = records.last().map(|r| r.seq).unwrap_or(cursor);
@@ -172,20 +206,32 @@ async fn fetch_events(api: &Api) -> anyhow::Result<Vec<crate::audit::AuditRecord
     }
 }
 
-async fn fetch_checkpoints(api: &Api) -> anyhow::Result<Vec<Checkpoint>> {
+/// Every checkpoint, page by page, up to the first page holding one that
+/// does not verify with `key`: the verification names that one already,
+/// and a server sending forged checkpoints cannot keep the CLI reading.
+async fn fetch_checkpoints(api: &Api, key: &[u8; 32]) -> anyhow::Result<Vec<Checkpoint>> {
     let mut all: Vec<Checkpoint> = Vec::new();
     let mut cursor = 0i64;
     loop {
         let page = api
-            .get(&format!("/v1/audit/checkpoints?after={cursor}&limit=1000"))
+            .get(&format!(
+                "/v1/audit/checkpoints?after={cursor}&limit={PAGE}"
+            ))
             .await?;
         let list = page["checkpoints"].as_array().cloned().unwrap_or_default();
         if list.is_empty() {
             return Ok(all);
         }
+        if list.len() > PAGE {
+            anyhow::bail!(
+                "the server sent {} audit checkpoints for a page of {PAGE}",
+                list.len()
+            );
+        }
+        let mut this_page = Vec::with_capacity(list.len());
         for c in list {
             // A malformed entry is kept as one that cannot verify.
-            all.push(serde_json::from_value(c).unwrap_or_else(|_| Checkpoint {
+            this_page.push(serde_json::from_value(c).unwrap_or_else(|_| Checkpoint {
                 seq: cursor + 1,
                 from_seq: -1,
                 at_ms: 0,
@@ -196,7 +242,12 @@ async fn fetch_checkpoints(api: &Api) -> anyhow::Result<Vec<Checkpoint>> {
                 signature: String::new(),
             }));
         }
+        let all_verify = verify_anchored(&[], &this_page, key).checkpoints == this_page.len();
+        all.extend(this_page);
         let next = all.last().map(|c| c.seq).unwrap_or(cursor);
+        if !all_verify {
+            return Ok(all);
+        }
         if next <= cursor {
             anyhow::bail!("the server's checkpoint pages do not advance past seq {cursor}");
         }

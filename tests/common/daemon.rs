@@ -2,6 +2,7 @@
 //! written for the test, plus a tiny HTTP client for asserting on the API.
 
 use super::free_port;
+use super::wait::{OutputWithin, HANG};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -173,6 +174,8 @@ pub struct Daemon {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
+    /// Every test that starts a daemon is bounded as a whole.
+    _watchdog: super::wait::Watchdog,
 }
 
 impl Daemon {
@@ -240,6 +243,13 @@ impl Daemon {
             args: Vec::new(),
             env: Vec::new(),
             _tmp: Some(tmp),
+            _watchdog: super::wait::Watchdog::start(
+                format!(
+                    "test {}",
+                    std::thread::current().name().unwrap_or("(unnamed)")
+                ),
+                super::wait::TEST_LIMIT,
+            ),
         }
     }
 
@@ -361,8 +371,7 @@ impl Daemon {
             .args(args)
             .env("JITGATE_URL", self.url())
             .env("JITGATE_TOKEN", token)
-            .output()
-            .expect("run cli")
+            .output_within(HANG)
     }
 
     pub fn metrics(&self) -> String {

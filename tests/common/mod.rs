@@ -2,7 +2,9 @@
 //! ports, and the E2E skip policy.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod browser;
+pub mod causes;
 pub mod daemon;
 pub mod pg;
 pub mod pgproxy;
@@ -10,6 +12,7 @@ pub mod pgraw;
 pub mod sshd;
 pub mod sshproxy;
 pub mod tunnel;
+pub mod wait;
 
 /// Says loudly that a test is skipped for a missing peer, or fails it when
 /// JITGATE_E2E=require (as CI sets it) so a skip there is a failure.
@@ -39,22 +42,6 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// Waits for a child's exit and output, at most `limit`: a regression that
-/// leaves a client hanging fails the test instead of hanging CI. The output
-/// is read while waiting, so a chatty child cannot block on a full pipe.
-pub fn wait_output(child: std::process::Child, limit: std::time::Duration) -> std::process::Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("the child's output"),
-        Err(_) => {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
-            panic!("child process {pid} still running after {limit:?}");
-        }
-    }
-}
+/// Kept here too: tests call `common::wait_output`.
+#[allow(unused_imports)]
+pub use wait::wait_output;

@@ -5,6 +5,7 @@
 use super::daemon::{Daemon, BOB, WARN_AND_FEW_POLICIES};
 use super::free_port;
 use super::pg::PgCluster;
+use super::wait::{OutputWithin, HANG};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -105,8 +106,7 @@ impl PgProxy {
     pub fn psql(&self, user_at_target: &str, secret: &str, sql: &str) -> Output {
         self.psql_command(&self.conninfo(user_at_target, ""), secret)
             .args(["-c", sql])
-            .output()
-            .expect("run psql")
+            .output_within(HANG)
     }
 
     /// tokio-postgres through the proxy, verifying the proxy's certificate

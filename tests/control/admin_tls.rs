@@ -4,6 +4,8 @@
 
 use crate::common;
 
+use common::wait::{OutputWithin, HANG};
+
 use common::daemon::*;
 use common::tunnel::wait_for;
 use std::process::Command;
@@ -40,8 +42,7 @@ fn tls_files_put_the_admin_api_behind_tls() {
             .args(["whoami", "--ca", &cert.display().to_string()])
             .env("JITGATE_URL", &https)
             .env("JITGATE_TOKEN", BOB)
-            .output()
-            .unwrap()
+            .output_within(HANG)
     };
     wait_for("the CLI to get an answer over https", || {
         whoami().status.success()
@@ -57,8 +58,7 @@ fn tls_files_put_the_admin_api_behind_tls() {
         .args(["whoami"])
         .env("JITGATE_URL", d.url())
         .env("JITGATE_TOKEN", BOB)
-        .output()
-        .unwrap();
+        .output_within(HANG);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(

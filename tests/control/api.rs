@@ -2,6 +2,7 @@
 
 use crate::common;
 
+use common::api::assert_api_error;
 use common::daemon::*;
 use serde_json::json;
 
@@ -27,9 +28,7 @@ fn request_approve_revoke_round_trip() {
     assert!(v["grant"]["remaining_seconds"].as_i64().unwrap() > 590);
 
     // A second approval of an approved request is a 409.
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(ERIN), "{}")
-        .unwrap();
+    let r = d.approve(id, ERIN);
     assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(r.json()["error"]["code"], "conflict");
 
@@ -66,24 +65,16 @@ fn nobody_approves_their_own_request_by_any_path() {
     // carol is both a requester (by name) and an approver (through group leads).
     let req = d.create_request(CAROL, "cache", "5m");
     let id = req["id"].as_str().unwrap();
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(CAROL), "{}")
-        .unwrap();
+    let r = d.approve(id, CAROL);
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("your own request"), "{}", r.body);
     // An admin who is not an approver cannot approve either.
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(DAVE), "{}")
-        .unwrap();
+    let r = d.approve(id, DAVE);
     assert_eq!(r.status, 403, "{}", r.body);
     // A fellow requester cannot approve.
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(BOB), "{}")
-        .unwrap();
+    let r = d.approve(id, BOB);
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(ERIN), "{}")
-        .unwrap();
+    let r = d.approve(id, ERIN);
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -92,17 +83,11 @@ fn two_approvals_must_come_from_two_people() {
     let d = Daemon::start();
     let req = d.create_request(ALICE, "two-db", "5m");
     let id = req["id"].as_str().unwrap();
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(CAROL), "{}")
-        .unwrap();
+    let r = d.approve(id, CAROL);
     assert_eq!(r.json()["state"], "pending");
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(CAROL), "{}")
-        .unwrap();
+    let r = d.approve(id, CAROL);
     assert_eq!(r.status, 409, "{}", r.body);
-    let r = d
-        .post(&format!("/v1/requests/{id}/approve"), Some(ERIN), "{}")
-        .unwrap();
+    let r = d.approve(id, ERIN);
     assert_eq!(r.json()["state"], "approved", "{}", r.body);
 }
 
@@ -267,20 +252,25 @@ fn visibility_follows_roles() {
 fn errors_have_the_documented_shape_and_status() {
     let d = Daemon::start();
     let r = d.get("/v1/requests", None).unwrap();
-    assert_eq!(r.status, 401);
-    assert_eq!(r.json()["error"]["code"], "unauthorized");
+    assert_api_error(&r, 401, "unauthorized");
     let r = d.get("/v1/requests", Some("jgt_wrong")).unwrap();
-    assert_eq!(r.status, 401);
+    assert_api_error(&r, 401, "unauthorized");
     let r = d.get("/v1/requests/req_nope", Some(DAVE)).unwrap();
-    assert_eq!(r.status, 404);
-    assert!(r.json()["error"]["message"].is_string());
+    assert_api_error(&r, 404, "not_found");
     let r = d.post("/v1/requests", Some(ALICE), "{not json").unwrap();
-    assert_eq!(r.status, 400);
-    assert!(r.body.contains("invalid JSON"), "{}", r.body);
+    let v = assert_api_error(&r, 400, "bad_request");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON"),
+        "{}",
+        r.body
+    );
     let r = d
         .post("/v1/requests", Some(ALICE), r#"{"target": 5}"#)
         .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
+    assert_api_error(&r, 400, "bad_request");
     let r = d
         .post(
             "/v1/requests",
@@ -288,12 +278,28 @@ fn errors_have_the_documented_shape_and_status() {
             r#"{"target":"cache","reason":"x","extra":1}"#,
         )
         .unwrap();
-    assert_eq!(r.status, 400);
-    assert!(r.body.contains("unknown field"), "{}", r.body);
+    let v = assert_api_error(&r, 400, "bad_request");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field"),
+        "{}",
+        r.body
+    );
     let r = d.get("/v1/requests?state=bogus", Some(ALICE)).unwrap();
-    assert_eq!(r.status, 400);
+    assert_api_error(&r, 400, "bad_request");
     let r = d.get("/v1/requests?limit=100000", Some(ALICE)).unwrap();
-    assert_eq!(r.status, 400);
+    assert_api_error(&r, 400, "bad_request");
+    // 403: a requester may not approve; 409: approving a cancelled request.
+    let req = d.create_request(ALICE, "cache", "10m");
+    let id = req["id"].as_str().unwrap();
+    assert_api_error(&d.approve(id, BOB), 403, "forbidden");
+    let r = d
+        .post(&format!("/v1/requests/{id}/cancel"), Some(ALICE), "{}")
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_api_error(&d.approve(id, CAROL), 409, "conflict");
     let r = d.get("/healthz", None).unwrap();
     assert_eq!((r.status, r.body.as_str()), (200, "ok"));
     let r = d.get("/readyz", None).unwrap();

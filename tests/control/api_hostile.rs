@@ -402,33 +402,58 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// The soft and hard open-file limits of this process.
+fn nofile_limits() -> (u64, u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .map(|n| n.parse().unwrap_or(u64::MAX))
+        .collect();
+    (nums[0], nums[1])
+}
+
 /// Raises this process's soft open-file limit (inherited by the daemon we
-/// spawn) so that a 1,000-connection test is not limited by a 1,024 default.
-fn raise_nofile_limit() {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    let Some(line) = limits.lines().find(|l| l.starts_with("Max open files")) else {
-        return;
-    };
-    let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
-    let soft = nums.first().and_then(|n| n.parse::<u64>().ok());
-    let hard = nums.get(1).map(|h| h.parse::<u64>().unwrap_or(u64::MAX));
-    if let (Some(soft), Some(hard)) = (soft, hard) {
-        let want = hard.min(8192);
-        if soft < want {
-            let _ = std::process::Command::new("prlimit")
-                .args([
-                    "--pid",
-                    &std::process::id().to_string(),
-                    &format!("--nofile={want}:"),
-                ])
-                .status();
-        }
+/// spawn) so that a 1,000-connection test is not limited by a 1,024 default:
+/// this process and the daemon each hold a descriptor per connection.
+/// Returns false (the caller skips through the guard) when the hard limit
+/// cannot allow it; a failing prlimit fails the test.
+fn raise_nofile_limit(need: u64) -> bool {
+    let (soft, hard) = nofile_limits();
+    if hard < need {
+        return false;
     }
+    let want = hard.min(8192).max(need);
+    if soft < want {
+        let st = std::process::Command::new("prlimit")
+            .args([
+                "--pid",
+                &std::process::id().to_string(),
+                &format!("--nofile={want}:"),
+            ])
+            .status()
+            .expect("run prlimit");
+        assert!(st.success(), "prlimit --nofile={want}: failed: {st}");
+    }
+    let (soft, _) = nofile_limits();
+    assert!(
+        soft >= need,
+        "open-file limit {soft} after prlimit, need {need}"
+    );
+    true
 }
 
 #[test]
-fn a_thousand_concurrent_connections_are_served_or_cleanly_refused() {
-    raise_nofile_limit();
+fn a_thousand_concurrent_connections_are_all_served() {
+    if !raise_nofile_limit(2500) {
+        common::e2e_skip("the hard open-file limit is under 2,500");
+        return;
+    }
     let d = Daemon::start();
     let pid = d.child.as_ref().expect("running").id();
     let port = d.admin_port;
@@ -527,9 +552,13 @@ fn a_thousand_concurrent_connections_are_served_or_cleanly_refused() {
         "hung or wrong answers: {:?}",
         &bad[..bad.len().min(10)]
     );
-    assert!(
-        ok > 0,
-        "not a single connection was served: {:?}",
+    // The admin listener serves up to MAX_CONNECTIONS (2,048) at once and
+    // the open-file limits allow them all: every one is served.
+    assert_eq!(
+        ok,
+        n,
+        "{} of {n} connections were refused: {:?}",
+        refused.len(),
         &refused[..refused.len().min(10)]
     );
     assert!(

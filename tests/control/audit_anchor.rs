@@ -6,6 +6,8 @@
 
 use crate::common;
 
+use common::wait::{OutputWithin, HANG};
+
 use common::daemon::*;
 use jitgate::audit::{hash_event, GENESIS};
 use jitgate::audit_anchor::Anchor;
@@ -219,8 +221,7 @@ fn rewritten_event_with_recomputed_hashes_is_named() {
             "JITGATE_AUDIT_PUBKEY",
             std::fs::read_to_string(&key).unwrap(),
         )
-        .output()
-        .unwrap();
+        .output_within(HANG);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("BROKEN at seq 42"));
 }

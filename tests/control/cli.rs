@@ -5,6 +5,8 @@
 
 use crate::common;
 
+use common::wait::{OutputWithin, HANG};
+
 use common::daemon::*;
 use serde_json::Value;
 use std::process::{Command, Output};
@@ -79,7 +81,7 @@ fn bare(args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         c.env(k, v);
     }
-    Run::from(c.output().expect("run jitgate"))
+    Run::from(c.output_within(HANG))
 }
 
 /// The word after `marker` in `text`.
@@ -375,8 +377,7 @@ fn check_config_accepts_the_example_config() {
     let out = Command::new(BIN)
         .args(["check-config", "--config", "config/jitgate.toml"])
         .current_dir(root)
-        .output()
-        .expect("run");
+        .output_within(HANG);
     let r = Run::from(out).ok();
     assert!(r.stdout.contains("ok"), "{r}");
 }

@@ -6,6 +6,8 @@
 
 use crate::common;
 
+use common::wait::{OutputWithin, HANG};
+
 use common::daemon::*;
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
@@ -91,8 +93,7 @@ fn user_text_is_printed_escaped_in_every_listing() {
             .env("JITGATE_URL", d.url())
             .env("JITGATE_TOKEN", CAROL)
             .stdin(Stdio::null())
-            .output()
-            .expect("script");
+            .output_within(HANG);
         let (out, err) = text(&o);
         assert!(o.status.success(), "{out}{err}");
         // A pty turns \n into \r\n; every other control must be absent.
@@ -175,8 +176,7 @@ fn every_command_ends_quietly_when_its_reader_goes_away() {
         .args(["-c", &cmd])
         .env("JITGATE_URL", d.url())
         .env("JITGATE_TOKEN", DAVE)
-        .output()
-        .expect("bash");
+        .output_within(HANG);
     let (_, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(err.is_empty(), "{err}");
@@ -237,8 +237,7 @@ fn durations_take_only_s_m_h_d_with_a_hint() {
         .unwrap_or(0);
     let o = Command::new(BIN)
         .args(["check-config", "--config", &cfg.display().to_string()])
-        .output()
-        .unwrap();
+        .output_within(HANG);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     let at = format!("{}:{line}:", cfg.display());
@@ -256,8 +255,7 @@ fn an_https_url_for_a_plain_http_admin_port_is_explained() {
     let o = Command::new(BIN)
         .args(["whoami", "--url", &https])
         .env("JITGATE_TOKEN", BOB)
-        .output()
-        .unwrap();
+        .output_within(HANG);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(err.contains("did not answer in TLS"), "{err}");
@@ -334,8 +332,7 @@ fn bin(args: &[&str]) -> Output {
         .args(args)
         .env_remove("JITGATE_URL")
         .env_remove("JITGATE_TOKEN")
-        .output()
-        .expect("run jitgate")
+        .output_within(HANG)
 }
 
 #[test]
@@ -391,8 +388,7 @@ fn help_completions_and_man_page_come_from_one_definition() {
     std::fs::write(&script, bin(&["completions", "bash"]).stdout).unwrap();
     let o = Command::new("bash")
         .args(["-n", &script.display().to_string()])
-        .output()
-        .expect("bash");
+        .output_within(HANG);
     assert!(o.status.success(), "bash -n: {:?}", text(&o));
     assert_eq!(bin(&["completions", "tcsh"]).status.code(), Some(2));
 

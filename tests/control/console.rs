@@ -79,6 +79,8 @@ fn session_id_of(d: &Daemon, grant: &str, known: &[String]) -> String {
 /// Status line and headers of a raw GET, and the body.
 fn raw_get(port: u16, path: &str, extra: &str) -> (String, Vec<(String, String)>, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"

@@ -32,12 +32,12 @@ fn a_full_disk_refuses_writes_loses_none_and_recovers() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("\n*** SKIPPED: cannot mount a tmpfs for the full-disk test (needs root) ***\n");
+        common::e2e_skip("cannot mount a tmpfs for the full-disk test (needs root and mount)");
         return;
     }
     let _umount = Tmpfs(data.clone());
     let url = format!("sqlite://{}/jitgate.db", data.display());
-    let d = Daemon::start_with(Some(&url), "");
+    let mut d = Daemon::start_with(Some(&url), "");
     let mut acknowledged = Vec::new();
     let r = create(&d);
     assert_eq!(r.status, 201, "{}", r.body);
@@ -72,7 +72,12 @@ fn a_full_disk_refuses_writes_loses_none_and_recovers() {
         );
         acknowledged.push(r.json()["id"].as_str().unwrap().to_string());
     }
-    // Every acknowledged request is really there, and the chain verifies.
+    // Every acknowledged request is really there after a restart (so from
+    // the file, not from anything the first process kept in memory), and
+    // the chain verifies.
+    let st = d.stop();
+    assert!(st.success(), "jitgate exited with {st}: {}", d.logs());
+    d.spawn();
     for id in &acknowledged {
         let r = d.get(&format!("/v1/requests/{id}"), Some(DAVE)).unwrap();
         assert_eq!(

@@ -5,6 +5,8 @@
 
 use crate::common;
 
+use common::wait::{OutputWithin, HANG};
+
 use common::daemon::*;
 use common::e2e_skip;
 use common::free_port;
@@ -143,8 +145,7 @@ fn psql_verifies_the_proxy_with_the_pem_whoami_gives() {
     let out = p
         .psql_command(&conninfo, &secret)
         .args(["-c", "select 'verified'"])
-        .output()
-        .expect("run psql");
+        .output_within(HANG);
     let (stdout, stderr) = common::pgproxy::text(&out);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stdout.trim(), "verified");

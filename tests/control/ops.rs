@@ -448,7 +448,7 @@ fn a_store_migrated_by_a_newer_release_is_refused_at_start() {
     });
     d.launch();
     let mut child = d.child.take().unwrap();
-    let st = child.wait().unwrap();
+    let st = common::wait::wait_status(&mut child, common::wait::HANG);
     assert_eq!(st.code(), Some(1), "{}", d.logs());
     let logs = d.logs();
     assert!(

@@ -8,10 +8,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod hostile_after_login;
 mod limits;
 mod pg;
 mod pg_admission;
 mod pg_clients;
 mod pg_hostile;
+mod promise_pg;
 mod secrets;
 mod weak_crypto;

@@ -6,6 +6,7 @@ use crate::common;
 
 use common::e2e_skip;
 use common::pgproxy::*;
+use common::wait::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -29,8 +30,11 @@ fn copy_in_and_out_of_100_mb() {
         .psql_command(&p.conninfo("bob@auto-db", ""), &secret)
         .args(["-c", "COPY big FROM STDIN"])
         .stdin(std::fs::File::open(&file).unwrap())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let o = common::wait_output(o, HANG);
     assert!(o.status.success(), "{:?}", text(&o));
     let o = p.psql(
         "bob@auto-db",
@@ -45,7 +49,7 @@ fn copy_in_and_out_of_100_mb() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let o = out.wait_with_output().unwrap();
+    let o = common::wait_output(out, HANG);
     assert!(o.status.success());
     assert_eq!(
         o.stdout.len(),
@@ -85,8 +89,7 @@ fn pgbench_in_every_query_mode_has_no_failed_transactions() {
             .args(args)
             .arg(&conn)
             .env("PGPASSWORD", &secret)
-            .output()
-            .expect("run pgbench");
+            .output_within(HANG);
         let (out, err) = text(&o);
         assert!(o.status.success(), "pgbench {args:?}: {out}\n{err}");
         out
@@ -184,8 +187,7 @@ fn psycopg_cancel_async_notify_and_large_objects() {
         ))
         .arg(p.conninfo("bob@auto-db", ""))
         .env("PGPASSWORD", &secret)
-        .output()
-        .unwrap();
+        .output_within(HANG);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("ALL OK"), "{out}");
@@ -206,7 +208,7 @@ fn psql_script(p: &PgProxy, secret: &str, args: &[&str], script: &str) -> std::p
         .unwrap()
         .write_all(script.as_bytes())
         .unwrap();
-    c.wait_with_output().unwrap()
+    common::wait_output(c, HANG)
 }
 
 /// What a client sees of its backend matches a direct connection: the

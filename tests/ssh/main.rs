@@ -6,6 +6,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod hostile_ssh_after_login;
+mod promise_ssh;
 mod ssh;
 mod ssh_hostile;
 mod ssh_policy;

@@ -6,6 +6,8 @@
 
 use crate::common;
 
+use common::wait::{OutputWithin, HANG};
+
 use common::daemon::*;
 use common::free_port;
 use common::sshd::*;
@@ -327,8 +329,7 @@ fn an_unknown_key_learns_nothing_about_targets_or_users() {
                     "true",
                 ])
                 .stdin(Stdio::null())
-                .output()
-                .unwrap();
+                .output_within(HANG);
             let se = out(&o).1.replace(&format!("{name}@"), "NAME@");
             (o.status.code(), se)
         })
@@ -382,8 +383,7 @@ fn hostile_user_names_reach_logs_and_audit_bounded_and_printable() {
             .args(ssh_opts(key))
             .args(["hostile", "true"])
             .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .output_within(HANG);
         assert_ne!(o.status.code(), Some(0), "{:?}", out(&o));
         assert!(!out(&o).1.contains("invalid characters"), "{:?}", out(&o));
     }

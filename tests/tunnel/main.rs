@@ -6,5 +6,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod promise_tcp;
 mod tcp;
 mod tcp_hostile;
