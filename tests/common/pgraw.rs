@@ -45,13 +45,18 @@ pub fn error_fields(body: &[u8]) -> Vec<(char, String)> {
 }
 
 impl RawSession {
-    /// Logs in as `user` with `params` in the startup packet (which must
-    /// name the `database`).
-    pub fn login(port: u16, user: &str, secret: &str, params: &[(&str, &str)]) -> RawSession {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    /// Logs in through `p` to its database as `user`, with `params` added
+    /// to the startup packet.
+    pub fn login(
+        p: &super::pgproxy::PgProxy,
+        user: &str,
+        secret: &str,
+        params: &[(&str, &str)],
+    ) -> RawSession {
+        let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut b = BytesMut::new();
-        let mut startup = vec![("user", user)];
+        let mut startup = vec![("user", user), ("database", p.db.as_str())];
         startup.extend_from_slice(params);
         frontend::startup_message(startup, &mut b).unwrap();
         s.write_all(&b).unwrap();

@@ -33,7 +33,7 @@ fn daemon_pid(p: &PgProxy) -> u32 {
 
 /// A new session still works end to end.
 fn still_serves(p: &PgProxy, secret: &str) {
-    let mut s = RawSession::login(p.port, "bob@auto-db", secret, &[]);
+    let mut s = RawSession::login(p, "bob@auto-db", secret, &[]);
     assert_eq!(s.query("SELECT 41 + 1"), Ok(vec!["42".to_string()]));
 }
 
@@ -47,7 +47,7 @@ fn a_one_gib_length_prefix_after_login_allocates_nothing() {
     };
     let (_g, secret) = bob_grant(&p);
     let pid = daemon_pid(&p);
-    let mut s = RawSession::login(p.port, "bob@auto-db", &secret, &[]);
+    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     let before = rss_kib(pid);
     let mut frame = vec![b'Q'];
     frame.extend_from_slice(&(1i32 << 30).to_be_bytes());
@@ -76,7 +76,7 @@ fn a_length_past_the_frame_limit_after_login_closes_the_session() {
     };
     let (_g, secret) = bob_grant(&p);
     let pid = daemon_pid(&p);
-    let mut s = RawSession::login(p.port, "bob@auto-db", &secret, &[]);
+    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     let before = rss_kib(pid);
     let mut frame = vec![b'Q'];
     frame.extend_from_slice(&i32::MAX.to_be_bytes());
@@ -146,7 +146,7 @@ fn a_forged_cancel_key_cancels_nothing() {
         return;
     };
     let (_g, secret) = bob_grant(&p);
-    let mut s = RawSession::login(p.port, "bob@auto-db", &secret, &[]);
+    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     let (pid, key, port) = (s.pid, s.key, p.port);
     let forged = [key[0] ^ 0x5a, key[1], key[2], key[3] ^ 0x01];
     let t = std::thread::spawn(move || {

@@ -225,10 +225,10 @@ fn a_raw_client_sees_its_backends_pid_and_its_own_application_name() {
     };
     let (_g, secret) = bob_grant(&p);
     let mut r = RawSession::login(
-        p.port,
+        &p,
         "bob@auto-db",
         &secret,
-        &[("application_name", "mine-app"), ("database", &p.db)],
+        &[("application_name", "mine-app")],
     );
     assert_eq!(r.status("application_name"), Some("mine-app"));
     assert_eq!(
