@@ -1,7 +1,7 @@
 //! A revoke made on one instance ends PostgreSQL and SSH sessions served by
 //! its PEER (two daemons sharing a PostgreSQL store): the peer's client
 //! gets the farewell, nothing keeps running upstream, and the revoke counts
-//! the peer's session. tests/cluster.rs covers the TCP tunnel.
+//! the peer's session. tests/cluster/cluster.rs covers the TCP tunnel.
 
 use crate::common;
 

@@ -3,7 +3,7 @@
 //! current config or store forbids begin. These tests drive the control
 //! plane's own admission paths (one per front end: secret for the tunnel,
 //! user for PostgreSQL, identified key for SSH) with the change made in the
-//! gap, on a real SQLite store. The PostgreSQL test in tests/pg_admission.rs
+//! gap, on a real SQLite store. The PostgreSQL test in tests/postgres/pg_admission.rs
 //! does the same through a real login paused mid-SCRAM.
 
 use crate::common;

@@ -216,7 +216,7 @@ fn ssh_idle_flood_over_the_per_source_cap_is_closed_and_others_still_connect() {
     assert_eq!(&b, b"SSH-2.0-");
 }
 
-/// SSH has no such test in tests/ssh.rs: a client that never sends its
+/// SSH has no such test in tests/ssh/ssh.rs: a client that never sends its
 /// version line is cut off by the authentication timeout (30 s).
 #[test]
 fn ssh_client_that_never_finishes_the_handshake_is_closed() {

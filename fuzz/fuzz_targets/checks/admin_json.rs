@@ -2,7 +2,7 @@
 //! each body type parses or gives a 400, never a panic; an accepted create
 //! body goes through policy evaluation against a fixed config.
 //!
-//! The body of fuzz target `admin_json`, shared with `tests/fuzz_corpus.rs`,
+//! The body of fuzz target `admin_json`, shared with `tests/control/fuzz_corpus.rs`,
 //! which replays the seeds and the fuzzer's corpus through it.
 
 use jitgate::admin::bodies::{Comment, CreateRequest, Empty, Reason};

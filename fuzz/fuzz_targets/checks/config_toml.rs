@@ -2,7 +2,7 @@
 //! located errors, never a panic; and a config that validates renders its
 //! errors (none) and answers policy lookups without panicking.
 //!
-//! The body of fuzz target `config_toml`, shared with `tests/fuzz_corpus.rs`,
+//! The body of fuzz target `config_toml`, shared with `tests/control/fuzz_corpus.rs`,
 //! which replays the seeds and the fuzzer's corpus through it.
 
 pub fn check(data: &[u8]) {

@@ -1,7 +1,7 @@
 //! The relay's frame tracker over arbitrary bytes split at an arbitrary
 //! point: the same tags and boundaries whatever the split, or an error.
 //!
-//! The body of fuzz target `pg_frames`, shared with `tests/fuzz_corpus.rs`,
+//! The body of fuzz target `pg_frames`, shared with `tests/control/fuzz_corpus.rs`,
 //! which replays the seeds and the fuzzer's corpus through it.
 
 use jitgate::proxy::postgres::codec::{error_fields, FrameTracker};

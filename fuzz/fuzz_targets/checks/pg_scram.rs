@@ -1,7 +1,7 @@
 //! Server-side SCRAM over arbitrary client messages: errors, never panics,
 //! and never authenticates without the secret.
 //!
-//! The body of fuzz target `pg_scram`, shared with `tests/fuzz_corpus.rs`,
+//! The body of fuzz target `pg_scram`, shared with `tests/control/fuzz_corpus.rs`,
 //! which replays the seeds and the fuzzer's corpus through it.
 
 use jitgate::proxy::postgres::scram::{Exchange, Verifier, SCRAM_SHA_256, SCRAM_SHA_256_PLUS};

@@ -2,7 +2,7 @@
 //! CancelRequest): any bytes give a value or an error, never a panic, and
 //! never an allocation beyond the packet limit.
 //!
-//! The body of fuzz target `pg_startup`, shared with `tests/fuzz_corpus.rs`,
+//! The body of fuzz target `pg_startup`, shared with `tests/control/fuzz_corpus.rs`,
 //! which replays the seeds and the fuzzer's corpus through it.
 
 pub fn check(data: &[u8]) {

@@ -1,6 +1,6 @@
 //! The TCP tunnel handshake (request and reply): bounded, never panics.
 //!
-//! The body of fuzz target `tunnel_hello`, shared with `tests/fuzz_corpus.rs`,
+//! The body of fuzz target `tunnel_hello`, shared with `tests/control/fuzz_corpus.rs`,
 //! which replays the seeds and the fuzzer's corpus through it.
 
 use jitgate::proxy::tcp::handshake::{read_hello, read_reply};
