@@ -1,6 +1,7 @@
 //! Configuration: the TOML model, whole-file validation with locations, and
 //! the validated `Config` the daemon runs on.
 
+pub mod events;
 mod lenient;
 mod locate;
 mod model;

@@ -178,7 +178,7 @@ impl Notify {
     /// subscribed to everything should not get a signature every 100 events.
     pub fn wants(&self, event: &str) -> bool {
         self.events.contains(event)
-            || (self.events.contains("*") && event != crate::notify::event::AUDIT_CHECKPOINT)
+            || (self.events.contains("*") && event != super::events::AUDIT_CHECKPOINT)
     }
 }
 

@@ -14,16 +14,7 @@ use crate::clock::rfc3339;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
-pub const REQUEST_CREATED: &str = "request.created";
-pub const REQUEST_APPROVED: &str = "request.approved";
-pub const REQUEST_DENIED: &str = "request.denied";
-pub const GRANT_EXPIRING: &str = "grant.expiring";
-pub const GRANT_ENDED: &str = "grant.ended";
-pub const SESSION_ENDED: &str = "session.ended";
-pub const USER_LOCKED: &str = "user.locked";
-/// A signed audit checkpoint, sent to receivers that name it as a witness
-/// outside the store (never matched by `*`).
-pub const AUDIT_CHECKPOINT: &str = "audit.checkpoint";
+pub use crate::config::events::*;
 
 #[derive(Debug, Clone)]
 pub struct Event {

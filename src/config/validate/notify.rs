@@ -10,16 +10,7 @@ use super::{k, p, Checker};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-pub const NOTIFY_EVENTS: &[&str] = &[
-    "request.created",
-    "request.approved",
-    "request.denied",
-    "grant.expiring",
-    "grant.ended",
-    "session.ended",
-    "user.locked",
-    "audit.checkpoint",
-];
+use super::super::events::ALL as NOTIFY_EVENTS;
 
 /// A delivery that takes longer than this holds a worker slot and a lease
 /// for too long; receivers that slow should queue and answer at once.
