@@ -21,7 +21,7 @@
 use super::channel;
 use super::channels::{Channels, REQUEST_REPLY_TIMEOUT};
 use super::control::{Notice, Reason, Session, SshFrontEnd};
-use super::event::{Event, EVENTS};
+use super::event::{Direct, Event, EVENTS};
 use super::farewell::{self, Farewell, FAREWELL_LIMIT};
 use super::handler::Handler;
 use super::jump::Jump;
@@ -169,17 +169,7 @@ impl Conn {
                 self.watching = self.session.is_some() && self.login.refusal.is_none();
             }
             Event::OpenSession { channel, reply } => self.open_session(channel, reply).await,
-            Event::OpenDirect {
-                channel,
-                host,
-                port,
-                origin,
-                origin_port,
-                reply,
-            } => {
-                self.open_direct(channel, host, port, origin, origin_port, reply)
-                    .await
-            }
+            Event::OpenDirect { channel, to, reply } => self.open_direct(channel, to, reply).await,
             Event::Opened {
                 channel,
                 result,
@@ -304,15 +294,13 @@ impl Conn {
         });
     }
 
-    async fn open_direct(
-        &mut self,
-        channel: Channel<Msg>,
-        host: String,
-        port: u32,
-        origin: String,
-        origin_port: u32,
-        reply: ChannelOpenHandle,
-    ) {
+    async fn open_direct(&mut self, channel: Channel<Msg>, to: Direct, reply: ChannelOpenHandle) {
+        let Direct {
+            host,
+            port,
+            origin,
+            origin_port,
+        } = to;
         if let Some(user) = &self.login.jump_user {
             let target = names::bounded(&host);
             // A connection being hung up (its grant ended) opens nothing more.

@@ -24,6 +24,16 @@ use tokio::sync::oneshot;
 /// backpressure; the connection's own tasks send a few events each.
 pub const EVENTS: usize = 64;
 
+/// Where a direct-tcpip channel asks to go, and where it says it comes
+/// from, as the engineer's client sent them (unchecked).
+#[derive(Debug)]
+pub struct Direct {
+    pub host: String,
+    pub port: u32,
+    pub origin: String,
+    pub origin_port: u32,
+}
+
 pub enum Event {
     /// A key offered for `user` (the target's name, or a jump login):
     /// `reply` says whether the proxy would accept it.
@@ -50,10 +60,7 @@ pub enum Event {
     /// A direct-tcpip channel (`ssh -L`, `ssh -J`).
     OpenDirect {
         channel: Channel<Msg>,
-        host: String,
-        port: u32,
-        origin: String,
-        origin_port: u32,
+        to: Direct,
         reply: ChannelOpenHandle,
     },
     /// A want-reply channel request (pty, env, shell, exec, subsystem).

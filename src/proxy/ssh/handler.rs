@@ -9,7 +9,7 @@
 //! spawns whatever needs it), so the two cannot wait on each other.
 
 use super::channel::Cmd;
-use super::event::{Answer, Event};
+use super::event::{Answer, Direct, Event};
 use bytes::Bytes;
 use russh::keys::PublicKey;
 use russh::server::{
@@ -136,16 +136,13 @@ impl server::Handler for Handler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (host, origin) = (host.to_string(), origin.to_string());
-        self.send(Event::OpenDirect {
-            channel,
-            host,
+        let to = Direct {
+            host: host.to_string(),
             port,
-            origin,
+            origin: origin.to_string(),
             origin_port,
-            reply,
-        })
-        .await;
+        };
+        self.send(Event::OpenDirect { channel, to, reply }).await;
         Ok(())
     }
 
