@@ -1,10 +1,15 @@
-//! A revoke made on one instance ends PostgreSQL and SSH sessions served by
-//! its PEER (two daemons sharing a PostgreSQL store): the peer's client
-//! gets the farewell, nothing keeps running upstream, and the revoke counts
-//! the peer's session. tests/cluster/cluster.rs covers the TCP tunnel.
+//! Access ended on one instance ends PostgreSQL and SSH sessions served by
+//! its PEER (two daemons sharing a PostgreSQL store), whichever way it
+//! ends: a revoke, a terminate or a lock made on the other instance, or the
+//! grant's expiry (approved on one, its session on the other, whose own
+//! timer must end it). The peer's client gets the farewell, nothing keeps
+//! running upstream, and an operator's call counts the peer's session.
+//! tests/cluster/cluster.rs covers the TCP tunnel. A reload applies to one
+//! instance only (docs/operations.md), so it is not a peer's cause.
 
 use crate::common;
 
+use common::causes::Cause;
 use common::daemon::*;
 use common::free_port;
 use common::pg::PgCluster;
@@ -51,11 +56,49 @@ fn listen_port(d: &Daemon, section: &str) -> u16 {
         .unwrap()
 }
 
-#[test]
-fn a_revoke_on_one_instance_ends_a_postgres_session_on_its_peer() {
-    let Some(pg) = PgCluster::shared() else {
-        return;
-    };
+/// How access ends in these tests: an operator's call on instance a, or
+/// the grant's own expiry.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    By(Cause),
+    Expiry,
+}
+
+/// A lock ends every later grant of the user, so it comes last.
+const ENDS: [End; 4] = [
+    End::By(Cause::Revoke),
+    End::By(Cause::Terminate),
+    End::Expiry,
+    End::By(Cause::Lock),
+];
+
+impl End {
+    /// The grant's length: long for an operator's call, short for expiry.
+    fn duration(self) -> &'static str {
+        match self {
+            End::By(_) => "5m",
+            End::Expiry => "4s",
+        }
+    }
+
+    /// What the farewell says after "access to TARGET ended: ".
+    fn farewell(self) -> &'static str {
+        match self {
+            End::By(c) => c.farewell(),
+            End::Expiry => "grant expired",
+        }
+    }
+
+    /// Ends the access on `a` (an operator's call) or waits for it to end by
+    /// itself; an operator's call must count the session on the peer.
+    fn apply(self, a: &Daemon, user: &str, gid: &str, target: &str) {
+        if let End::By(c) = self {
+            assert_eq!(c.apply(a, user, gid, target), Some(1), "{self:?}");
+        }
+    }
+}
+
+fn postgres_pair(pg: &PgCluster) -> (Daemon, Daemon) {
     // A role and database of this test's own on the shared cluster.
     pg.admin_sql(&format!(
         "CREATE ROLE jit_admin_peer LOGIN PASSWORD '{ROLE_PASSWORD}'"
@@ -71,14 +114,21 @@ fn a_revoke_on_one_instance_ends_a_postgres_session_on_its_peer() {
             free_port()
         )
     };
-    let (a, b) = two_instances(
+    two_instances(
         pg,
         "store_peer_pg",
         listeners,
         &target,
         &[(PASSWORD_ENV, ROLE_PASSWORD)],
-    );
-    let (gid, secret) = a.grant_with_secret(BOB, "auto-db", "5m");
+    )
+}
+
+#[test]
+fn access_ended_on_one_instance_ends_a_postgres_session_on_its_peer() {
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let (a, b) = postgres_pair(pg);
     let backends = || {
         pg.admin_sql(
             "SELECT state || '|' || query FROM pg_stat_activity WHERE application_name LIKE 'jitgate:%' AND datname = 'app_peer'",
@@ -88,39 +138,38 @@ fn a_revoke_on_one_instance_ends_a_postgres_session_on_its_peer() {
         .map(str::to_string)
         .collect::<Vec<_>>()
     };
-    // psql through b.
-    let child = Command::new("psql")
-        .arg(format!(
-            "host=localhost port={} user=bob@auto-db dbname=app_peer sslmode=require",
-            listen_port(&b, "postgres")
-        ))
-        .args(["-X", "-A", "-t", "-c", "SELECT pg_sleep(600)"])
-        .env("PGPASSWORD", &secret)
-        .env("PGCONNECT_TIMEOUT", "20")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the query to run upstream", || {
-        backends()
-            .iter()
-            .any(|b| b.starts_with("active|SELECT pg_sleep(600)"))
-    });
-    // Revoked on a.
-    assert_eq!(a.revoke(&gid, "INC-81"), 1);
-    let o = common::wait_output(child, HANG);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("access to auto-db ended: grant revoked by dave (INC-81)"),
-        "{err}"
-    );
-    wait_for("the backend to exit", || backends().is_empty());
+    for end in ENDS {
+        let (gid, secret) = a.grant_with_secret(BOB, "auto-db", end.duration());
+        let child = Command::new("psql")
+            .arg(format!(
+                "host=localhost port={} user=bob@auto-db dbname=app_peer sslmode=require",
+                listen_port(&b, "postgres")
+            ))
+            .args(["-X", "-A", "-t", "-c", "SELECT pg_sleep(600)"])
+            .env("PGPASSWORD", &secret)
+            .env("PGCONNECT_TIMEOUT", "20")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for("the query to run upstream", || {
+            backends()
+                .iter()
+                .any(|b| b.starts_with("active|SELECT pg_sleep(600)"))
+        });
+        end.apply(&a, "bob", &gid, "auto-db");
+        let o = common::wait_output(child, HANG);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{end:?}: {err}");
+        let want = format!("access to auto-db ended: {}", end.farewell());
+        assert!(err.contains(&want), "{end:?}: want {want:?} in {err}");
+        wait_for("the backend to exit", || backends().is_empty());
+    }
 }
 
 #[test]
-fn a_revoke_on_one_instance_ends_an_ssh_session_on_its_peer() {
+fn access_ended_on_one_instance_ends_an_ssh_session_on_its_peer() {
     let Some(pg) = PgCluster::shared() else {
         return;
     };
@@ -138,33 +187,33 @@ fn a_revoke_on_one_instance_ends_an_ssh_session_on_its_peer() {
         &sshd.target("auto-host"),
         &[],
     );
-    let gid = a.create_request(BOB, "auto-host", "5m")["grant"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let key = bob_key(&b.dir);
-    let marker = format!("sleep 6{}", free_port());
-    let child = Command::new("ssh")
-        .args(ssh_opts(&key))
-        .args(["-p", &listen_port(&b, "ssh").to_string()])
-        .args(["auto-host@127.0.0.1", "-tt", &marker])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the remote command to run", || running(&marker));
-    assert_eq!(a.revoke(&gid, "INC-82"), 1);
-    let o = common::wait_output(child, HANG);
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_eq!(o.status.code(), Some(255), "{all}");
-    assert!(
-        all.contains("jitgate: access to auto-host ended: grant revoked by dave (INC-82)"),
-        "{all}"
-    );
-    wait_for("the remote command to be gone", || !running(&marker));
+    for end in ENDS {
+        let gid = a.create_request(BOB, "auto-host", end.duration())["grant"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let key = bob_key(&b.dir);
+        let marker = format!("sleep 6{}", free_port());
+        let child = Command::new("ssh")
+            .args(ssh_opts(&key))
+            .args(["-p", &listen_port(&b, "ssh").to_string()])
+            .args(["auto-host@127.0.0.1", "-tt", &marker])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for("the remote command to run", || running(&marker));
+        end.apply(&a, "bob", &gid, "auto-host");
+        let o = common::wait_output(child, HANG);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(255), "{end:?}: {all}");
+        let want = format!("jitgate: access to auto-host ended: {}", end.farewell());
+        assert!(all.contains(&want), "{end:?}: want {want:?} in {all}");
+        wait_for("the remote command to be gone", || !running(&marker));
+    }
 }
