@@ -14,20 +14,29 @@ use std::borrow::Cow;
 /// (tab and newline included), DEL, C1 controls U+0080–U+009F, the Unicode
 /// bidi marks, embeddings, overrides and isolates (U+061C, U+200E–U+200F,
 /// U+202A–U+202E, U+2066–U+2069), the line and paragraph separators
-/// U+2028–U+2029, and the invisible U+200B–U+200D, U+2060–U+2064 and
-/// U+FEFF. Zero-width joiners are legitimate in some scripts and emoji; in
-/// names and reasons read by an approver, seeing them beats being fooled.
+/// U+2028–U+2029, and the invisible U+00AD, U+115F–U+1160, U+180E,
+/// U+200B–U+200D, U+2060–U+2064, U+3164, U+FEFF, U+FFA0, U+FFF9–U+FFFB
+/// and the tag characters U+E0000–U+E007F. Zero-width joiners are
+/// legitimate in some scripts and emoji; in names and reasons read by an
+/// approver, seeing them beats being fooled.
 pub fn is_unsafe(c: char) -> bool {
     matches!(
         c,
         '\0'..='\x1f'
             | '\x7f'..='\u{9f}'
+            | '\u{ad}'
             | '\u{61c}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{180e}'
             | '\u{200b}'..='\u{200f}'
             | '\u{2028}'..='\u{202e}'
             | '\u{2060}'..='\u{2064}'
             | '\u{2066}'..='\u{2069}'
+            | '\u{3164}'
             | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{e0000}'..='\u{e007f}'
     )
 }
 
@@ -58,8 +67,8 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 /// inside strings but not DEL, C1 controls or bidi overrides, which would
 /// reach the terminal raw; the C0 characters left are the layout between
 /// tokens. Characters from DEL up stand only inside JSON strings, so the
-/// result is valid JSON with the same value. Every unsafe character is in
-/// the BMP, so one `\u` escape each suffices.
+/// result is valid JSON with the same value. A character past the BMP is
+/// written as its UTF-16 surrogate pair, as JSON requires.
 pub fn escape_json(json: &str) -> Cow<'_, str> {
     let unsafe_in_string = |c: char| c >= '\x7f' && is_unsafe(c);
     if !json.chars().any(unsafe_in_string) {
@@ -68,7 +77,10 @@ pub fn escape_json(json: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(json.len() + 8);
     for c in json.chars() {
         if unsafe_in_string(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{:04x}", u));
+            }
         } else {
             out.push(c);
         }
@@ -101,9 +113,11 @@ mod tests {
 
     #[test]
     fn json_keeps_its_value_and_loses_its_unsafe_characters() {
-        let v = serde_json::json!({"reason": "a\u{9b}31m\u{202e}b\u{2028}\n\u{1b}", "n": 1});
+        let v = serde_json::json!({"reason": "a\u{9b}31m\u{202e}b\u{2028}\n\u{1b}\u{ad}\u{e0001}1", "n": 1});
         let text = serde_json::to_string_pretty(&v).unwrap();
         let safe = escape_json(&text);
+        // Every unsafe character survives the round trip, the one past the
+        // BMP (a tag character) included.
         assert!(!safe.chars().any(|c| is_unsafe(c) && c != '\n'), "{safe}");
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back, v);
@@ -111,7 +125,7 @@ mod tests {
 
     #[test]
     fn output_is_safe_and_escaping_is_idempotent() {
-        for c in (0u32..0x3000).filter_map(char::from_u32) {
+        for c in (0u32..=0x10ffff).filter_map(char::from_u32) {
             let s = format!("x{c}y");
             let e = escape(&s).into_owned();
             assert!(!e.chars().any(is_unsafe), "{c:?} -> {e:?}");

@@ -100,6 +100,13 @@ impl SessionInfo {
         }
     }
 
+    /// Whether the session is past its end from our side: a cause is
+    /// recorded (a timer fired, or the grant was ended) or its expiry
+    /// instant has passed, even if the timer that ends it has not run yet.
+    pub fn past_end(&self) -> bool {
+        self.cause().is_some() || self.clock.now_ms() >= self.expires_at_ms
+    }
+
     pub fn touch(&self) {
         self.last_activity_ms
             .store(self.clock.now_ms(), Ordering::Relaxed);

@@ -145,7 +145,10 @@ impl Channels {
 
     /// The engineer's bytes for channel `id`; `queued` is answered once
     /// they are queued for the target, at once while the channel's budget
-    /// allows, else from a task that waits for it.
+    /// allows, else from a task that waits for it. Once the end is decided
+    /// (`over`: the session's grant has ended), they are dropped: a
+    /// command that ignores SIGTERM lives on for up to a second while it
+    /// is ended, and must not be fed input typed after the end.
     pub fn data(
         &self,
         id: ChannelId,
@@ -153,8 +156,10 @@ impl Channels {
         data: Bytes,
         queued: oneshot::Sender<()>,
         info: Option<&SessionInfo>,
+        over: bool,
     ) {
-        let Some(c) = self.map.get(&id).cloned() else {
+        let live = !over && !self.ended();
+        let Some(c) = self.map.get(&id).cloned().filter(|_| live) else {
             let _ = queued.send(());
             return;
         };

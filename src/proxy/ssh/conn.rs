@@ -115,8 +115,10 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = &mut session => break,
-            Some(event) = rx.recv() => conn.on_event(event, deadline).await,
+            // The end before any queued event: what the engineer sent after
+            // it must meet a connection that has already decided it.
             notice = next_notice(&mut conn.session), if conn.watching => conn.on_notice(notice),
+            Some(event) = rx.recv() => conn.on_event(event, deadline).await,
             // A client that never finishes authenticating is cut off.
             _ = tokio::time::sleep_until(deadline), if !conn.authenticated && !kill.is_cancelled() => kill.cancel(),
         }
@@ -186,8 +188,9 @@ impl Conn {
                 data,
                 queued,
             } => {
+                let over = self.session.as_ref().is_some_and(|s| s.over());
                 let info = self.session.as_ref().map(|s| &**s.info());
-                self.channels.data(id, ext, data, queued, info);
+                self.channels.data(id, ext, data, queued, info, over);
             }
             Event::Send { id, cmd } => self.channels.send(id, cmd),
             Event::Close { id } => self.channels.close(id, self.login.jump_user.is_some()),

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+pub use crate::grants::Blame;
 pub use crate::sessions::{EndCause as Cause, EndReason as Reason, SessionInfo};
 
 /// What one SSH listener needs to admit and relay; built by the daemon.
@@ -40,29 +41,33 @@ pub struct SshFrontEnd {
 /// per grant, and a full queue only drops a warning.
 const WARNINGS: usize = 8;
 
-/// An admission refused: the words for the engineer and the metric label.
+/// An admission refused: the words for the engineer, the metric label and
+/// whose fault it is.
 #[derive(Debug)]
 pub struct Refused {
     pub why: String,
     pub reason: &'static str,
+    /// Whose fault: the target's failure is a connect failure rather than
+    /// a prohibition (a channel's failure code), and only the engineer's
+    /// own refusals count against their limit. A store outage shares the
+    /// target's metric label but not its blame.
+    pub blame: Blame,
 }
 
-impl Refused {
-    /// The target could not be reached: its metric label comes from the
-    /// control plane's one refusal type, like every other refusal's.
-    pub fn unreachable(why: String) -> Refused {
-        let r = crate::grants::Refusal::Unreachable(why);
+impl From<crate::grants::Refusal> for Refused {
+    fn from(r: crate::grants::Refusal) -> Self {
         Refused {
             why: r.to_string(),
             reason: r.metric_reason(),
+            blame: r.blame(),
         }
     }
+}
 
-    /// Whether a refusal under metric label `reason` is the target's doing
-    /// (a connect failure rather than a prohibition, for a channel's
-    /// failure code).
-    pub fn blames_target(reason: &str) -> bool {
-        reason == Refused::unreachable(String::new()).reason
+impl Refused {
+    /// The target could not be reached.
+    pub fn unreachable(why: String) -> Refused {
+        crate::grants::Refusal::Unreachable(why).into()
     }
 }
 
@@ -150,10 +155,7 @@ impl SshFrontEnd {
             .grants
             .admit_identified(target, TargetKind::Ssh, user)
             .await
-            .map_err(|r| Refused {
-                why: r.to_string(),
-                reason: r.metric_reason(),
-            })?;
+            .map_err(Refused::from)?;
         let (tx, rx) = if warnings {
             let (tx, rx) = mpsc::channel(WARNINGS);
             (Some(tx), Some(rx))
@@ -164,10 +166,7 @@ impl SshFrontEnd {
             .grants
             .open_session(&admitted, TargetKind::Ssh, peer.to_string(), tx)
             .await
-            .map_err(|e| Refused {
-                why: e.to_string(),
-                reason: e.metric_reason(),
-            })?;
+            .map_err(Refused::from)?;
         let idle: Option<Duration> = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
         let ending = Box::pin(guard.ending(idle));
         let session = Session {
@@ -195,10 +194,12 @@ impl Session {
         self.guard.set_cause(Cause::new(reason));
     }
 
-    /// Whether the session's grant has ended (its token is cancelled by
-    /// the revoke itself, before any task of this connection runs).
+    /// Whether the session's grant has ended: its token is cancelled by
+    /// the revoke itself, before any task of this connection runs, and at
+    /// the expiry instant the session is over before its timer has run
+    /// (an exec arriving a moment after the instant must not start).
     pub fn over(&self) -> bool {
-        self.guard.token().is_cancelled()
+        self.guard.token().is_cancelled() || self.guard.info().past_end()
     }
 
     /// The recorded cause of the end, or `Error` when none was recorded.

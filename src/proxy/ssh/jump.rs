@@ -14,7 +14,7 @@
 //! the connection's only one, else only as the channel's close.
 
 use super::channel::{Cmd, Replies, UpChannel, UP_CAP};
-use super::control::{self, Cause, Reason, Session, SshFrontEnd};
+use super::control::{self, Blame, Cause, Reason, Session, SshFrontEnd};
 use super::event::Event;
 use bytes::Bytes;
 use russh::server::{ChannelOpenHandle, Msg};
@@ -49,6 +49,7 @@ struct Refused {
     why: String,
     reason: &'static str,
     counted: bool,
+    blame: Blame,
 }
 
 impl Jump {
@@ -147,7 +148,7 @@ impl Jump {
         // The connection is hung up with it when this was its only channel.
         let text = format!("jitgate: access to {target} refused: {why}");
         self.done(None, Some(text)).await;
-        let failure = if control::Refused::blames_target(r.reason) {
+        let failure = if r.blame == Blame::Upstream {
             ChannelOpenFailure::ConnectFailed
         } else {
             ChannelOpenFailure::AdministrativelyProhibited
@@ -164,6 +165,7 @@ impl Jump {
                 ),
                 reason: "auth_failed",
                 counted: false,
+                blame: Blame::Downstream,
             });
         }
         let (session, t) = self
@@ -173,7 +175,10 @@ impl Jump {
             .map_err(|r| Refused {
                 why: r.why,
                 reason: r.reason,
-                counted: true,
+                // Only the engineer's own refusals are audited as failed
+                // authentications and count against their limit.
+                counted: r.blame == Blame::Downstream,
+                blame: r.blame,
             })?;
         let address = t.address.clone();
         let tcp = tokio::time::timeout(
@@ -200,6 +205,7 @@ fn unreachable(session: &Session, target: &str, e: &str) -> Refused {
         why: r.why,
         reason: r.reason,
         counted: false,
+        blame: r.blame,
     }
 }
 
