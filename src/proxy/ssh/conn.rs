@@ -283,10 +283,28 @@ impl Conn {
         if self.ended() {
             return reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
         }
-        // Opened in a task: a slow target must not stall this connection.
+        self.open_upstream(channel, reply, async move {
+            up.handle.channel_open_session().await
+        });
+    }
+
+    /// Opens the target's side in a task, bounded, and reports it as
+    /// `Event::Opened`: a slow target or destination must not stall this
+    /// connection or its other channels.
+    fn open_upstream(
+        &self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        open: impl std::future::Future<Output = Result<Channel<russh::client::Msg>, russh::Error>>
+            + Send
+            + 'static,
+    ) {
         let events = self.events.clone();
         tokio::spawn(async move {
-            let result = up.handle.channel_open_session().await;
+            let result = match tokio::time::timeout(REQUEST_REPLY_TIMEOUT, open).await {
+                Ok(r) => r,
+                Err(_) => Err(russh::Error::ConnectionTimeout),
+            };
             let _ = events
                 .send(Event::Opened {
                     channel,
@@ -353,22 +371,10 @@ impl Conn {
         }
         // The target's sshd opens the forwarded connection, as it would
         // without the proxy; one slow destination cannot freeze others.
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            let open = up
-                .handle
-                .channel_open_direct_tcpip(host, port, origin, origin_port);
-            let result = match tokio::time::timeout(REQUEST_REPLY_TIMEOUT, open).await {
-                Ok(r) => r,
-                Err(_) => Err(russh::Error::ConnectionTimeout),
-            };
-            let _ = events
-                .send(Event::Opened {
-                    channel,
-                    result,
-                    reply,
-                })
-                .await;
+        self.open_upstream(channel, reply, async move {
+            up.handle
+                .channel_open_direct_tcpip(host, port, origin, origin_port)
+                .await
         });
     }
 
