@@ -342,3 +342,37 @@ fn a_cancel_racing_approvals_has_one_winner() {
         .count();
     assert_eq!(grants["grants"].as_array().unwrap().len(), approved);
 }
+
+/// Each user sees exactly the targets a request would be accepted for, with
+/// the governing policy's limits: carol requests `cache` only as a named
+/// requester of `oncall`, dave (an admin, in no policy) may request nothing.
+#[test]
+fn targets_lists_what_the_caller_may_request_with_the_policy_limits() {
+    let d = Daemon::start();
+    let names = |token| -> Vec<String> {
+        let v = d.get("/v1/targets", Some(token)).unwrap().json();
+        v["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(ALICE), ["auto-web", "cache", "two-db"]);
+    assert_eq!(names(CAROL), ["cache"]);
+    assert!(names(DAVE).is_empty());
+    let v = d.get("/v1/targets", Some(ALICE)).unwrap().json();
+    let cache = &v["targets"][1];
+    assert_eq!(cache["kind"], "tcp");
+    assert_eq!(cache["policy"], "oncall");
+    assert_eq!(cache["default_duration"], "30m");
+    assert_eq!(cache["max_duration"], "2h");
+    assert_eq!(cache["approvals_required"], 1);
+    assert_eq!(cache["require_reason"], true);
+    assert_eq!(v["targets"][0]["approvals_required"], 0);
+    assert_eq!(v["targets"][0]["require_reason"], false);
+    // Every listed target is one the request route accepts.
+    let r = d.create_request(ALICE, "auto-web", "5m");
+    assert_eq!(r["state"], "approved", "{r}");
+    assert_eq!(d.get("/v1/targets", None).unwrap().status, 401);
+}

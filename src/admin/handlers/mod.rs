@@ -6,6 +6,7 @@ pub mod grants;
 pub mod requests;
 pub mod sessions;
 pub mod system;
+pub mod targets;
 pub mod users;
 
 use super::AdminState;

@@ -1,0 +1,37 @@
+//! `GET /v1/targets`: what the caller may ask for, with the governing
+//! policy's limits. The console's request form and `jitgate ssh` /
+//! `jitgate psql` (to print the exact `jitgate request` command) need the
+//! same answer the request route would give, so it is computed by the same
+//! policy lookup instead of being re-derived on the client.
+
+use super::Ctx;
+use crate::admin::error::ApiError;
+use crate::admin::http::{json, Resp};
+use hyper::StatusCode;
+
+pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
+    let fmt = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let rows: Vec<serde_json::Value> = ctx
+        .cfg
+        .targets
+        .values()
+        .filter_map(|t| {
+            let p = ctx.cfg.policy_for(&ctx.caller.user, &t.name)?;
+            Some(serde_json::json!({
+                "name": t.name,
+                "kind": t.kind.as_str(),
+                "policy": p.name,
+                "default_duration": fmt(p.default_duration),
+                "max_duration": fmt(p.max_duration),
+                "approvals_required": p.approvals_required,
+                "require_reason": p.require_reason,
+                "idle_timeout": p.idle_timeout.map(fmt),
+                "max_sessions_per_grant": p.max_sessions_per_grant,
+            }))
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "targets": rows }),
+    ))
+}
