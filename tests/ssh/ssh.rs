@@ -577,3 +577,42 @@ fn jump_refusals_match_the_terminating_mode_and_are_rate_limited() {
         !running(&marker)
     });
 }
+
+/// A command that never reads its stdin while the engineer floods it: the
+/// target's window closes, up to 16 MiB wait in the proxy for it, and the
+/// farewell's TERM/KILL must not wait behind them (signals are not held by
+/// the window), or the command outlives the revoke.
+#[test]
+fn a_command_that_never_reads_stdin_is_stopped_while_the_engineer_floods_it() {
+    let Some(p) = SshProxy::start() else { return };
+    let gid = p.grant("auto-host");
+    let marker = format!("sleep 6{}", free_port());
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let child = p
+        .ssh("auto-host", &[&marker])
+        .stdin(Stdio::from(zero))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the remote command to run", || running(&marker));
+    // The target stops taking input once its pipe and window are full: the
+    // bytes relayed to it stop growing while the client still sends.
+    let bytes_in = || {
+        p.d.get("/v1/sessions", Some(DAVE)).unwrap().json()["sessions"][0]["bytes_in"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let mut last = bytes_in();
+    wait_for("the target's window to close", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = bytes_in();
+        let stalled = now > 0 && now == last;
+        last = now;
+        stalled
+    });
+    assert_eq!(p.d.revoke(&gid, "flooded"), 1);
+    let o = common::wait_output(child, HANG);
+    assert_ne!(o.status.code(), Some(0), "{:?}", out(&o));
+    wait_for("the remote command to be gone", || !running(&marker));
+}

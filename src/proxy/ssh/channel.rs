@@ -70,6 +70,10 @@ pub struct UpChannel {
     pub pty: AtomicBool,
     /// A shell or command was asked for (and not refused by the target).
     pub command: AtomicBool,
+    /// Cancelled by `end`: the engineer's data still queued for the target
+    /// (or being written into its window) is dropped, so the farewell's
+    /// signals and close, which no window holds back, go out at once.
+    pub ending: CancellationToken,
 }
 
 impl UpChannel {
@@ -124,6 +128,7 @@ impl UpChannel {
     /// The first TERM is queued before this returns, behind every request
     /// already queued; the rest runs in a task.
     pub fn end(self: &Arc<Self>) {
+        self.ending.cancel();
         self.send(Cmd::Signal(Sig::TERM));
         let c = self.clone();
         tokio::spawn(async move { c.stop_then_close().await });
@@ -192,9 +197,14 @@ pub fn start(
     let replies: Replies = Default::default();
     let up_budget = Arc::new(Semaphore::new(UP_CAP));
     let budget = up_budget.clone();
-    let writer =
-        kill.clone()
-            .run_until_cancelled_owned(to_target(uw, rx, up_budget.clone(), info.clone()));
+    let ending = CancellationToken::new();
+    let writer = kill.clone().run_until_cancelled_owned(to_target(
+        uw,
+        rx,
+        up_budget.clone(),
+        info.clone(),
+        ending.clone(),
+    ));
     let upstream_done = CancellationToken::new();
     let exited = CancellationToken::new();
     let done = upstream_done.clone();
@@ -223,27 +233,49 @@ pub fn start(
         exited,
         pty: AtomicBool::new(false),
         command: AtomicBool::new(false),
+        ending,
     })
 }
 
+/// Writes the engineer's side to the target in order. Data waits for the
+/// target's window; once the channel is ending, data still queued is
+/// dropped and a write waiting for window is abandoned: a command that
+/// never reads its stdin would otherwise hold the farewell's TERM/KILL
+/// behind up to `UP_CAP` bytes, and outlive the grant.
 async fn to_target(
     w: ChannelWriteHalf<client::Msg>,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
     budget: Arc<Semaphore>,
     info: Arc<SessionInfo>,
+    ending: CancellationToken,
 ) {
     while let Some(c) = rx.recv().await {
+        let dropping = ending.is_cancelled();
         let r = match c {
+            Cmd::Data(b) | Cmd::Ext(_, b) if dropping => {
+                budget.add_permits(b.len().min(UP_CAP));
+                Ok(())
+            }
             Cmd::Data(b) => {
                 let n = b.len();
-                let r = w.data_bytes(b).await;
+                let r = tokio::select! {
+                    biased;
+                    _ = ending.cancelled() => Ok(()),
+                    r = w.data_bytes(b) => {
+                        info.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                        r
+                    }
+                };
                 budget.add_permits(n.min(UP_CAP));
-                info.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                 r
             }
             Cmd::Ext(e, b) => {
                 let n = b.len();
-                let r = w.extended_data_bytes(e, b).await;
+                let r = tokio::select! {
+                    biased;
+                    _ = ending.cancelled() => Ok(()),
+                    r = w.extended_data_bytes(e, b) => r,
+                };
                 budget.add_permits(n.min(UP_CAP));
                 r
             }

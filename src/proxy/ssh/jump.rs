@@ -100,6 +100,7 @@ impl Jump {
             exited: CancellationToken::new(),
             pty: Default::default(),
             command: Default::default(),
+            ending: CancellationToken::new(),
         });
         // Registered by the connection's task, which refuses it once the
         // connection is being hung up: an open that raced with that is
