@@ -223,9 +223,11 @@ impl Grants {
         self.ensure_not_locked(&caller.user, "issuing a secret")
             .await?;
         let secret = secrets::new_connect_secret();
-        // The grant's secrets share one SCRAM salt (see
-        // `secrets::scram_verifier_with_salt`).
-        let salt = if rotate {
+        // Every secret a user holds for one target shares one SCRAM salt
+        // (see `secrets::scram_verifier_with_salt`): the grant's own, else
+        // that of the user's other active grants on the target, so that a
+        // second grant's secrets do not shut out the first one's.
+        let own = if rotate {
             None
         } else {
             self.store
@@ -233,6 +235,16 @@ impl Grants {
                 .await?
                 .first()
                 .and_then(|s| secrets::scram_salt(&s.scram))
+        };
+        let salt = match own {
+            Some(salt) => Some(salt),
+            None => self
+                .store
+                .active_grants_with_scram(&g.user, &g.target)
+                .await?
+                .iter()
+                .filter(|(other, _)| other.id != id)
+                .find_map(|(_, v)| secrets::scram_salt(v)),
         };
         let scram = match salt {
             Some(salt) => secrets::scram_verifier_with_salt(&secret, &salt),

@@ -454,3 +454,34 @@ fn a_backend_not_confirmed_gone_is_audited_and_the_revoke_still_returns() {
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'jitgate:%'",
     );
 }
+
+/// A user may hold two active grants on one target (a second request while
+/// the first runs); the secrets of both must log in, though a PostgreSQL
+/// client names only user and target and the server sends one salt first.
+#[test]
+fn secrets_of_two_active_grants_on_one_target_both_log_in() {
+    let Some(p) = PgProxy::start() else { return };
+    let (first, s1) = p.grant(BOB, "auto-db", "10m");
+    let (second, s2) = p.grant(BOB, "auto-db", "10m");
+    assert_ne!(first, second);
+    for (which, secret) in [("first", &s1), ("second", &s2)] {
+        let o = p.psql("bob@auto-db", secret, "SELECT 1");
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "the {which} grant's secret: {err}");
+        assert!(out.contains('1'), "{out}");
+    }
+    // A rotation of the first keeps the salt the second's secrets use.
+    let r =
+        p.d.post(
+            &format!("/v1/grants/{first}/secret"),
+            Some(BOB),
+            r#"{"rotate": true}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s3 = r.json()["secret"].as_str().unwrap().to_string();
+    for secret in [&s2, &s3] {
+        let o = p.psql("bob@auto-db", secret, "SELECT 1");
+        assert!(o.status.success(), "{}", text(&o).1);
+    }
+}
