@@ -15,7 +15,7 @@ use common::free_port;
 use common::pg::PgCluster;
 use common::pgproxy::{PASSWORD_ENV, ROLE_PASSWORD};
 use common::sshd::*;
-use common::sshproxy::running;
+use common::sshproxy::RemoteSleep;
 use common::tunnel::wait_for;
 use common::wait::*;
 use std::process::{Command, Stdio};
@@ -193,17 +193,12 @@ fn access_ended_on_one_instance_ends_an_ssh_session_on_its_peer() {
             .unwrap()
             .to_string();
         let key = bob_key(&b.dir);
-        let marker = format!("sleep 6{}", free_port());
-        let child = Command::new("ssh")
-            .args(ssh_opts(&key))
+        let remote = RemoteSleep::new();
+        let mut ssh = Command::new("ssh");
+        ssh.args(ssh_opts(&key))
             .args(["-p", &listen_port(&b, "ssh").to_string()])
-            .args(["auto-host@127.0.0.1", "-tt", &marker])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_for("the remote command to run", || running(&marker));
+            .args(["auto-host@127.0.0.1", "-tt", &remote.cmd]);
+        let child = remote.start(ssh, Stdio::piped());
         end.apply(&a, "bob", &gid, "auto-host");
         let o = common::wait_output(child, HANG);
         let all = format!(
@@ -214,6 +209,6 @@ fn access_ended_on_one_instance_ends_an_ssh_session_on_its_peer() {
         assert_eq!(o.status.code(), Some(255), "{end:?}: {all}");
         let want = format!("jitgate: access to auto-host ended: {}", end.farewell());
         assert!(all.contains(&want), "{end:?}: want {want:?} in {all}");
-        wait_for("the remote command to be gone", || !running(&marker));
+        remote.wait_gone();
     }
 }

@@ -149,3 +149,38 @@ pub fn echo_server() -> u16 {
     });
     port
 }
+
+/// A long remote command with a command line no other test uses, so the
+/// target can be asked whether it still runs: the check behind every "no
+/// command outlives the grant" assertion.
+pub struct RemoteSleep {
+    pub cmd: String,
+}
+
+impl RemoteSleep {
+    pub fn new() -> RemoteSleep {
+        RemoteSleep {
+            cmd: format!("sleep 6{}", super::free_port()),
+        }
+    }
+
+    /// Spawns `ssh` (whose command line already runs `self.cmd`) with
+    /// `stdin` and piped stdout/stderr, and waits until the command runs on
+    /// the target.
+    pub fn start(&self, mut ssh: Command, stdin: std::process::Stdio) -> std::process::Child {
+        use std::process::Stdio;
+        let child = ssh
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ssh");
+        super::tunnel::wait_for("the remote command to run", || running(&self.cmd));
+        child
+    }
+
+    /// Waits (bounded) until the command no longer runs on the target.
+    pub fn wait_gone(&self) {
+        super::tunnel::wait_for("the remote command to be gone", || !running(&self.cmd));
+    }
+}

@@ -7,7 +7,6 @@
 use crate::common;
 
 use common::daemon::DAVE;
-use common::free_port;
 use common::sshproxy::*;
 use common::tunnel::wait_for;
 use common::wait::*;
@@ -61,8 +60,8 @@ fn garbage_in_the_encrypted_stream_ends_the_session_and_nothing_else() {
     let Some(p) = SshProxy::start() else { return };
     p.grant("auto-host");
     let (port, inject) = relay(p.port);
-    let marker = format!("sleep 6{}", free_port());
-    let mut ssh = p.ssh("auto-host", &["-tt", &marker]);
+    let remote = RemoteSleep::new();
+    let mut ssh = p.ssh("auto-host", &["-tt", &remote.cmd]);
     // The same command line, through the relay.
     let args: Vec<String> = ssh
         .get_args()
@@ -73,13 +72,7 @@ fn garbage_in_the_encrypted_stream_ends_the_session_and_nothing_else() {
     args[at + 1] = port.to_string();
     ssh = std::process::Command::new("ssh");
     ssh.args(&args);
-    let child = ssh
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the remote command to run", || running(&marker));
+    let child = remote.start(ssh, Stdio::piped());
     let sessions = || {
         p.d.get("/v1/sessions", Some(DAVE)).unwrap().json()["sessions"]
             .as_array()
@@ -105,7 +98,7 @@ fn garbage_in_the_encrypted_stream_ends_the_session_and_nothing_else() {
     let o = common::wait_output(child, HANG);
     assert_ne!(o.status.code(), Some(0), "{:?}", out(&o));
     wait_for("the session to end", || sessions() == 0);
-    wait_for("the remote command to be gone", || !running(&marker));
+    remote.wait_gone();
     let logs = p.d.logs();
     assert!(!logs.contains("panicked"), "{logs}");
     // Others are still served.

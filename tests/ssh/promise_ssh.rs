@@ -43,17 +43,10 @@ fn four_sessions_are_ended_by(cause: Cause) {
     let live = |n: usize| p.d.session_ids().len() == n;
 
     // 1. A shell running a command.
-    let marker = format!("sleep 6{}", free_port());
-    let mut shell = p
-        .ssh("auto-host", &["-tt", &marker])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let remote = RemoteSleep::new();
+    let mut shell = remote.start(p.ssh("auto-host", &["-tt", &remote.cmd]), Stdio::piped());
     let shell_err = collect(shell.stderr.take().unwrap());
     let shell_out = collect(shell.stdout.take().unwrap());
-    wait_for("the remote command to run", || running(&marker));
 
     // 2. ssh -L, with a forwarded connection that works.
     let local = free_port();
@@ -145,7 +138,7 @@ fn four_sessions_are_ended_by(cause: Cause) {
     // The -W stream echoed nothing more after the end.
     let _ = w_in.write_all(b"after the end\n");
     assert_eq!(text(&w_out), "through -W\n", "{cause:?}");
-    wait_for("the remote command to be gone", || !running(&marker));
+    remote.wait_gone();
     wait_for("no live session", || live(0));
     wait_for("four session ends audited", || {
         ended_reasons(&p.d).len() == 4

@@ -135,15 +135,8 @@ fn refusals_are_clear() {
 fn revoke_says_farewell_and_closes_both_sides() {
     let Some(p) = SshProxy::start() else { return };
     let gid = p.grant("auto-host");
-    let marker = format!("sleep 6{}", free_port());
-    let child = p
-        .ssh("auto-host", &["-tt", &marker])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the remote command to run", || running(&marker));
+    let remote = RemoteSleep::new();
+    let child = remote.start(p.ssh("auto-host", &["-tt", &remote.cmd]), Stdio::piped());
     assert_eq!(p.d.revoke(&gid, "INC-42 closed"), 1);
     let o = common::wait_output(child, HANG);
     let all = format!(
@@ -157,7 +150,7 @@ fn revoke_says_farewell_and_closes_both_sides() {
     );
     assert_ne!(o.status.code(), Some(0));
     // Nothing keeps running on the target.
-    wait_for("the remote command to be gone", || !running(&marker));
+    remote.wait_gone();
 }
 
 /// Commands without a pty survive a bare disconnect on OpenSSH; at a revoke
@@ -461,15 +454,8 @@ fn a_hundred_megabytes_of_stdin_arrive_intact() {
 fn warning_then_expiry_during_a_long_command() {
     let Some(p) = SshProxy::start() else { return };
     p.grant_for("warn-host", "6s");
-    let marker = format!("sleep 6{}", free_port());
-    let child = p
-        .ssh("warn-host", &[&marker])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the remote command to run", || running(&marker));
+    let remote = RemoteSleep::new();
+    let child = remote.start(p.ssh("warn-host", &[&remote.cmd]), Stdio::null());
     let o = common::wait_output(child, HANG);
     let (_, se) = out(&o);
     let warned = se.find("jitgate: access to warn-host ends in 3s");
@@ -481,7 +467,7 @@ fn warning_then_expiry_during_a_long_command() {
     assert_eq!(o.status.code(), Some(255), "{se}");
     // No pty and not root: the hangup of the closed channel and the signal
     // reach the command; nothing of the session stays on the target.
-    wait_for("the remote command to be gone", || !running(&marker));
+    remote.wait_gone();
 }
 
 #[test]
@@ -586,16 +572,9 @@ fn jump_refusals_match_the_terminating_mode_and_are_rate_limited() {
 fn a_command_that_never_reads_stdin_is_stopped_while_the_engineer_floods_it() {
     let Some(p) = SshProxy::start() else { return };
     let gid = p.grant("auto-host");
-    let marker = format!("sleep 6{}", free_port());
+    let remote = RemoteSleep::new();
     let zero = std::fs::File::open("/dev/zero").unwrap();
-    let child = p
-        .ssh("auto-host", &[&marker])
-        .stdin(Stdio::from(zero))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the remote command to run", || running(&marker));
+    let child = remote.start(p.ssh("auto-host", &[&remote.cmd]), Stdio::from(zero));
     // The target stops taking input once its pipe and window are full: the
     // bytes relayed to it stop growing while the client still sends.
     let bytes_in = || {
@@ -614,5 +593,5 @@ fn a_command_that_never_reads_stdin_is_stopped_while_the_engineer_floods_it() {
     assert_eq!(p.d.revoke(&gid, "flooded"), 1);
     let o = common::wait_output(child, HANG);
     assert_ne!(o.status.code(), Some(0), "{:?}", out(&o));
-    wait_for("the remote command to be gone", || !running(&marker));
+    remote.wait_gone();
 }
