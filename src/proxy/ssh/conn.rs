@@ -142,8 +142,12 @@ impl Conn {
 
     async fn on_event(&mut self, event: Event, deadline: Instant) {
         match event {
-            Event::KeyOffered { user, key, reply } => {
-                let _ = reply.send(self.login.key_offered(&user, &key));
+            Event::KeyOffered {
+                user,
+                key: _,
+                reply,
+            } => {
+                let _ = reply.send(self.login.key_offered(&user));
             }
             Event::Login { user, key, reply } => {
                 let kill = self.kill.clone();

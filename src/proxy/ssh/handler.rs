@@ -9,9 +9,9 @@
 //! spawns whatever needs it), so the two cannot wait on each other.
 
 use super::channel::Cmd;
-use super::event::{Answer, Direct, Event};
+use super::event::{Answer, Credential, Direct, Event};
 use bytes::Bytes;
-use russh::keys::PublicKey;
+use russh::keys::{Certificate, PublicKey};
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
@@ -39,14 +39,21 @@ impl Handler {
         rx.await.ok()
     }
 
-    async fn login(&self, user: &str, key: &PublicKey, offered: bool) -> Auth {
+    async fn offered(&self, user: &str, key: &PublicKey) -> Auth {
         let (user, key) = (user.to_string(), key.clone());
         let ok = self
-            .ask(|reply| match offered {
-                true => Event::KeyOffered { user, key, reply },
-                false => Event::Login { user, key, reply },
-            })
+            .ask(|reply| Event::KeyOffered { user, key, reply })
             .await;
+        if ok == Some(true) {
+            Auth::Accept
+        } else {
+            Auth::reject()
+        }
+    }
+
+    async fn login(&self, user: &str, key: Credential) -> Auth {
+        let user = user.to_string();
+        let ok = self.ask(|reply| Event::Login { user, key, reply }).await;
         if ok == Some(true) {
             Auth::Accept
         } else {
@@ -99,7 +106,7 @@ impl server::Handler for Handler {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.login(user, offer.public_key, true).await)
+        Ok(self.offered(user, offer.public_key).await)
     }
 
     async fn auth_publickey(
@@ -107,7 +114,22 @@ impl server::Handler for Handler {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.login(user, key.public_key, false).await)
+        Ok(self
+            .login(user, Credential::Key(key.public_key.clone()))
+            .await)
+    }
+
+    /// russh has checked the certificate's own signature, its validity
+    /// and the possession of its key; whose CA signed it, its type,
+    /// principal and options are checked by the connection's task.
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self
+            .login(user, Credential::Certificate(Box::new(certificate.clone())))
+            .await)
     }
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
