@@ -18,25 +18,34 @@ fn start_waiting(d: &Daemon, home: &ClientHome, extra: &[&str]) -> (std::process
         "request", "cache", "--for", "10m", "--reason", "INC-9", "--wait",
     ];
     args.extend_from_slice(extra);
-    let child = home
+    let mut child = home
         .cli(d, ALICE, &args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + HANG;
-    loop {
-        let r = d
-            .get("/v1/requests?state=pending", Some(CAROL))
-            .unwrap()
-            .json();
-        if let Some(id) = r["requests"][0]["id"].as_str() {
-            return (child, id.to_string());
+    match pending_id(d) {
+        Some(id) => (child, id),
+        None => {
+            kill_and_reap(&mut child);
+            panic!("the request never appeared");
         }
-        assert!(Instant::now() < deadline, "the request never appeared");
+    }
+}
+
+/// The id of the one pending request, once the daemon lists it.
+fn pending_id(d: &Daemon) -> Option<String> {
+    let deadline = Instant::now() + HANG;
+    while Instant::now() < deadline {
+        let r = d.get("/v1/requests?state=pending", Some(CAROL)).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        if let Some(id) = v["requests"][0]["id"].as_str() {
+            return Some(id.to_string());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    None
 }
 
 fn text(b: &[u8]) -> String {

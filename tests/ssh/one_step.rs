@@ -120,7 +120,7 @@ fn without_a_grant_jitgate_ssh_prints_the_exact_request_command() {
         .unwrap()
         .replace(' ', "");
     assert!(
-        se.contains(&format!("no active grant for auto-host"))
+        se.contains("no active grant for auto-host")
             && se
                 .lines()
                 .any(|l| l.trim() == format!("jitgate request auto-host --for {default}")),
