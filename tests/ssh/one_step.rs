@@ -151,3 +151,43 @@ fn without_a_grant_jitgate_ssh_prints_the_exact_request_command() {
     assert_eq!(o.status.code(), Some(1), "{se}");
     assert!(se.contains("no active grant for auto-host"), "{se}");
 }
+
+/// An ssh that swaps the pinned host key for another just before running
+/// the real ssh: what a proxy presenting another key looks like to the
+/// client. The one-step client must then refuse the host.
+#[test]
+fn jitgate_ssh_refuses_a_host_key_other_than_the_pinned_one() {
+    let Some(p) = SshProxy::start() else { return };
+    p.d.create_request(ALICE, "auto-host", "5m");
+    let home = ClientHome::new();
+    let real = Command::new("sh")
+        .args(["-c", "command -v ssh"])
+        .output_within(HANG);
+    let real = out(&real).0.trim().to_string();
+    let bin = home.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper = bin.join("ssh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in UserKnownHostsFile=*) f=${{a#UserKnownHostsFile=}}; f=${{f#\\\"}}; f=${{f%\\\"}};; esac; done\n\
+             echo '[127.0.0.1]:{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl' > \"$f\"\n\
+             exec {real} \"$@\"\n",
+            p.port
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = home
+        .cli(&p.d, ALICE, &["ssh", "auto-host", "--", "echo never"])
+        .env("PATH", path)
+        .output_within(HANG);
+    let (so, se) = out(&o);
+    assert_eq!((o.status.code(), so.as_str()), (Some(255), ""), "{se}");
+    assert!(se.contains("Host key verification failed"), "{se}");
+}
