@@ -192,7 +192,7 @@ impl UserCa {
         if let Some((name, _)) = cert.critical_options().iter().next() {
             return Err(format!(
                 "certificate has critical option {:?}, which jitgate does not enforce",
-                crate::text::escape(name)
+                crate::text::escape(&name.chars().take(64).collect::<String>())
             ));
         }
         let user = cert.key_id();

@@ -162,7 +162,7 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
         /// How long --wait waits.
-        #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = crate::duration::validate_arg)]
+        #[arg(long, value_name = "DURATION", default_value = "15m", requires = "wait", value_parser = crate::duration::validate_arg)]
         wait_timeout: String,
         #[command(flatten)]
         api: ApiArgs,

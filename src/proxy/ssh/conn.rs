@@ -142,11 +142,7 @@ impl Conn {
 
     async fn on_event(&mut self, event: Event, deadline: Instant) {
         match event {
-            Event::KeyOffered {
-                user,
-                key: _,
-                reply,
-            } => {
+            Event::KeyOffered { user, reply } => {
                 let _ = reply.send(self.login.key_offered(&user));
             }
             Event::Login { user, key, reply } => {

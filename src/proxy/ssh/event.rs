@@ -43,11 +43,11 @@ pub enum Credential {
 }
 
 pub enum Event {
-    /// A key offered for `user` (the target's name, or a jump login):
-    /// `reply` says whether the proxy would accept it.
+    /// A key offered unsigned for `user` (the target's name, or a jump
+    /// login): `reply` says whether it may go on to a signed attempt (the
+    /// key itself decides nothing yet, see `login`).
     KeyOffered {
         user: String,
-        key: PublicKey,
         reply: oneshot::Sender<bool>,
     },
     /// A verified key or certificate for `user`: identify, admit, connect

@@ -11,7 +11,7 @@
 use super::channel::Cmd;
 use super::event::{Answer, Credential, Direct, Event};
 use bytes::Bytes;
-use russh::keys::{Certificate, PublicKey};
+use russh::keys::Certificate;
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
@@ -39,11 +39,9 @@ impl Handler {
         rx.await.ok()
     }
 
-    async fn offered(&self, user: &str, key: &PublicKey) -> Auth {
-        let (user, key) = (user.to_string(), key.clone());
-        let ok = self
-            .ask(|reply| Event::KeyOffered { user, key, reply })
-            .await;
+    async fn offered(&self, user: &str) -> Auth {
+        let user = user.to_string();
+        let ok = self.ask(|reply| Event::KeyOffered { user, reply }).await;
         if ok == Some(true) {
             Auth::Accept
         } else {
@@ -104,9 +102,10 @@ impl server::Handler for Handler {
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
-        offer: PublicKeyOffer<'_>,
+        _offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.offered(user, offer.public_key).await)
+        // The key decides nothing before it is signed (see `login`).
+        Ok(self.offered(user).await)
     }
 
     async fn auth_publickey(
