@@ -135,3 +135,25 @@ fn a_generated_ca_key_is_kept_private_and_reloaded() {
     let again = UserCa::load(dir.path(), None).unwrap();
     assert_eq!(first.public_line(), again.public_line());
 }
+
+#[test]
+fn a_configured_ca_key_must_be_ed25519() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca");
+    let key = PrivateKey::random(
+        &mut russh::keys::key::safe_rng(),
+        Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        },
+    )
+    .unwrap();
+    key.write_openssh_file(&path, LineEnding::LF).unwrap();
+    assert!(matches!(
+        UserCa::load(dir.path(), Some(&path)),
+        Err(CaError::NotEd25519 { .. })
+    ));
+    assert!(matches!(
+        UserCa::load(dir.path(), Some(&dir.path().join("missing"))),
+        Err(CaError::Load { .. })
+    ));
+}
