@@ -112,6 +112,19 @@ fn a_certificate_from_the_api_logs_in_a_user_without_ssh_keys() {
         "{listing}"
     );
     assert!(listing.contains("permit-pty"), "{listing}");
+    // A static token has no end of its own: 12 hours, from 5 minutes back.
+    let valid = listing
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Valid: from "))
+        .unwrap_or_else(|| panic!("{listing}"));
+    let (from, to) = valid.split_once(" to ").unwrap();
+    let t = |s: &str| humantime::parse_rfc3339_weak(s.trim()).unwrap();
+    let span = t(to).duration_since(t(from)).unwrap();
+    assert_eq!(
+        span,
+        std::time::Duration::from_secs(12 * 3600 + 300),
+        "{listing}"
+    );
     let principals = listing.split("Principals:").nth(1).unwrap_or("");
     let principals: Vec<&str> = principals
         .lines()
@@ -129,9 +142,31 @@ fn a_certificate_from_the_api_logs_in_a_user_without_ssh_keys() {
         "{listing}"
     );
 
-    let audit = p.audit();
-    assert!(audit.contains("\"ssh.certificate_issued\""), "{audit}");
-    assert!(audit.contains("\"session.started\""), "{audit}");
+    // The audit names who got which key signed, its serial and end, and
+    // the CA.
+    let audit: serde_json::Value = serde_json::from_str(&p.audit()).unwrap();
+    let events = audit["events"].as_array().unwrap();
+    let issued: Vec<_> = events
+        .iter()
+        .filter(|e| e["action"] == "ssh.certificate_issued")
+        .collect();
+    assert_eq!(issued.len(), 1, "{audit}");
+    let e = issued[0];
+    assert_eq!(
+        (&e["actor"], &e["subject"]),
+        (&"alice".into(), &"alice".into())
+    );
+    assert_eq!(e["detail"]["key"], fingerprint(&p.d.dir, &public));
+    assert_eq!(e["detail"]["serial"], v["serial"]);
+    assert_eq!(e["detail"]["valid_before"], v["valid_before"]);
+    assert_eq!(e["detail"]["ca"], fingerprint(&p.d.dir, &ca_line));
+    assert!(
+        listing.contains(&format!("Serial: {}", v["serial"].as_str().unwrap())),
+        "{listing}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["action"] == "session.started" && e["actor"] == "alice"));
 }
 
 /// `SHA256:...` of a public key line, as ssh-keygen prints it.
