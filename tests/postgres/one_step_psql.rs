@@ -90,3 +90,47 @@ fn without_a_grant_jitgate_psql_prints_the_exact_request_command() {
         "{se}"
     );
 }
+
+/// The listener's certificate is the CA given to psql, but names another
+/// host: only `verify-full` (not `verify-ca`, nor `require` with a root
+/// certificate) refuses it, before any password is sent.
+#[test]
+fn jitgate_psql_checks_the_host_name_in_the_listener_certificate() {
+    let Some(cluster) = common::pg::PgCluster::shared() else {
+        return;
+    };
+    let cert = rcgen::generate_simple_self_signed(vec!["db.other.example".into()]).unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (keys.path().join("cert.pem"), keys.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.key_pair.serialize_pem()).unwrap();
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let port = common::free_port();
+    let extra = format!(
+        "\n[listeners.postgres]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+         \n[[targets]]\nname = \"auto-db\"\nkind = \"postgres\"\naddress = \"127.0.0.1:{}\"\nupstream = {{ user = \"postgres\", tls = \"disable\" }}\n",
+        cert_file.display(),
+        key_file.display(),
+        cluster.port
+    );
+    let d = Daemon::start_with(None, &extra);
+    d.create_request(ALICE, "auto-db", "5m");
+    let home = ClientHome::new();
+    let bin = cluster.tool("psql");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = home
+        .cli(&d, ALICE, &["psql", "auto-db", "--", "-c", "select 1"])
+        .env("PATH", path)
+        .output_within(HANG);
+    let (so, se) = out(&o);
+    assert_ne!(o.status.code(), Some(0), "{so}{se}");
+    assert!(se.contains("does not match host name"), "{se}");
+}
