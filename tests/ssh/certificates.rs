@@ -248,6 +248,11 @@ fn certificates_are_refused_when_expired_foreign_misnamed_or_locked() {
         "a locked user's certificate"
     );
     assert!(p.audit().contains("user alice is locked"));
+    let m = p.d.metrics();
+    assert!(
+        m.contains(r#"jitgate_connections_rejected_total{kind="ssh",reason="locked"} 1"#),
+        "{m}"
+    );
     let body = serde_json::json!({ "public_key": public }).to_string();
     let r = p.d.post("/v1/ssh/certificate", Some(ALICE), &body).unwrap();
     assert_api_error(&r, 403, "forbidden");

@@ -87,15 +87,16 @@ impl Login {
             Credential::Key(pk) => match keys::user_for_key(&cfg, pk) {
                 Some(user) => (user, format!("key {}", keys::fingerprint(pk))),
                 None => {
-                    self.failed("unknown", format!("unknown key {}", keys::fingerprint(pk)));
+                    let why = format!("unknown key {}", keys::fingerprint(pk));
+                    self.failed("unknown", why, "auth_failed");
                     return (false, None);
                 }
             },
             Credential::Certificate(cert) => match self.certified(cert).await {
                 Ok(user) => (user, certificate_text(cert)),
-                Err((actor, why)) => {
-                    let why = format!("{why} ({})", certificate_text(cert));
-                    self.failed(&actor, why);
+                Err(refused) => {
+                    let why = format!("{} ({})", refused.why, certificate_text(cert));
+                    self.failed(&refused.actor, why, refused.reason);
                     return (false, None);
                 }
             },
@@ -125,27 +126,30 @@ impl Login {
         }
     }
 
-    /// The user a certificate identifies, or who to blame (its user when
-    /// the certificate is ours, else "unknown") and why it is refused.
-    async fn certified(&self, cert: &Certificate) -> Result<String, (String, String)> {
+    /// The user a certificate identifies, or why it is refused.
+    async fn certified(&self, cert: &Certificate) -> Result<String, CertRefused> {
         let now = (crate::clock::now_ms() / 1000).max(0) as u64;
-        let user = self
-            .fe
-            .ca
-            .check(cert, now)
-            .map_err(|why| ("unknown".to_string(), why))?;
+        let user = self.fe.ca.check(cert, now).map_err(|why| CertRefused {
+            actor: "unknown".into(),
+            why,
+            reason: "auth_failed",
+        })?;
         self.fe
             .certificate_user_allowed(&user)
             .await
-            .map_err(|why| (user.clone(), why))?;
+            .map_err(|why| CertRefused {
+                actor: user.clone(),
+                why,
+                reason: "locked",
+            })?;
         Ok(user)
     }
 
     /// Counts one failed attempt from this source (once per connection),
     /// audits it with `actor` and `why`, and blocks the source over its
-    /// limit.
-    fn failed(&mut self, actor: &str, why: String) {
-        self.fe.rejected("auth_failed");
+    /// limit. `reason`: the rejection's metric label.
+    fn failed(&mut self, actor: &str, why: String, reason: &'static str) {
+        self.fe.rejected(reason);
         if std::mem::replace(&mut self.offer_failed, true) {
             return;
         }
@@ -189,6 +193,15 @@ impl Login {
             }
         }
     }
+}
+
+/// A certificate refused: who to blame (its user once the certificate is
+/// known to be ours, else "unknown"), why, and the metric label (`locked`
+/// for a locked user or a lock check that failed, else `auth_failed`).
+struct CertRefused {
+    actor: String,
+    why: String,
+    reason: &'static str,
 }
 
 /// How a certificate is named in logs and the audit: serial and key.
