@@ -23,6 +23,7 @@ pub mod reload;
 pub mod sd_notify;
 pub mod secrets;
 pub mod sessions;
+pub mod ssh_ca;
 pub mod store;
 pub mod text;
 pub mod tls;

@@ -32,5 +32,6 @@ pub fn authenticate(cfg: &Config, authorization: Option<&str>) -> Option<Caller>
     found.map(|u| Caller {
         user: u.name.clone(),
         admin: u.admin,
+        until: None,
     })
 }

@@ -30,6 +30,8 @@ pub struct AdminState {
     /// How to reach and verify this proxy; set once the listeners are bound.
     pub endpoints: OnceLock<Endpoints>,
     pub reloader: OnceLock<Arc<Reloader>>,
+    /// The SSH user CA; set when the SSH listener starts (none without it).
+    pub ssh_ca: OnceLock<Arc<crate::ssh_ca::UserCa>>,
 }
 
 pub const MAX_CONNECTIONS: usize = 2048;

@@ -89,6 +89,9 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
     match (&method, &segs[1..]) {
         (&M::GET, ["whoami"]) => ("/v1/whoami", h::system::whoami(ctx).await),
         (&M::GET, ["targets"]) => ("/v1/targets", h::targets::list(ctx).await),
+        (&M::POST, ["ssh", "certificate"]) => {
+            ("/v1/ssh/certificate", h::ssh::certificate(ctx, req).await)
+        }
         (&M::POST, ["requests"]) => ("/v1/requests", h::requests::create(ctx, req).await),
         (&M::GET, ["requests"]) => ("/v1/requests", h::requests::list(ctx, q).await),
         (&M::GET, ["requests", id]) => ("/v1/requests/{id}", h::requests::get(ctx, id).await),

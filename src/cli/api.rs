@@ -63,6 +63,11 @@ impl Api {
         })
     }
 
+    /// The admin URL's host (no brackets for IPv6).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.call(Method::GET, path, None).await
     }

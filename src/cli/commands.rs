@@ -59,18 +59,23 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
             target,
             duration,
             reason,
+            wait,
+            wait_timeout,
             ..
         } => {
             let mut body = json!({"target": target, "reason": reason});
             if let Some(d) = duration {
                 body["duration"] = d.into();
             }
-            show(
-                as_json,
-                &api.post("/v1/requests", body).await?,
-                request_line,
-            )?;
+            let created = api.post("/v1/requests", body).await?;
+            if wait {
+                let limit = crate::duration::parse(&wait_timeout)?;
+                return super::wait::wait(api, created, limit, as_json, request_line).await;
+            }
+            show(as_json, &created, request_line)?;
         }
+        Command::Ssh { target, args, .. } => return super::ssh::run(api, &target, &args).await,
+        Command::Psql { target, args, .. } => return super::psql::run(api, &target, &args).await,
         Command::Requests { state, limit, .. } => {
             let r = api
                 .get(&format!(

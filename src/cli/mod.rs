@@ -3,10 +3,16 @@
 
 mod api;
 mod audit;
+pub mod client_dir;
 mod commands;
 mod format;
+mod grant_for;
+mod psql;
+mod ssh;
+pub mod ssh_identity;
 mod stdout;
 mod table;
+mod wait;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -151,6 +157,35 @@ pub enum Command {
         /// Why access is needed (shown to approvers; some policies require it).
         #[arg(long, default_value = "")]
         reason: String,
+        /// Wait for the decision and print the grant; exit 1 when denied,
+        /// expired or still pending after --wait-timeout.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, value_name = "DURATION", default_value = "15m", requires = "wait", value_parser = crate::duration::validate_arg)]
+        wait_timeout: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run ssh to TARGET through the proxy, under your active grant, with
+    /// a certificate and the proxy's pinned host key.
+    Ssh {
+        /// Target name, as in the config.
+        target: String,
+        /// Passed to ssh after the destination (options, then a command).
+        #[arg(last = true, value_name = "SSH_ARGS")]
+        args: Vec<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run psql on TARGET through the proxy, under your active grant, with
+    /// a fresh connect secret and verified TLS.
+    Psql {
+        /// Target name, as in the config.
+        target: String,
+        /// Passed to psql (e.g. -d DB, -c SQL).
+        #[arg(last = true, value_name = "PSQL_ARGS")]
+        args: Vec<String>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -327,7 +362,9 @@ impl Command {
             | Command::Lock { api, .. }
             | Command::Unlock { api, .. }
             | Command::Audit { api, .. }
-            | Command::Whoami { api } => Some(api),
+            | Command::Whoami { api }
+            | Command::Ssh { api, .. }
+            | Command::Psql { api, .. } => Some(api),
             Command::Serve { .. }
             | Command::CheckConfig { .. }
             | Command::Token { .. }

@@ -113,3 +113,44 @@ fn client_options_work_before_and_after_the_command() {
         (url("http://c"), true)
     );
 }
+
+#[test]
+fn each_server_url_gets_its_own_safe_directory_name() {
+    use super::client_dir::slug;
+    let a = slug("http://127.0.0.1:8080");
+    assert!(a.starts_with("127.0.0.1_8080-"), "{a}");
+    assert_eq!(
+        a,
+        slug("http://127.0.0.1:8080/"),
+        "a trailing slash is the same server"
+    );
+    for other in [
+        "https://127.0.0.1:8080",
+        "http://127.0.0.1:8081",
+        "http://127.0.0.1:8080/jitgate",
+    ] {
+        assert_ne!(slug(other), a, "{other}");
+    }
+    let odd = slug("http://../../etc:1/\u{1b}[31m");
+    assert!(
+        odd.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+        "{odd}"
+    );
+    assert!(!odd.contains('/') && odd != ".." && odd != ".");
+}
+
+#[test]
+fn the_request_command_names_the_default_and_a_reason_only_when_required() {
+    use super::grant_for::request_command;
+    let t = serde_json::json!({"default_duration": "1h 30m", "require_reason": false});
+    assert_eq!(
+        request_command("prod-web", &t),
+        "jitgate request prod-web --for 1h30m"
+    );
+    let t = serde_json::json!({"default_duration": "30m", "require_reason": true});
+    assert_eq!(
+        request_command("prod-db", &t),
+        "jitgate request prod-db --for 30m --reason \"...\""
+    );
+}

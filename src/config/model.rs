@@ -38,7 +38,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ("metrics", &["listen"]),
     ("audit", &["signing_key"]),
     ("listeners", &["ssh", "postgres", "tcp"]),
-    ("listeners.ssh", &["listen", "host_key"]),
+    ("listeners.ssh", &["listen", "host_key", "user_ca_key"]),
     (
         "listeners.postgres",
         &["listen", "tls_cert", "tls_key", "allow_plaintext"],
@@ -206,6 +206,7 @@ pub struct ListenersSection {
 pub struct SshListener {
     pub listen: String,
     pub host_key: Option<String>,
+    pub user_ca_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

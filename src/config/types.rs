@@ -49,6 +49,9 @@ pub struct AdminConfig {
 pub struct SshListenerConfig {
     pub listen: SocketAddr,
     pub host_key: Option<PathBuf>,
+    /// The SSH user CA's private key (ed25519); None: generated under
+    /// data_dir.
+    pub user_ca_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -209,9 +209,14 @@ pub fn build(
             .host_key
             .as_ref()
             .map(|h| c.readable_file(p(&[k("listeners"), k("ssh"), k("host_key")]), h));
+        let user_ca_key = l
+            .user_ca_key
+            .as_ref()
+            .map(|h| c.readable_file(p(&[k("listeners"), k("ssh"), k("user_ca_key")]), h));
         Some(SshListenerConfig {
             listen: a,
             host_key,
+            user_ca_key,
         })
     });
     let postgres = file.listeners.postgres.as_ref().and_then(|l| {

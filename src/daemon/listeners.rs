@@ -101,8 +101,16 @@ pub(super) async fn start(cfg: &config::Config, svc: &Services) -> anyhow::Resul
         );
         endpoints.ssh_address = Some(l.local_addr()?.to_string());
         endpoints.ssh_host_key = Some(crate::proxy::ssh::keys::openssh_line(&public));
+        let ca = Arc::new(crate::ssh_ca::UserCa::load(
+            &cfg.data_dir,
+            ssh.user_ca_key.as_deref(),
+        )?);
+        tracing::info!(ca = %ca.fingerprint(), "ssh user CA loaded");
+        endpoints.ssh_user_ca = Some(ca.public_line());
+        let _ = svc.state.ssh_ca.set(ca.clone());
         let fe = Arc::new(crate::proxy::ssh::server::SshFrontEnd {
             grants: svc.grants.clone(),
+            ca,
             config: Arc::new(crate::proxy::ssh::server::server_config(key)),
             limiter: Default::default(),
         });

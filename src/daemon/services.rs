@@ -85,6 +85,7 @@ impl Services {
             listeners_up: Default::default(),
             endpoints: Default::default(),
             reloader: Default::default(),
+            ssh_ca: Default::default(),
         });
         let _ = state.reloader.set(reloader.clone());
         Ok(Services {

@@ -66,6 +66,14 @@ impl Grants {
         });
     }
 
+    /// Appends an audit event and waits for it: for an act that must not
+    /// happen unrecorded (a certificate issued), the caller acts only after
+    /// this succeeded.
+    pub async fn audit_now(&self, entry: AuditEntry) -> Result<(), GrantError> {
+        self.store.audit(&entry).await?;
+        Ok(())
+    }
+
     /// Whether a presented connect secret is some grant's (an authenticated
     /// client may be told a target is unknown). Store errors count as "no".
     pub async fn holds_valid_secret(&self, secret: &str) -> bool {

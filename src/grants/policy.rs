@@ -11,6 +11,10 @@ use std::time::Duration;
 pub struct Caller {
     pub user: String,
     pub admin: bool,
+    /// When the caller's sign-in ends (wall-clock milliseconds); None for a
+    /// static token, which has no end of its own. What the caller obtains
+    /// with it (an SSH certificate) ends no later.
+    pub until: Option<i64>,
 }
 
 pub const MAX_REASON_LEN: usize = 1000;

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod browser;
 pub mod causes;
+pub mod client_home;
 pub mod daemon;
 pub mod pg;
 pub mod pgproxy;

@@ -62,6 +62,7 @@ fn bob() -> Caller {
     Caller {
         user: "bob".into(),
         admin: false,
+        until: None,
     }
 }
 
@@ -91,6 +92,7 @@ fn admin() -> Caller {
     Caller {
         user: "dave".into(),
         admin: true,
+        until: None,
     }
 }
 

@@ -27,7 +27,9 @@ fn listeners(ssh: u16, pg: u16, tcp: u16, keys: &str) -> String {
 fn key_line(keys: &str, what: &str) -> String {
     match (keys, what) {
         ("", _) => String::new(),
-        (d, "host_key") => format!("host_key = \"{d}/ssh_host_ed25519\""),
+        (d, "host_key") => {
+            format!("host_key = \"{d}/ssh_host_ed25519\"\nuser_ca_key = \"{d}/ssh_user_ca\"")
+        }
         (d, _) => format!("tls_cert = \"{d}/cert.pem\"\ntls_key = \"{d}/key.pem\""),
     }
 }
@@ -166,6 +168,11 @@ fn two_instances_on_the_same_key_files_look_the_same_to_clients() {
         e2e_skip("ssh-keygen (openssh-client) is not installed");
         return;
     }
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ca", "-f"])
+        .arg(keys.path().join("ssh_user_ca"))
+        .status();
+    assert!(st.is_ok_and(|s| s.success()));
     let dir = keys.path().display().to_string();
     let ssh = [free_port(), free_port()];
     let one = Daemon::start_with(None, &listeners(ssh[0], free_port(), free_port(), &dir));
@@ -176,6 +183,7 @@ fn two_instances_on_the_same_key_files_look_the_same_to_clients() {
         "ca_pem",
         "postgres_ca_pem",
         "ssh_host_key",
+        "ssh_user_ca",
     ] {
         assert!(a[k].is_string(), "{k}: {a}");
         assert_eq!(a[k], b[k], "{k}");
@@ -191,6 +199,7 @@ fn two_instances_on_the_same_key_files_look_the_same_to_clients() {
     // Nothing generated: the configured files are the only material.
     let data = one.dir.join("data");
     assert!(!data.join("tcp-cert.pem").exists() && !data.join("ssh-host-ed25519").exists());
+    assert!(!data.join("ssh-user-ca-ed25519").exists());
 }
 
 #[test]

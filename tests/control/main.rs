@@ -15,6 +15,7 @@ mod audit_fields;
 mod audit_lying_server;
 mod cli;
 mod cli_text;
+mod cli_wait;
 mod config_check;
 mod config_docs;
 mod console;

@@ -10,6 +10,7 @@ mod common;
 
 mod hostile_after_login;
 mod limits;
+mod one_step_psql;
 mod pg;
 mod pg_admission;
 mod pg_clients;

@@ -6,7 +6,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod certificates;
 mod hostile_ssh_after_login;
+mod one_step;
 mod promise_ssh;
 mod ssh;
 mod ssh_hostile;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod grants;
 pub mod requests;
 pub mod sessions;
+pub mod ssh;
 pub mod system;
 pub mod targets;
 pub mod users;

@@ -15,6 +15,9 @@ use serde::Serialize;
 pub struct Endpoints {
     pub ssh_address: Option<String>,
     pub ssh_host_key: Option<String>,
+    /// The SSH user CA's public key line (`@cert-authority` or
+    /// `TrustedUserCAKeys` material), with the SSH listener.
+    pub ssh_user_ca: Option<String>,
     pub postgres_address: Option<String>,
     pub postgres_ca_pem: Option<String>,
     pub tcp_address: Option<String>,

@@ -142,8 +142,8 @@ impl Conn {
 
     async fn on_event(&mut self, event: Event, deadline: Instant) {
         match event {
-            Event::KeyOffered { user, key, reply } => {
-                let _ = reply.send(self.login.key_offered(&user, &key));
+            Event::KeyOffered { user, reply } => {
+                let _ = reply.send(self.login.key_offered(&user));
             }
             Event::Login { user, key, reply } => {
                 let kill = self.kill.clone();

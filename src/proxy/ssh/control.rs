@@ -33,6 +33,8 @@ pub use crate::sessions::{EndCause as Cause, EndReason as Reason, SessionInfo};
 /// What one SSH listener needs to admit and relay; built by the daemon.
 pub struct SshFrontEnd {
     pub grants: Arc<Grants>,
+    /// The user CA whose certificates identify engineers.
+    pub ca: Arc<crate::ssh_ca::UserCa>,
     pub config: Arc<server::Config>,
     pub limiter: AuthLimiter,
 }
@@ -104,6 +106,19 @@ impl SshFrontEnd {
     /// loop (which counts handshakes cut off before any handler runs).
     pub fn rejected_counter(&self, reason: &str) -> prometheus::IntCounter {
         self.grants.rejected_counter("ssh", reason)
+    }
+
+    /// Whether `user`, named by a valid certificate, may log in: not
+    /// locked. A store that cannot say refuses (fail closed).
+    pub async fn certificate_user_allowed(&self, user: &str) -> Result<(), String> {
+        match self.grants.is_locked(user).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(format!("user {user} is locked")),
+            Err(e) => {
+                tracing::warn!(%user, error = %e, "lock check failed; refusing the certificate login");
+                Err("the lock check failed".into())
+            }
+        }
     }
 
     /// An `auth.failed` audit event, written off the connection's path.

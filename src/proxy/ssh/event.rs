@@ -13,7 +13,7 @@
 
 use super::channel::{Cmd, UpChannel};
 use bytes::Bytes;
-use russh::keys::PublicKey;
+use russh::keys::{Certificate, PublicKey};
 use russh::server::{self, ChannelOpenHandle, Msg};
 use russh::{client, Channel, ChannelId};
 use std::sync::Arc;
@@ -34,20 +34,28 @@ pub struct Direct {
     pub origin_port: u32,
 }
 
+/// What an engineer proved to hold: a key listed in `users.ssh_keys`, or
+/// a certificate (its key's possession proven by russh, its CA, validity
+/// and principal not yet checked).
+pub enum Credential {
+    Key(PublicKey),
+    Certificate(Box<Certificate>),
+}
+
 pub enum Event {
-    /// A key offered for `user` (the target's name, or a jump login):
-    /// `reply` says whether the proxy would accept it.
+    /// A key offered unsigned for `user` (the target's name, or a jump
+    /// login): `reply` says whether it may go on to a signed attempt (the
+    /// key itself decides nothing yet, see `login`).
     KeyOffered {
         user: String,
-        key: PublicKey,
         reply: oneshot::Sender<bool>,
     },
-    /// A verified key for `user`: identify, admit, connect to the target.
-    /// `reply` says whether the login is accepted (a refused engineer is
-    /// accepted too, to read why on a channel).
+    /// A verified key or certificate for `user`: identify, admit, connect
+    /// to the target. `reply` says whether the login is accepted (a refused
+    /// engineer is accepted too, to read why on a channel).
     Login {
         user: String,
-        key: PublicKey,
+        key: Credential,
         reply: oneshot::Sender<bool>,
     },
     /// Authentication finished: from here the session is watched.

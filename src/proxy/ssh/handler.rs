@@ -9,9 +9,9 @@
 //! spawns whatever needs it), so the two cannot wait on each other.
 
 use super::channel::Cmd;
-use super::event::{Answer, Direct, Event};
+use super::event::{Answer, Credential, Direct, Event};
 use bytes::Bytes;
-use russh::keys::PublicKey;
+use russh::keys::Certificate;
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
@@ -39,14 +39,19 @@ impl Handler {
         rx.await.ok()
     }
 
-    async fn login(&self, user: &str, key: &PublicKey, offered: bool) -> Auth {
-        let (user, key) = (user.to_string(), key.clone());
-        let ok = self
-            .ask(|reply| match offered {
-                true => Event::KeyOffered { user, key, reply },
-                false => Event::Login { user, key, reply },
-            })
-            .await;
+    async fn offered(&self, user: &str) -> Auth {
+        let user = user.to_string();
+        let ok = self.ask(|reply| Event::KeyOffered { user, reply }).await;
+        if ok == Some(true) {
+            Auth::Accept
+        } else {
+            Auth::reject()
+        }
+    }
+
+    async fn login(&self, user: &str, key: Credential) -> Auth {
+        let user = user.to_string();
+        let ok = self.ask(|reply| Event::Login { user, key, reply }).await;
         if ok == Some(true) {
             Auth::Accept
         } else {
@@ -97,9 +102,10 @@ impl server::Handler for Handler {
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
-        offer: PublicKeyOffer<'_>,
+        _offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.login(user, offer.public_key, true).await)
+        // The key decides nothing before it is signed (see `login`).
+        Ok(self.offered(user).await)
     }
 
     async fn auth_publickey(
@@ -107,7 +113,22 @@ impl server::Handler for Handler {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.login(user, key.public_key, false).await)
+        Ok(self
+            .login(user, Credential::Key(key.public_key.clone()))
+            .await)
+    }
+
+    /// russh has checked the certificate's own signature, its validity
+    /// and the possession of its key; whose CA signed it, its type,
+    /// principal and options are checked by the connection's task.
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self
+            .login(user, Credential::Certificate(Box::new(certificate.clone())))
+            .await)
     }
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {

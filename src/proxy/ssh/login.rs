@@ -7,18 +7,26 @@
 //! - The login name (the target's, or the user's own for a jump login) is
 //!   chosen by the client: it is bounded (`names::bounded`) before it is
 //!   logged, audited or shown.
-//! - One rejected key per connection counts as a failed attempt (an agent
-//!   offering several keys is not a brute force); a source over the limit
-//!   is refused without looking further.
+//! - One rejected key or certificate per connection counts as a failed
+//!   attempt (an agent offering several keys is not a brute force); a
+//!   source over the limit is refused without looking further.
+//! - A key offered without a signature is answered yes unless the source
+//!   is blocked: a certificate's key reaches that callback bare, so only
+//!   the signed attempt (`login`) can tell a certificate from an unknown
+//!   key. The refusal, and its count, come there.
+//! - A certificate identifies the user it names (`crate::ssh_ca::check`),
+//!   who need not be in `[[users]]`, and only while that user is not
+//!   locked; a store that cannot say refuses the login.
 //! - A known engineer whose access is refused is still let in, with
 //!   `refusal` set: their channels show why instead of a bare
 //!   "Permission denied". Such a connection has no session and no target.
 
 use super::control::{Reason, Refused, Session, SshFrontEnd};
+use super::event::Credential;
 use super::keys;
 use super::names;
 use super::upstream::{self, Upstream};
-use russh::keys::PublicKey;
+use russh::keys::{Certificate, HashAlg};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,35 +67,44 @@ impl Login {
         }
     }
 
-    /// Whether a key offered for `name` would be accepted.
-    pub fn key_offered(&mut self, name: &str, key: &PublicKey) -> bool {
+    /// Whether a key offered (unsigned) for `name` may go on to a signed
+    /// attempt: yes unless the source is blocked (see the module doc).
+    pub fn key_offered(&mut self, name: &str) -> bool {
         self.target = names::bounded(name);
-        if self.blocked() {
-            return false;
-        }
-        let known = keys::user_for_key(&self.fe.config_now(), key).is_some();
-        if !known {
-            self.unknown_key(key);
-        }
-        known
+        !self.blocked()
     }
 
-    /// A verified key for `name`: whether the login is accepted, and the
-    /// admitted session when it is one with a shell on the target.
-    pub async fn login(&mut self, name: &str, pk: &PublicKey) -> (bool, Option<Admission>) {
+    /// A verified key or certificate for `name`: whether the login is
+    /// accepted, and the admitted session when it is one with a shell on
+    /// the target.
+    pub async fn login(&mut self, name: &str, cred: &Credential) -> (bool, Option<Admission>) {
         self.target = names::bounded(name);
         if self.blocked() {
             return (false, None);
         }
         let cfg = self.fe.config_now();
-        let Some(user) = keys::user_for_key(&cfg, pk) else {
-            self.unknown_key(pk);
-            return (false, None);
+        let (user, proof) = match cred {
+            Credential::Key(pk) => match keys::user_for_key(&cfg, pk) {
+                Some(user) => (user, format!("key {}", keys::fingerprint(pk))),
+                None => {
+                    let why = format!("unknown key {}", keys::fingerprint(pk));
+                    self.failed("unknown", why, "auth_failed");
+                    return (false, None);
+                }
+            },
+            Credential::Certificate(cert) => match self.certified(cert).await {
+                Ok(user) => (user, certificate_text(cert)),
+                Err(refused) => {
+                    let why = format!("{} ({})", refused.why, certificate_text(cert));
+                    self.failed(&refused.actor, why, refused.reason);
+                    return (false, None);
+                }
+            },
         };
         // A target's name selects the terminating mode; the key owner's own
         // name (when no target has it) a jump connection.
         if !cfg.targets.contains_key(&self.target) && self.target == user {
-            tracing::info!(%user, key = %keys::fingerprint(pk), "ssh jump connection");
+            tracing::info!(%user, key = %proof, "ssh jump connection");
             self.refusal = Some(format!(
                 "{user}@ is a jump login: it runs no shell or command; use `ssh -J {user}@PROXY TARGET`, or `ssh TARGET@PROXY` for a shell"
             ));
@@ -96,7 +113,7 @@ impl Login {
         }
         match self.admit(&user).await {
             Ok(a) => {
-                tracing::info!(%user, target = %self.target, key = %keys::fingerprint(pk), "ssh session admitted");
+                tracing::info!(%user, target = %self.target, key = %proof, "ssh session admitted");
                 (true, Some(a))
             }
             Err((why, reason)) => {
@@ -109,21 +126,37 @@ impl Login {
         }
     }
 
+    /// The user a certificate identifies, or why it is refused.
+    async fn certified(&self, cert: &Certificate) -> Result<String, CertRefused> {
+        let now = (crate::clock::now_ms() / 1000).max(0) as u64;
+        let user = self.fe.ca.check(cert, now).map_err(|why| CertRefused {
+            actor: "unknown".into(),
+            why,
+            reason: "auth_failed",
+        })?;
+        self.fe
+            .certificate_user_allowed(&user)
+            .await
+            .map_err(|why| CertRefused {
+                actor: user.clone(),
+                why,
+                reason: "locked",
+            })?;
+        Ok(user)
+    }
+
     /// Counts one failed attempt from this source (once per connection),
-    /// audits it, and says whether the source is now blocked.
-    fn unknown_key(&mut self, pk: &PublicKey) {
-        self.fe.rejected("auth_failed");
+    /// audits it with `actor` and `why`, and blocks the source over its
+    /// limit. `reason`: the rejection's metric label.
+    fn failed(&mut self, actor: &str, why: String, reason: &'static str) {
+        self.fe.rejected(reason);
         if std::mem::replace(&mut self.offer_failed, true) {
             return;
         }
         let blocked = self.fe.limiter.failed(&self.limiter_keys());
-        let why = format!(
-            "unknown key {}{}",
-            keys::fingerprint(pk),
-            if blocked { "; source blocked" } else { "" }
-        );
-        self.fe
-            .audit_failure(self.peer, "unknown", &self.target, &why);
+        let why = format!("{why}{}", if blocked { "; source blocked" } else { "" });
+        tracing::info!(%actor, target = %self.target, "ssh login refused: {why}");
+        self.fe.audit_failure(self.peer, actor, &self.target, &why);
     }
 
     fn limiter_keys(&self) -> Vec<String> {
@@ -160,4 +193,25 @@ impl Login {
             }
         }
     }
+}
+
+/// A certificate refused: who to blame (its user once the certificate is
+/// known to be ours, else "unknown"), why, and the metric label (`locked`
+/// for a locked user or a lock check that failed, else `auth_failed`).
+struct CertRefused {
+    actor: String,
+    why: String,
+    reason: &'static str,
+}
+
+/// How a certificate is named in logs and the audit: serial and key.
+/// The key id is the CA's (or a forger's) text: escaped and bounded.
+fn certificate_text(cert: &Certificate) -> String {
+    let key = russh::keys::PublicKey::new(cert.public_key().clone(), "");
+    format!(
+        "certificate {:?} serial {} key {}",
+        names::bounded(cert.key_id()),
+        cert.serial(),
+        key.fingerprint(HashAlg::Sha256)
+    )
 }

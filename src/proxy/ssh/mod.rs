@@ -12,7 +12,8 @@
 //!   `farewell`, `channels`, `channel`, `event`, `upstream`, `open`,
 //!   `control`, `names`, `socket`
 //! - `handler`: russh callbacks as events → `event`, `channel`
-//! - `login`: keys, limits, admission → `upstream`, `control`, `keys`, `names`
+//! - `login`: keys, certificates (`crate::ssh_ca`), limits, admission →
+//!   `upstream`, `control`, `keys`, `names`, `event`
 //! - `jump`: `ssh -J` channels → `event`, `channel`, `upstream`, `control`
 //! - `farewell`: the end said to both sides → `channel`, `upstream`
 //! - `channels`: the channel registry → `event`, `channel`, `control`
