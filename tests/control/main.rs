@@ -18,6 +18,7 @@ mod cli_text;
 mod config_check;
 mod config_docs;
 mod console;
+mod console_a11y;
 mod deadline;
 mod full_disk;
 mod fuzz_corpus;
