@@ -181,10 +181,48 @@ fn every_console_page_passes_axe_and_works_by_keyboard() {
     a11y::assert_clean(&b, "Audit");
     a11y::tab_reaches_every_control(&b, "body", "Audit");
 
-    // A requester's view: the 403 notices are accessible too.
+    // An admin who may request nothing: the requester's pages say so.
+    open_by_keyboard(&b, "access");
+    b.wait_text("main .empty", "no active access");
+    a11y::assert_clean(&b, "My access, empty");
+    open_by_keyboard(&b, "request");
+    b.wait_text("main .empty", "No policy lets you request");
+    a11y::assert_clean(&b, "Request access with no target");
+
+    // A requester: My access with the live grant, its dialog, the form.
     sign_out(&b);
     a11y::assert_clean(&b, "the sign-in page after signing out");
     sign_in_by_keyboard(&b, BOB);
+    let end = format!("tr[data-grant-id=\"{gid}\"] button.end");
+    b.find(&end);
+    b.wait_text(
+        &format!("tr[data-grant-id=\"{gid}\"] td[data-label='Live sessions']"),
+        "1",
+    );
+    a11y::assert_clean(&b, "My access");
+    a11y::tab_reaches_every_control(&b, "body", "My access");
+    focus(&b, &end);
+    b.keys(SPACE);
+    b.wait_text("dialog[open]", "cannot be undone");
+    a11y::assert_clean(&b, "the End my access dialog");
+    assert_dialog_keyboard(&b, &end, "End my access dialog");
+    b.resize(PHONE);
+    a11y::assert_clean(&b, "My access at phone width");
+    b.resize(DESKTOP);
+    open_by_keyboard(&b, "request");
+    b.find("#req-target");
+    a11y::assert_clean(&b, "Request access");
+    a11y::tab_reaches_every_control(&b, "body", "Request access");
+    // The empty form is refused with errors beside the fields.
+    focus(&b, "#req-duration");
+    b.js(
+        "document.getElementById('req-duration').value = ''; return true",
+        vec![],
+    );
+    b.keys(ENTER);
+    b.wait_text("#req-duration-error", "Write the duration");
+    a11y::assert_clean(&b, "Request access with a field error");
+
     b.goto("/#/requests");
     b.wait_text(".forbidden", "403");
     a11y::assert_clean(&b, "Requests for a requester (403 notice)");
