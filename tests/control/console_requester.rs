@@ -109,6 +109,15 @@ fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() 
     b.wait_text(".access .empty, main .empty", "no active access");
     a11y::assert_clean(&b, "My access with nothing");
 
+    // reason_pattern comes with the grant-lifecycle work; until the API
+    // sends it, the page's own fetch adds it to the real answer for cache.
+    b.js(
+        "const real = window.fetch; window.fetch = async (u, o) => { const r = await real(u, o); \
+         if (!String(u).startsWith('/v1/targets')) return r; const d = await r.json(); \
+         for (const t of d.targets) if (t.name === 'cache') t.reason_pattern = '^(INC|CHG)-[0-9]+'; \
+         return new Response(JSON.stringify(d), { status: r.status, headers: r.headers }); }; return true",
+        vec![],
+    );
     b.click("#nav a[data-page=request]");
     b.wait_js(
         "the request page",
@@ -176,8 +185,15 @@ fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() 
     a11y::assert_clean(&b, "Request access with field errors");
     assert!(requests_of(&t.d, BOB).is_empty(), "a refused form was sent");
 
-    // With a reason: the request waits for one approval.
-    b.type_into("#req-reason", "INC-9 disk full");
+    // The reason must match the policy's pattern, shown beside the field.
+    assert_eq!(b.text("#req-reason-hint code.pattern"), "^(INC|CHG)-[0-9]+");
+    b.type_into("#req-reason", "disk full");
+    b.click("form.request-form button[type=submit]");
+    b.wait_text("#req-reason-error", "must match ^(INC|CHG)-[0-9]+");
+    assert!(requests_of(&t.d, BOB).is_empty(), "a refused form was sent");
+
+    // With a matching reason: the request waits for one approval.
+    set_field(&b, "#req-reason", "INC-9 disk full");
     b.click("form.request-form button[type=submit]");
     b.wait_text("#request-result", "waiting for 1 approval");
     let reqs = requests_of(&t.d, BOB);
@@ -252,11 +268,23 @@ fn my_access_counts_down_shows_the_command_and_ends_access_with_its_session() {
     let (max, v0) = (first[0].as_f64().unwrap(), first[1].as_f64().unwrap());
     assert!((299.0..=300.0).contains(&max), "bar max {max}");
     assert!(v0 > 0.0 && v0 <= max, "bar value {v0}");
-    b.wait_js(
-        "the countdown to move between polls",
-        "const p = document.querySelector(arguments[0]); return p.value < arguments[1] && p.value % 1 !== 0",
-        vec![json!(bar), json!(v0)],
+    // It counts down locally: with every API call left hanging (so no poll
+    // can repaint), the bar still moves. Then a reload brings the API back.
+    b.js(
+        "window.fetch = () => new Promise(() => {}); return true",
+        vec![],
     );
+    let frozen = b.js(
+        "return document.querySelector(arguments[0]).value",
+        vec![json!(bar)],
+    );
+    b.wait_js(
+        "the countdown to move with the API silent",
+        "return document.querySelector(arguments[0]).value < arguments[1]",
+        vec![json!(bar), frozen],
+    );
+    b.goto("/");
+    b.find(&format!("{r} progress.remaining"));
     let left = b.text(&format!("{r} .left"));
     assert!(
         left.contains("m ") && left.ends_with('s'),

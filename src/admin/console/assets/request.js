@@ -121,11 +121,10 @@ export function mount(root, ctx) {
         const re = patternOf(t);
         setText(reason.labelEl, t.require_reason ? 'Reason (required)' : 'Reason (optional)');
         reasonInput.required = !!t.require_reason;
-        clear(reason.hint).append(
-          'Approvers and the audit log see it.',
-          t.reason_pattern ? [' It must match the pattern ', h('code', { class: 'pattern', text: t.reason_pattern }), ' (for example a ticket id).'] : '',
-          re || !t.reason_pattern ? '' : ' The server checks the pattern.',
-        );
+        clear(reason.hint).append('Approvers and the audit log see it.');
+        if (t.reason_pattern) {
+          reason.hint.append(' It must match the pattern ', h('code', { class: 'pattern', text: t.reason_pattern }), ' (for example a ticket id).');
+        }
         reason.fail(null);
       },
       check() {
@@ -133,8 +132,8 @@ export function mount(root, ctx) {
         const text = reasonInput.value.trim();
         if (t && t.require_reason && !text) return reason.fail(`Policy ${t.policy} requires a reason.`);
         const re = patternOf(t);
-        if (re && text && !re.test(text)) return reason.fail(`The reason must match ${t.reason_pattern}.`);
-        if (re && !text && t.require_reason) return reason.fail(`The reason must match ${t.reason_pattern}.`);
+        // The server refuses a reason (even an empty one) that does not match.
+        if (re && !re.test(text)) return reason.fail(`The reason must match ${t.reason_pattern}.`);
         return reason.fail(null);
       },
       put(body) { body.reason = reasonInput.value.trim(); },
