@@ -306,7 +306,7 @@ fn my_access_counts_down_shows_the_command_and_ends_access_with_its_session() {
     b.click(&format!("{r} button.copy"));
     b.wait_js(
         "the copy button to answer",
-        "const t = document.querySelector(arguments[0]).textContent; return t === 'Copied' || t === 'Selected'",
+        "const t = document.querySelector(arguments[0]).textContent; return t.startsWith('Copied ') || t.startsWith('Selected ')",
         vec![json!(format!("{r} button.copy"))],
     );
 

@@ -67,7 +67,10 @@ export function mount(root, ctx) {
       const status = h('span', { class: 'status active', text: 'Active' });
       const sessions = h('span', { class: 'live-count' });
       const cmd = h('code', { class: 'command' });
-      const copy = h('button', { type: 'button', class: 'secondary small copy', text: 'Copy', 'aria-label': `Copy the command for ${g.target}` });
+      // The visible word starts the accessible name, which also names the target.
+      const copyWord = h('span', { text: 'Copy' });
+      const copy = h('button', { type: 'button', class: 'secondary small copy' },
+        copyWord, h('span', { class: 'visually-hidden', text: ` the command for ${g.target}` }));
       const end = h('button', { type: 'button', class: 'danger small end', text: 'End my access now' });
       copy.addEventListener('click', () => copyCommand(tr));
       end.addEventListener('click', () => confirmEnd(tr.grant));
@@ -78,7 +81,7 @@ export function mount(root, ctx) {
         td('Live sessions', sessions),
         td('How to connect', h('div', { class: 'connect' }, cmd, copy)),
         h('td', { class: 'actions', 'data-label': 'Actions' }, end));
-      tr.parts = { bar, left, status, sessions, cmd, copy, end };
+      tr.parts = { bar, left, status, sessions, cmd, copy: copyWord, end };
       return tr;
     },
     update(tr, g) {
@@ -134,6 +137,12 @@ export function mount(root, ctx) {
     },
   });
 
+  // What `jitgate connect` needs besides the command line.
+  const tcpHint = h('p', { class: 'hint tcp-hint', hidden: true },
+    h('code', { text: 'jitgate connect' }), ' reads the grant\'s connect secret from ', h('code', { text: 'JITGATE_SECRET' }),
+    ' (print one with ', h('code', { text: 'jitgate secret GRANT_ID' }), ') and checks the proxy\'s certificate with ',
+    h('code', { text: '--fingerprint' }), ' or ', h('code', { text: '--ca' }), ' (', h('code', { text: 'jitgate whoami' }), ' shows them).');
+
   const pendingSection = h('section', { class: 'pending', 'aria-labelledby': 'pending-title' },
     h('h2', { id: 'pending-title', text: 'Pending requests' }), pending.el);
   const endedSection = h('section', { class: 'ended', 'aria-labelledby': 'ended-title' },
@@ -145,7 +154,7 @@ export function mount(root, ctx) {
       h('p', { class: 'sub' }, 'Your access, counting down. Refreshed every 2 s. Need more? ', h('a', { href: '#/request', text: 'Request access' }), '.')),
     banner, flash,
     h('h2', { id: 'active-title', class: 'first', text: 'Active' }),
-    active.el, pendingSection, endedSection));
+    active.el, tcpHint, pendingSection, endedSection));
   active.table.setAttribute('aria-labelledby', 'active-title');
 
   function paint(tr, now) {
@@ -227,6 +236,7 @@ export function mount(root, ctx) {
     }
     for (const id of [...clocks.keys()]) if (!act.some((g) => g.id === id)) clocks.delete(id);
     active.sync(act);
+    tcpHint.hidden = !act.some((g) => (kinds.get(g.target) || 'tcp') === 'tcp');
     pending.sync((requests.requests || []).filter((r) => r.requester === me.user && r.state === 'pending'));
     ended.sync(mine.filter((g) => g.state !== 'active')
       .sort((a, b) => Date.parse(b.ended_at || b.expires_at) - Date.parse(a.ended_at || a.expires_at))
