@@ -183,6 +183,7 @@ fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() 
         "req-reason"
     );
     a11y::assert_clean(&b, "Request access with field errors");
+    b.screenshot("request-errors");
     assert!(requests_of(&t.d, BOB).is_empty(), "a refused form was sent");
 
     // The reason must match the policy's pattern, shown beside the field.
@@ -211,6 +212,7 @@ fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() 
     b.click("form.request-form button[type=submit]");
     b.wait_text("#request-result", "Access granted: auto-echo for 5m");
     a11y::assert_clean(&b, "Request access after a grant");
+    b.screenshot("request-granted");
 
     // The API refuses (bob was locked meanwhile): its own words are shown.
     let r =
@@ -223,6 +225,7 @@ fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() 
     a11y::assert_clean(&b, "Request access with an API error");
     b.resize(PHONE);
     no_horizontal_scroll(&b, "Request access");
+    b.screenshot("request-phone");
     b.resize(DESKTOP);
     assert_no_problems(&b);
 }
@@ -320,10 +323,12 @@ fn my_access_counts_down_shows_the_command_and_ends_access_with_its_session() {
     echo(&mut sock, b"before");
     b.wait_text(&format!("{r} td[data-label='Live sessions']"), "1");
     a11y::assert_clean(&b, "My access with a live grant");
+    b.screenshot("access");
     a11y::tab_reaches_every_control(&b, "body", "My access");
     b.resize(PHONE);
     b.find(&format!("{r} button.end"));
     no_horizontal_scroll(&b, "My access");
+    b.screenshot("access-phone");
     a11y::assert_clean(&b, "My access at phone width");
     b.resize(DESKTOP);
 
@@ -348,6 +353,7 @@ fn my_access_counts_down_shows_the_command_and_ends_access_with_its_session() {
         "dialog-reason"
     );
     a11y::assert_clean(&b, "the End my access dialog");
+    b.screenshot("end-access-dialog");
     b.type_into("#dialog-reason", "fix deployed");
     b.click("dialog[open] button[type=submit]");
     b.wait_text(".flash", "Ended your access to auto-echo: 1 session closed");
