@@ -68,14 +68,50 @@ pub fn describe(vs: &[Value]) -> String {
     out
 }
 
-/// Fails with a readable list when axe finds any violation on `page`.
+/// Applies (or removes) the console's dark palette as if the system asked
+/// for it: the rules inside its `prefers-color-scheme: dark` block are
+/// copied to the end of the same stylesheet through the CSSOM (which the
+/// CSP allows), so nothing about the browser's launch has to change.
+fn dark(b: &Browser, on: bool) {
+    let ok = b.js(
+        "const on = arguments[0]; \
+         for (const sheet of document.styleSheets) { \
+           if (on) { \
+             const inner = [...sheet.cssRules].filter(r => r.media && r.conditionText.includes('prefers-color-scheme: dark')).flatMap(r => [...r.cssRules]); \
+             const at = sheet.cssRules.length; \
+             for (const r of inner) sheet.insertRule(r.cssText, sheet.cssRules.length); \
+             if (inner.length) { window.__a11yDark = { sheet, at }; return true; } \
+           } else if (window.__a11yDark && window.__a11yDark.sheet === sheet) { \
+             while (sheet.cssRules.length > window.__a11yDark.at) sheet.deleteRule(sheet.cssRules.length - 1); \
+             window.__a11yDark = null; return true; \
+           } \
+         } \
+         return !on;",
+        vec![json!(on)],
+    );
+    assert_eq!(ok, json!(true), "could not switch the dark palette {on}");
+}
+
+/// Fails with a readable list when axe finds any violation on `page`, in
+/// the light palette or the dark one.
 pub fn assert_clean(b: &Browser, page: &str) {
-    let vs = violations(b);
+    let light = violations(b);
+    dark(b, true);
+    let dark_vs = violations(b);
+    dark(b, false);
     assert!(
-        vs.is_empty(),
-        "axe-core found {} accessibility violation(s) on {page}:\n{}",
-        vs.len(),
-        describe(&vs)
+        light.is_empty() && dark_vs.is_empty(),
+        "axe-core found accessibility violations on {page}:\n{}{}",
+        if light.is_empty() {
+            String::new()
+        } else {
+            format!("in the light palette:\n{}", describe(&light))
+        },
+        if dark_vs.is_empty() {
+            String::new()
+        } else {
+            format!("in the dark palette:\n{}", describe(&dark_vs))
+        },
     );
 }
 
