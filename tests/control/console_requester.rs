@@ -372,6 +372,36 @@ fn my_access_counts_down_shows_the_command_and_ends_access_with_its_session() {
     assert_eq!(g["ended_by"], "bob");
     assert_eq!(g["end_comment"], "fix deployed");
     a11y::assert_clean(&b, "My access after ending a grant");
+
+    // A pending request that an approver approves moves to Active; one
+    // that bob withdraws leaves, closed in the API.
+    let two = t.d.create_request(BOB, "two-db", "30m");
+    let tr = format!("tr[data-request-id=\"{}\"]", two["id"].as_str().unwrap());
+    b.find(&format!("{tr} button.withdraw"));
+    let ok =
+        t.d.post(
+            &format!("/v1/requests/{}/approve", pending["id"].as_str().unwrap()),
+            Some(CAROL),
+            "{}",
+        )
+        .unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    b.wait_gone(&pr);
+    b.wait_text("table.access tr[data-target=cache] .status", "Active");
+    b.click(&format!("{tr} button.withdraw"));
+    b.wait_text("dialog[open]", "Withdraw your request for two-db");
+    a11y::assert_clean(&b, "the Withdraw dialog");
+    b.click("dialog[open] button[type=submit]");
+    b.wait_text(".flash", "Withdrew your request for two-db");
+    b.wait_gone(&tr);
+    let r =
+        t.d.get(
+            &format!("/v1/requests/{}", two["id"].as_str().unwrap()),
+            Some(BOB),
+        )
+        .unwrap()
+        .json();
+    assert_eq!(r["state"], "cancelled", "{r}");
     assert_no_problems(&b);
 }
 

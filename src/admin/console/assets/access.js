@@ -2,7 +2,8 @@
 // Sessions: from the server's remaining_seconds, locally between polls),
 // the exact command that connects to each target with a Copy button, End
 // my access now (the irreversible-warning dialog, an optional reason), the
-// viewer's pending requests, and the grants that ended recently.
+// viewer's pending requests (each may be withdrawn), and the grants that
+// ended recently.
 
 import { get, post } from './api.js';
 import { h, td, KeyedTable, setText, errorBox, announce, clear } from './dom.js';
@@ -99,16 +100,19 @@ export function mount(root, ctx) {
     caption: 'Your pending requests',
     className: 'access-pending',
     empty: 'No pending requests.',
-    columns: ['Target', 'Duration', 'Reason', 'Requested', 'Approvals', 'Expires'],
+    columns: ['Target', 'Duration', 'Reason', 'Requested', 'Approvals', 'Expires', h('th', { scope: 'col', text: 'Actions' })],
     key: (r) => r.id,
     create: (r) => {
+      const withdraw = h('button', { type: 'button', class: 'secondary small withdraw', text: 'Withdraw' });
+      withdraw.addEventListener('click', () => confirmWithdraw(r));
       const tr = h('tr', { dataset: { requestId: r.id } },
         td('Target', h('strong', { text: r.target })),
         td('Duration', r.duration),
         td('Reason', r.reason || '—'),
         td('Requested', h('time', Object.assign(timeAttrs(r.created_at), { text: time(r.created_at) }))),
         td('Approvals', h('span', { class: 'approvals' })),
-        td('Expires', h('time', Object.assign(timeAttrs(r.expires_at), { text: time(r.expires_at) }))));
+        td('Expires', h('time', Object.assign(timeAttrs(r.expires_at), { text: time(r.expires_at) }))),
+        h('td', { class: 'actions', 'data-label': 'Actions' }, withdraw));
       tr.parts = { approvals: tr.querySelector('.approvals') };
       return tr;
     },
@@ -274,6 +278,28 @@ export function mount(root, ctx) {
       run: (reason) => post(`/v1/grants/${encodeURIComponent(g.id)}/revoke`, { reason }),
       after: (r) => {
         say(`Ended your access to ${g.target}: ${plural(r.sessions_terminated, 'session')} closed.`);
+        ctx.refreshSoon();
+      },
+      failed: () => ctx.refreshSoon(),
+    });
+  }
+
+  function confirmWithdraw(r) {
+    openDialog({
+      title: `Withdraw your request for ${r.target}?`,
+      warning: 'The request is closed and its approvers no longer see it. To get access later, request again.',
+      details: [
+        ['Target', r.target],
+        ['Duration', r.duration],
+        ['Reason', r.reason || '—'],
+        ['Approvals so far', `${r.approvals.length} of ${r.approvals_required}`],
+        ['Request', h('code', { text: r.id })],
+      ],
+      confirm: 'Withdraw request',
+      busy: 'Withdrawing…',
+      run: () => post(`/v1/requests/${encodeURIComponent(r.id)}/cancel`, {}),
+      after: () => {
+        say(`Withdrew your request for ${r.target}.`);
         ctx.refreshSoon();
       },
       failed: () => ctx.refreshSoon(),
