@@ -2,6 +2,7 @@
 //! ports, and the E2E skip policy.
 #![allow(dead_code)]
 
+pub mod a11y;
 pub mod api;
 pub mod browser;
 pub mod causes;

@@ -480,6 +480,9 @@ fn a_viewer_without_rights_sees_403_messages_instead_of_buttons() {
 
     sign_in(&b, BOB);
     assert!(b.text("#who").contains("bob · requester"));
+    // A requester lands on My access; the overseers' pages still open by URL.
+    b.wait_text("#nav a[aria-current=page]", "My access");
+    b.goto("/#/requests");
     let msg = b.wait_text(".forbidden", "403");
     assert!(msg.contains("bob is not an approver"), "{msg}");
     // Bob's own request is listed, read-only; Alice's is not his to see.
@@ -495,7 +498,7 @@ fn a_viewer_without_rights_sees_403_messages_instead_of_buttons() {
     b.screenshot("forbidden-requests");
 
     // The audit log is for approvers and admins: the API's 403, in words.
-    open_page(&b, "audit");
+    b.goto("/#/audit");
     let msg = b.wait_text(
         ".notice.error[data-status=\"403\"]",
         "Not allowed (403 Forbidden)",

@@ -19,6 +19,8 @@ mod cli_wait;
 mod config_check;
 mod config_docs;
 mod console;
+mod console_a11y;
+mod console_requester;
 mod deadline;
 mod full_disk;
 mod fuzz_corpus;

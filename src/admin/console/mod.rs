@@ -58,6 +58,8 @@ const ASSETS: &[Asset] = &[
     asset!("sessions.js"),
     asset!("grants.js"),
     asset!("audit.js"),
+    asset!("access.js"),
+    asset!("request.js"),
 ];
 
 const INDEX_TEMPLATE: &str = include_str!("assets/index.html");

@@ -1,5 +1,8 @@
-// The console shell: sign-in state, hash routing between the four pages,
-// and the poll loop that keeps the visible page current.
+// The console shell: sign-in state, hash routing between the pages, and
+// the poll loop that keeps the visible page current. Each page is one
+// module exporting TITLE and mount(root, ctx) -> {refresh, unmount}; its
+// nav link is in index.html (data-staff marks the ones for approvers and
+// admins only).
 //
 // Polling, not a server push: every POLL_MS the visible page re-reads its
 // list from the JSON API (one small request per page; paused while the tab
@@ -14,8 +17,10 @@ import * as requests from './requests.js';
 import * as sessions from './sessions.js';
 import * as grants from './grants.js';
 import * as audit from './audit.js';
+import * as access from './access.js';
+import * as request from './request.js';
 
-const PAGES = { requests, sessions, grants, audit };
+const PAGES = { requests, sessions, grants, audit, access, request };
 const POLL_MS = 2000;
 
 const state = { me: null, name: null, page: null, timer: null, epoch: 0 };
@@ -78,12 +83,19 @@ function roleOf(me) {
   return 'requester';
 }
 
+// Approvers and admins oversee others' access; everyone else is a
+// requester, whose console is their own access.
+function isStaff(me) {
+  return !!(me.admin || (me.approver_of && me.approver_of.length));
+}
+
 function route(focus) {
   if (!state.me) return;
-  let name = location.hash.replace(/^#\/?/, '');
+  // "#/request?target=db" -> page "request" (the page reads the rest).
+  let name = location.hash.replace(/^#\/?/, '').split('?')[0];
   if (!PAGES[name]) {
-    name = 'requests';
-    history.replaceState(null, '', '#/requests');
+    name = isStaff(state.me) ? 'requests' : 'access';
+    history.replaceState(null, '', `#/${name}`);
   }
   if (name === state.name && state.page) return;
   unmount();
@@ -92,6 +104,9 @@ function route(focus) {
   document.getElementById('who').hidden = false;
   setText(document.getElementById('who-name'), `${state.me.user} · ${roleOf(state.me)}${state.me.locked ? ' · LOCKED' : ''}`);
   for (const a of document.querySelectorAll('#nav a')) {
+    // A requester's nav is their own pages; the others still open by URL
+    // and show what the API allows (their own items, or its 403).
+    a.hidden = 'staff' in a.dataset && !isStaff(state.me) && a.dataset.page !== name;
     if (a.dataset.page === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }

@@ -1,8 +1,8 @@
 // The one modal dialog: confirmations for approve, deny, revoke and
 // terminate. A native <dialog> opened with showModal(), so the rest of the
 // page is inert, Tab stays inside, and Escape closes it (except while the
-// action is in flight). Focus goes to the first field on open and back to
-// the button that opened it on close.
+// action is in flight). Tab cycles inside it. Focus goes to the first field
+// on open and back to the button that opened it on close.
 
 import { h, clear, errorBox } from './dom.js';
 import { ApiError } from './api.js';
@@ -116,6 +116,25 @@ export function openDialog(spec) {
     }
   });
 
+  // Tab and Shift+Tab cycle inside the dialog. A native modal already
+  // makes the page inert, but Chromium lets Tab leave for the browser's own
+  // UI after the last control; a person using the keyboard should not have
+  // to find their way back.
+  d.onkeydown = (ev) => {
+    if (ev.key !== 'Tab') return;
+    const stops = [...d.querySelectorAll('a[href], button, input, select, textarea, [tabindex]:not([tabindex="-1"])')]
+      .filter((x) => !x.disabled && !x.hidden && x.getClientRects().length > 0);
+    if (!stops.length) return;
+    const first = stops[0];
+    const last = stops[stops.length - 1];
+    if (ev.shiftKey && (document.activeElement === first || !d.contains(document.activeElement))) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && (document.activeElement === last || !d.contains(document.activeElement))) {
+      ev.preventDefault();
+      first.focus();
+    }
+  };
   d.oncancel = (ev) => {
     if (busy) ev.preventDefault();
   };

@@ -42,3 +42,47 @@ export function detail(d) {
     .map(([k, v]) => `${k}=${typeof v === 'object' && v !== null ? JSON.stringify(v) : v}`)
     .join(' ');
 }
+
+// The API's duration syntax (src/duration.rs): parts of <number><unit>
+// with unit ms, s, m, h or d, e.g. "90s", "30m", "1h30m", "1h 30m", "2d".
+const UNITS = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+// The policy limits in GET /v1/targets are formatted by humantime, which
+// also writes "1day", "2days", "1month".
+const HUMANTIME = { ...UNITS, day: 86400, days: 86400, month: 2630016, months: 2630016, year: 31557600, years: 31557600 };
+
+function parseWith(units, text) {
+  const t = String(text || '').trim();
+  if (!t) return null;
+  const re = /(\d+)\s*([a-z]+)\s*/y;
+  let total = 0;
+  let at = 0;
+  while (at < t.length) {
+    re.lastIndex = at;
+    const m = re.exec(t);
+    if (!m || !Object.hasOwn(units, m[2])) return null;
+    total += Number(m[1]) * units[m[2]];
+    at = re.lastIndex;
+  }
+  return Number.isFinite(total) ? total : null;
+}
+
+// A duration as a person types it for the API -> seconds, or null when the
+// API would refuse its syntax. The server checks again: this only lets the
+// form say what is wrong before sending.
+export const parseDuration = (text) => parseWith(UNITS, text);
+
+// A policy limit from GET /v1/targets -> seconds (null if unreadable).
+export const parseLimit = (text) => parseWith(HUMANTIME, text);
+
+// Seconds -> the API's syntax: 5400 -> "1h 30m", 86400 -> "1d".
+export function apiDuration(seconds) {
+  let s = Math.max(0, Math.round(seconds));
+  const parts = [];
+  for (const [u, k] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]]) {
+    if (s >= k) {
+      parts.push(`${Math.floor(s / k)}${u}`);
+      s %= k;
+    }
+  }
+  return parts.join(' ') || '0s';
+}
