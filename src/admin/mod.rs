@@ -9,6 +9,7 @@ mod handlers;
 pub use handlers::bodies;
 pub mod http;
 mod router;
+mod signin;
 pub mod views;
 pub use handlers::system::Endpoints;
 
@@ -30,6 +31,8 @@ pub struct AdminState {
     /// How to reach and verify this proxy; set once the listeners are bound.
     pub endpoints: OnceLock<Endpoints>,
     pub reloader: OnceLock<Arc<Reloader>>,
+    /// Sign-in through the IdP and the `jgs_` tokens it issues.
+    pub identity: Arc<crate::identity::flow::Identity>,
 }
 
 pub const MAX_CONNECTIONS: usize = 2048;

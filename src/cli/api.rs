@@ -72,19 +72,28 @@ impl Api {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let token = self
-            .token
-            .as_deref()
-            .ok_or_else(|| anyhow!("no API token: set JITGATE_TOKEN (or pass --token)"))?;
+        // The sign-in routes (/auth/*) take no token: they make one.
+        let token = match self.token.as_deref() {
+            Some(t) => Some(t),
+            None if path.starts_with("/auth/") => None,
+            None => {
+                return Err(anyhow!(
+                    "no API token: run `jitgate login`, or set JITGATE_TOKEN (or pass --token)"
+                ))
+            }
+        };
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| {
             anyhow!("cannot reach jitgate at {}: {e} (is the daemon running? is JITGATE_URL right?)", self.url)
         })?;
         let body_bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base_path, path))
-            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
-            .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port));
+        if let Some(token) = token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(
                 hyper::header::USER_AGENT,

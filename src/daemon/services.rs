@@ -85,6 +85,10 @@ impl Services {
             listeners_up: Default::default(),
             endpoints: Default::default(),
             reloader: Default::default(),
+            identity: Arc::new(crate::identity::flow::Identity::new(
+                store.clone(),
+                metrics.clone(),
+            )),
         });
         let _ = state.reloader.set(reloader.clone());
         Ok(Services {

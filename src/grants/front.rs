@@ -146,7 +146,7 @@ impl Grants {
             .map(|r| {
                 let can_decide = r.state == RequestState::Pending
                     && r.requester != caller.user
-                    && is_policy_approver(&cfg, &caller.user, &r.policy);
+                    && is_policy_approver(&cfg, caller, &r.policy);
                 (r, can_decide)
             })
             .collect())
@@ -206,7 +206,7 @@ impl Grants {
                     || s.user == caller.user
                     || cfg
                         .policy_for(&s.user, &s.target)
-                        .is_some_and(|p| is_policy_approver(&cfg, &caller.user, &p.name))
+                        .is_some_and(|p| is_policy_approver(&cfg, caller, &p.name))
             })
             .collect();
         (rows, incomplete)
@@ -257,5 +257,5 @@ impl Grants {
 
 /// Admins and approvers see across users; others only their own.
 fn sees_all(cfg: &Config, caller: &Caller) -> bool {
-    caller.admin || cfg.is_any_approver(&caller.user)
+    caller.admin || cfg.is_any_approver(&caller.user, &caller.groups)
 }

@@ -59,10 +59,7 @@ async fn plane() -> Plane {
 }
 
 fn bob() -> Caller {
-    Caller {
-        user: "bob".into(),
-        admin: false,
-    }
+    Caller::static_token("bob", false)
 }
 
 /// An active grant of bob's on `target` and its connect secret.
@@ -88,10 +85,7 @@ fn peer_of(g: &Arc<Grants>) -> Arc<Grants> {
 }
 
 fn admin() -> Caller {
-    Caller {
-        user: "dave".into(),
-        admin: true,
-    }
+    Caller::static_token("dave", true)
 }
 
 /// Admission as each front end makes it.

@@ -72,6 +72,25 @@ const provider = new Provider(issuer, {
     return grant;
   },
 });
+// Test-only: IDP_PUBLISH_OTHER_KEY=same-kid|other-kid publishes, at the
+// JWKS URL, a key that did not sign the ID tokens (under the signing key's
+// id, or under another id), so a relying party must refuse them.
+const otherMode = process.env.IDP_PUBLISH_OTHER_KEY;
+if (otherMode) {
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+  other.kid = otherMode === 'same-kid' ? jwk.kid : `other-${jwk.kid}`;
+  other.use = 'sig';
+  other.alg = 'RS256';
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/jwks') {
+      ctx.type = 'application/jwk-set+json';
+      ctx.body = JSON.stringify({ keys: [other] });
+      return;
+    }
+    await next();
+  });
+}
+
 provider.listen(Number(port), '127.0.0.1', () => {
   console.log(`idp listening on ${issuer} kid=${jwk.kid}`);
 });
