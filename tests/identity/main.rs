@@ -6,6 +6,7 @@
 mod common;
 
 mod signin_cli;
+mod signin_console;
 mod signin_ends;
 mod signin_refused;
 

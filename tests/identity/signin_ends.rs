@@ -19,9 +19,20 @@ fn whoami_shows_the_idp_groups_admin_and_the_end_of_the_signin() {
     assert_eq!(w["user"], "alice");
     assert_eq!(w["admin"], true, "{w}");
     assert_eq!(w["via"], "oidc");
-    assert!(w["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{w}");
-    let groups: Vec<&str> = w["groups"].as_array().unwrap().iter().filter_map(|g| g.as_str()).collect();
-    assert!(groups.contains(&"jitgate-admins") && groups.contains(&"oncall"), "{w}");
+    assert!(
+        w["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{w}"
+    );
+    let groups: Vec<&str> = w["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g.as_str())
+        .collect();
+    assert!(
+        groups.contains(&"jitgate-admins") && groups.contains(&"oncall"),
+        "{w}"
+    );
     // admin_groups made alice an admin: she may lock.
     let r = d
         .post("/v1/users/nobody-here/unlock", Some(&alice), "{}")
@@ -35,8 +46,13 @@ fn whoami_shows_the_idp_groups_admin_and_the_end_of_the_signin() {
     // The IdP-only group names the policy's requesters: zoe may request and
     // connect (a connect secret for her grant).
     let r = d.create_request(&zoe, "sre-box", "5m");
-    let gid = r["grant"]["id"].as_str().expect("auto-approved").to_string();
-    let s = d.post(&format!("/v1/grants/{gid}/secret"), Some(&zoe), "").unwrap();
+    let gid = r["grant"]["id"]
+        .as_str()
+        .expect("auto-approved")
+        .to_string();
+    let s = d
+        .post(&format!("/v1/grants/{gid}/secret"), Some(&zoe), "")
+        .unwrap();
     assert_eq!(s.status, 200, "{}", s.body);
     // Not what the IdP did not give her.
     let r = d
@@ -70,7 +86,10 @@ fn a_signin_ends_at_its_session_ttl() {
             break;
         }
         assert_eq!(r.status, 200, "{}", r.body);
-        assert!(Instant::now() < deadline, "the sign-in outlived its session_ttl");
+        assert!(
+            Instant::now() < deadline,
+            "the sign-in outlived its session_ttl"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -84,7 +103,11 @@ fn a_lock_ends_every_signin_of_the_user_and_an_unlock_does_not_revive_them() {
     let second = sign_in(&d, &idp, "bob");
     let alice = sign_in(&d, &idp, "alice");
     let r = d
-        .post("/v1/users/bob/lock", Some(DAVE), r#"{"reason": "laptop stolen"}"#)
+        .post(
+            "/v1/users/bob/lock",
+            Some(DAVE),
+            r#"{"reason": "laptop stolen"}"#,
+        )
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     for t in [&first, &second] {
@@ -119,7 +142,10 @@ fn logout_ends_only_that_signin_and_is_audited() {
     assert_eq!(d.get("/v1/whoami", Some(&one)).unwrap().status, 401);
     assert_eq!(d.get("/v1/whoami", Some(&other)).unwrap().status, 200);
     // A static token has nothing to sign out.
-    assert_eq!(d.post("/v1/auth/logout", Some(DAVE), "{}").unwrap().status, 409);
+    assert_eq!(
+        d.post("/v1/auth/logout", Some(DAVE), "{}").unwrap().status,
+        409
+    );
     let audit = d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().json();
     let actions: Vec<&str> = audit["events"]
         .as_array()

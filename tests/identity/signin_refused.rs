@@ -29,10 +29,15 @@ fn a_name_the_pattern_refuses_gets_a_clear_page_and_no_code() {
     assert!(hop.location.is_none(), "{hop:?}");
     assert!(hop.body.contains("Sign-in failed"), "{}", hop.body);
     assert!(hop.body.contains("Bad Name"), "{}", hop.body);
-    assert!(hop.body.contains("not a valid jitgate name"), "{}", hop.body);
+    assert!(
+        hop.body.contains("not a valid jitgate name"),
+        "{}",
+        hop.body
+    );
     assert!(audit_has(&d, "auth.failed", "bad_username"));
     assert!(
-        d.metrics().contains("jitgate_signins_total{result=\"denied\"} 1"),
+        d.metrics()
+            .contains("jitgate_signins_total{result=\"denied\"} 1"),
         "{}",
         d.metrics()
     );
@@ -47,7 +52,11 @@ fn forged_replayed_and_foreign_states_are_refused() {
     let b = Browser::new();
     let hop = b.get(&format!("{}/auth/callback?code=abc&state=forged", d.url()));
     assert_eq!(hop.status, 403, "{hop:?}");
-    assert!(hop.body.contains("unknown or was already used"), "{}", hop.body);
+    assert!(
+        hop.body.contains("unknown or was already used"),
+        "{}",
+        hop.body
+    );
 
     // Started in browser A, completed in browser B (the victim's): refused,
     // and the state is spent, so A cannot finish it either.
@@ -91,11 +100,17 @@ fn a_code_works_once_and_a_cli_code_needs_its_verifier() {
             .encode(jitgate::secrets::sha256(verifier.as_bytes()))
     };
     let b = Browser::new();
-    let start = format!("{}/auth/login?cli_port=9&cli_challenge={challenge}", d.url());
+    let start = format!(
+        "{}/auth/login?cli_port=9&cli_challenge={challenge}",
+        d.url()
+    );
     let callback = b.sign_in_at_idp(&start, &idp, "alice");
     let hop = b.get(&callback);
     let loc = hop.location.expect("loopback redirect");
-    assert!(loc.starts_with("http://127.0.0.1:9/callback?code="), "{loc}");
+    assert!(
+        loc.starts_with("http://127.0.0.1:9/callback?code="),
+        "{loc}"
+    );
     let code = loc.split_once("code=").map(|x| x.1).unwrap_or_default();
     let body = |v: Option<&str>| {
         let mut j = serde_json::json!({ "code": code });
@@ -104,24 +119,40 @@ fn a_code_works_once_and_a_cli_code_needs_its_verifier() {
         }
         j.to_string()
     };
-    let wrong = d.post("/auth/exchange", None, &body(Some(&"w".repeat(43)))).unwrap();
+    let wrong = d
+        .post("/auth/exchange", None, &body(Some(&"w".repeat(43))))
+        .unwrap();
     assert_eq!(wrong.status, 403, "{}", wrong.body);
     // The wrong verifier spent the code too.
-    let right = d.post("/auth/exchange", None, &body(Some(&verifier))).unwrap();
+    let right = d
+        .post("/auth/exchange", None, &body(Some(&verifier)))
+        .unwrap();
     assert_eq!(right.status, 403, "{}", right.body);
 
     let callback = b.sign_in_at_idp(&start, &idp, "alice");
     let loc = b.get(&callback).location.expect("loopback redirect");
-    let code = loc.split_once("code=").map(|x| x.1).unwrap_or_default().to_string();
+    let code = loc
+        .split_once("code=")
+        .map(|x| x.1)
+        .unwrap_or_default()
+        .to_string();
     let none = d
-        .post("/auth/exchange", None, &serde_json::json!({ "code": code }).to_string())
+        .post(
+            "/auth/exchange",
+            None,
+            &serde_json::json!({ "code": code }).to_string(),
+        )
         .unwrap();
     assert_eq!(none.status, 403, "{}", none.body);
     assert!(none.body.contains("cli_verifier"), "{}", none.body);
 
     let callback = b.sign_in_at_idp(&start, &idp, "alice");
     let loc = b.get(&callback).location.expect("loopback redirect");
-    let code = loc.split_once("code=").map(|x| x.1).unwrap_or_default().to_string();
+    let code = loc
+        .split_once("code=")
+        .map(|x| x.1)
+        .unwrap_or_default()
+        .to_string();
     let ok = d
         .post(
             "/auth/exchange",
@@ -142,7 +173,11 @@ fn an_id_token_signed_by_a_key_the_idp_does_not_publish_is_refused() {
         let callback = b.sign_in_at_idp(&format!("{}/auth/login", d.url()), &idp, "alice");
         let hop = b.get(&callback);
         assert_eq!(hop.status, 403, "{mode}: {hop:?}");
-        assert!(hop.body.contains("ID token was refused"), "{mode}: {}", hop.body);
+        assert!(
+            hop.body.contains("ID token was refused"),
+            "{mode}: {}",
+            hop.body
+        );
         assert!(audit_has(&d, "auth.failed", "bad_id_token"), "{mode}");
     }
 }
