@@ -325,7 +325,7 @@ impl Identity {
             .take(256)
             .collect();
         for (g, members) in &cfg.groups {
-            if members.iter().any(|m| *m == user) && !groups.contains(g) {
+            if members.contains(&user) && !groups.contains(g) {
                 groups.push(g.clone());
             }
         }

@@ -7,7 +7,7 @@ use dashmap::DashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-pub const PER_WINDOW: u32 = 60;
+pub const PER_WINDOW: u32 = 120;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Beyond this many tracked sources, stale ones are pruned.
 const PRUNE_AT: usize = 100_000;
@@ -30,5 +30,29 @@ impl SourceBudget {
         }
         e.0 += 1;
         e.0 <= PER_WINDOW
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_gets_its_budget_and_no_more_and_others_are_untouched() {
+        let b = SourceBudget::default();
+        let one: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let other: IpAddr = "192.0.2.2".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        for _ in 0..PER_WINDOW {
+            assert!(b.spend(one));
+        }
+        assert!(!b.spend(one));
+        assert!(b.spend(other));
+        // IPv6: one /64 is one source.
+        let a: IpAddr = "2001:db8::1".parse().unwrap_or(IpAddr::from([0; 16]));
+        let same64: IpAddr = "2001:db8::2".parse().unwrap_or(IpAddr::from([0; 16]));
+        for _ in 0..PER_WINDOW {
+            assert!(b.spend(a));
+        }
+        assert!(!b.spend(same64));
     }
 }

@@ -9,6 +9,7 @@ mod signin_cli;
 mod signin_console;
 mod signin_ends;
 mod signin_refused;
+mod signin_use;
 
 use common::daemon::Daemon;
 use common::idp::{Browser, Idp};
@@ -24,7 +25,7 @@ address = "127.0.0.1:6390"
 [[policies]]
 name = "sre"
 requesters = ["group:idp-only-sre"]
-targets = ["sre-box"]
+targets = ["sre-*"]
 approvals_required = 0
 max_duration = "10m"
 "#;
@@ -33,7 +34,16 @@ max_duration = "10m"
 /// pointing at a fresh IdP (`oidc_extra`: more keys for that section, e.g.
 /// `session_ttl`). None when the IdP cannot run here (skipped).
 pub fn start(oidc_extra: &str, idp_env: &[(&str, &str)]) -> Option<(Daemon, Idp)> {
-    let mut d = Daemon::configured(None, "", IDP_GROUP_POLICY);
+    start_with("", oidc_extra, idp_env)
+}
+
+/// `start` with `extra` config (listeners, targets) after `IDP_GROUP_POLICY`.
+pub fn start_with(
+    extra: &str,
+    oidc_extra: &str,
+    idp_env: &[(&str, &str)],
+) -> Option<(Daemon, Idp)> {
+    let mut d = Daemon::configured(None, "", &format!("{IDP_GROUP_POLICY}{extra}"));
     let redirect = format!("{}/auth/callback", d.url());
     let idp = Idp::start_with_env(&redirect, idp_env)?;
     let mut cfg = std::fs::read_to_string(&d.config).expect("config");
