@@ -6,8 +6,8 @@
 use crate::config::Config;
 use crate::grants::Caller;
 use crate::identity::flow::{Identity, TOKEN_PREFIX};
+use crate::identity::FlowError;
 use crate::secrets::sha256;
-use crate::store::StoreError;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// The caller of a bearer token: a static token, or a sign-in token
@@ -17,7 +17,7 @@ pub async fn authenticate(
     cfg: &Config,
     identity: &Identity,
     authorization: Option<&str>,
-) -> Result<Option<Caller>, StoreError> {
+) -> Result<Option<Caller>, FlowError> {
     let Some(token) = bearer(authorization) else {
         return Ok(None);
     };

@@ -427,7 +427,7 @@ impl Identity {
     /// The caller of a presented `jgs_` token; Ok(None) when it is unknown,
     /// ended, expired or its user locked. A store error is an error: the
     /// caller fails closed.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, StoreError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, FlowError> {
         let now = crate::clock::now_ms();
         Ok(self
             .store
@@ -443,16 +443,17 @@ impl Identity {
     }
 
     /// POST /v1/auth/logout with a `jgs_` token: ends that sign-in.
-    pub async fn logout(&self, caller: &Caller, token: &str) -> Result<bool, StoreError> {
+    pub async fn logout(&self, caller: &Caller, token: &str) -> Result<bool, FlowError> {
         let entry = AuditEntry::new(
             &caller.user,
             "auth.signout",
             &caller.user,
             json!({"via": "oidc", "reason": "logout"}),
         );
-        self.store
+        Ok(self
+            .store
             .end_signin(&hash_hex(token), crate::clock::now_ms(), &entry)
-            .await
+            .await?)
     }
 }
 
