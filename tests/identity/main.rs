@@ -9,6 +9,7 @@ mod signin_cli;
 mod signin_console;
 mod signin_ends;
 mod signin_refused;
+mod signin_store_down;
 mod signin_use;
 
 use common::daemon::Daemon;
