@@ -198,17 +198,26 @@ impl Grants {
                 }
             }
         }
-        let rows = all
+        let mut rows = Vec::new();
+        for s in all
             .into_iter()
             .filter(|s| user.is_none_or(|u| s.user == u) && target.is_none_or(|t| s.target == t))
-            .filter(|s| {
-                caller.admin
-                    || s.user == caller.user
-                    || cfg
-                        .policy_for(&s.user, &s.target)
-                        .is_some_and(|p| is_policy_approver(&cfg, caller, &p.name))
-            })
-            .collect();
+        {
+            let visible = caller.admin
+                || s.user == caller.user
+                || match cfg.policy_for(&s.user, &s.target) {
+                    Some(p) => is_policy_approver(&cfg, caller, &p.name),
+                    // A user only the IdP knows: the config cannot say which
+                    // policy covers them, their grant can.
+                    None => match self.store.get_grant(&s.grant_id).await {
+                        Ok(Some(g)) => is_policy_approver(&cfg, caller, &g.policy),
+                        _ => false,
+                    },
+                };
+            if visible {
+                rows.push(s);
+            }
+        }
         (rows, incomplete)
     }
 
