@@ -8,6 +8,7 @@ mod common;
 mod signin_cli;
 mod signin_console;
 mod signin_ends;
+mod signin_postgres;
 mod signin_refused;
 mod signin_store_down;
 mod signin_use;

@@ -1,0 +1,62 @@
+//! Two instances on one PostgreSQL store behind one redirect_url: a login
+//! started on one is finished on the other (its state and codes live in the
+//! store), and a lock recorded by one ends the sign-in on both.
+
+use crate::common::daemon::{Daemon, DAVE};
+use crate::common::idp::{Browser, Idp};
+use crate::common::pg::PgCluster;
+
+#[test]
+fn instances_sharing_a_postgres_store_share_logins_and_locks() {
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let url = pg.create_db("identity_two_instances");
+    let mut a = Daemon::configured(Some(&url), "instance = \"a\"", crate::IDP_GROUP_POLICY);
+    let mut b = Daemon::configured(Some(&url), "instance = \"b\"", crate::IDP_GROUP_POLICY);
+    let redirect = format!("{}/auth/callback", a.url());
+    let Some(idp) = Idp::start(&redirect) else {
+        return;
+    };
+    for d in [&a, &b] {
+        let mut cfg = std::fs::read_to_string(&d.config).expect("config");
+        cfg.push_str(&idp.oidc_section(""));
+        std::fs::write(&d.config, cfg).expect("config");
+    }
+    a.spawn();
+    b.spawn();
+
+    // Started on a; the IdP sends the browser to a's callback, which a load
+    // balancer may hand to b: b finishes it from the store.
+    let browser = Browser::new();
+    let callback = browser.sign_in_at_idp(&format!("{}/auth/login", a.url()), &idp, "bob");
+    let on_b = callback.replace(&a.url(), &b.url());
+    assert_ne!(on_b, callback);
+    let hop = browser.get(&on_b);
+    assert_eq!(hop.status, 302, "{hop:?}\n{}", b.logs());
+    let loc = hop.location.unwrap_or_default();
+    let code = loc
+        .split_once("/#code=")
+        .map(|x| x.1)
+        .expect("code")
+        .to_string();
+    // The code is traded on a.
+    let r = crate::exchange(&a, &code);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    for d in [&a, &b] {
+        assert_eq!(d.get("/v1/whoami", Some(&token)).unwrap().status, 200);
+    }
+    // A lock recorded on b ends the sign-in on a at once.
+    let r = b
+        .post(
+            "/v1/users/bob/lock",
+            Some(DAVE),
+            r#"{"reason": "offboarded"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    for d in [&a, &b] {
+        assert_eq!(d.get("/v1/whoami", Some(&token)).unwrap().status, 401);
+    }
+}
