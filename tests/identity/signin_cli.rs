@@ -106,6 +106,35 @@ fn cli_login_signs_in_through_the_idp_and_every_command_uses_the_saved_signin() 
     assert!(text.contains("admin: no"), "{text}");
     assert!(!text.contains("until: -"), "{text}");
 
+    // The order of credentials: --url/--token, then JITGATE_URL/JITGATE_TOKEN,
+    // then the saved sign-in (for the URL given, if one is).
+    let env_wins = {
+        use crate::common::wait::OutputWithin;
+        Command::new(BIN)
+            .args(["whoami"])
+            .env("JITGATE_URL", d.url())
+            .env("JITGATE_TOKEN", crate::common::daemon::DAVE)
+            .env("XDG_CONFIG_HOME", home.path())
+            .output_within(HANG)
+    };
+    assert!(String::from_utf8_lossy(&env_wins.stdout).contains("user: dave (admin)"));
+    let flag_wins = client(
+        home.path(),
+        &[
+            "whoami",
+            "--url",
+            &d.url(),
+            "--token",
+            crate::common::daemon::CAROL,
+        ],
+    );
+    assert!(String::from_utf8_lossy(&flag_wins.stdout).contains("user: carol\n"));
+    let by_url = client(home.path(), &["whoami", "--url", &format!("{}/", d.url())]);
+    assert!(String::from_utf8_lossy(&by_url.stdout).contains("user: bob\n"));
+    let other_url = client(home.path(), &["whoami", "--url", "http://127.0.0.1:9"]);
+    assert_eq!(other_url.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&other_url.stderr).contains("jitgate login"));
+
     // A group only the IdP defines lets bob request what its policy covers.
     let req = client(
         home.path(),
