@@ -60,3 +60,44 @@ fn instances_sharing_a_postgres_store_share_logins_and_locks() {
         assert_eq!(d.get("/v1/whoami", Some(&token)).unwrap().status, 401);
     }
 }
+
+/// A user only the IdP knows logs in to PostgreSQL through the proxy as
+/// `zoe@TARGET` with the connect secret of a grant an IdP group gave them.
+#[test]
+fn a_user_only_the_idp_knows_logs_in_to_postgres_through_the_proxy() {
+    use crate::common::pgproxy::{PgProxy, PASSWORD_ENV, ROLE_PASSWORD};
+    let Some(cluster) = PgCluster::shared() else {
+        return;
+    };
+    let (role, db) = ("jit_oidc_role".to_string(), "oidc_app".to_string());
+    cluster.admin_sql(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD '{ROLE_PASSWORD}'"
+    ));
+    cluster.admin_sql(&format!("CREATE DATABASE {db} OWNER {role}"));
+    std::env::set_var(PASSWORD_ENV, ROLE_PASSWORD);
+    let port = crate::common::free_port();
+    let extra = format!(
+        "\n[listeners.postgres]\nlisten = \"127.0.0.1:{port}\"\n\n[[targets]]\nname = \"sre-db\"\nkind = \"postgres\"\naddress = \"127.0.0.1:{}\"\nupstream = {{ user = \"{role}\", password_env = \"{PASSWORD_ENV}\", tls = \"disable\" }}\n",
+        cluster.port
+    );
+    let users = r#"{"zoe": {"preferred_username": "zoe", "groups": ["idp-only-sre"]}}"#;
+    let Some((d, idp)) = crate::start_with(&extra, "", &[("IDP_USERS", users)]) else {
+        return;
+    };
+    let zoe = crate::sign_in(&d, &idp, "zoe");
+    let p = PgProxy {
+        cluster,
+        d,
+        port,
+        role,
+        db,
+    };
+    let (_gid, secret) = p.grant(&zoe, "sre-db", "5m");
+    let out = p.psql("zoe@sre-db", &secret, "select 40 + 2");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout} {stderr}\n{}", p.d.logs());
+    assert_eq!(stdout.trim(), "42");
+}
