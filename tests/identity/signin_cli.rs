@@ -160,3 +160,46 @@ fn cli_login_signs_in_through_the_idp_and_every_command_uses_the_saved_signin() 
     let who = client(home.path(), &["whoami"]);
     assert_eq!(who.status.code(), Some(1));
 }
+
+#[test]
+fn cli_login_opens_the_browser_named_by_browser() {
+    let Some((d, idp)) = crate::start("", &[]) else {
+        return;
+    };
+    let home = tempfile::tempdir().expect("tempdir");
+    // A "browser" that writes down the URL it was asked to open.
+    let opened = home.path().join("opened-url");
+    let script = home.path().join("browser.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", opened.display()),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let child = Command::new(BIN)
+        .args(["login", "--url", &d.url()])
+        .env_remove("JITGATE_TOKEN")
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("BROWSER", &script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn login");
+    crate::common::tunnel::wait_for("the CLI to open the browser", || {
+        std::fs::read_to_string(&opened).is_ok_and(|u| u.contains("cli_challenge="))
+    });
+    let start = std::fs::read_to_string(&opened).expect("url");
+    let browser = Browser::new();
+    let callback = browser.sign_in_at_idp(&start, &idp, "carol");
+    let loopback = browser.get(&callback).location.expect("loopback");
+    assert_eq!(browser.get(&loopback).status, 200);
+    let out = wait_output(child, HANG);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("signed in as carol until "), "{stdout}");
+}

@@ -5,6 +5,7 @@
 
 use crate::common::idp::Browser;
 use crate::{console_code, exchange, sign_in, start};
+use jitgate::identity::rate::PER_WINDOW;
 
 fn audit_has(d: &crate::common::daemon::Daemon, action: &str, needle: &str) -> bool {
     let r = d
@@ -193,4 +194,27 @@ fn an_idp_that_rotated_its_signing_key_is_followed() {
     let token = sign_in(&d, &idp, "alice");
     let r = d.get("/v1/whoami", Some(&token)).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn one_source_gets_a_bounded_number_of_signin_requests() {
+    let Some((d, _idp)) = start("", &[]) else {
+        return;
+    };
+    let limit = PER_WINDOW;
+    for _ in 0..limit {
+        let r = d.get("/auth/callback?code=x&state=forged", None).unwrap();
+        assert_eq!(r.status, 403, "{}", r.body);
+    }
+    let r = d.get("/auth/callback?code=x&state=forged", None).unwrap();
+    assert_eq!(r.status, 429, "{}", r.body);
+    let r = d.post("/auth/exchange", None, r#"{"code": "x"}"#).unwrap();
+    assert_eq!(r.status, 429, "{}", r.body);
+    // The API itself is not part of that budget.
+    assert_eq!(
+        d.get("/v1/whoami", Some(crate::common::daemon::DAVE))
+            .unwrap()
+            .status,
+        200
+    );
 }
