@@ -106,13 +106,33 @@ fn open_browser(url: &str) -> bool {
 
 /// Serves the loopback listener until a request for /callback?code=...
 /// arrives; anything else (a favicon) gets a 404 and the wait goes on.
+/// Each connection is served on its own task: a browser's speculative
+/// connection that never sends a request must not hold up the real one.
 async fn wait_for_code(listener: &TcpListener) -> anyhow::Result<String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
-        let (stream, _) = listener.accept().await?;
-        match tokio::time::timeout(Duration::from_secs(10), one_request(stream)).await {
-            Ok(Ok(Some(code))) => return Ok(code),
-            Ok(Ok(None)) | Err(_) => continue,
-            Ok(Err(e)) => note(&format!("warning: the browser's request failed: {e}")),
+        tokio::select! {
+            Some(code) = rx.recv() => return Ok(code),
+            accepted = listener.accept() => {
+                let (stream, _) = accepted?;
+                // Bounded: a local process opening connections in a loop
+                // gets them refused rather than growing the set.
+                if tasks.len() >= 64 {
+                    continue;
+                }
+                let tx = tx.clone();
+                tasks.spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), one_request(stream)).await {
+                        Ok(Ok(Some(code))) => {
+                            let _ = tx.send(code).await;
+                        }
+                        Ok(Ok(None)) | Err(_) => {}
+                        Ok(Err(e)) => note(&format!("warning: the browser's request failed: {e}")),
+                    }
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
 }
