@@ -117,7 +117,12 @@ impl Api {
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+        let signed_in = self.token.as_deref().is_some_and(|t| t.starts_with("jgs_"));
         let hint = match status {
+            // A sign-in token that ended (session_ttl, logout, a lock).
+            StatusCode::UNAUTHORIZED if signed_in => {
+                " (your sign-in has ended: run `jitgate login` again)"
+            }
             StatusCode::UNAUTHORIZED => " (check JITGATE_TOKEN)",
             _ => "",
         };

@@ -159,6 +159,17 @@ fn cli_login_signs_in_through_the_idp_and_every_command_uses_the_saved_signin() 
     assert_eq!(r.status, 401, "{}", r.body);
     let who = client(home.path(), &["whoami"]);
     assert_eq!(who.status.code(), Some(1));
+    // An ended sign-in, given by hand: the hint says to sign in again.
+    let ended = client(
+        home.path(),
+        &["whoami", "--url", &d.url(), "--token", &token],
+    );
+    assert_eq!(ended.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&ended.stderr);
+    assert!(
+        err.contains("401") && err.contains("jitgate login"),
+        "{err}"
+    );
 }
 
 #[test]
