@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod duration;
 pub mod grants;
+pub mod identity;
 pub mod ids;
 pub mod logging;
 pub mod metrics;

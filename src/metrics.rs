@@ -28,6 +28,10 @@ pub struct Metrics {
     /// Admin API requests refused before routing for want of a valid token;
     /// kept out of admin_requests_total, whose `route` label names routes.
     pub admin_unauthenticated: IntCounterVec,
+    /// Sign-ins through the IdP by result: ok, denied (refused: bad state,
+    /// a name the pattern refuses, a locked user, a replayed code), error
+    /// (the IdP or the store failed).
+    pub signins: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -125,6 +129,11 @@ impl Metrics {
                 "Admin API requests answered, by route pattern and HTTP status (requests without a valid token are in jitgate_admin_unauthenticated_total)",
                 &["route", "status"],
             ),
+            signins: cv(
+                "jitgate_signins_total",
+                "Sign-ins through the OpenID provider, by result (ok, denied, error)",
+                &["result"],
+            ),
             config_reloads: cv(
                 "jitgate_config_reloads_total",
                 "Config reloads (SIGHUP or POST /v1/admin/reload), by result (ok, error)",
@@ -154,6 +163,9 @@ impl Metrics {
         // Present from the start, so an alert on `dropped` sees a zero first.
         for result in ["delivered", "retried", "dropped"] {
             m.notifications.with_label_values(&[result]);
+        }
+        for result in ["ok", "denied", "error"] {
+            m.signins.with_label_values(&[result]);
         }
         for reason in ["missing_token", "bad_token"] {
             m.admin_unauthenticated.with_label_values(&[reason]);

@@ -21,9 +21,7 @@ pub struct Reloader {
 
 /// Whether a live session of `user` on `target` is still allowed by `cfg`.
 pub fn still_allowed(cfg: &Config, user: &str, target: &str) -> bool {
-    cfg.users.contains_key(user)
-        && cfg.targets.contains_key(target)
-        && cfg.policy_for(user, target).is_some()
+    cfg.targets.contains_key(target) && cfg.may_hold(user, target)
 }
 
 fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {

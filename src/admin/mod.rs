@@ -9,6 +9,7 @@ mod handlers;
 pub use handlers::bodies;
 pub mod http;
 mod router;
+mod signin;
 pub mod views;
 pub use handlers::system::Endpoints;
 
@@ -32,6 +33,8 @@ pub struct AdminState {
     pub reloader: OnceLock<Arc<Reloader>>,
     /// The SSH user CA; set when the SSH listener starts (none without it).
     pub ssh_ca: OnceLock<Arc<crate::ssh_ca::UserCa>>,
+    /// Sign-in through the IdP and the `jgs_` tokens it issues.
+    pub identity: Arc<crate::identity::flow::Identity>,
 }
 
 pub const MAX_CONNECTIONS: usize = 2048;

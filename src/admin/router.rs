@@ -15,21 +15,22 @@ use std::sync::Arc;
 
 pub async fn handle(
     state: Arc<AdminState>,
-    _peer: SocketAddr,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
     let grants = state.grants.clone();
-    let (route, result) = match tokio::time::timeout(REQUEST_TIMEOUT, dispatch(state, req)).await {
-        Ok(x) => x,
-        Err(_) => (
-            "timeout",
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+    let (route, result) =
+        match tokio::time::timeout(REQUEST_TIMEOUT, dispatch(state, peer, req)).await {
+            Ok(x) => x,
+            Err(_) => (
                 "timeout",
-                "the request took too long",
-            )),
-        ),
-    };
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    "the request took too long",
+                )),
+            ),
+        };
     let resp = result.unwrap_or_else(|e| error(&e));
     if route != UNAUTHENTICATED {
         grants.count_admin_request(route, resp.status().as_str());
@@ -43,7 +44,15 @@ type Out = (&'static str, Result<Resp, ApiError>);
 /// jitgate_admin_unauthenticated_total instead of admin_requests_total.
 const UNAUTHENTICATED: &str = "";
 
-async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
+async fn dispatch(state: Arc<AdminState>, peer: SocketAddr, req: Request<Incoming>) -> Out {
+    let req = if req.uri().path().starts_with("/auth/") {
+        match super::signin::route(&state, peer, req).await {
+            Ok(out) => return out,
+            Err(req) => req,
+        }
+    } else {
+        req
+    };
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
     let method = req.method().clone();
@@ -74,7 +83,23 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let Some(caller) = super::auth::authenticate(&cfg, auth) else {
+    let caller = match super::auth::authenticate(&cfg, &state.identity, auth).await {
+        Ok(c) => c,
+        // A sign-in token cannot be checked without the store: fail closed.
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check a sign-in token");
+            state.grants.count_unauthenticated("bad_token");
+            return (
+                UNAUTHENTICATED,
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the store is unavailable, so sign-in tokens cannot be checked; retry",
+                )),
+            );
+        }
+    };
+    let Some(caller) = caller else {
         let reason = if auth.is_some() {
             "bad_token"
         } else {
@@ -88,6 +113,7 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
     use Method as M;
     match (&method, &segs[1..]) {
         (&M::GET, ["whoami"]) => ("/v1/whoami", h::system::whoami(ctx).await),
+        (&M::POST, ["auth", "logout"]) => ("/v1/auth/logout", h::system::logout(ctx, req).await),
         (&M::GET, ["targets"]) => ("/v1/targets", h::targets::list(ctx).await),
         (&M::POST, ["ssh", "certificate"]) => {
             ("/v1/ssh/certificate", h::ssh::certificate(ctx, req).await)

@@ -77,19 +77,28 @@ impl Api {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let token = self
-            .token
-            .as_deref()
-            .ok_or_else(|| anyhow!("no API token: set JITGATE_TOKEN (or pass --token)"))?;
+        // The sign-in routes (/auth/*) take no token: they make one.
+        let token = match self.token.as_deref() {
+            Some(t) => Some(t),
+            None if path.starts_with("/auth/") => None,
+            None => {
+                return Err(anyhow!(
+                    "no API token: run `jitgate login`, or set JITGATE_TOKEN (or pass --token)"
+                ))
+            }
+        };
         let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| {
             anyhow!("cannot reach jitgate at {}: {e} (is the daemon running? is JITGATE_URL right?)", self.url)
         })?;
         let body_bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base_path, path))
-            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
-            .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port));
+        if let Some(token) = token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(
                 hyper::header::USER_AGENT,
@@ -113,7 +122,12 @@ impl Api {
             .as_str()
             .map(str::to_string)
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+        let signed_in = self.token.as_deref().is_some_and(|t| t.starts_with("jgs_"));
         let hint = match status {
+            // A sign-in token that ended (session_ttl, logout, a lock).
+            StatusCode::UNAUTHORIZED if signed_in => {
+                " (your sign-in has ended: run `jitgate login` again)"
+            }
             StatusCode::UNAUTHORIZED => " (check JITGATE_TOKEN)",
             _ => "",
         };

@@ -10,6 +10,13 @@ use std::process::ExitCode;
 
 /// Runs a client command with the effective API options `args`.
 pub async fn client_command(args: ApiArgs, cmd: Command) -> anyhow::Result<ExitCode> {
+    if let Command::Login { no_browser, .. } = cmd {
+        return super::login::login(&args, no_browser).await;
+    }
+    let args = with_saved_signin(args)?;
+    if let Command::Logout { .. } = cmd {
+        return super::login::logout(&args).await;
+    }
     let api = Api::new(&args)?;
     match run(&api, args.json, cmd).await {
         Ok(code) => Ok(code),
@@ -21,6 +28,25 @@ pub async fn client_command(args: ApiArgs, cmd: Command) -> anyhow::Result<ExitC
             Err(e)
         }
     }
+}
+
+/// Credentials in SPEC's order: --url/--token, then JITGATE_URL /
+/// JITGATE_TOKEN, then the sign-in saved by `jitgate login` (for the URL
+/// given, or with none given, the most recent one).
+fn with_saved_signin(mut args: ApiArgs) -> anyhow::Result<ApiArgs> {
+    if args.token.is_some() {
+        return Ok(args);
+    }
+    let saved = if args.url_given {
+        super::signin_store::load(&args.url)?
+    } else {
+        super::signin_store::latest()?
+    };
+    if let Some(s) = saved {
+        args.url = s.url;
+        args.token = Some(s.token);
+    }
+    Ok(args)
 }
 
 /// The API's name for a state chosen with `--state`.
@@ -285,9 +311,20 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                 } else {
                     ""
                 };
+                let groups: Vec<String> = r["groups"]
+                    .as_array()
+                    .map(|a| a.iter().map(s).collect())
+                    .unwrap_or_default();
+                let until = match &r["expires_at"] {
+                    Value::Null => "- (static token)".to_string(),
+                    v => s(v),
+                };
                 format!(
-                    "user: {}{admin}\napprover of: {}\ninstance: {}\ntcp tls fingerprint: {}",
+                    "user: {}{admin}\ngroups: {}\nadmin: {}\nvia: {}\nuntil: {until}\napprover of: {}\ninstance: {}\ntcp tls fingerprint: {}",
                     s(&r["user"]),
+                    if groups.is_empty() { "-".to_string() } else { groups.join(", ") },
+                    if r["admin"] == Value::Bool(true) { "yes" } else { "no" },
+                    s(&r["via"]),
                     s(&r["approver_of"]),
                     s(&r["instance"]),
                     s(&r["tcp_tls_fingerprint"])
@@ -312,6 +349,9 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
         | Command::Completions { .. }
         | Command::Man { .. } => {
             anyhow::bail!("internal: daemon commands are dispatched in main")
+        }
+        Command::Login { .. } | Command::Logout { .. } => {
+            anyhow::bail!("internal: login and logout are dispatched in client_command")
         }
     }
     Ok(ExitCode::SUCCESS)

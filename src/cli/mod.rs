@@ -10,6 +10,8 @@ mod grant_for;
 mod psql;
 mod ssh;
 pub mod ssh_identity;
+mod login;
+pub mod signin_store;
 mod stdout;
 mod table;
 mod wait;
@@ -67,6 +69,10 @@ pub struct ApiArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Whether the URL came from --url or JITGATE_URL rather than the
+    /// default: without one, the most recent saved sign-in names the server.
+    #[arg(skip)]
+    pub url_given: bool,
 }
 
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
@@ -326,7 +332,20 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Who the token belongs to, and the proxy's TLS fingerprint.
+    /// Sign in through the organisation's IdP (a browser), and save the sign-in.
+    Login {
+        /// Print the sign-in URL instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// End this sign-in at the server and forget it here.
+    Logout {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Who you are: user, groups, admin, how signed in, until when; and the proxy's addresses and keys.
     Whoami {
         #[command(flatten)]
         api: ApiArgs,
@@ -364,7 +383,9 @@ impl Command {
             | Command::Audit { api, .. }
             | Command::Whoami { api }
             | Command::Ssh { api, .. }
-            | Command::Psql { api, .. } => Some(api),
+            | Command::Psql { api, .. }
+            | Command::Login { api, .. }
+            | Command::Logout { api } => Some(api),
             Command::Serve { .. }
             | Command::CheckConfig { .. }
             | Command::Token { .. }
@@ -395,6 +416,12 @@ pub fn effective_api_args(
         .clone(),
         ca: if pick("ca") { &sub.ca } else { &top.ca }.clone(),
         json: sub.json || top.json,
+        url_given: [top_m, sub_m].iter().any(|m| {
+            matches!(
+                m.value_source("url"),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        }),
     }
 }
 

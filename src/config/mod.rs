@@ -173,3 +173,5 @@ pub fn known_keys() -> (
 mod tests;
 #[cfg(test)]
 mod tests_lenient;
+#[cfg(test)]
+mod tests_oidc;

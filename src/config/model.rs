@@ -27,6 +27,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "policies",
             "notify",
             "audit",
+            "auth",
         ],
     ),
     (
@@ -37,6 +38,21 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ("admin", &["listen", "tls_cert", "tls_key"]),
     ("metrics", &["listen"]),
     ("audit", &["signing_key"]),
+    ("auth", &["oidc"]),
+    (
+        "auth.oidc",
+        &[
+            "issuer",
+            "client_id",
+            "client_secret_env",
+            "redirect_url",
+            "username_claim",
+            "groups_claim",
+            "admin_groups",
+            "session_ttl",
+            "ca_file",
+        ],
+    ),
     ("listeners", &["ssh", "postgres", "tcp"]),
     ("listeners.ssh", &["listen", "host_key", "user_ca_key"]),
     (
@@ -118,6 +134,30 @@ pub struct FileConfig {
     pub notify: Vec<NotifyEntry>,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub oidc: Option<OidcEntry>,
+}
+
+/// `[auth.oidc]`: sign-in through the organisation's OpenID provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcEntry {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret_env: Option<String>,
+    pub redirect_url: String,
+    pub username_claim: Option<String>,
+    pub groups_claim: Option<String>,
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    pub session_ttl: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -199,6 +199,8 @@ fn the_known_key_lists_match_what_serde_accepts() {
         ("targets.upstream", serde_keys::<UpstreamEntry>()),
         ("policies", serde_keys::<PolicyEntry>()),
         ("notify", serde_keys::<NotifyEntry>()),
+        ("auth", serde_keys::<AuthSection>()),
+        ("auth.oidc", serde_keys::<OidcEntry>()),
     ];
     assert_eq!(serde.len(), model::SECTIONS.len());
     for (section, want) in serde {

@@ -31,6 +31,24 @@ pub struct Config {
     /// `[audit] signing_key`: the checkpoint signing key, outside the store;
     /// None means `audit-signing.key` under data_dir.
     pub audit_signing_key: Option<PathBuf>,
+    /// `[auth.oidc]`: None means users are the `[[users]]` only.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// Sign-in through the organisation's OpenID provider (docs/identity.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    /// The environment variable holding the client secret (confidential
+    /// client); read when the client is built, never stored in the config.
+    pub client_secret_env: Option<String>,
+    pub redirect_url: String,
+    pub username_claim: String,
+    pub groups_claim: String,
+    pub admin_groups: Vec<String>,
+    pub session_ttl: Duration,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -205,12 +223,21 @@ impl Config {
     }
 
     pub fn is_member(&self, user: &str, principals: &[Principal]) -> bool {
+        self.is_member_with(user, &[], principals)
+    }
+
+    /// Membership counting `extra` groups too: the groups the IdP gave the
+    /// caller at sign-in, merged with `[groups]` (SPEC "Sign-in").
+    pub fn is_member_with(&self, user: &str, extra: &[String], principals: &[Principal]) -> bool {
         principals.iter().any(|p| match p {
             Principal::User(u) => u == user,
-            Principal::Group(g) => self
-                .groups
-                .get(g)
-                .is_some_and(|m| m.iter().any(|x| x == user)),
+            Principal::Group(g) => {
+                extra.iter().any(|x| x == g)
+                    || self
+                        .groups
+                        .get(g)
+                        .is_some_and(|m| m.iter().any(|x| x == user))
+            }
         })
     }
 
@@ -220,16 +247,50 @@ impl Config {
 
     /// The first policy, in file order, under which `user` may request `target`.
     pub fn policy_for(&self, user: &str, target: &str) -> Option<&Policy> {
+        self.policy_for_with(user, &[], target)
+    }
+
+    /// `policy_for` counting the IdP groups `extra` (see `is_member_with`).
+    pub fn policy_for_with(&self, user: &str, extra: &[String], target: &str) -> Option<&Policy> {
         self.policies
             .iter()
-            .find(|p| self.is_member(user, &p.requesters) && p.matches_target(target))
+            .find(|p| self.is_member_with(user, extra, &p.requesters) && p.matches_target(target))
     }
 
     /// Whether `user` approves under at least one policy (gives read access to the audit log).
-    pub fn is_any_approver(&self, user: &str) -> bool {
+    pub fn is_any_approver(&self, user: &str, extra: &[String]) -> bool {
         self.policies
             .iter()
-            .any(|p| self.is_member(user, &p.approvers))
+            .any(|p| self.is_member_with(user, extra, &p.approvers))
+    }
+
+    /// Whether a grant of `user` on `target` may still be used (a reload or an
+    /// admission re-checks it). A `[[users]]` user: a policy must still let
+    /// them request the target. A user only the IdP knows: their IdP groups
+    /// are not known here (they come with each sign-in), so a policy covering
+    /// the target must name them, a `[groups]` group holding them, or a group
+    /// only the IdP defines (docs/identity.md).
+    pub fn may_hold(&self, user: &str, target: &str) -> bool {
+        if self.users.contains_key(user) {
+            return self.policy_for(user, target).is_some();
+        }
+        self.knows_user(user)
+            && self.policies.iter().any(|p| {
+                p.matches_target(target)
+                    && p.requesters.iter().any(|r| match r {
+                        Principal::User(u) => u == user,
+                        Principal::Group(g) => self
+                            .groups
+                            .get(g)
+                            .is_none_or(|m| m.iter().any(|x| x == user)),
+                    })
+            })
+    }
+
+    /// Whether `user` is someone jitgate knows: a `[[users]]` entry, or,
+    /// with `[auth.oidc]`, any valid name (the IdP vouches at sign-in).
+    pub fn knows_user(&self, user: &str) -> bool {
+        self.users.contains_key(user) || (self.oidc.is_some() && valid_name(user))
     }
 }
 

@@ -246,7 +246,8 @@ pub fn build(
     let users = check_users(&mut c, file);
     let groups = check_groups(&mut c, file, &users);
     let targets = check_targets(&mut c, file);
-    let policies = check_policies(&mut c, file, &users, &groups, &targets);
+    let oidc = check_oidc(&mut c, file);
+    let policies = check_policies(&mut c, file, &users, &groups, &targets, oidc.is_some());
     let notify = check_notify(&mut c, file);
     let audit_signing_key = file
         .audit
@@ -280,6 +281,7 @@ pub fn build(
         policies,
         notify,
         audit_signing_key,
+        oidc,
     })
 }
 
@@ -463,6 +465,8 @@ fn check_groups(
 }
 
 mod notify;
+mod oidc;
 mod targets;
 use notify::check_notify;
+use oidc::check_oidc;
 use targets::{check_policies, check_targets};

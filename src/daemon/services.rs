@@ -86,6 +86,10 @@ impl Services {
             endpoints: Default::default(),
             reloader: Default::default(),
             ssh_ca: Default::default(),
+            identity: Arc::new(crate::identity::flow::Identity::new(
+                store.clone(),
+                metrics.clone(),
+            )),
         });
         let _ = state.reloader.set(reloader.clone());
         Ok(Services {

@@ -88,7 +88,7 @@ impl Grants {
     ) -> Result<Vec<(Admitted, String)>, Refusal> {
         let cfg = self.config.get();
         let t = target_of(&cfg, target, kind)?;
-        if !cfg.users.contains_key(user) {
+        if !cfg.knows_user(user) {
             return Err(Refusal::NoGrant(format!(
                 "no active grant for {user} on {target}"
             )));

@@ -169,7 +169,7 @@ impl Grants {
         if !caller.admin {
             return Err(GrantError::Forbidden("only admins can lock users".into()));
         }
-        if !self.config.get().users.contains_key(user) {
+        if !self.config.get().knows_user(user) {
             return Err(GrantError::NotFound(format!("user {user}")));
         }
         let entry = audit(&caller.user, "user.locked", user, json!({"reason": reason}));
@@ -223,7 +223,7 @@ impl Grants {
         if !caller.admin {
             return Err(GrantError::Forbidden("only admins can unlock users".into()));
         }
-        if !self.config.get().users.contains_key(user) {
+        if !self.config.get().knows_user(user) {
             return Err(GrantError::NotFound(format!("user {user}")));
         }
         Ok(self

@@ -154,7 +154,7 @@ impl Grants {
             .map(|r| {
                 let can_decide = r.state == RequestState::Pending
                     && r.requester != caller.user
-                    && is_policy_approver(&cfg, &caller.user, &r.policy);
+                    && is_policy_approver(&cfg, caller, &r.policy);
                 (r, can_decide)
             })
             .collect())
@@ -206,17 +206,26 @@ impl Grants {
                 }
             }
         }
-        let rows = all
+        let mut rows = Vec::new();
+        for s in all
             .into_iter()
             .filter(|s| user.is_none_or(|u| s.user == u) && target.is_none_or(|t| s.target == t))
-            .filter(|s| {
-                caller.admin
-                    || s.user == caller.user
-                    || cfg
-                        .policy_for(&s.user, &s.target)
-                        .is_some_and(|p| is_policy_approver(&cfg, &caller.user, &p.name))
-            })
-            .collect();
+        {
+            let visible = caller.admin
+                || s.user == caller.user
+                || match cfg.policy_for(&s.user, &s.target) {
+                    Some(p) => is_policy_approver(&cfg, caller, &p.name),
+                    // A user only the IdP knows: the config cannot say which
+                    // policy covers them, their grant can.
+                    None => match self.store.get_grant(&s.grant_id).await {
+                        Ok(Some(g)) => is_policy_approver(&cfg, caller, &g.policy),
+                        _ => false,
+                    },
+                };
+            if visible {
+                rows.push(s);
+            }
+        }
         (rows, incomplete)
     }
 
@@ -265,5 +274,5 @@ impl Grants {
 
 /// Admins and approvers see across users; others only their own.
 fn sees_all(cfg: &Config, caller: &Caller) -> bool {
-    caller.admin || cfg.is_any_approver(&caller.user)
+    caller.admin || cfg.is_any_approver(&caller.user, &caller.groups)
 }

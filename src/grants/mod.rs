@@ -19,7 +19,7 @@ pub use crate::store::{
 };
 pub use admission::Admitted;
 pub use error::GrantError;
-pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller};
+pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller, Via};
 pub use refusal::{Blame, Refusal};
 pub use service::{
     Grants, IssuedSecret, LockResult, RevokeResult, TerminateResult, MAX_SECRETS_PER_GRANT,

@@ -11,10 +11,43 @@ use std::time::Duration;
 pub struct Caller {
     pub user: String,
     pub admin: bool,
-    /// When the caller's sign-in ends (wall-clock milliseconds); None for a
-    /// static token, which has no end of its own. What the caller obtains
-    /// with it (an SSH certificate) ends no later.
+    /// The groups the IdP gave at sign-in (merged with `[groups]` wherever
+    /// membership counts); empty for static tokens.
+    pub groups: Vec<String>,
+    pub via: Via,
+    /// When the sign-in ends, in Unix milliseconds; None for static tokens.
     pub until: Option<i64>,
+}
+
+impl Caller {
+    /// A caller by static token (`[[users]]`), as automation signs in.
+    pub fn static_token(user: &str, admin: bool) -> Caller {
+        Caller {
+            user: user.to_string(),
+            admin,
+            groups: Vec::new(),
+            via: Via::Token,
+            until: None,
+        }
+    }
+}
+
+/// How the caller signed in (`via` in whoami).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A static `[[users]]` token.
+    Token,
+    /// A `jgs_` sign-in token from the OpenID provider.
+    Oidc,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Token => "token",
+            Via::Oidc => "oidc",
+        }
+    }
 }
 
 pub const MAX_REASON_LEN: usize = 1000;
@@ -22,7 +55,7 @@ pub const MAX_REASON_LEN: usize = 1000;
 /// The policy and duration for a new request, or why it is refused.
 pub fn evaluate_request<'c>(
     cfg: &'c Config,
-    user: &str,
+    caller: &Caller,
     target: &str,
     duration: Option<&str>,
     reason: &str,
@@ -30,11 +63,14 @@ pub fn evaluate_request<'c>(
     if !cfg.targets.contains_key(target) {
         return Err(GrantError::NotFound(format!("target {target:?}")));
     }
-    let policy = cfg.policy_for(user, target).ok_or_else(|| {
-        GrantError::Forbidden(format!(
-            "no policy allows {user} to request access to {target}"
-        ))
-    })?;
+    let user = &caller.user;
+    let policy = cfg
+        .policy_for_with(user, &caller.groups, target)
+        .ok_or_else(|| {
+            GrantError::Forbidden(format!(
+                "no policy allows {user} to request access to {target}"
+            ))
+        })?;
     let duration = match duration {
         None => policy.default_duration,
         Some(s) => crate::duration::parse(s).map_err(|e| GrantError::Invalid(e.to_string()))?,
@@ -86,7 +122,7 @@ pub fn check_approver(
             "policy {policy_name} no longer exists; the request cannot be {verb}d"
         ))
     })?;
-    if !cfg.is_member(&caller.user, &policy.approvers) {
+    if !cfg.is_member_with(&caller.user, &caller.groups, &policy.approvers) {
         return Err(GrantError::Forbidden(format!(
             "{} is not an approver under policy {policy_name}",
             caller.user
@@ -96,13 +132,13 @@ pub fn check_approver(
 }
 
 /// Approvers of the policy see and act on what it governs.
-pub fn is_policy_approver(cfg: &Config, user: &str, policy_name: &str) -> bool {
+pub fn is_policy_approver(cfg: &Config, caller: &Caller, policy_name: &str) -> bool {
     cfg.policy(policy_name)
-        .is_some_and(|p| cfg.is_member(user, &p.approvers))
+        .is_some_and(|p| cfg.is_member_with(&caller.user, &caller.groups, &p.approvers))
 }
 
 /// Owner, approver of the governing policy, or admin: may see a request,
 /// grant or session, and revoke or terminate it.
 pub fn may_oversee(cfg: &Config, caller: &Caller, owner: &str, policy_name: &str) -> bool {
-    caller.admin || caller.user == owner || is_policy_approver(cfg, &caller.user, policy_name)
+    caller.admin || caller.user == owner || is_policy_approver(cfg, caller, policy_name)
 }

@@ -20,7 +20,7 @@ impl Grants {
         reason: &str,
     ) -> Result<(RequestRecord, Option<GrantRecord>), GrantError> {
         let cfg = self.config.get();
-        let evaluated = evaluate_request(&cfg, &caller.user, target, duration, reason);
+        let evaluated = evaluate_request(&cfg, caller, target, duration, reason);
         let (policy, duration) = match evaluated {
             Ok(x) => x,
             Err(e) => {

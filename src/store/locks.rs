@@ -50,6 +50,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Every sign-in of the user ends with the lock, on every instance
+        // (they look tokens up here); an unlock does not revive them.
+        sqlx::query(
+            "UPDATE signins SET ended_at = $2, end_reason = 'locked' WHERE user_name = $1 AND ended_at IS NULL",
+        )
+        .bind(user)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         let cancelled: Vec<String> = sqlx::query(
             "UPDATE requests SET state = 'cancelled', decided_at = $2, decided_by = $3, decision_reason = 'user locked' WHERE requester = $1 AND state = 'pending' RETURNING id",
         )

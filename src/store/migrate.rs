@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_checkpoints",
         include_str!("migrations/0006_audit_checkpoints.sql"),
     ),
+    (7, "signins", include_str!("migrations/0007_signins.sql")),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -20,6 +20,7 @@ pub mod models;
 mod notify_hook;
 mod outbox;
 mod requests;
+mod signins;
 
 pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};
 pub use exclusive::{lock_embedded_store, EmbeddedStoreLock};
@@ -27,6 +28,7 @@ pub use grants::GrantEnd;
 pub use locks::LockOutcome;
 pub use models::*;
 pub use outbox::{OutboxRow, Routing};
+pub use signins::{SignedIn, SigninCode, SigninFlow, SigninRecord};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod causes;
 pub mod client_home;
 pub mod daemon;
+pub mod idp;
 pub mod pg;
 pub mod pgproxy;
 pub mod pgraw;

@@ -59,11 +59,7 @@ async fn plane() -> Plane {
 }
 
 fn bob() -> Caller {
-    Caller {
-        user: "bob".into(),
-        admin: false,
-        until: None,
-    }
+    Caller::static_token("bob", false)
 }
 
 /// An active grant of bob's on `target` and its connect secret.
@@ -89,11 +85,7 @@ fn peer_of(g: &Arc<Grants>) -> Arc<Grants> {
 }
 
 fn admin() -> Caller {
-    Caller {
-        user: "dave".into(),
-        admin: true,
-        until: None,
-    }
+    Caller::static_token("dave", true)
 }
 
 /// Admission as each front end makes it.

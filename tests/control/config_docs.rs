@@ -123,6 +123,7 @@ fn the_complete_example_in_the_config_reference_validates() {
     // the only test in this binary that touches the environment.
     std::env::set_var("PROD_DB_PASSWORD", "example");
     std::env::set_var("JITGATE_HOOK_SECRET", "example");
+    std::env::set_var("JITGATE_OIDC_SECRET", "example");
     if let Err(e) = jitgate::config::parse_offline(&example) {
         panic!("docs/config.md example:\n{}", e.errors().join("\n"));
     }

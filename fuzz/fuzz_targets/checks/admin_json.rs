@@ -48,7 +48,7 @@ pub fn check(data: &[u8]) {
     if let Ok(b) = parse_json::<CreateRequest>(data) {
         let _ = evaluate_request(
             config(),
-            "alice",
+            &jitgate::grants::Caller::static_token("alice", false),
             &b.target,
             b.duration.as_deref(),
             &b.reason,

@@ -14,7 +14,7 @@ pub fn check(data: &[u8]) {
             for name in cfg.targets.keys() {
                 let _ = cfg.policy_for("alice", name);
             }
-            let _ = cfg.is_any_approver("alice");
+            let _ = cfg.is_any_approver("alice", &[]);
         }
         Err(e) => {
             // Every error is located inside the text it came from.

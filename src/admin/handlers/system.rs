@@ -30,7 +30,10 @@ pub async fn whoami(ctx: Ctx) -> Result<Resp, ApiError> {
         .cfg
         .policies
         .iter()
-        .filter(|p| ctx.cfg.is_member(&ctx.caller.user, &p.approvers))
+        .filter(|p| {
+            ctx.cfg
+                .is_member_with(&ctx.caller.user, &ctx.caller.groups, &p.approvers)
+        })
         .map(|p| p.name.as_str())
         .collect();
     let locked = ctx.state.grants.is_locked(&ctx.caller.user).await?;
@@ -38,6 +41,9 @@ pub async fn whoami(ctx: Ctx) -> Result<Resp, ApiError> {
     let mut body = serde_json::json!({
             "user": ctx.caller.user,
             "admin": ctx.caller.admin,
+            "groups": ctx.caller.groups,
+            "via": ctx.caller.via.as_str(),
+            "expires_at": ctx.caller.until.map(crate::clock::rfc3339),
             "locked": locked,
             "approver_of": approver_of,
             "instance": ctx.cfg.instance,
@@ -49,6 +55,42 @@ pub async fn whoami(ctx: Ctx) -> Result<Resp, ApiError> {
         map.extend(more);
     }
     Ok(json(StatusCode::OK, &body))
+}
+
+/// POST /v1/auth/logout: ends the presented sign-in token. A static token
+/// cannot be signed out (it lives in the config): 409.
+pub async fn logout(
+    ctx: Ctx,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Resp, ApiError> {
+    let token = crate::admin::auth::bearer(
+        req.headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .map(str::to_string);
+    let _: crate::admin::bodies::Empty = crate::admin::http::json_body(req).await?;
+    if ctx.caller.via != crate::grants::Via::Oidc {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a static token cannot be signed out; remove it from the config instead",
+        ));
+    }
+    let token = token.ok_or_else(ApiError::unauthorized)?;
+    let ended = ctx
+        .state
+        .identity
+        .logout(&ctx.caller, &token)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?;
+    Ok(json(StatusCode::OK, &serde_json::json!({"ended": ended})))
 }
 
 pub async fn reload(ctx: Ctx) -> Result<Resp, ApiError> {

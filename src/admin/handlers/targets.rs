@@ -16,7 +16,9 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         .targets
         .values()
         .filter_map(|t| {
-            let p = ctx.cfg.policy_for(&ctx.caller.user, &t.name)?;
+            let p = ctx
+                .cfg
+                .policy_for_with(&ctx.caller.user, &ctx.caller.groups, &t.name)?;
             Some(serde_json::json!({
                 "name": t.name,
                 "kind": t.kind.as_str(),

@@ -164,24 +164,31 @@ pub(super) fn check_targets(c: &mut Checker, file: &FileConfig) -> BTreeMap<Stri
     targets
 }
 
-fn principals(
-    c: &mut Checker,
-    path: &Path,
-    list: &[String],
-    users: &BTreeMap<String, User>,
-    groups: &BTreeMap<String, Vec<String>>,
-) -> Vec<Principal> {
+/// The names a policy may refer to. With `[auth.oidc]` (`idp`), users and
+/// groups only the IdP defines are allowed, as long as they are valid names.
+struct Known<'a> {
+    users: &'a BTreeMap<String, User>,
+    groups: &'a BTreeMap<String, Vec<String>>,
+    idp: bool,
+}
+
+fn principals(c: &mut Checker, path: &Path, list: &[String], known: &Known) -> Vec<Principal> {
     let mut out = Vec::new();
     for (j, s) in list.iter().enumerate() {
         let mut pp = path.clone();
         pp.push(Seg::Index(j));
         let pr = Principal::parse(s);
         match &pr {
-            Principal::User(u) if !users.contains_key(u) => c.err(
+            Principal::User(u) | Principal::Group(u) if known.idp && !valid_name(u) => c.err(
+                pp,
+                format!("invalid name {u:?}: use [a-z0-9][a-z0-9._-]{{0,62}}"),
+            ),
+            _ if known.idp => {}
+            Principal::User(u) if !known.users.contains_key(u) => c.err(
                 pp,
                 format!("unknown user {u:?} (write group:NAME for a group)"),
             ),
-            Principal::Group(g) if !groups.contains_key(g) => {
+            Principal::Group(g) if !known.groups.contains_key(g) => {
                 c.err(pp, format!("unknown group {g:?}"))
             }
             _ => {}
@@ -210,6 +217,7 @@ pub(super) fn check_policies(
     users: &BTreeMap<String, User>,
     groups: &BTreeMap<String, Vec<String>>,
     targets: &BTreeMap<String, Target>,
+    idp: bool,
 ) -> Vec<Policy> {
     let mut out: Vec<Policy> = Vec::new();
     for (i, raw) in file.policies.iter().enumerate() {
@@ -234,8 +242,9 @@ pub(super) fn check_policies(
                 "a policy needs at least one requester",
             );
         }
-        let requesters = principals(c, &at(&base, "requesters"), &raw.requesters, users, groups);
-        let approvers = principals(c, &at(&base, "approvers"), &raw.approvers, users, groups);
+        let known = Known { users, groups, idp };
+        let requesters = principals(c, &at(&base, "requesters"), &raw.requesters, &known);
+        let approvers = principals(c, &at(&base, "approvers"), &raw.approvers, &known);
         if raw.targets.is_empty() {
             c.err(
                 at(&base, "targets"),
@@ -259,8 +268,15 @@ pub(super) fn check_policies(
         }
         // Satisfiability: every requester must be able to collect enough
         // approvals from people other than themselves.
+        // Groups only the IdP defines have members jitgate cannot count here.
+        let idp_approvers = approvers
+            .iter()
+            .any(|a| matches!(a, Principal::Group(g) if !groups.contains_key(g)));
         let approver_set = expand(groups, &approvers);
         for requester in expand(groups, &requesters) {
+            if idp_approvers {
+                break;
+            }
             let available = approver_set.iter().filter(|a| **a != requester).count();
             if (raw.approvals_required as usize) > available {
                 c.err(

@@ -9,7 +9,7 @@
 // is hidden). It needs no new API surface and no long-lived connections on
 // the admin listener, and countdowns run locally between polls.
 
-import { token, get, setUnauthorizedHandler } from './api.js';
+import { token, get, call, setUnauthorizedHandler } from './api.js';
 import { h, clear, setText } from './dom.js';
 import { closeDialog } from './dialog.js';
 import * as signin from './signin.js';
@@ -154,7 +154,15 @@ async function boot() {
       message: 'Your token is no longer accepted (it may have been removed or rotated in the config). Sign in again.',
     }));
   });
-  document.getElementById('signout').addEventListener('click', () => {
+  document.getElementById('signout').addEventListener('click', async () => {
+    // A sign-in through the IdP also ends at the server, on every instance.
+    if (state.me && state.me.via === 'oidc') {
+      try {
+        await call('POST', '/v1/auth/logout', {});
+      } catch (err) {
+        // Already ended or the API is away: the tab forgets it all the same.
+      }
+    }
     token.clear();
     showSignIn('Signed out. The token was removed from this tab.');
   });
@@ -162,6 +170,21 @@ async function boot() {
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && state.me) refreshSoon();
   });
+  // Back from the IdP: /#code=... is a one-time code to trade for a
+  // sign-in token (POST /auth/exchange). It leaves the address bar first,
+  // so it is neither kept in history nor reused on a reload.
+  if (location.hash.startsWith('#code=')) {
+    const code = decodeURIComponent(location.hash.slice('#code='.length));
+    history.replaceState(null, '', `${location.pathname}#/requests`);
+    try {
+      const r = await call('POST', '/auth/exchange', { code });
+      token.set(r.token);
+    } catch (err) {
+      token.clear();
+      showSignIn(err);
+      return;
+    }
+  }
   if (!token.get()) {
     showSignIn();
     return;

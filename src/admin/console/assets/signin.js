@@ -1,5 +1,8 @@
-// Sign-in with an API token. The token is checked with GET /v1/whoami before
-// it is kept, so a wrong one is refused here with the API's own answer.
+// Sign-in with an API token, or (when the server has [auth.oidc]) through
+// the organisation's IdP. The token is checked with GET /v1/whoami before
+// it is kept, so a wrong one is refused here with the API's own answer. The
+// SSO button is a plain link to /auth/login: the IdP's round trip ends at
+// /#code=..., which app.js trades for a sign-in token.
 
 import { call, token, ApiError } from './api.js';
 import { h, clear, errorBox } from './dom.js';
@@ -31,7 +34,14 @@ export function mount(root, { notice, onSignedIn }) {
     status,
     h('div', { class: 'buttons' }, button),
   );
+  const sso = h('div', { class: 'signin-sso', hidden: true },
+    h('p', { class: 'hint', text: 'Or sign in with your organisation\'s account:' }),
+    h('a', { id: 'sso', class: 'button primary', href: '/auth/login', text: 'Sign in with SSO' }));
+  form.appendChild(sso);
   clear(root).appendChild(form);
+  call('GET', '/auth/info').then((info) => {
+    if (info && info.oidc) sso.hidden = false;
+  }, () => {});
   if (notice instanceof Error) status.appendChild(errorBox(notice));
   else if (notice) status.appendChild(h('p', { class: 'notice', role: 'status', text: notice }));
 
