@@ -74,6 +74,8 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "require_reason",
             "warn_before",
             "max_sessions_per_grant",
+            "max_total",
+            "reason_pattern",
         ],
     ),
     (
@@ -277,6 +279,10 @@ pub struct PolicyEntry {
     #[serde(default)]
     pub warn_before: Vec<String>,
     pub max_sessions_per_grant: Option<u32>,
+    /// A grant's whole length, extensions included; default max_duration.
+    pub max_total: Option<String>,
+    /// A regular expression every reason must match (a ticket id).
+    pub reason_pattern: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -157,6 +157,47 @@ pub struct Policy {
     /// Sorted longest first, so warnings fire in order.
     pub warn_before: Vec<Duration>,
     pub max_sessions_per_grant: Option<u32>,
+    /// The longest a grant may last from its start, extensions included
+    /// (never shorter than max_duration).
+    pub max_total: Duration,
+    /// What every reason (request or extension) must match, if set.
+    pub reason_pattern: Option<ReasonPattern>,
+}
+
+/// A policy's `reason_pattern`: the operator's source text (quoted back to
+/// a requester whose reason does not match) and the compiled expression.
+#[derive(Debug, Clone)]
+pub struct ReasonPattern {
+    pub source: String,
+    pub regex: regex::Regex,
+}
+
+/// Bounds on an operator's pattern: the regex crate runs in linear time,
+/// and these cap what one pattern may cost in memory to compile.
+pub const REASON_PATTERN_MAX_LEN: usize = 500;
+const REASON_PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+impl ReasonPattern {
+    pub fn compile(source: &str) -> Result<ReasonPattern, String> {
+        if source.len() > REASON_PATTERN_MAX_LEN {
+            return Err(format!(
+                "reason_pattern is longer than {REASON_PATTERN_MAX_LEN} bytes"
+            ));
+        }
+        let regex = regex::RegexBuilder::new(source)
+            .size_limit(REASON_PATTERN_SIZE_LIMIT)
+            .dfa_size_limit(REASON_PATTERN_SIZE_LIMIT)
+            .build()
+            .map_err(|e| format!("reason_pattern is not a valid regular expression: {e}"))?;
+        Ok(ReasonPattern {
+            source: source.to_string(),
+            regex,
+        })
+    }
+
+    pub fn matches(&self, reason: &str) -> bool {
+        self.regex.is_match(reason)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -19,6 +19,7 @@ mod config_check;
 mod config_docs;
 mod console;
 mod deadline;
+mod extend;
 mod full_disk;
 mod fuzz_corpus;
 mod keys;
