@@ -4,8 +4,8 @@
 //! bounded.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -28,6 +28,9 @@ pub struct Metrics {
     /// Admin API requests refused before routing for want of a valid token;
     /// kept out of admin_requests_total, whose `route` label names routes.
     pub admin_unauthenticated: IntCounterVec,
+    /// Extensions applied (approved, or at once under a policy that needs
+    /// no approval).
+    pub grants_extended: IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -46,6 +49,11 @@ impl Metrics {
         };
         let cv = |name: &str, help: &str, labels: &[&str]| {
             let m = must(IntCounterVec::new(Opts::new(name, help), labels));
+            must(r.register(Box::new(m.clone())));
+            m
+        };
+        let c = |name: &str, help: &str| {
+            let m = must(IntCounter::new(name, help));
             must(r.register(Box::new(m.clone())));
             m
         };
@@ -136,6 +144,10 @@ impl Metrics {
                 &["version"],
             ),
             request_approve_seconds,
+            grants_extended: c(
+                "jitgate_grants_extended_total",
+                "Grant extensions applied (the grant's end moved out)",
+            ),
             notifications: cv(
                 "jitgate_notifications_total",
                 "Webhook delivery attempts by result (delivered, retried, dropped)",

@@ -27,6 +27,8 @@ pub fn request(r: &RequestRecord, grant: Option<&GrantRecord>) -> Value {
         "decided_by": r.decided_by,
         "decision_reason": r.decision_reason,
         "grant_id": r.grant_id,
+        "kind": r.kind.as_str(),
+        "extends_grant": r.extends_grant,
     });
     if let Some(g) = grant {
         v["grant"] = self::grant(g);

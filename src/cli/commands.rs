@@ -185,6 +185,37 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                 note("This secret is shown once and dies with the grant.");
             }
         }
+        Command::Extend {
+            grant_id,
+            duration,
+            reason,
+            ..
+        } => {
+            let mut body = json!({"reason": reason});
+            if let Some(d) = duration {
+                body["duration"] = d.into();
+            }
+            let r = api
+                .post(&format!("/v1/grants/{}/extend", enc(&grant_id)), body)
+                .await?;
+            show(as_json, &r, |r| match r["state"].as_str() {
+                Some("approved") => format!(
+                    "grant {} extended: access to {} until {} (request {})",
+                    esc(&grant_id),
+                    s(&r["target"]),
+                    s(&r["grant"]["expires_at"]),
+                    s(&r["id"])
+                ),
+                _ => format!(
+                    "extension {} of grant {} by {} is {} ({} approval(s) required)",
+                    s(&r["id"]),
+                    esc(&grant_id),
+                    s(&r["duration"]),
+                    s(&r["state"]),
+                    s(&r["approvals_required"])
+                ),
+            })?;
+        }
         Command::Revoke {
             grant_id, reason, ..
         } => {

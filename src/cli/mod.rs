@@ -220,6 +220,20 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Ask for more time on your own grant; live sessions keep running
+    /// (no reconnect) and follow the new end once it is approved.
+    Extend {
+        /// The grant's id (gr_...).
+        grant_id: String,
+        /// Time to add, e.g. 30m (default: the policy's default_duration).
+        #[arg(long = "for", value_name = "DURATION", value_parser = crate::duration::validate_arg)]
+        duration: Option<String>,
+        /// Why more time is needed (checked against the policy's reason_pattern).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Revoke a grant; its live sessions are closed before this returns.
     Revoke {
         /// The grant's id (gr_...).
@@ -321,6 +335,7 @@ impl Command {
             | Command::Cancel { api, .. }
             | Command::Grants { api, .. }
             | Command::Secret { api, .. }
+            | Command::Extend { api, .. }
             | Command::Revoke { api, .. }
             | Command::Sessions { api, .. }
             | Command::Terminate { api, .. }

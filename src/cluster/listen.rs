@@ -99,6 +99,15 @@ fn dispatch(c: &Arc<Cluster>, env: Envelope) {
 
 /// Closes what `op` names on this instance; returns how many closed.
 pub async fn apply(c: &Cluster, op: &Op) -> usize {
+    if let Op::ExtendGrant {
+        grant,
+        expires_at_ms,
+    } = op
+    {
+        let n = c.sessions.extend_grant(grant, *expires_at_ms);
+        tracing::info!(grant = %grant, sessions = n, "a peer extended a grant; its sessions here follow the new end");
+        return n;
+    }
     let Some(cause) = op.cause() else { return 0 };
     let n = match op {
         Op::EndGrant { grant, .. } => c.sessions.end_grant(grant, cause).await,
@@ -113,7 +122,7 @@ pub async fn apply(c: &Cluster, op: &Op) -> usize {
             n
         }
         Op::EndSession { session, .. } => c.sessions.end_session(session, cause).await.unwrap_or(0),
-        Op::Ack { .. } => 0,
+        Op::Ack { .. } | Op::ExtendGrant { .. } => 0,
     };
     if n > 0 {
         tracing::info!(sessions = n, cause = %short(op), "closed sessions at a peer's request");

@@ -1,6 +1,6 @@
 //! What instances tell each other over PostgreSQL LISTEN/NOTIFY. A message
-//! only ever asks an instance to close sessions (the safe direction), so a
-//! forged or replayed one can cost availability, never grant access; the
+//! asks an instance to close sessions (the safe direction), or to let its
+//! sessions of a grant run to the grant's new end after an extension; the
 //! store's own credentials guard who may send.
 
 use crate::sessions::{EndCause, EndReason};
@@ -38,6 +38,12 @@ pub enum Op {
         by: String,
         comment: String,
     },
+    /// A grant's end moved out (an extension): sessions keep their
+    /// sockets and follow the new end. A forged one could only extend a
+    /// session to an end the store does not hold; the re-check and the
+    /// grant timer read the store's end, and only the store's credentials
+    /// can send it.
+    ExtendGrant { grant: String, expires_at_ms: i64 },
     /// How many sessions an instance closed for request `req` of `to`.
     Ack { to: String, closed: usize },
 }
@@ -61,7 +67,7 @@ impl Op {
             } => (*reason, by, comment),
             Op::EndUser { by, comment, .. } => (EndReason::Locked, by, comment),
             Op::EndSession { by, comment, .. } => (EndReason::Terminated, by, comment),
-            Op::Ack { .. } => return None,
+            Op::Ack { .. } | Op::ExtendGrant { .. } => return None,
         };
         Some(if by.is_empty() {
             EndCause::new(reason)

@@ -67,6 +67,7 @@ impl Grants {
             Ok(grant) => {
                 self.timers.cancel(id);
                 self.metrics.grants_active.dec();
+                self.cancel_extensions_of(id).await;
                 tracing::info!(grant = %id, by = %caller.user, sessions = n, "grant revoked");
                 Ok(RevokeResult {
                     grant,

@@ -4,6 +4,7 @@
 mod admission;
 mod ending;
 mod error;
+mod extend;
 mod front;
 mod open;
 mod policy;

@@ -41,6 +41,7 @@ impl Grants {
             approvals_required: policy.approvals_required as i64,
             created_at_ms: now,
             expires_at_ms: now + cfg.request_ttl.as_millis() as i64,
+            extends_grant: None,
         };
         let mut events = vec![audit(
             &caller.user,
@@ -115,14 +116,26 @@ impl Grants {
             id,
             json!({"comment": comment}),
         );
+        let max_total_ms = cfg
+            .policy(&req.policy)
+            .map(|p| p.max_total.as_millis() as i64)
+            .unwrap_or(0);
         let timer = self.metrics.request_approve_seconds.start_timer();
         let outcome = self
             .store
-            .approve(id, &caller.user, comment, now, &gid, &entry)
+            .approve(id, &caller.user, comment, now, &gid, max_total_ms, &entry)
             .await?;
         timer.observe_duration();
         Ok(match outcome {
             ApproveOutcome::Recorded(r) => *r,
+            ApproveOutcome::Extended(r, g, before) => {
+                self.metrics.requests.with_label_values(&["approved"]).inc();
+                self.metrics.requests_pending.dec();
+                self.timers.cancel(id);
+                self.extended(&g, before).await;
+                tracing::info!(request = %id, grant = %g.id, approver = %caller.user, "extension approved");
+                *r
+            }
             ApproveOutcome::Granted(r, g) => {
                 self.metrics.requests.with_label_values(&["approved"]).inc();
                 self.metrics.requests_pending.dec();

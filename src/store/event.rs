@@ -118,6 +118,28 @@ pub fn request_denied(r: &RequestRecord, actor: &str, at_ms: i64) -> Event {
     )
 }
 
+/// From the `grant.extended` audit event: its actor approved (or
+/// "policy"), its detail carries the request, the old and the new end.
+pub fn grant_extended(g: &GrantRecord, actor: &str, detail: &Value, at_ms: i64) -> Event {
+    Event::new(
+        GRANT_EXTENDED,
+        at_ms,
+        json!({
+            "actor": actor,
+            "grant_id": g.id,
+            "request_id": detail["request"],
+            "user": g.user,
+            "target": g.target,
+            "policy": g.policy,
+            "reason": detail["reason"],
+            "previous_expires_at": detail["previous_expires_at"],
+            "expires_at": rfc3339(g.expires_at_ms),
+            "added_seconds": detail["added_seconds"],
+            "duration_seconds": duration_seconds(g.expires_at_ms - g.granted_at_ms),
+        }),
+    )
+}
+
 /// `reason` is the request's reason, for context in the receiver.
 pub fn grant_ended(g: &GrantRecord, reason: Option<&str>, at_ms: i64) -> Event {
     Event::new(
@@ -158,7 +180,14 @@ pub fn grant_expiring(g: &GrantRecord, warn: Duration, at_ms: i64) -> Event {
             "remaining_seconds": ((g.expires_at_ms - at_ms).max(0) + 999) / 1000,
         }),
     );
-    e.id = format!("evt_{}_expiring_{}ms", g.id, warn.as_millis());
+    // The end is part of the id: after an extension the same warning is
+    // due again, for the new end.
+    e.id = format!(
+        "evt_{}_expiring_{}ms_{}",
+        g.id,
+        warn.as_millis(),
+        g.expires_at_ms
+    );
     e
 }
 

@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_checkpoints",
         include_str!("migrations/0006_audit_checkpoints.sql"),
     ),
+    (
+        7,
+        "extensions",
+        include_str!("migrations/0007_extensions.sql"),
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -13,6 +13,7 @@ mod audit_log;
 mod cluster;
 pub mod event;
 mod exclusive;
+mod extensions;
 mod grants;
 mod locks;
 mod migrate;

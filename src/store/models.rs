@@ -82,6 +82,33 @@ pub struct RequestRecord {
     pub decision_reason: Option<String>,
     pub grant_id: Option<String>,
     pub approvals: Vec<ApprovalRecord>,
+    /// `Access` asks for a new grant; `Extension` for more time on
+    /// `extends_grant`, and its `duration_ms` is the time added.
+    pub kind: RequestKind,
+    pub extends_grant: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestKind {
+    Access,
+    Extension,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Access => "access",
+            RequestKind::Extension => "extension",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "access" => RequestKind::Access,
+            "extension" => RequestKind::Extension,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +171,8 @@ pub struct NewRequest {
     pub approvals_required: i64,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
+    /// The grant an extension request would extend (None: a new grant).
+    pub extends_grant: Option<String>,
 }
 
 /// The result of one approval.
@@ -153,4 +182,7 @@ pub enum ApproveOutcome {
     Recorded(Box<RequestRecord>),
     /// This approval completed the request; the grant exists.
     Granted(Box<RequestRecord>, Box<GrantRecord>),
+    /// This approval completed an extension; the grant as extended, and
+    /// its end before.
+    Extended(Box<RequestRecord>, Box<GrantRecord>, i64),
 }

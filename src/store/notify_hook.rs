@@ -69,6 +69,17 @@ async fn queue_for(
                 }
             }
         }
+        "grant.extended" => {
+            let to = wanted(event::GRANT_EXTENDED);
+            if !to.is_empty() {
+                if let Some(g) = grants::load(conn, &entry.subject).await? {
+                    out.push((
+                        event::grant_extended(&g, &entry.actor, &entry.detail, at),
+                        to,
+                    ));
+                }
+            }
+        }
         "request.denied" => {
             let to = wanted(event::REQUEST_DENIED);
             if !to.is_empty() {

@@ -3,14 +3,14 @@
 
 use super::grants::insert_grant;
 use super::{
-    ApprovalRecord, ApproveOutcome, NewRequest, RequestFilter, RequestRecord, RequestState, Store,
-    StoreError,
+    ApprovalRecord, ApproveOutcome, NewRequest, RequestFilter, RequestKind, RequestRecord,
+    RequestState, Store, StoreError,
 };
 use crate::audit::AuditEntry;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-const COLS: &str = "id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, decided_at, decided_by, decision_reason, grant_id";
+const COLS: &str = "id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, decided_at, decided_by, decision_reason, grant_id, kind, extends_grant";
 
 fn from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
     let state: String = row.try_get("state")?;
@@ -31,6 +31,12 @@ fn from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
         decision_reason: row.try_get("decision_reason")?,
         grant_id: row.try_get("grant_id")?,
         approvals: Vec::new(),
+        kind: {
+            let k: String = row.try_get("kind")?;
+            RequestKind::parse(&k)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad request kind {k:?}")))?
+        },
+        extends_grant: row.try_get("extends_grant")?,
     })
 }
 
@@ -105,20 +111,7 @@ impl Store {
         audit: &[AuditEntry],
     ) -> Result<(RequestRecord, Option<super::GrantRecord>), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO requests (id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9)",
-        )
-        .bind(&req.id)
-        .bind(&req.requester)
-        .bind(&req.target)
-        .bind(&req.policy)
-        .bind(&req.reason)
-        .bind(req.duration_ms)
-        .bind(req.approvals_required)
-        .bind(req.created_at_ms)
-        .bind(req.expires_at_ms)
-        .execute(&mut *tx)
-        .await?;
+        insert_request(&mut tx, req).await?;
         let mut grant = None;
         if let Some((grant_id, expires_at)) = auto_grant {
             sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = 'policy', grant_id = $3 WHERE id = $1")
@@ -142,10 +135,42 @@ impl Store {
         tx.commit().await?;
         Ok((rec, grant))
     }
+}
 
+pub(super) async fn insert_request(
+    conn: &mut AnyConnection,
+    req: &NewRequest,
+) -> Result<(), StoreError> {
+    let kind = match req.extends_grant {
+        Some(_) => RequestKind::Extension,
+        None => RequestKind::Access,
+    };
+    sqlx::query(
+            "INSERT INTO requests (id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, kind, extends_grant) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11)",
+        )
+        .bind(&req.id)
+        .bind(&req.requester)
+        .bind(&req.target)
+        .bind(&req.policy)
+        .bind(&req.reason)
+        .bind(req.duration_ms)
+        .bind(req.approvals_required)
+        .bind(req.created_at_ms)
+        .bind(req.expires_at_ms)
+        .bind(kind.as_str())
+        .bind(&req.extends_grant)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
     /// Records one approval. Two approvers racing for the last needed approval
     /// serialise on the request row: exactly one creates the grant, the other
     /// sees `approved` and gets a conflict.
+    /// An approval that completes an extension moves its grant's end
+    /// instead (`max_total_ms` caps the grant's whole length then).
+    #[allow(clippy::too_many_arguments)]
     pub async fn approve(
         &self,
         id: &str,
@@ -153,6 +178,7 @@ impl Store {
         comment: &str,
         now: i64,
         grant_id: &str,
+        max_total_ms: i64,
         audit: &AuditEntry,
     ) -> Result<ApproveOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -182,6 +208,23 @@ impl Store {
         if count < rec.approvals_required {
             tx.commit().await?;
             return Ok(ApproveOutcome::Recorded(Box::new(rec)));
+        }
+        if let Some(extended) = rec.extends_grant.clone() {
+            let (g, before) = super::extensions::apply(
+                self,
+                &mut tx,
+                &rec,
+                &extended,
+                approver,
+                now,
+                max_total_ms,
+            )
+            .await?;
+            let rec = load(&mut tx, id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+            tx.commit().await?;
+            return Ok(ApproveOutcome::Extended(Box::new(rec), Box::new(g), before));
         }
         sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = $3, grant_id = $4 WHERE id = $1 AND state = 'pending'")
             .bind(id)

@@ -6,6 +6,7 @@ pub mod api;
 pub mod browser;
 pub mod causes;
 pub mod daemon;
+pub mod hook;
 pub mod pg;
 pub mod pgproxy;
 pub mod pgraw;

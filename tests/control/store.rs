@@ -25,12 +25,21 @@ fn new_request(id: &str, required: i64) -> NewRequest {
         approvals_required: required,
         created_at_ms: now,
         expires_at_ms: now + 3_600_000,
+        extends_grant: None,
     }
 }
 
 async fn approve(s: &Store, id: &str, who: &str, gid: &str) -> Result<ApproveOutcome, StoreError> {
-    s.approve(id, who, "ok", now_ms(), gid, &entry("request.approved", id))
-        .await
+    s.approve(
+        id,
+        who,
+        "ok",
+        now_ms(),
+        gid,
+        i64::MAX,
+        &entry("request.approved", id),
+    )
+    .await
 }
 
 async fn concurrent_approvals_make_one_grant(s: Store) {
@@ -51,6 +60,7 @@ async fn concurrent_approvals_make_one_grant(s: Store) {
         match t.await.unwrap() {
             Ok(ApproveOutcome::Granted(..)) => granted += 1,
             Ok(ApproveOutcome::Recorded(_)) => panic!("one approval is enough"),
+            Ok(ApproveOutcome::Extended(..)) => panic!("not an extension"),
             Err(StoreError::Conflict(m)) => {
                 assert!(m.contains("approved"), "{m}");
                 conflicts += 1

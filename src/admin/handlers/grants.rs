@@ -77,6 +77,22 @@ pub async fn revoke(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, 
     ))
 }
 
+/// Asks for more time on the caller's own grant: 201 with the extension
+/// request (already "approved", with the extended grant, when the policy
+/// needs no approval).
+pub async fn extend(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let b: super::bodies::Extend = json_body(req).await?;
+    let (rec, grant) = ctx
+        .state
+        .grants
+        .extend(&ctx.caller, id, b.duration.as_deref(), &b.reason)
+        .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &views::request(&rec, grant.as_ref()),
+    ))
+}
+
 /// Adds `instances_unconfirmed` when peers did not confirm in time, so the
 /// caller knows the count may be short (several instances only).
 pub(super) fn with_unconfirmed(mut v: serde_json::Value, peers: &[String]) -> serde_json::Value {

@@ -48,6 +48,16 @@ pub mod bodies {
         pub reason: String,
     }
 
+    /// `POST /v1/grants/{id}/extend`: time to add (default: the policy's
+    /// default_duration) and why.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Extend {
+        pub duration: Option<String>,
+        #[serde(default)]
+        pub reason: String,
+    }
+
     /// Routes that take no input still reject unexpected fields.
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
