@@ -7,6 +7,7 @@ pub mod browser;
 pub mod causes;
 pub mod daemon;
 pub mod hook;
+pub mod lifecycle;
 pub mod pg;
 pub mod pgproxy;
 pub mod pgraw;

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod extend_pg;
 mod hostile_after_login;
 mod limits;
 mod pg;

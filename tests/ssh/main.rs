@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod extend_ssh;
 mod hostile_ssh_after_login;
 mod promise_ssh;
 mod ssh;
