@@ -29,6 +29,7 @@ pub fn request(r: &RequestRecord, grant: Option<&GrantRecord>) -> Value {
         "grant_id": r.grant_id,
         "kind": r.kind.as_str(),
         "extends_grant": r.extends_grant,
+        "starts_at": opt_time(r.starts_at_ms),
     });
     if let Some(g) = grant {
         v["grant"] = self::grant(g);
@@ -37,7 +38,7 @@ pub fn request(r: &RequestRecord, grant: Option<&GrantRecord>) -> Value {
 }
 
 pub fn grant(g: &GrantRecord) -> Value {
-    let remaining = if g.state == GrantState::Active {
+    let remaining = if matches!(g.state, GrantState::Active | GrantState::Scheduled) {
         ((g.expires_at_ms - now_ms()).max(0) + 999) / 1000
     } else {
         0
@@ -56,5 +57,6 @@ pub fn grant(g: &GrantRecord) -> Value {
         "end_reason": g.end_reason,
         "ended_by": g.ended_by,
         "end_comment": g.end_comment,
+        "starts_at": opt_time(g.starts_at_ms),
     })
 }

@@ -32,6 +32,14 @@ fn state_name(v: Option<impl ValueEnum>) -> Option<String> {
 fn request_line(r: &Value) -> String {
     let approvals = r["approvals"].as_array().map(|a| a.len()).unwrap_or(0);
     match r["state"].as_str() {
+        Some("approved") if r["grant"]["state"] == "scheduled" => format!(
+            "request {} approved: grant {} for {} scheduled from {} until {}",
+            s(&r["id"]),
+            s(&r["grant_id"]),
+            s(&r["target"]),
+            s(&r["grant"]["starts_at"]),
+            s(&r["grant"]["expires_at"])
+        ),
         Some("approved") => format!(
             "request {} approved: grant {} for {} active until {}",
             s(&r["id"]),
@@ -59,11 +67,15 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
             target,
             duration,
             reason,
+            at,
             ..
         } => {
             let mut body = json!({"target": target, "reason": reason});
             if let Some(d) = duration {
                 body["duration"] = d.into();
+            }
+            if let Some(at) = at {
+                body["starts_at"] = at.into();
             }
             show(
                 as_json,

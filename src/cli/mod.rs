@@ -111,9 +111,23 @@ pub enum RequestState {
     Expired,
 }
 
+/// `--at`: an RFC 3339 time as given, or `+DURATION` turned into the
+/// RFC 3339 time that far from now (the server checks the bounds).
+fn start_time_arg(s: &str) -> Result<String, String> {
+    if let Some(d) = s.strip_prefix('+') {
+        let d = crate::duration::parse(d).map_err(|e| e.to_string())?;
+        let at = crate::clock::now_ms() + d.as_millis() as i64;
+        return Ok(crate::clock::rfc3339(at));
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not an RFC 3339 time or +DURATION: {e}"))
+}
+
 /// Grant states, for `grants --state`.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum GrantState {
+    Scheduled,
     Active,
     Expired,
     Revoked,
@@ -151,6 +165,10 @@ pub enum Command {
         /// Why access is needed (shown to approvers; some policies require it).
         #[arg(long, default_value = "")]
         reason: String,
+        /// Start later (scheduled access): an RFC 3339 time such as
+        /// 2026-12-05T09:00:00Z, or +DURATION from now such as +2h.
+        #[arg(long = "at", value_name = "TIME", value_parser = start_time_arg)]
+        at: Option<String>,
         #[command(flatten)]
         api: ApiArgs,
     },

@@ -76,6 +76,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "max_sessions_per_grant",
             "max_total",
             "reason_pattern",
+            "max_schedule_ahead",
         ],
     ),
     (
@@ -283,6 +284,8 @@ pub struct PolicyEntry {
     pub max_total: Option<String>,
     /// A regular expression every reason must match (a ticket id).
     pub reason_pattern: Option<String>,
+    /// How far ahead a request may ask to start; default 7d.
+    pub max_schedule_ahead: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -162,7 +162,12 @@ pub struct Policy {
     pub max_total: Duration,
     /// What every reason (request or extension) must match, if set.
     pub reason_pattern: Option<ReasonPattern>,
+    /// How far ahead a request's `starts_at` may be.
+    pub max_schedule_ahead: Duration,
 }
+
+/// `max_schedule_ahead` when a policy sets none.
+pub const DEFAULT_MAX_SCHEDULE_AHEAD: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A policy's `reason_pattern`: the operator's source text (quoted back to
 /// a requester whose reason does not match) and the compiled expression.

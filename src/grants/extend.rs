@@ -36,6 +36,12 @@ impl Grants {
             ));
         }
         let now = self.clock.now_ms();
+        if let Some(start) = g.starts_later(now) {
+            return Err(GrantError::Conflict(format!(
+                "grant {id} starts at {}; extend it once it has started",
+                rfc3339(start)
+            )));
+        }
         if g.state != GrantState::Active || g.expires_at_ms <= now {
             return Err(GrantError::Conflict(format!(
                 "grant {id} has ended; an ended grant cannot be extended: request access again"
@@ -70,10 +76,10 @@ impl Grants {
         }
         check_reason(policy, reason)?;
         let added_ms = added.as_millis() as i64;
-        let total = g.expires_at_ms + added_ms - g.granted_at_ms;
+        let total = g.expires_at_ms + added_ms - g.start_ms();
         let max_total_ms = policy.max_total.as_millis() as i64;
         if total > max_total_ms {
-            let room = (max_total_ms - (g.expires_at_ms - g.granted_at_ms)).max(0);
+            let room = (max_total_ms - (g.expires_at_ms - g.start_ms())).max(0);
             return Err(GrantError::Invalid(format!(
                 "extending grant {id} by {} would make it last {}, past policy {}'s max_total of {}; at most {} more can be asked",
                 human(added_ms),
@@ -96,6 +102,7 @@ impl Grants {
             created_at_ms: now,
             expires_at_ms: (now + cfg.request_ttl.as_millis() as i64).min(g.expires_at_ms),
             extends_grant: Some(id.to_string()),
+            starts_at_ms: None,
         };
         let mut events = vec![audit(
             &caller.user,

@@ -12,6 +12,7 @@ mod refusal;
 mod requests;
 mod schedule;
 mod service;
+mod start;
 mod timers;
 
 /// The records the control plane answers with.
@@ -22,6 +23,7 @@ pub use admission::Admitted;
 pub use error::GrantError;
 pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller};
 pub use refusal::{Blame, Refusal};
+pub use requests::Ask;
 pub use service::{
     Grants, IssuedSecret, LockResult, RevokeResult, TerminateResult, MAX_SECRETS_PER_GRANT,
 };

@@ -23,6 +23,10 @@ impl Grants {
                 self.schedule_grant(&g);
             }
         }
+        let scheduled = self.store.scheduled_grants().await?;
+        for g in &scheduled {
+            self.schedule_start(g);
+        }
         let pending = self.store.pending_requests().await?;
         for (id, at) in &pending {
             self.schedule_request(id, *at);
@@ -31,6 +35,7 @@ impl Grants {
         self.metrics.requests_pending.set(pending.len() as i64);
         tracing::info!(
             active_grants = active,
+            scheduled_grants = scheduled.len(),
             pending_requests = pending.len(),
             "restored timers from the store"
         );

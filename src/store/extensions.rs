@@ -45,11 +45,11 @@ pub(super) async fn apply(
     }
     let before = g.expires_at_ms;
     let after = before + rec.duration_ms;
-    if after - g.granted_at_ms > max_total_ms {
+    if after - g.start_ms() > max_total_ms {
         return Err(StoreError::Conflict(format!(
             "extending grant {grant_id} by {} would make it last {}, past policy {}'s max_total of {}",
             human(rec.duration_ms),
-            human(after - g.granted_at_ms),
+            human(after - g.start_ms()),
             g.policy,
             human(max_total_ms)
         )));

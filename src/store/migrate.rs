@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "extensions",
         include_str!("migrations/0007_extensions.sql"),
     ),
+    (
+        8,
+        "scheduled",
+        include_str!("migrations/0008_scheduled.sql"),
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

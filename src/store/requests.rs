@@ -10,7 +10,7 @@ use crate::audit::AuditEntry;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-const COLS: &str = "id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, decided_at, decided_by, decision_reason, grant_id, kind, extends_grant";
+const COLS: &str = "id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, decided_at, decided_by, decision_reason, grant_id, kind, extends_grant, starts_at";
 
 fn from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
     let state: String = row.try_get("state")?;
@@ -37,6 +37,7 @@ fn from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
                 .ok_or_else(|| StoreError::Corrupt(format!("bad request kind {k:?}")))?
         },
         extends_grant: row.try_get("extends_grant")?,
+        starts_at_ms: row.try_get("starts_at")?,
     })
 }
 
@@ -107,13 +108,13 @@ impl Store {
     pub async fn create_request(
         &self,
         req: &NewRequest,
-        auto_grant: Option<(&str, i64)>,
+        auto_grant: Option<&str>,
         audit: &[AuditEntry],
     ) -> Result<(RequestRecord, Option<super::GrantRecord>), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_request(&mut tx, req).await?;
         let mut grant = None;
-        if let Some((grant_id, expires_at)) = auto_grant {
+        if let Some(grant_id) = auto_grant {
             sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = 'policy', grant_id = $3 WHERE id = $1")
                 .bind(&req.id)
                 .bind(req.created_at_ms)
@@ -123,8 +124,7 @@ impl Store {
             let rec = load(&mut tx, &req.id)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(req.id.clone()))?;
-            grant =
-                Some(insert_grant(&mut tx, &rec, grant_id, req.created_at_ms, expires_at).await?);
+            grant = Some(insert_grant(&mut tx, &rec, grant_id, req.created_at_ms).await?);
         }
         for e in audit {
             self.append(&mut tx, e, req.created_at_ms).await?;
@@ -146,7 +146,7 @@ pub(super) async fn insert_request(
         None => RequestKind::Access,
     };
     sqlx::query(
-            "INSERT INTO requests (id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, kind, extends_grant) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11)",
+            "INSERT INTO requests (id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, kind, extends_grant, starts_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11, $12)",
         )
         .bind(&req.id)
         .bind(&req.requester)
@@ -159,6 +159,7 @@ pub(super) async fn insert_request(
         .bind(req.expires_at_ms)
         .bind(kind.as_str())
         .bind(&req.extends_grant)
+        .bind(req.starts_at_ms)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -233,7 +234,7 @@ impl Store {
             .bind(grant_id)
             .execute(&mut *tx)
             .await?;
-        let grant = insert_grant(&mut tx, &rec, grant_id, now, now + rec.duration_ms).await?;
+        let grant = insert_grant(&mut tx, &rec, grant_id, now).await?;
         let granted = AuditEntry::new(
             approver,
             "grant.created",

@@ -58,3 +58,29 @@ pub fn wait_until(what: &str, bound: Duration, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A scheduled grant for `token` on `target` (a policy needing no approval)
+/// starting `in_ms` from now, and its connect secret; with its start.
+pub fn scheduled_grant(
+    d: &Daemon,
+    token: &str,
+    target: &str,
+    in_ms: i64,
+    duration: &str,
+) -> (String, String, i64) {
+    let start = jitgate::clock::rfc3339(now_ms() + in_ms);
+    let body = json!({"target": target, "duration": duration, "reason": "INC-8 planned", "starts_at": start});
+    let r = d
+        .post("/v1/requests", Some(token), &body.to_string())
+        .expect("POST /v1/requests");
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["grant"]["state"], "scheduled", "{v}");
+    let gid = v["grant"]["id"].as_str().expect("grant id").to_string();
+    let s = d
+        .post(&format!("/v1/grants/{gid}/secret"), Some(token), "")
+        .expect("POST secret");
+    assert_eq!(s.status, 200, "{}", s.body);
+    let secret = s.json()["secret"].as_str().expect("secret").to_string();
+    (gid, secret, ms(&v["grant"]["starts_at"]))
+}

@@ -29,5 +29,6 @@ mod notify;
 mod ops;
 mod permissions;
 mod properties;
+mod schedule;
 mod store;
 mod systemd;

@@ -26,6 +26,7 @@ fn new_request(id: &str, required: i64) -> NewRequest {
         created_at_ms: now,
         expires_at_ms: now + 3_600_000,
         extends_grant: None,
+        starts_at_ms: None,
     }
 }
 
@@ -214,7 +215,7 @@ async fn pending_requests_expire_only_after_their_deadline(s: Store) {
 
 async fn grants_end_once_and_secrets_die_with_them(s: Store) {
     let (_, g) = s
-        .create_request(&new_request("r6", 0), Some(("g6", now_ms() + 60_000)), &[])
+        .create_request(&new_request("r6", 0), Some("g6"), &[])
         .await
         .unwrap();
     let g = g.unwrap();
@@ -280,9 +281,10 @@ async fn grants_end_once_and_secrets_die_with_them(s: Store) {
 
 async fn expiry_records_the_grants_own_end_instant(s: Store) {
     let end = now_ms() - 5_000;
-    s.create_request(&new_request("r7", 0), Some(("g7", end)), &[])
-        .await
-        .unwrap();
+    // A grant made a minute before its end, which has passed.
+    let mut r = new_request("r7", 0);
+    r.created_at_ms = end - r.duration_ms;
+    s.create_request(&r, Some("g7"), &[]).await.unwrap();
     let g = s
         .end_grant(
             "g7",
@@ -299,7 +301,7 @@ async fn expiry_records_the_grants_own_end_instant(s: Store) {
 }
 
 async fn locking_revokes_grants_and_cancels_requests(s: Store) {
-    s.create_request(&new_request("r8", 0), Some(("g8", now_ms() + 60_000)), &[])
+    s.create_request(&new_request("r8", 0), Some("g8"), &[])
         .await
         .unwrap();
     s.create_request(&new_request("r9", 1), None, &[])

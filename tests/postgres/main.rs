@@ -8,8 +8,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod extend_pg;
 mod hostile_after_login;
+mod lifecycle_pg;
 mod limits;
 mod pg;
 mod pg_admission;

@@ -6,8 +6,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod extend_ssh;
 mod hostile_ssh_after_login;
+mod lifecycle_ssh;
 mod promise_ssh;
 mod ssh;
 mod ssh_hostile;

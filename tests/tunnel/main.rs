@@ -6,7 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod extend_tcp;
+mod lifecycle_tcp;
 mod promise_tcp;
 mod tcp;
 mod tcp_hostile;

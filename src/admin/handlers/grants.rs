@@ -12,7 +12,7 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
     let state = match q.get("state") {
         None | Some("") => None,
         Some(s) => Some(GrantState::parse(s).ok_or_else(|| {
-            ApiError::bad_request("state must be one of active, expired, revoked")
+            ApiError::bad_request("state must be one of scheduled, active, expired, revoked")
         })?),
     };
     let limit = q.limit()?;

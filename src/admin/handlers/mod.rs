@@ -46,6 +46,8 @@ pub mod bodies {
         pub duration: Option<String>,
         #[serde(default)]
         pub reason: String,
+        /// RFC 3339: scheduled access.
+        pub starts_at: Option<String>,
     }
 
     /// `POST /v1/grants/{id}/extend`: time to add (default: the policy's

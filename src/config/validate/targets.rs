@@ -326,6 +326,12 @@ pub(super) fn check_policies(
                 .map_err(|e| c.err(at(&base, "reason_pattern"), e))
                 .ok()
         });
+        let max_schedule_ahead = match &raw.max_schedule_ahead {
+            Some(s) => c
+                .duration(at(&base, "max_schedule_ahead"), s)
+                .unwrap_or_default(),
+            None => DEFAULT_MAX_SCHEDULE_AHEAD,
+        };
         out.push(Policy {
             name: raw.name.clone(),
             requesters,
@@ -340,6 +346,7 @@ pub(super) fn check_policies(
             max_sessions_per_grant: raw.max_sessions_per_grant,
             max_total: max_total.unwrap_or_default(),
             reason_pattern,
+            max_schedule_ahead,
         });
     }
     out

@@ -142,3 +142,21 @@ fn a_psql_session_outlives_its_first_end_on_the_same_backend_and_ends_at_the_new
     // The transcript, for `--nocapture`.
     eprintln!("{}", psql.seen());
 }
+
+#[test]
+fn a_scheduled_grant_is_refused_after_authentication_with_its_start_then_works() {
+    let Some(p) = PgProxy::start() else { return };
+    let (_, secret, start) = common::lifecycle::scheduled_grant(&p.d, BOB, "auto-db", 4_000, "5m");
+    let until = jitgate::clock::rfc3339(start);
+    let o = p.psql("bob@auto-db", &secret, "SELECT 'in' || 'side'");
+    let (so, se) = text(&o);
+    assert!(!o.status.success(), "{so}{se}");
+    assert!(se.contains(&format!("starts at {until}")), "{se}");
+    // A wrong secret learns nothing about the schedule.
+    let o = p.psql("bob@auto-db", "jgc_wrong", "SELECT 1");
+    assert!(!text(&o).1.contains("starts at"), "{}", text(&o).1);
+    sleep_past(start, Duration::from_millis(300));
+    let o = p.psql("bob@auto-db", &secret, "SELECT 'in' || 'side'");
+    let (so, se) = text(&o);
+    assert!(o.status.success() && so.contains("inside"), "{so}{se}");
+}

@@ -99,3 +99,18 @@ fn an_ssh_channel_outlives_its_first_end_with_the_same_remote_shell_and_ends_at_
     );
     eprintln!("stdout:\n{}stderr:\n{se}", text(&stdout));
 }
+
+#[test]
+fn a_scheduled_grant_is_refused_with_its_start_then_works() {
+    let Some(p) = SshProxy::start() else { return };
+    let (_, _, start) = common::lifecycle::scheduled_grant(&p.d, BOB, "auto-host", 4_000, "5m");
+    let until = jitgate::clock::rfc3339(start);
+    let o = p.ssh("auto-host", &["echo", "in"]).output_within(HANG);
+    let (so, se) = out(&o);
+    assert!(!o.status.success(), "{so}{se}");
+    assert!(se.contains(&format!("starts at {until}")), "{se}");
+    sleep_past(start, Duration::from_millis(300));
+    let o = p.ssh("auto-host", &["echo", "in"]).output_within(HANG);
+    let (so, se) = out(&o);
+    assert!(o.status.success() && so.contains("in"), "{so}{se}");
+}
