@@ -279,11 +279,21 @@ mod tests {
             end_reason: None,
             ended_by: None,
             end_comment: None,
+            starts_at_ms: None,
         };
         let a = grant_expiring(&g, Duration::from_secs(60), 540_000);
         let b = grant_expiring(&g, Duration::from_secs(60), 540_003);
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, grant_expiring(&g, Duration::from_secs(300), 0).id);
         assert_eq!(a.fields["remaining_seconds"], 60);
+        // After an extension the same warning is due again, for the new end.
+        let extended = GrantRecord {
+            expires_at_ms: 900_000,
+            ..g.clone()
+        };
+        assert_ne!(
+            a.id,
+            grant_expiring(&extended, Duration::from_secs(60), 840_000).id
+        );
     }
 }
