@@ -31,6 +31,9 @@ pub struct Metrics {
     /// Extensions applied (approved, or at once under a policy that needs
     /// no approval).
     pub grants_extended: IntCounter,
+    /// Break-glass grants waiting for an approver's verdict (read from the
+    /// store, so every instance reports the shared figure).
+    pub break_glass_unreviewed: IntGauge,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -147,6 +150,10 @@ impl Metrics {
             grants_extended: c(
                 "jitgate_grants_extended_total",
                 "Grant extensions applied (the grant's end moved out)",
+            ),
+            break_glass_unreviewed: g(
+                "jitgate_break_glass_unreviewed",
+                "Break-glass grants whose review is still pending",
             ),
             notifications: cv(
                 "jitgate_notifications_total",

@@ -118,6 +118,10 @@ async fn dispatch(state: Arc<AdminState>, req: Request<Incoming>) -> Out {
             "/v1/grants/{id}/extend",
             h::grants::extend(ctx, id, req).await,
         ),
+        (&M::POST, ["grants", id, "review"]) => (
+            "/v1/grants/{id}/review",
+            h::grants::review(ctx, id, req).await,
+        ),
         (&M::GET, ["sessions"]) => ("/v1/sessions", h::sessions::list(ctx, q).await),
         (&M::POST, ["sessions", id, "terminate"]) => (
             "/v1/sessions/{id}/terminate",

@@ -58,5 +58,10 @@ pub fn grant(g: &GrantRecord) -> Value {
         "ended_by": g.ended_by,
         "end_comment": g.end_comment,
         "starts_at": opt_time(g.starts_at_ms),
+        "break_glass": g.review.is_some(),
+        "review": g.review,
+        "reviewed_by": g.reviewed_by,
+        "review_comment": g.review_comment,
+        "reviewed_at": opt_time(g.reviewed_at_ms),
     })
 }

@@ -32,6 +32,12 @@ fn state_name(v: Option<impl ValueEnum>) -> Option<String> {
 fn request_line(r: &Value) -> String {
     let approvals = r["approvals"].as_array().map(|a| a.len()).unwrap_or(0);
     match r["state"].as_str() {
+        Some("approved") if r["grant"]["break_glass"] == true => format!(
+            "BREAK-GLASS: grant {} for {} active until {}; an approver will review it",
+            s(&r["grant_id"]),
+            s(&r["target"]),
+            s(&r["grant"]["expires_at"])
+        ),
         Some("approved") if r["grant"]["state"] == "scheduled" => format!(
             "request {} approved: grant {} for {} scheduled from {} until {}",
             s(&r["id"]),
@@ -68,6 +74,7 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
             duration,
             reason,
             at,
+            break_glass,
             ..
         } => {
             let mut body = json!({"target": target, "reason": reason});
@@ -76,6 +83,9 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
             }
             if let Some(at) = at {
                 body["starts_at"] = at.into();
+            }
+            if break_glass {
+                body["break_glass"] = true.into();
             }
             show(
                 as_json,
@@ -226,6 +236,25 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                     s(&r["state"]),
                     s(&r["approvals_required"])
                 ),
+            })?;
+        }
+        Command::Review {
+            grant_id,
+            verdict,
+            comment,
+            ..
+        } => {
+            let body = json!({"verdict": state_name(Some(verdict)), "comment": comment});
+            let r = api
+                .post(&format!("/v1/grants/{}/review", enc(&grant_id)), body)
+                .await?;
+            show(as_json, &r, |g| {
+                format!(
+                    "break-glass grant {} of {} reviewed: {}",
+                    esc(&grant_id),
+                    s(&g["user"]),
+                    s(&g["review"])
+                )
             })?;
         }
         Command::Revoke {

@@ -124,6 +124,13 @@ fn start_time_arg(s: &str) -> Result<String, String> {
         .map_err(|e| format!("not an RFC 3339 time or +DURATION: {e}"))
 }
 
+/// A break-glass review's verdict.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Verdict {
+    Justified,
+    Unjustified,
+}
+
 /// Grant states, for `grants --state`.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum GrantState {
@@ -169,6 +176,10 @@ pub enum Command {
         /// 2026-12-05T09:00:00Z, or +DURATION from now such as +2h.
         #[arg(long = "at", value_name = "TIME", value_parser = start_time_arg)]
         at: Option<String>,
+        /// Take access now without an approver (policies with
+        /// break_glass = true); needs --reason; reviewed afterwards.
+        #[arg(long = "break-glass")]
+        break_glass: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -249,6 +260,19 @@ pub enum Command {
         /// Why more time is needed (checked against the policy's reason_pattern).
         #[arg(long, default_value = "")]
         reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Record your verdict on a break-glass grant (approvers of its policy).
+    Review {
+        /// The grant's id (gr_...).
+        grant_id: String,
+        /// Whether taking access without approval was justified.
+        #[arg(long, value_enum)]
+        verdict: Verdict,
+        /// Note recorded with the verdict.
+        #[arg(long, default_value = "")]
+        comment: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -354,6 +378,7 @@ impl Command {
             | Command::Grants { api, .. }
             | Command::Secret { api, .. }
             | Command::Extend { api, .. }
+            | Command::Review { api, .. }
             | Command::Revoke { api, .. }
             | Command::Sessions { api, .. }
             | Command::Terminate { api, .. }

@@ -77,6 +77,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "max_total",
             "reason_pattern",
             "max_schedule_ahead",
+            "break_glass",
         ],
     ),
     (
@@ -286,6 +287,9 @@ pub struct PolicyEntry {
     pub reason_pattern: Option<String>,
     /// How far ahead a request may ask to start; default 7d.
     pub max_schedule_ahead: Option<String>,
+    /// Requesters may take access at once, reviewed afterwards.
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -164,6 +164,9 @@ pub struct Policy {
     pub reason_pattern: Option<ReasonPattern>,
     /// How far ahead a request's `starts_at` may be.
     pub max_schedule_ahead: Duration,
+    /// Requesters may take access at once with a reason; an approver of
+    /// the policy reviews it afterwards.
+    pub break_glass: bool,
 }
 
 /// `max_schedule_ahead` when a policy sets none.

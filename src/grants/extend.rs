@@ -103,6 +103,7 @@ impl Grants {
             expires_at_ms: (now + cfg.request_ttl.as_millis() as i64).min(g.expires_at_ms),
             extends_grant: Some(id.to_string()),
             starts_at_ms: None,
+            break_glass: false,
         };
         let mut events = vec![audit(
             &caller.user,

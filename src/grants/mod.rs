@@ -10,6 +10,7 @@ mod open;
 mod policy;
 mod refusal;
 mod requests;
+mod review;
 mod schedule;
 mod service;
 mod start;

@@ -20,6 +20,8 @@ pub struct Ask<'a> {
     pub reason: &'a str,
     /// RFC 3339; None: from approval.
     pub starts_at: Option<&'a str>,
+    /// Take access at once under a `break_glass` policy, reviewed later.
+    pub break_glass: bool,
 }
 
 impl Grants {
@@ -35,6 +37,7 @@ impl Grants {
             duration,
             reason,
             starts_at: None,
+            break_glass: false,
         };
         self.request_access(caller, &ask).await
     }
@@ -49,6 +52,12 @@ impl Grants {
         let now = self.clock.now_ms();
         let evaluated = evaluate_request(&cfg, &caller.user, target, ask.duration, reason)
             .and_then(|(p, d)| Ok((p, d, starts_at(p, ask.starts_at, now)?)));
+        let evaluated = evaluated.and_then(|(p, d, s)| {
+            if ask.break_glass {
+                check_break_glass(p, reason, s)?;
+            }
+            Ok((p, d, s))
+        });
         let (policy, duration, starts_at_ms) = match evaluated {
             Ok(x) => x,
             Err(e) => {
@@ -70,14 +79,34 @@ impl Grants {
             expires_at_ms: now + cfg.request_ttl.as_millis() as i64,
             extends_grant: None,
             starts_at_ms,
+            break_glass: ask.break_glass,
         };
         let start = starts_at_ms.unwrap_or(now);
         let mut created = json!({"target": target, "policy": policy.name, "duration_seconds": duration.as_secs(), "reason": reason});
         if let Some(s) = starts_at_ms {
             created["starts_at"] = rfc3339(s).into();
         }
+        if ask.break_glass {
+            created["break_glass"] = true.into();
+        }
         let mut events = vec![audit(&caller.user, "request.created", &new.id, created)];
-        let auto = if policy.approvals_required == 0 {
+        let auto = if ask.break_glass {
+            let gid = ids::grant_id();
+            let expires_at = rfc3339(start + new.duration_ms);
+            events.push(audit(
+                &caller.user,
+                "grant.created",
+                &gid,
+                json!({"request": new.id, "user": caller.user, "target": target, "expires_at": expires_at, "break_glass": true}),
+            ));
+            events.push(audit(
+                &caller.user,
+                "grant.break_glass",
+                &gid,
+                json!({"request": new.id, "target": target, "policy": policy.name, "reason": reason, "expires_at": expires_at}),
+            ));
+            Some(gid)
+        } else if policy.approvals_required == 0 {
             let gid = ids::grant_id();
             events.push(audit(
                 "policy",
@@ -105,6 +134,10 @@ impl Grants {
             Some(g) => {
                 self.metrics.requests.with_label_values(&["approved"]).inc();
                 self.grant_created(g);
+                if ask.break_glass {
+                    tracing::warn!(grant = %g.id, user = %caller.user, target, "break-glass access taken; review pending");
+                    self.refresh_unreviewed().await;
+                }
             }
             None => {
                 self.metrics.requests_pending.inc();
@@ -315,6 +348,32 @@ impl Grants {
             rotated: rotate,
         })
     }
+}
+
+/// Break-glass needs a policy that allows it, a reason (what the reviewer
+/// judges), and no start time: it exists for access now.
+fn check_break_glass(
+    policy: &crate::config::Policy,
+    reason: &str,
+    starts_at: Option<i64>,
+) -> Result<(), GrantError> {
+    if !policy.break_glass {
+        return Err(GrantError::Forbidden(format!(
+            "policy {} does not allow break-glass access; request it normally",
+            policy.name
+        )));
+    }
+    if reason.trim().is_empty() {
+        return Err(GrantError::Invalid(
+            "break-glass access needs a reason: an approver reviews it afterwards".into(),
+        ));
+    }
+    if starts_at.is_some() {
+        return Err(GrantError::Invalid(
+            "break-glass access starts at once; it takes no starts_at".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A request's `starts_at`: RFC 3339, in the future, at most the policy's

@@ -32,6 +32,7 @@ impl Grants {
             self.schedule_request(id, *at);
         }
         self.metrics.grants_active.set(active);
+        self.refresh_unreviewed().await;
         self.metrics.requests_pending.set(pending.len() as i64);
         tracing::info!(
             active_grants = active,

@@ -140,6 +140,45 @@ pub fn grant_extended(g: &GrantRecord, actor: &str, detail: &Value, at_ms: i64) 
     )
 }
 
+/// A break-glass grant was taken (raised at once: nobody approved it).
+pub fn grant_break_glass(g: &GrantRecord, reason: &str, at_ms: i64) -> Event {
+    Event::new(
+        GRANT_BREAK_GLASS,
+        at_ms,
+        json!({
+            "actor": g.user,
+            "grant_id": g.id,
+            "request_id": g.request_id,
+            "user": g.user,
+            "target": g.target,
+            "policy": g.policy,
+            "reason": reason,
+            "granted_at": rfc3339(g.granted_at_ms),
+            "expires_at": rfc3339(g.expires_at_ms),
+            "duration_seconds": duration_seconds(g.expires_at_ms - g.granted_at_ms),
+            "review": g.review,
+        }),
+    )
+}
+
+/// An approver recorded the verdict on a break-glass grant.
+pub fn grant_reviewed(g: &GrantRecord, at_ms: i64) -> Event {
+    Event::new(
+        GRANT_REVIEWED,
+        at_ms,
+        json!({
+            "actor": g.reviewed_by,
+            "grant_id": g.id,
+            "user": g.user,
+            "target": g.target,
+            "policy": g.policy,
+            "verdict": g.review,
+            "comment": g.review_comment,
+            "granted_at": rfc3339(g.granted_at_ms),
+        }),
+    )
+}
+
 /// `reason` is the request's reason, for context in the receiver.
 pub fn grant_ended(g: &GrantRecord, reason: Option<&str>, at_ms: i64) -> Event {
     Event::new(

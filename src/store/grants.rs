@@ -5,7 +5,7 @@ use crate::audit::AuditEntry;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-pub(super) const COLS: &str = "id, request_id, user_name, target, policy, state, granted_at, expires_at, ended_at, end_reason, ended_by, end_comment, starts_at";
+pub(super) const COLS: &str = "id, request_id, user_name, target, policy, state, granted_at, expires_at, ended_at, end_reason, ended_by, end_comment, starts_at, review, reviewed_by, review_comment, reviewed_at";
 
 pub(super) fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, StoreError> {
     let state: String = row.try_get("state")?;
@@ -24,6 +24,10 @@ pub(super) fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, StoreError> {
         ended_by: row.try_get("ended_by")?,
         end_comment: row.try_get("end_comment")?,
         starts_at_ms: row.try_get("starts_at")?,
+        review: row.try_get("review")?,
+        reviewed_by: row.try_get("reviewed_by")?,
+        review_comment: row.try_get("review_comment")?,
+        reviewed_at_ms: row.try_get("reviewed_at")?,
     })
 }
 
@@ -79,6 +83,10 @@ pub(super) async fn insert_grant(
         ended_by: None,
         end_comment: None,
         starts_at_ms: starts_at,
+        review: None,
+        reviewed_by: None,
+        review_comment: None,
+        reviewed_at_ms: None,
     })
 }
 

@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "scheduled",
         include_str!("migrations/0008_scheduled.sql"),
     ),
+    (
+        9,
+        "break_glass",
+        include_str!("migrations/0009_break_glass.sql"),
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -21,6 +21,7 @@ pub mod models;
 mod notify_hook;
 mod outbox;
 mod requests;
+mod review;
 mod schedule;
 
 pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};

@@ -133,6 +133,12 @@ pub struct GrantRecord {
     pub end_comment: Option<String>,
     /// Set for scheduled access: the grant is in force from here.
     pub starts_at_ms: Option<i64>,
+    /// Break-glass grants only: "pending", then "justified" or
+    /// "unjustified" with who reviewed, why and when.
+    pub review: Option<String>,
+    pub reviewed_by: Option<String>,
+    pub review_comment: Option<String>,
+    pub reviewed_at_ms: Option<i64>,
 }
 
 impl GrantRecord {
@@ -207,6 +213,8 @@ pub struct NewRequest {
     pub extends_grant: Option<String>,
     /// When the grant should start; None: at approval.
     pub starts_at_ms: Option<i64>,
+    /// Taken at once without an approver, to be reviewed afterwards.
+    pub break_glass: bool,
 }
 
 /// The result of one approval.

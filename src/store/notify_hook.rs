@@ -80,6 +80,23 @@ async fn queue_for(
                 }
             }
         }
+        "grant.break_glass" => {
+            let to = wanted(event::GRANT_BREAK_GLASS);
+            if !to.is_empty() {
+                if let Some(g) = grants::load(conn, &entry.subject).await? {
+                    let reason = entry.detail["reason"].as_str().unwrap_or_default();
+                    out.push((event::grant_break_glass(&g, reason, at), to));
+                }
+            }
+        }
+        "grant.reviewed" => {
+            let to = wanted(event::GRANT_REVIEWED);
+            if !to.is_empty() {
+                if let Some(g) = grants::load(conn, &entry.subject).await? {
+                    out.push((event::grant_reviewed(&g, at), to));
+                }
+            }
+        }
         "request.denied" => {
             let to = wanted(event::REQUEST_DENIED);
             if !to.is_empty() {

@@ -115,16 +115,30 @@ impl Store {
         insert_request(&mut tx, req).await?;
         let mut grant = None;
         if let Some(grant_id) = auto_grant {
-            sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = 'policy', grant_id = $3 WHERE id = $1")
+            let by = if req.break_glass {
+                "break-glass"
+            } else {
+                "policy"
+            };
+            sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = $4, grant_id = $3 WHERE id = $1")
                 .bind(&req.id)
                 .bind(req.created_at_ms)
                 .bind(grant_id)
+                .bind(by)
                 .execute(&mut *tx)
                 .await?;
             let rec = load(&mut tx, &req.id)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(req.id.clone()))?;
-            grant = Some(insert_grant(&mut tx, &rec, grant_id, req.created_at_ms).await?);
+            let mut g = insert_grant(&mut tx, &rec, grant_id, req.created_at_ms).await?;
+            if req.break_glass {
+                sqlx::query("UPDATE grants SET review = 'pending' WHERE id = $1")
+                    .bind(grant_id)
+                    .execute(&mut *tx)
+                    .await?;
+                g.review = Some("pending".into());
+            }
+            grant = Some(g);
         }
         for e in audit {
             self.append(&mut tx, e, req.created_at_ms).await?;

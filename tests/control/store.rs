@@ -27,6 +27,7 @@ fn new_request(id: &str, required: i64) -> NewRequest {
         expires_at_ms: now + 3_600_000,
         extends_grant: None,
         starts_at_ms: None,
+        break_glass: false,
     }
 }
 

@@ -93,6 +93,17 @@ pub async fn extend(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, 
     ))
 }
 
+/// Records an approver's verdict on a break-glass grant.
+pub async fn review(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let b: super::bodies::Review = json_body(req).await?;
+    let g = ctx
+        .state
+        .grants
+        .review(&ctx.caller, id, &b.verdict, &b.comment)
+        .await?;
+    Ok(json(StatusCode::OK, &views::grant(&g)))
+}
+
 /// Adds `instances_unconfirmed` when peers did not confirm in time, so the
 /// caller knows the count may be short (several instances only).
 pub(super) fn with_unconfirmed(mut v: serde_json::Value, peers: &[String]) -> serde_json::Value {

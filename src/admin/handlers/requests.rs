@@ -14,6 +14,7 @@ pub async fn create(ctx: Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> 
         duration: b.duration.as_deref(),
         reason: &b.reason,
         starts_at: b.starts_at.as_deref(),
+        break_glass: b.break_glass,
     };
     let (rec, grant) = ctx.state.grants.request_access(&ctx.caller, &ask).await?;
     Ok(json(

@@ -326,6 +326,12 @@ pub(super) fn check_policies(
                 .map_err(|e| c.err(at(&base, "reason_pattern"), e))
                 .ok()
         });
+        if raw.break_glass && raw.approvers.is_empty() {
+            c.err(
+                at(&base, "break_glass"),
+                "break_glass needs approvers: someone must review each break-glass grant",
+            );
+        }
         let max_schedule_ahead = match &raw.max_schedule_ahead {
             Some(s) => c
                 .duration(at(&base, "max_schedule_ahead"), s)
@@ -347,6 +353,7 @@ pub(super) fn check_policies(
             max_total: max_total.unwrap_or_default(),
             reason_pattern,
             max_schedule_ahead,
+            break_glass: raw.break_glass,
         });
     }
     out
