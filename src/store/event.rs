@@ -319,6 +319,10 @@ mod tests {
             ended_by: None,
             end_comment: None,
             starts_at_ms: None,
+            review: None,
+            reviewed_by: None,
+            review_comment: None,
+            reviewed_at_ms: None,
         };
         let a = grant_expiring(&g, Duration::from_secs(60), 540_000);
         let b = grant_expiring(&g, Duration::from_secs(60), 540_003);
