@@ -34,7 +34,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         &["data_dir", "instance", "request_ttl", "shutdown_timeout"],
     ),
     ("store", &["url", "max_connections"]),
-    ("admin", &["listen", "tls_cert", "tls_key"]),
+    ("admin", &["listen", "tls_cert", "tls_key", "public_url"]),
     ("metrics", &["listen"]),
     ("audit", &["signing_key"]),
     ("listeners", &["ssh", "postgres", "tcp"]),
@@ -90,6 +90,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "retry_initial",
             "retry_max",
             "give_up_after",
+            "format",
         ],
     ),
 ];
@@ -175,6 +176,8 @@ pub struct AdminSection {
     pub listen: String,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    /// The console's address as people reach it (links in notifications).
+    pub public_url: Option<String>,
 }
 
 impl Default for AdminSection {
@@ -183,6 +186,7 @@ impl Default for AdminSection {
             listen: default_admin_listen(),
             tls_cert: None,
             tls_key: None,
+            public_url: None,
         }
     }
 }
@@ -306,4 +310,6 @@ pub struct NotifyEntry {
     pub retry_max: Option<String>,
     /// A delivery still failing this long after its event is dropped; default 24h.
     pub give_up_after: Option<String>,
+    /// "jitgate" (default) or "slack".
+    pub format: Option<String>,
 }

@@ -43,6 +43,9 @@ pub struct TlsFiles {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub tls: Option<TlsFiles>,
+    /// Where people open the console: `[admin] public_url`, else the
+    /// listen address (https with TLS). Links in notifications use it.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +223,17 @@ pub struct Notify {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub give_up_after: Duration,
+    pub format: NotifyFormat,
+}
+
+/// The body a receiver gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// jitgate's own JSON event (docs/operations.md, "Notifications").
+    Jitgate,
+    /// Slack's incoming-webhook JSON (`text` and `blocks`), which
+    /// Mattermost accepts too.
+    Slack,
 }
 
 impl Notify {
@@ -351,6 +365,7 @@ mod tests {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(1),
             give_up_after: Duration::from_secs(1),
+            format: NotifyFormat::Jitgate,
         };
         assert!(n(&["*"]).wants("grant.ended"));
         assert!(!n(&["*"]).wants("audit.checkpoint"));

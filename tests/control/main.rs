@@ -31,5 +31,6 @@ mod ops;
 mod permissions;
 mod properties;
 mod schedule;
+mod slack;
 mod store;
 mod systemd;
