@@ -80,7 +80,7 @@ fn describe(event: &str, e: &Value, user: &str, target: &str, actor: &str) -> (S
         "grant.reviewed" => ("Break-glass access reviewed".into(), format!("{actor} reviewed {user}'s break-glass access to {target}: {}", e["verdict"].as_str().unwrap_or("?"))),
         "session.ended" => ("Session ended".into(), format!("{user}'s session to {target} ended ({})", e["end_reason"].as_str().unwrap_or("ended"))),
         "user.locked" => ("User locked".into(), format!("{actor} locked {user}")),
-        other => ("jitgate".into(), format!("{other}")),
+        other => ("jitgate".into(), other.to_string()),
     }
 }
 
