@@ -23,6 +23,30 @@ pub async fn client_command(args: ApiArgs, cmd: Command) -> anyhow::Result<ExitC
     }
 }
 
+/// Checks `reason` against the target's `reason_pattern` before sending,
+/// as `GET /v1/targets` lists it: Some(why) when it would be refused.
+/// Anything that stops the check (an older server, no such target) leaves
+/// the decision to the server, which applies the same rule.
+async fn reason_refused(api: &Api, target: &str, reason: &str) -> Option<String> {
+    let targets = api.get("/v1/targets").await.ok()?;
+    let t = targets["targets"]
+        .as_array()?
+        .iter()
+        .find(|t| t["name"] == target)?;
+    let pattern = t["reason_pattern"].as_str()?;
+    let re = regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .ok()?;
+    (!re.is_match(reason)).then(|| {
+        format!(
+            "the reason must match policy {}'s reason_pattern {:?} (e.g. a ticket id); nothing was sent",
+            esc(t["policy"].as_str().unwrap_or("?")),
+            esc(pattern)
+        )
+    })
+}
+
 /// The API's name for a state chosen with `--state`.
 fn state_name(v: Option<impl ValueEnum>) -> Option<String> {
     v.and_then(|v| v.to_possible_value())
@@ -86,6 +110,10 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
             }
             if break_glass {
                 body["break_glass"] = true.into();
+            }
+            if let Some(why) = reason_refused(api, &target, &reason).await {
+                note(&format!("error: {why}"));
+                return Ok(ExitCode::from(1));
             }
             show(
                 as_json,
