@@ -104,7 +104,20 @@ pub async fn apply(c: &Cluster, op: &Op) -> usize {
         expires_at_ms,
     } = op
     {
-        let n = c.sessions.extend_grant(grant, *expires_at_ms);
+        // The store is the authority: the end applied is the one it holds
+        // (never later than the message says), and without an answer
+        // nothing moves, so sessions keep their earlier end (fail closed).
+        let end = match c.store.get_grant(grant).await {
+            Ok(Some(g)) if g.state == crate::store::GrantState::Active => {
+                g.expires_at_ms.min(*expires_at_ms)
+            }
+            Ok(_) => return 0,
+            Err(e) => {
+                tracing::warn!(grant = %grant, error = %e, "cannot confirm a peer's extension in the store; the re-check will retry");
+                return 0;
+            }
+        };
+        let n = c.sessions.extend_grant(grant, end);
         tracing::info!(grant = %grant, sessions = n, "a peer extended a grant; its sessions here follow the new end");
         return n;
     }

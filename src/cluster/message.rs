@@ -1,7 +1,7 @@
 //! What instances tell each other over PostgreSQL LISTEN/NOTIFY. A message
-//! asks an instance to close sessions (the safe direction), or to let its
-//! sessions of a grant run to the grant's new end after an extension; the
-//! store's own credentials guard who may send.
+//! asks an instance to close sessions (the safe direction), or to look up
+//! a grant's new end in the store after an extension; the store's own
+//! credentials guard who may send.
 
 use crate::sessions::{EndCause, EndReason};
 use serde::{Deserialize, Serialize};
@@ -39,10 +39,9 @@ pub enum Op {
         comment: String,
     },
     /// A grant's end moved out (an extension): sessions keep their
-    /// sockets and follow the new end. A forged one could only extend a
-    /// session to an end the store does not hold; the re-check and the
-    /// grant timer read the store's end, and only the store's credentials
-    /// can send it.
+    /// sockets and follow the new end. The receiver applies the end the
+    /// store holds for the grant (never later than the message), so a
+    /// forged or replayed message cannot extend anything the store did not.
     ExtendGrant { grant: String, expires_at_ms: i64 },
     /// How many sessions an instance closed for request `req` of `to`.
     Ack { to: String, closed: usize },

@@ -88,3 +88,30 @@ fn an_extension_whose_message_was_missed_is_found_by_the_recheck() {
     assert!(closed_by_peer(&mut on_b));
     assert!(now_ms() >= new_end, "closed before its new end");
 }
+
+#[test]
+fn a_forged_extension_message_extends_nothing_the_store_did_not() {
+    let db = "jitgate_cluster_extend_forged";
+    let Some((a, b, pg)) = two(db) else {
+        return;
+    };
+    let (gid, secret) = a.grant(BOB, "auto-echo", "4s");
+    let end = grant_end(&a.d, &gid);
+    let (mut on_b, sid) = open(&b, &secret);
+    let far = end + 3_600_000;
+    let payload = format!(
+        r#"{{"from":"mallory","req":"r1","op":"extend_grant","grant":"{gid}","expires_at_ms":{far}}}"#
+    );
+    let sql = format!("SELECT pg_notify('jitgate_control', '{payload}')");
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c", &sql, &pg.url(db)])
+        .output_within(HANG);
+    assert!(out.status.success(), "{out:?}");
+    // b asked the store, which holds the first end: nothing moved.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(listed_end(&b, &sid), Some(end));
+    assert!(
+        closed_by_peer(&mut on_b),
+        "closed at its own end, not kept open"
+    );
+}
