@@ -27,19 +27,19 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0006_audit_checkpoints.sql"),
     ),
     (
-        7,
-        "extensions",
-        include_str!("migrations/0007_extensions.sql"),
-    ),
-    (
         8,
-        "scheduled",
-        include_str!("migrations/0008_scheduled.sql"),
+        "extensions",
+        include_str!("migrations/0008_extensions.sql"),
     ),
     (
         9,
+        "scheduled",
+        include_str!("migrations/0009_scheduled.sql"),
+    ),
+    (
+        10,
         "break_glass",
-        include_str!("migrations/0009_break_glass.sql"),
+        include_str!("migrations/0010_break_glass.sql"),
     ),
 ];
 
