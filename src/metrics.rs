@@ -4,8 +4,8 @@
 //! bounded.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -32,6 +32,12 @@ pub struct Metrics {
     /// a name the pattern refuses, a locked user, a replayed code), error
     /// (the IdP or the store failed).
     pub signins: IntCounterVec,
+    /// Extensions applied (approved, or at once under a policy that needs
+    /// no approval).
+    pub grants_extended: IntCounter,
+    /// Break-glass grants waiting for an approver's verdict (read from the
+    /// store, so every instance reports the shared figure).
+    pub break_glass_unreviewed: IntGauge,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -50,6 +56,11 @@ impl Metrics {
         };
         let cv = |name: &str, help: &str, labels: &[&str]| {
             let m = must(IntCounterVec::new(Opts::new(name, help), labels));
+            must(r.register(Box::new(m.clone())));
+            m
+        };
+        let c = |name: &str, help: &str| {
+            let m = must(IntCounter::new(name, help));
             must(r.register(Box::new(m.clone())));
             m
         };
@@ -145,6 +156,14 @@ impl Metrics {
                 &["version"],
             ),
             request_approve_seconds,
+            grants_extended: c(
+                "jitgate_grants_extended_total",
+                "Grant extensions applied (the grant's end moved out)",
+            ),
+            break_glass_unreviewed: g(
+                "jitgate_break_glass_unreviewed",
+                "Break-glass grants whose review is still pending",
+            ),
             notifications: cv(
                 "jitgate_notifications_total",
                 "Webhook delivery attempts by result (delivered, retried, dropped)",

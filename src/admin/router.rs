@@ -143,6 +143,14 @@ async fn dispatch(state: Arc<AdminState>, peer: SocketAddr, req: Request<Incomin
             "/v1/grants/{id}/revoke",
             h::grants::revoke(ctx, id, req).await,
         ),
+        (&M::POST, ["grants", id, "extend"]) => (
+            "/v1/grants/{id}/extend",
+            h::grants::extend(ctx, id, req).await,
+        ),
+        (&M::POST, ["grants", id, "review"]) => (
+            "/v1/grants/{id}/review",
+            h::grants::review(ctx, id, req).await,
+        ),
         (&M::GET, ["sessions"]) => ("/v1/sessions", h::sessions::list(ctx, q).await),
         (&M::POST, ["sessions", id, "terminate"]) => (
             "/v1/sessions/{id}/terminate",

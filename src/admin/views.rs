@@ -27,6 +27,9 @@ pub fn request(r: &RequestRecord, grant: Option<&GrantRecord>) -> Value {
         "decided_by": r.decided_by,
         "decision_reason": r.decision_reason,
         "grant_id": r.grant_id,
+        "kind": r.kind.as_str(),
+        "extends_grant": r.extends_grant,
+        "starts_at": opt_time(r.starts_at_ms),
     });
     if let Some(g) = grant {
         v["grant"] = self::grant(g);
@@ -35,7 +38,7 @@ pub fn request(r: &RequestRecord, grant: Option<&GrantRecord>) -> Value {
 }
 
 pub fn grant(g: &GrantRecord) -> Value {
-    let remaining = if g.state == GrantState::Active {
+    let remaining = if matches!(g.state, GrantState::Active | GrantState::Scheduled) {
         ((g.expires_at_ms - now_ms()).max(0) + 999) / 1000
     } else {
         0
@@ -54,5 +57,11 @@ pub fn grant(g: &GrantRecord) -> Value {
         "end_reason": g.end_reason,
         "ended_by": g.ended_by,
         "end_comment": g.end_comment,
+        "starts_at": opt_time(g.starts_at_ms),
+        "break_glass": g.review.is_some(),
+        "review": g.review,
+        "reviewed_by": g.reviewed_by,
+        "review_comment": g.review_comment,
+        "reviewed_at": opt_time(g.reviewed_at_ms),
     })
 }

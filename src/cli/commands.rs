@@ -49,6 +49,30 @@ fn with_saved_signin(mut args: ApiArgs) -> anyhow::Result<ApiArgs> {
     Ok(args)
 }
 
+/// Checks `reason` against the target's `reason_pattern` before sending,
+/// as `GET /v1/targets` lists it: Some(why) when it would be refused.
+/// Anything that stops the check (an older server, no such target) leaves
+/// the decision to the server, which applies the same rule.
+async fn reason_refused(api: &Api, target: &str, reason: &str) -> Option<String> {
+    let targets = api.get("/v1/targets").await.ok()?;
+    let t = targets["targets"]
+        .as_array()?
+        .iter()
+        .find(|t| t["name"] == target)?;
+    let pattern = t["reason_pattern"].as_str()?;
+    let re = regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .ok()?;
+    (!re.is_match(reason)).then(|| {
+        format!(
+            "the reason must match policy {}'s reason_pattern {:?} (e.g. a ticket id); nothing was sent",
+            esc(t["policy"].as_str().unwrap_or("?")),
+            esc(pattern)
+        )
+    })
+}
+
 /// The API's name for a state chosen with `--state`.
 fn state_name(v: Option<impl ValueEnum>) -> Option<String> {
     v.and_then(|v| v.to_possible_value())
@@ -58,6 +82,20 @@ fn state_name(v: Option<impl ValueEnum>) -> Option<String> {
 fn request_line(r: &Value) -> String {
     let approvals = r["approvals"].as_array().map(|a| a.len()).unwrap_or(0);
     match r["state"].as_str() {
+        Some("approved") if r["grant"]["break_glass"] == true => format!(
+            "BREAK-GLASS: grant {} for {} active until {}; an approver will review it",
+            s(&r["grant_id"]),
+            s(&r["target"]),
+            s(&r["grant"]["expires_at"])
+        ),
+        Some("approved") if r["grant"]["state"] == "scheduled" => format!(
+            "request {} approved: grant {} for {} scheduled from {} until {}",
+            s(&r["id"]),
+            s(&r["grant_id"]),
+            s(&r["target"]),
+            s(&r["grant"]["starts_at"]),
+            s(&r["grant"]["expires_at"])
+        ),
         Some("approved") => format!(
             "request {} approved: grant {} for {} active until {}",
             s(&r["id"]),
@@ -87,11 +125,23 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
             reason,
             wait,
             wait_timeout,
+            at,
+            break_glass,
             ..
         } => {
             let mut body = json!({"target": target, "reason": reason});
             if let Some(d) = duration {
                 body["duration"] = d.into();
+            }
+            if let Some(at) = at {
+                body["starts_at"] = at.into();
+            }
+            if break_glass {
+                body["break_glass"] = true.into();
+            }
+            if let Some(why) = reason_refused(api, &target, &reason).await {
+                note(&format!("error: {why}"));
+                return Ok(ExitCode::from(1));
             }
             let created = api.post("/v1/requests", body).await?;
             if wait {
@@ -215,6 +265,56 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                 }
                 note("This secret is shown once and dies with the grant.");
             }
+        }
+        Command::Extend {
+            grant_id,
+            duration,
+            reason,
+            ..
+        } => {
+            let mut body = json!({"reason": reason});
+            if let Some(d) = duration {
+                body["duration"] = d.into();
+            }
+            let r = api
+                .post(&format!("/v1/grants/{}/extend", enc(&grant_id)), body)
+                .await?;
+            show(as_json, &r, |r| match r["state"].as_str() {
+                Some("approved") => format!(
+                    "grant {} extended: access to {} until {} (request {})",
+                    esc(&grant_id),
+                    s(&r["target"]),
+                    s(&r["grant"]["expires_at"]),
+                    s(&r["id"])
+                ),
+                _ => format!(
+                    "extension {} of grant {} by {} is {} ({} approval(s) required)",
+                    s(&r["id"]),
+                    esc(&grant_id),
+                    s(&r["duration"]),
+                    s(&r["state"]),
+                    s(&r["approvals_required"])
+                ),
+            })?;
+        }
+        Command::Review {
+            grant_id,
+            verdict,
+            comment,
+            ..
+        } => {
+            let body = json!({"verdict": state_name(Some(verdict)), "comment": comment});
+            let r = api
+                .post(&format!("/v1/grants/{}/review", enc(&grant_id)), body)
+                .await?;
+            show(as_json, &r, |g| {
+                format!(
+                    "break-glass grant {} of {} reviewed: {}",
+                    esc(&grant_id),
+                    s(&g["user"]),
+                    s(&g["review"])
+                )
+            })?;
         }
         Command::Revoke {
             grant_id, reason, ..

@@ -123,9 +123,30 @@ pub enum RequestState {
     Expired,
 }
 
+/// `--at`: an RFC 3339 time as given, or `+DURATION` turned into the
+/// RFC 3339 time that far from now (the server checks the bounds).
+fn start_time_arg(s: &str) -> Result<String, String> {
+    if let Some(d) = s.strip_prefix('+') {
+        let d = crate::duration::parse(d).map_err(|e| e.to_string())?;
+        let at = crate::clock::now_ms() + d.as_millis() as i64;
+        return Ok(crate::clock::rfc3339(at));
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("not an RFC 3339 time or +DURATION: {e}"))
+}
+
+/// A break-glass review's verdict.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Verdict {
+    Justified,
+    Unjustified,
+}
+
 /// Grant states, for `grants --state`.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum GrantState {
+    Scheduled,
     Active,
     Expired,
     Revoked,
@@ -163,6 +184,14 @@ pub enum Command {
         /// Why access is needed (shown to approvers; some policies require it).
         #[arg(long, default_value = "")]
         reason: String,
+        /// Start later (scheduled access): an RFC 3339 time such as
+        /// 2026-12-05T09:00:00Z, or +DURATION from now such as +2h.
+        #[arg(long = "at", value_name = "TIME", value_parser = start_time_arg)]
+        at: Option<String>,
+        /// Take access now without an approver (policies with
+        /// break_glass = true); needs --reason; reviewed afterwards.
+        #[arg(long = "break-glass")]
+        break_glass: bool,
         /// Wait for the decision and print the grant; exit 1 when denied,
         /// expired or still pending after --wait-timeout.
         #[arg(long)]
@@ -258,6 +287,33 @@ pub enum Command {
         /// Revoke the grant's earlier secrets (open sessions stay open).
         #[arg(long)]
         rotate: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Ask for more time on your own grant; live sessions keep running
+    /// (no reconnect) and follow the new end once it is approved.
+    Extend {
+        /// The grant's id (gr_...).
+        grant_id: String,
+        /// Time to add, e.g. 30m (default: the policy's default_duration).
+        #[arg(long = "for", value_name = "DURATION", value_parser = crate::duration::validate_arg)]
+        duration: Option<String>,
+        /// Why more time is needed (checked against the policy's reason_pattern).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Record your verdict on a break-glass grant (approvers of its policy).
+    Review {
+        /// The grant's id (gr_...).
+        grant_id: String,
+        /// Whether taking access without approval was justified.
+        #[arg(long, value_enum)]
+        verdict: Verdict,
+        /// Note recorded with the verdict.
+        #[arg(long, default_value = "")]
+        comment: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -375,6 +431,8 @@ impl Command {
             | Command::Cancel { api, .. }
             | Command::Grants { api, .. }
             | Command::Secret { api, .. }
+            | Command::Extend { api, .. }
+            | Command::Review { api, .. }
             | Command::Revoke { api, .. }
             | Command::Sessions { api, .. }
             | Command::Terminate { api, .. }

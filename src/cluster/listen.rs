@@ -99,6 +99,28 @@ fn dispatch(c: &Arc<Cluster>, env: Envelope) {
 
 /// Closes what `op` names on this instance; returns how many closed.
 pub async fn apply(c: &Cluster, op: &Op) -> usize {
+    if let Op::ExtendGrant {
+        grant,
+        expires_at_ms,
+    } = op
+    {
+        // The store is the authority: the end applied is the one it holds
+        // (never later than the message says), and without an answer
+        // nothing moves, so sessions keep their earlier end (fail closed).
+        let end = match c.store.get_grant(grant).await {
+            Ok(Some(g)) if g.state == crate::store::GrantState::Active => {
+                g.expires_at_ms.min(*expires_at_ms)
+            }
+            Ok(_) => return 0,
+            Err(e) => {
+                tracing::warn!(grant = %grant, error = %e, "cannot confirm a peer's extension in the store; the re-check will retry");
+                return 0;
+            }
+        };
+        let n = c.sessions.extend_grant(grant, end);
+        tracing::info!(grant = %grant, sessions = n, "a peer extended a grant; its sessions here follow the new end");
+        return n;
+    }
     let Some(cause) = op.cause() else { return 0 };
     let n = match op {
         Op::EndGrant { grant, .. } => c.sessions.end_grant(grant, cause).await,
@@ -113,7 +135,7 @@ pub async fn apply(c: &Cluster, op: &Op) -> usize {
             n
         }
         Op::EndSession { session, .. } => c.sessions.end_session(session, cause).await.unwrap_or(0),
-        Op::Ack { .. } => 0,
+        Op::Ack { .. } | Op::ExtendGrant { .. } => 0,
     };
     if n > 0 {
         tracing::info!(sessions = n, cause = %short(op), "closed sessions at a peer's request");

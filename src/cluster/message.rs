@@ -1,7 +1,7 @@
 //! What instances tell each other over PostgreSQL LISTEN/NOTIFY. A message
-//! only ever asks an instance to close sessions (the safe direction), so a
-//! forged or replayed one can cost availability, never grant access; the
-//! store's own credentials guard who may send.
+//! asks an instance to close sessions (the safe direction), or to look up
+//! a grant's new end in the store after an extension; the store's own
+//! credentials guard who may send.
 
 use crate::sessions::{EndCause, EndReason};
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,11 @@ pub enum Op {
         by: String,
         comment: String,
     },
+    /// A grant's end moved out (an extension): sessions keep their
+    /// sockets and follow the new end. The receiver applies the end the
+    /// store holds for the grant (never later than the message), so a
+    /// forged or replayed message cannot extend anything the store did not.
+    ExtendGrant { grant: String, expires_at_ms: i64 },
     /// How many sessions an instance closed for request `req` of `to`.
     Ack { to: String, closed: usize },
 }
@@ -61,7 +66,7 @@ impl Op {
             } => (*reason, by, comment),
             Op::EndUser { by, comment, .. } => (EndReason::Locked, by, comment),
             Op::EndSession { by, comment, .. } => (EndReason::Terminated, by, comment),
-            Op::Ack { .. } => return None,
+            Op::Ack { .. } | Op::ExtendGrant { .. } => return None,
         };
         Some(if by.is_empty() {
             EndCause::new(reason)

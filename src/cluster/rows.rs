@@ -34,7 +34,7 @@ pub fn row_of(s: &SessionInfo, instance: &str) -> LiveSessionRow {
         client_addr: s.client_addr.clone(),
         granted_at_ms: s.granted_at_ms,
         started_at_ms: s.started_at_ms,
-        expires_at_ms: s.expires_at_ms,
+        expires_at_ms: s.expires_at_ms(),
         bytes_in: s.bytes_in.load(Ordering::Relaxed) as i64,
         bytes_out: s.bytes_out.load(Ordering::Relaxed) as i64,
         last_activity_ms: s.last_activity_ms.load(Ordering::Relaxed),

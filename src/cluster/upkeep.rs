@@ -109,6 +109,18 @@ pub async fn recheck(c: &Cluster) {
         }
         Err(e) => tracing::debug!(error = %e, "re-check of ended grants failed"),
     }
+    // Extensions whose message this instance missed: its sessions (and
+    // the grant timer, which reads the table) follow the store's end.
+    match c.store.grants_extended_since(since).await {
+        Ok(extended) => {
+            for (id, end) in extended.into_iter().filter(|(id, _)| local.contains(id)) {
+                if c.sessions.extend_grant(&id, end) > 0 {
+                    tracing::info!(grant = %id, "re-check: sessions follow an extension made on a peer");
+                }
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "re-check of extended grants failed"),
+    }
     if let Ok(locked) = c.store.locked_users().await {
         for (user, reason, by) in locked {
             let n = c

@@ -10,6 +10,9 @@ pub const GRANT_EXPIRING: &str = "grant.expiring";
 pub const GRANT_ENDED: &str = "grant.ended";
 pub const SESSION_ENDED: &str = "session.ended";
 pub const USER_LOCKED: &str = "user.locked";
+pub const GRANT_EXTENDED: &str = "grant.extended";
+pub const GRANT_BREAK_GLASS: &str = "grant.break_glass";
+pub const GRANT_REVIEWED: &str = "grant.reviewed";
 /// A signed audit checkpoint, sent to receivers that name it as a witness
 /// outside the store (never matched by `*`).
 pub const AUDIT_CHECKPOINT: &str = "audit.checkpoint";
@@ -23,5 +26,8 @@ pub const ALL: &[&str] = &[
     GRANT_ENDED,
     SESSION_ENDED,
     USER_LOCKED,
+    GRANT_EXTENDED,
+    GRANT_BREAK_GLASS,
+    GRANT_REVIEWED,
     AUDIT_CHECKPOINT,
 ];

@@ -35,7 +35,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
         &["data_dir", "instance", "request_ttl", "shutdown_timeout"],
     ),
     ("store", &["url", "max_connections"]),
-    ("admin", &["listen", "tls_cert", "tls_key"]),
+    ("admin", &["listen", "tls_cert", "tls_key", "public_url"]),
     ("metrics", &["listen"]),
     ("audit", &["signing_key"]),
     ("auth", &["oidc"]),
@@ -90,6 +90,10 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "require_reason",
             "warn_before",
             "max_sessions_per_grant",
+            "max_total",
+            "reason_pattern",
+            "max_schedule_ahead",
+            "break_glass",
         ],
     ),
     (
@@ -102,6 +106,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "retry_initial",
             "retry_max",
             "give_up_after",
+            "format",
         ],
     ),
 ];
@@ -211,6 +216,8 @@ pub struct AdminSection {
     pub listen: String,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    /// The console's address as people reach it (links in notifications).
+    pub public_url: Option<String>,
 }
 
 impl Default for AdminSection {
@@ -219,6 +226,7 @@ impl Default for AdminSection {
             listen: default_admin_listen(),
             tls_cert: None,
             tls_key: None,
+            public_url: None,
         }
     }
 }
@@ -318,6 +326,15 @@ pub struct PolicyEntry {
     #[serde(default)]
     pub warn_before: Vec<String>,
     pub max_sessions_per_grant: Option<u32>,
+    /// A grant's whole length, extensions included; default max_duration.
+    pub max_total: Option<String>,
+    /// A regular expression every reason must match (a ticket id).
+    pub reason_pattern: Option<String>,
+    /// How far ahead a request may ask to start; default 7d.
+    pub max_schedule_ahead: Option<String>,
+    /// Requesters may take access at once, reviewed afterwards.
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -334,4 +351,6 @@ pub struct NotifyEntry {
     pub retry_max: Option<String>,
     /// A delivery still failing this long after its event is dropped; default 24h.
     pub give_up_after: Option<String>,
+    /// "jitgate" (default) or "slack".
+    pub format: Option<String>,
 }

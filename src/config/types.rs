@@ -61,6 +61,9 @@ pub struct TlsFiles {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub tls: Option<TlsFiles>,
+    /// Where people open the console: `[admin] public_url`, else the
+    /// listen address (https with TLS). Links in notifications use it.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +181,55 @@ pub struct Policy {
     /// Sorted longest first, so warnings fire in order.
     pub warn_before: Vec<Duration>,
     pub max_sessions_per_grant: Option<u32>,
+    /// The longest a grant may last from its start, extensions included
+    /// (never shorter than max_duration).
+    pub max_total: Duration,
+    /// What every reason (request or extension) must match, if set.
+    pub reason_pattern: Option<ReasonPattern>,
+    /// How far ahead a request's `starts_at` may be.
+    pub max_schedule_ahead: Duration,
+    /// Requesters may take access at once with a reason; an approver of
+    /// the policy reviews it afterwards.
+    pub break_glass: bool,
+}
+
+/// `max_schedule_ahead` when a policy sets none.
+pub const DEFAULT_MAX_SCHEDULE_AHEAD: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A policy's `reason_pattern`: the operator's source text (quoted back to
+/// a requester whose reason does not match) and the compiled expression.
+#[derive(Debug, Clone)]
+pub struct ReasonPattern {
+    pub source: String,
+    pub regex: regex::Regex,
+}
+
+/// Bounds on an operator's pattern: the regex crate runs in linear time,
+/// and these cap what one pattern may cost in memory to compile.
+pub const REASON_PATTERN_MAX_LEN: usize = 500;
+const REASON_PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+impl ReasonPattern {
+    pub fn compile(source: &str) -> Result<ReasonPattern, String> {
+        if source.len() > REASON_PATTERN_MAX_LEN {
+            return Err(format!(
+                "reason_pattern is longer than {REASON_PATTERN_MAX_LEN} bytes"
+            ));
+        }
+        let regex = regex::RegexBuilder::new(source)
+            .size_limit(REASON_PATTERN_SIZE_LIMIT)
+            .dfa_size_limit(REASON_PATTERN_SIZE_LIMIT)
+            .build()
+            .map_err(|e| format!("reason_pattern is not a valid regular expression: {e}"))?;
+        Ok(ReasonPattern {
+            source: source.to_string(),
+            regex,
+        })
+    }
+
+    pub fn matches(&self, reason: &str) -> bool {
+        self.regex.is_match(reason)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +244,17 @@ pub struct Notify {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub give_up_after: Duration,
+    pub format: NotifyFormat,
+}
+
+/// The body a receiver gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// jitgate's own JSON event (docs/operations.md, "Notifications").
+    Jitgate,
+    /// Slack's incoming-webhook JSON (`text` and `blocks`), which
+    /// Mattermost accepts too.
+    Slack,
 }
 
 impl Notify {
@@ -366,6 +429,7 @@ mod tests {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(1),
             give_up_after: Duration::from_secs(1),
+            format: NotifyFormat::Jitgate,
         };
         assert!(n(&["*"]).wants("grant.ended"));
         assert!(!n(&["*"]).wants("audit.checkpoint"));

@@ -258,6 +258,16 @@ pub fn build(
     if !c.issues.is_empty() {
         return Err(c.issues);
     }
+    if let Some(u) = &file.admin.public_url {
+        let ok = (u.starts_with("http://") || u.starts_with("https://"))
+            && u.parse::<hyper::Uri>().is_ok_and(|x| x.host().is_some());
+        if !ok {
+            c.err(
+                p(&[k("admin"), k("public_url")]),
+                format!("public_url {u:?} must be an http:// or https:// URL with a host"),
+            );
+        }
+    }
     let admin_listen = admin_listen.ok_or_else(Vec::new)?;
     Ok(Config {
         source: source.to_path_buf(),
@@ -268,6 +278,10 @@ pub fn build(
         store_url,
         store_max_connections,
         admin: AdminConfig {
+            public_url: file.admin.public_url.clone().unwrap_or_else(|| {
+                let scheme = if admin_tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{admin_listen}")
+            }),
             listen: admin_listen,
             tls: admin_tls,
         },

@@ -6,7 +6,7 @@
 use super::{Grants, Refusal};
 use crate::config::{Policy, Target, TargetKind};
 use crate::secrets::{digest_eq, sha256};
-use crate::store::{GrantRecord, GrantState, StoreError};
+use crate::store::{GrantRecord, StoreError};
 
 pub struct Admitted {
     pub grant: GrantRecord,
@@ -50,6 +50,14 @@ pub(super) fn target_of(
         .ok_or_else(|| Refusal::UnknownTarget(target.to_string()))
 }
 
+/// The refusal of a connection under a scheduled grant before its start.
+pub(super) fn not_started(id: &str, start_ms: i64) -> Refusal {
+    Refusal::NoGrant(format!(
+        "grant {id} is scheduled: access starts at {}; connect then",
+        crate::clock::rfc3339(start_ms)
+    ))
+}
+
 fn store_err(e: StoreError) -> Refusal {
     tracing::warn!(error = %e, "store error during admission; refusing (fail closed)");
     Refusal::Unavailable
@@ -74,7 +82,7 @@ impl Grants {
         if !digest_eq(&presented, &stored) {
             return Err(Refusal::BadSecret);
         }
-        self.check_grant(&cfg, grant, t, target).await
+        self.check_grant(&cfg, grant, t, target, false).await
     }
 
     /// Admission by user and target (PostgreSQL names both in its startup
@@ -102,7 +110,13 @@ impl Grants {
             .map_err(store_err)?;
         let mut out = Vec::new();
         for (g, scram) in grants.into_iter().filter(|(g, _)| g.expires_at_ms > now) {
-            out.push((self.check_grant(&cfg, g, t.clone(), target).await?, scram));
+            // A scheduled grant not yet started is refused only after the
+            // client has proven its secret (`open_session`): before
+            // authentication every refusal reads the same.
+            out.push((
+                self.check_grant(&cfg, g, t.clone(), target, true).await?,
+                scram,
+            ));
         }
         if out.is_empty() {
             return Err(Refusal::NoGrant(format!(
@@ -124,19 +138,23 @@ impl Grants {
         let t = target_of(&cfg, target, kind)?;
         self.ensure_unlocked(user).await?;
         let now = self.clock.now_ms();
-        let grant = self
+        let grants = self
             .store
             .active_grants_of(user, target)
             .await
-            .map_err(store_err)?
-            .into_iter()
-            .find(|g| g.expires_at_ms > now)
+            .map_err(store_err)?;
+        // One in force now; else a scheduled one, refused with its start.
+        let grant = grants
+            .iter()
+            .find(|g| g.in_force(now))
+            .or_else(|| grants.iter().find(|g| g.starts_later(now).is_some()))
+            .cloned()
             .ok_or_else(|| {
                 Refusal::NoGrant(format!(
                     "no active grant for {user} on {target}: request access with `jitgate request {target} --reason ...`"
                 ))
             })?;
-        self.check_grant(&cfg, grant, t, target).await
+        self.check_grant(&cfg, grant, t, target, false).await
     }
 
     pub(super) async fn ensure_unlocked(&self, user: &str) -> Result<(), Refusal> {
@@ -147,12 +165,15 @@ impl Grants {
     }
 
     /// The checks every admission makes once it has a grant.
+    /// `defer_start`: a scheduled grant not yet started passes here and is
+    /// refused by `open_session` (PostgreSQL authenticates in between).
     async fn check_grant(
         &self,
         cfg: &crate::config::Config,
         grant: GrantRecord,
         t: Target,
         target: &str,
+        defer_start: bool,
     ) -> Result<Admitted, Refusal> {
         if grant.target != target {
             return Err(Refusal::NoGrant(format!(
@@ -163,7 +184,12 @@ impl Grants {
         // Before the grant state: a lock revokes the grants, and "user locked"
         // is the answer the engineer needs, not "grant has ended".
         self.ensure_unlocked(&grant.user).await?;
-        if grant.state != GrantState::Active || grant.expires_at_ms <= self.clock.now_ms() {
+        let now = self.clock.now_ms();
+        if let Some(start) = grant.starts_later(now) {
+            if !defer_start {
+                return Err(not_started(&grant.id, start));
+            }
+        } else if !grant.in_force(now) {
             return Err(Refusal::NoGrant(format!(
                 "grant {} has ended; request access again",
                 grant.id

@@ -66,7 +66,11 @@ impl Grants {
         match recorded {
             Ok(grant) => {
                 self.timers.cancel(id);
-                self.metrics.grants_active.dec();
+                self.timers.cancel(&super::start::start_key(id));
+                if g.state == GrantState::Active {
+                    self.metrics.grants_active.dec();
+                }
+                self.cancel_extensions_of(id).await;
                 tracing::info!(grant = %id, by = %caller.user, sessions = n, "grant revoked");
                 Ok(RevokeResult {
                     grant,
@@ -205,8 +209,12 @@ impl Grants {
         };
         for g in &out.revoked_grants {
             self.timers.cancel(g);
-            self.metrics.grants_active.dec();
+            self.timers.cancel(&super::start::start_key(g));
             n += self.sessions.end_grant(g, cause.clone()).await;
+        }
+        // Scheduled grants revoked by the lock were never counted as active.
+        if let Ok(active) = self.store.count_active_grants().await {
+            self.metrics.grants_active.set(active);
         }
         for r in &out.cancelled_requests {
             self.after_request_closed(r, "cancelled");

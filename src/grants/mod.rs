@@ -4,13 +4,16 @@
 mod admission;
 mod ending;
 mod error;
+mod extend;
 mod front;
 mod open;
 mod policy;
 mod refusal;
 mod requests;
+mod review;
 mod schedule;
 mod service;
+mod start;
 mod timers;
 
 /// The records the control plane answers with.
@@ -21,6 +24,7 @@ pub use admission::Admitted;
 pub use error::GrantError;
 pub use policy::{check_approver, evaluate_request, is_policy_approver, may_oversee, Caller, Via};
 pub use refusal::{Blame, Refusal};
+pub use requests::Ask;
 pub use service::{
     Grants, IssuedSecret, LockResult, RevokeResult, TerminateResult, MAX_SECRETS_PER_GRANT,
 };

@@ -21,7 +21,6 @@ use super::admission::target_of;
 use super::{Admitted, Grants, Refusal};
 use crate::config::TargetKind;
 use crate::sessions::{EndCause, EndReason, SessionGuard, WarningSink};
-use crate::store::GrantState;
 
 impl Grants {
     /// Enters the session table under `admitted`'s grant, then re-checks the
@@ -66,7 +65,10 @@ impl Grants {
         self.ensure_unlocked(&g.user).await?;
         let now = self.clock.now_ms();
         match self.store.get_grant(&g.id).await {
-            Ok(Some(cur)) if cur.state == GrantState::Active && cur.expires_at_ms > now => Ok(()),
+            Ok(Some(cur)) if cur.in_force(now) => Ok(()),
+            Ok(Some(cur)) if cur.starts_later(now).is_some() => {
+                Err(super::admission::not_started(&cur.id, cur.start_ms()))
+            }
             Ok(_) => Err(Refusal::NoGrant(format!(
                 "grant {} has ended; request access again",
                 g.id

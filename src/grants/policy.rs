@@ -94,12 +94,28 @@ pub fn evaluate_request<'c>(
             policy.name
         )));
     }
+    check_reason(policy, reason)?;
+    Ok((policy, duration))
+}
+
+/// The reason rules a request and an extension share: its length, and the
+/// policy's `reason_pattern`, named in the refusal so the requester can fix
+/// the reason (the pattern is config, not a secret).
+pub fn check_reason(policy: &Policy, reason: &str) -> Result<(), GrantError> {
     if reason.len() > MAX_REASON_LEN {
         return Err(GrantError::Invalid(format!(
             "reason is longer than {MAX_REASON_LEN} bytes"
         )));
     }
-    Ok((policy, duration))
+    if let Some(p) = &policy.reason_pattern {
+        if !p.matches(reason) {
+            return Err(GrantError::Invalid(format!(
+                "reason does not match policy {}'s reason_pattern {:?} (e.g. a ticket id)",
+                policy.name, p.source
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `caller` may approve or deny a request by `requester` under

@@ -23,14 +23,20 @@ impl Grants {
                 self.schedule_grant(&g);
             }
         }
+        let scheduled = self.store.scheduled_grants().await?;
+        for g in &scheduled {
+            self.schedule_start(g);
+        }
         let pending = self.store.pending_requests().await?;
         for (id, at) in &pending {
             self.schedule_request(id, *at);
         }
         self.metrics.grants_active.set(active);
+        self.refresh_unreviewed().await;
         self.metrics.requests_pending.set(pending.len() as i64);
         tracing::info!(
             active_grants = active,
+            scheduled_grants = scheduled.len(),
             pending_requests = pending.len(),
             "restored timers from the store"
         );
@@ -40,33 +46,50 @@ impl Grants {
     pub(super) fn schedule_grant(self: &Arc<Self>, g: &GrantRecord) {
         let me = self.clone();
         let id = g.id.clone();
-        let end = g.expires_at_ms;
         let warn_before = self
             .config
             .get()
             .policy(&g.policy)
             .map(|p| p.warn_before.clone())
             .unwrap_or_default();
-        let grant = g.clone();
+        let mut grant = g.clone();
         let task = tokio::spawn(async move {
-            for w in warn_before {
-                let at = end - w.as_millis() as i64;
-                if at > me.clock.now_ms() {
-                    tokio::time::sleep_until(me.clock.deadline(at)).await;
-                    let msg = format!(
-                        "access to {} ends in {}",
-                        grant.target,
-                        humantime::format_duration(w)
-                    );
-                    me.sessions.warn_grant(&id, &msg);
-                    me.notify_expiring(&grant, w);
+            // The end is re-read at every wake-up: an extension (here or on
+            // a peer) moves it in the session table, and the timer follows
+            // instead of ending the grant at its old end.
+            'end: loop {
+                for w in &warn_before {
+                    let at = grant.expires_at_ms - w.as_millis() as i64;
+                    if at > me.clock.now_ms() {
+                        tokio::time::sleep_until(me.clock.deadline(at)).await;
+                        if let Some(later) = me.moved_end(&id, grant.expires_at_ms) {
+                            grant.expires_at_ms = later;
+                            continue 'end;
+                        }
+                        let msg = format!(
+                            "access to {} ends in {}",
+                            grant.target,
+                            humantime::format_duration(*w)
+                        );
+                        me.sessions.warn_grant(&id, &msg);
+                        me.notify_expiring(&grant, *w);
+                    }
+                }
+                sleep_precisely_until(me.clock.deadline(grant.expires_at_ms)).await;
+                match me.moved_end(&id, grant.expires_at_ms) {
+                    Some(later) => grant.expires_at_ms = later,
+                    None => break,
                 }
             }
-            sleep_precisely_until(me.clock.deadline(end)).await;
             me.timers.done(&id);
             me.expire_grant(&id).await;
         });
         self.timers.set(&g.id, task.abort_handle());
+    }
+
+    /// The grant's end if an extension moved it past `end`.
+    fn moved_end(&self, id: &str, end: i64) -> Option<i64> {
+        self.sessions.known_end(id).filter(|e| *e > end)
     }
 
     /// Queues `grant.expiring` on its own task: the timer that ends the
@@ -122,6 +145,7 @@ impl Grants {
             {
                 Ok(_) => {
                     self.metrics.grants_active.dec();
+                    self.cancel_extensions_of(id).await;
                     tracing::info!(grant = %id, sessions = n, "grant expired");
                     return;
                 }

@@ -12,6 +12,7 @@ pub mod deliver;
 /// The events themselves are the store's (they are queued with the change).
 pub use crate::store::event;
 pub mod sign;
+pub mod slack;
 pub mod worker;
 
 use crate::config::SharedConfig;

@@ -10,7 +10,7 @@
 
 use super::deliver::{self, Delivery};
 use crate::clock::now_ms;
-use crate::config::{Notify, SharedConfig};
+use crate::config::{Notify, NotifyFormat, SharedConfig};
 use crate::metrics::Metrics;
 use crate::store::{OutboxRow, Store};
 use rand::Rng;
@@ -152,11 +152,17 @@ async fn attempt(ctx: Arc<Ctx>, n: Notify, row: OutboxRow) {
     // Read per attempt, so a rotated secret (with a reload) applies to
     // queued events too. Never logged.
     let secret = n.secret_env.as_ref().and_then(|v| std::env::var(v).ok());
+    // Rendered from the stored body: the same bytes (and signature) on
+    // every attempt while the config stays.
+    let body = match n.format {
+        NotifyFormat::Jitgate => row.body.clone(),
+        NotifyFormat::Slack => super::slack::render(&row.body, &ctx.config.get().admin.public_url),
+    };
     let d = Delivery {
         url: &n.url,
         event: &row.event,
         event_id: &row.event_id,
-        body: &row.body,
+        body: &body,
         secret: secret.as_deref().map(str::as_bytes),
     };
     let result = deliver::post(&d, n.timeout).await;

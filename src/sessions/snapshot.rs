@@ -64,7 +64,7 @@ impl SessionInfo {
             instance: instance.to_string(),
             granted_at_ms: self.granted_at_ms,
             started_at_ms: self.started_at_ms,
-            expires_at_ms: self.expires_at_ms,
+            expires_at_ms: self.expires_at_ms(),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             last_activity_ms: self.last_activity_ms.load(Ordering::Relaxed),

@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Where a front end wants warn_before notices delivered (PostgreSQL notices,
@@ -43,14 +43,30 @@ struct GrantCell {
     token: CancellationToken,
     cause: OnceLock<EndCause>,
     live: AtomicUsize,
+    /// The grant's end instant as this instance knows it. It only moves
+    /// out (an extension): every session's expiry timer watches it, so an
+    /// extension moves them all without touching their sockets.
+    end: watch::Sender<i64>,
 }
 
 impl GrantCell {
-    fn new() -> Arc<Self> {
+    fn new(end_ms: i64) -> Arc<Self> {
         Arc::new(GrantCell {
             token: CancellationToken::new(),
             cause: OnceLock::new(),
             live: AtomicUsize::new(0),
+            end: watch::Sender::new(end_ms),
+        })
+    }
+
+    /// Moves the end to `end_ms` if that is later; true if it moved.
+    fn raise_end(&self, end_ms: i64) -> bool {
+        self.end.send_if_modified(|e| {
+            let later = end_ms > *e;
+            if later {
+                *e = end_ms;
+            }
+            later
         })
     }
 }
@@ -64,7 +80,6 @@ pub struct SessionInfo {
     pub client_addr: String,
     pub granted_at_ms: i64,
     pub started_at_ms: i64,
-    pub expires_at_ms: i64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub last_activity_ms: AtomicI64,
@@ -104,7 +119,18 @@ impl SessionInfo {
     /// recorded (a timer fired, or the grant was ended) or its expiry
     /// instant has passed, even if the timer that ends it has not run yet.
     pub fn past_end(&self) -> bool {
-        self.cause().is_some() || self.clock.now_ms() >= self.expires_at_ms
+        self.cause().is_some() || self.clock.now_ms() >= self.expires_at_ms()
+    }
+
+    /// The grant's end as this instance knows it now (an extension moves it).
+    pub fn expires_at_ms(&self) -> i64 {
+        *self.grant.end.borrow()
+    }
+
+    /// Follows the grant's end: `changed()` completes when an extension
+    /// moves it.
+    pub fn watch_end(&self) -> watch::Receiver<i64> {
+        self.grant.end.subscribe()
     }
 
     pub fn touch(&self) {
@@ -203,8 +229,11 @@ impl SessionTable {
             .inner
             .grants
             .entry(a.grant_id.clone())
-            .or_insert_with(GrantCell::new)
+            .or_insert_with(|| GrantCell::new(a.expires_at_ms))
             .clone();
+        // The store's end may be later than what this instance knew (an
+        // extension whose message has not arrived yet).
+        cell.raise_end(a.expires_at_ms);
         if let Some(c) = cell.cause.get() {
             return Err(AdmitError::GrantEnded(c.clone()));
         }
@@ -228,7 +257,6 @@ impl SessionTable {
             client_addr: a.client_addr,
             granted_at_ms: a.granted_at_ms,
             started_at_ms: now,
-            expires_at_ms: a.expires_at_ms,
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             last_activity_ms: AtomicI64::new(now),
@@ -262,7 +290,7 @@ impl SessionTable {
             .inner
             .grants
             .entry(grant_id.to_string())
-            .or_insert_with(GrantCell::new)
+            .or_insert_with(|| GrantCell::new(0))
             .clone();
         let _ = cell.cause.set(cause);
         // Collect before cancelling: a session that closes at once leaves
@@ -326,6 +354,46 @@ impl SessionTable {
             }
         }
         n
+    }
+
+    /// Moves a grant's end out to `end_ms` (an extension): every live
+    /// session's expiry timer follows, and each session that can show a
+    /// notice is told in-band. A grant with no session here still gets its
+    /// cell, so the grant timer and later sessions see the new end. Returns
+    /// how many sessions were told; 0 (and nothing said) when the end was
+    /// already that late or the grant has ended.
+    pub fn extend_grant(&self, grant_id: &str, end_ms: i64) -> usize {
+        let cell = self
+            .inner
+            .grants
+            .entry(grant_id.to_string())
+            .or_insert_with(|| GrantCell::new(end_ms))
+            .clone();
+        if cell.cause.get().is_some() || !cell.raise_end(end_ms) {
+            return 0;
+        }
+        let until = crate::clock::rfc3339(end_ms);
+        let mut n = 0;
+        for s in self
+            .inner
+            .sessions
+            .iter()
+            .filter(|s| s.grant_id == grant_id)
+        {
+            let message = format!("access to {} extended until {until}", s.target);
+            tracing::info!(session = %s.id, user = %s.user, target = %s.target, "{message}");
+            if let Some(w) = &s.warnings {
+                if w.try_send(message).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// The grant's end as this instance knows it, if it has a cell here.
+    pub fn known_end(&self, grant_id: &str) -> Option<i64> {
+        self.inner.grants.get(grant_id).map(|c| *c.end.borrow())
     }
 
     /// Forgets tombstones of grants that ended long enough ago that no

@@ -11,15 +11,18 @@ use tokio::time::{Instant, Sleep};
 
 pub struct EndTimers {
     expiry: Pin<Box<Sleep>>,
+    /// The grant's end: an extension moves it, and `expiry` with it.
+    end: tokio::sync::watch::Receiver<i64>,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
 }
 
 impl EndTimers {
     pub fn new(info: &SessionInfo, idle_timeout: Option<Duration>) -> EndTimers {
+        let mut end = info.watch_end();
+        let at = *end.borrow_and_update();
         EndTimers {
-            expiry: Box::pin(tokio::time::sleep_until(
-                info.clock.deadline(info.expires_at_ms),
-            )),
+            expiry: Box::pin(tokio::time::sleep_until(info.clock.deadline(at))),
+            end,
             idle: idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
         }
     }
@@ -34,9 +37,23 @@ impl EndTimers {
                     None => std::future::pending().await,
                 }
             };
+            let end = &mut self.end;
+            let moved = async {
+                match end.changed().await {
+                    Ok(()) => Some(*end.borrow_and_update()),
+                    // The table outlives its sessions; never in practice.
+                    Err(_) => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = self.expiry.as_mut() => return EndReason::Expired,
+                at = moved => {
+                    if let Some(at) = at {
+                        self.expiry.as_mut().reset(info.clock.deadline(at));
+                    }
+                    continue;
+                }
                 _ = idle_sleep => {}
             }
             // The idle timer fired: end only if nothing moved since.

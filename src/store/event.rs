@@ -118,6 +118,67 @@ pub fn request_denied(r: &RequestRecord, actor: &str, at_ms: i64) -> Event {
     )
 }
 
+/// From the `grant.extended` audit event: its actor approved (or
+/// "policy"), its detail carries the request, the old and the new end.
+pub fn grant_extended(g: &GrantRecord, actor: &str, detail: &Value, at_ms: i64) -> Event {
+    Event::new(
+        GRANT_EXTENDED,
+        at_ms,
+        json!({
+            "actor": actor,
+            "grant_id": g.id,
+            "request_id": detail["request"],
+            "user": g.user,
+            "target": g.target,
+            "policy": g.policy,
+            "reason": detail["reason"],
+            "previous_expires_at": detail["previous_expires_at"],
+            "expires_at": rfc3339(g.expires_at_ms),
+            "added_seconds": detail["added_seconds"],
+            "duration_seconds": duration_seconds(g.expires_at_ms - g.granted_at_ms),
+        }),
+    )
+}
+
+/// A break-glass grant was taken (raised at once: nobody approved it).
+pub fn grant_break_glass(g: &GrantRecord, reason: &str, at_ms: i64) -> Event {
+    Event::new(
+        GRANT_BREAK_GLASS,
+        at_ms,
+        json!({
+            "actor": g.user,
+            "grant_id": g.id,
+            "request_id": g.request_id,
+            "user": g.user,
+            "target": g.target,
+            "policy": g.policy,
+            "reason": reason,
+            "granted_at": rfc3339(g.granted_at_ms),
+            "expires_at": rfc3339(g.expires_at_ms),
+            "duration_seconds": duration_seconds(g.expires_at_ms - g.granted_at_ms),
+            "review": g.review,
+        }),
+    )
+}
+
+/// An approver recorded the verdict on a break-glass grant.
+pub fn grant_reviewed(g: &GrantRecord, at_ms: i64) -> Event {
+    Event::new(
+        GRANT_REVIEWED,
+        at_ms,
+        json!({
+            "actor": g.reviewed_by,
+            "grant_id": g.id,
+            "user": g.user,
+            "target": g.target,
+            "policy": g.policy,
+            "verdict": g.review,
+            "comment": g.review_comment,
+            "granted_at": rfc3339(g.granted_at_ms),
+        }),
+    )
+}
+
 /// `reason` is the request's reason, for context in the receiver.
 pub fn grant_ended(g: &GrantRecord, reason: Option<&str>, at_ms: i64) -> Event {
     Event::new(
@@ -158,7 +219,14 @@ pub fn grant_expiring(g: &GrantRecord, warn: Duration, at_ms: i64) -> Event {
             "remaining_seconds": ((g.expires_at_ms - at_ms).max(0) + 999) / 1000,
         }),
     );
-    e.id = format!("evt_{}_expiring_{}ms", g.id, warn.as_millis());
+    // The end is part of the id: after an extension the same warning is
+    // due again, for the new end.
+    e.id = format!(
+        "evt_{}_expiring_{}ms_{}",
+        g.id,
+        warn.as_millis(),
+        g.expires_at_ms
+    );
     e
 }
 
@@ -250,11 +318,25 @@ mod tests {
             end_reason: None,
             ended_by: None,
             end_comment: None,
+            starts_at_ms: None,
+            review: None,
+            reviewed_by: None,
+            review_comment: None,
+            reviewed_at_ms: None,
         };
         let a = grant_expiring(&g, Duration::from_secs(60), 540_000);
         let b = grant_expiring(&g, Duration::from_secs(60), 540_003);
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, grant_expiring(&g, Duration::from_secs(300), 0).id);
         assert_eq!(a.fields["remaining_seconds"], 60);
+        // After an extension the same warning is due again, for the new end.
+        let extended = GrantRecord {
+            expires_at_ms: 900_000,
+            ..g.clone()
+        };
+        assert_ne!(
+            a.id,
+            grant_expiring(&extended, Duration::from_secs(60), 840_000).id
+        );
     }
 }

@@ -5,7 +5,7 @@ use crate::audit::AuditEntry;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-const COLS: &str = "id, request_id, user_name, target, policy, state, granted_at, expires_at, ended_at, end_reason, ended_by, end_comment";
+pub(super) const COLS: &str = "id, request_id, user_name, target, policy, state, granted_at, expires_at, ended_at, end_reason, ended_by, end_comment, starts_at, review, reviewed_by, review_comment, reviewed_at";
 
 pub(super) fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, StoreError> {
     let state: String = row.try_get("state")?;
@@ -23,26 +23,50 @@ pub(super) fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, StoreError> {
         end_reason: row.try_get("end_reason")?,
         ended_by: row.try_get("ended_by")?,
         end_comment: row.try_get("end_comment")?,
+        starts_at_ms: row.try_get("starts_at")?,
+        review: row.try_get("review")?,
+        reviewed_by: row.try_get("reviewed_by")?,
+        review_comment: row.try_get("review_comment")?,
+        reviewed_at_ms: row.try_get("reviewed_at")?,
     })
 }
 
+/// Creates the grant of an approved request. It runs from the request's
+/// `starts_at` when that is later than `granted_at` (state `scheduled`
+/// until then), else from `granted_at`, for the duration asked for. A
+/// scheduled window already over at approval is a conflict.
 pub(super) async fn insert_grant(
     conn: &mut AnyConnection,
     req: &RequestRecord,
     id: &str,
     granted_at: i64,
-    expires_at: i64,
 ) -> Result<GrantRecord, StoreError> {
+    let start = req.starts_at_ms.unwrap_or(granted_at);
+    let expires_at = start + req.duration_ms;
+    if expires_at <= granted_at {
+        return Err(StoreError::Conflict(format!(
+            "request {} asked for access until {}, which has passed; request access again",
+            req.id,
+            crate::clock::rfc3339(expires_at)
+        )));
+    }
+    let (state, starts_at) = if start > granted_at {
+        (GrantState::Scheduled, Some(start))
+    } else {
+        (GrantState::Active, req.starts_at_ms)
+    };
     sqlx::query(
-        "INSERT INTO grants (id, request_id, user_name, target, policy, state, granted_at, expires_at) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7)",
+        "INSERT INTO grants (id, request_id, user_name, target, policy, state, granted_at, expires_at, starts_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id)
     .bind(&req.id)
     .bind(&req.requester)
     .bind(&req.target)
     .bind(&req.policy)
+    .bind(state.as_str())
     .bind(granted_at)
     .bind(expires_at)
+    .bind(starts_at)
     .execute(&mut *conn)
     .await?;
     Ok(GrantRecord {
@@ -51,13 +75,18 @@ pub(super) async fn insert_grant(
         user: req.requester.clone(),
         target: req.target.clone(),
         policy: req.policy.clone(),
-        state: GrantState::Active,
+        state,
         granted_at_ms: granted_at,
         expires_at_ms: expires_at,
         ended_at_ms: None,
         end_reason: None,
         ended_by: None,
         end_comment: None,
+        starts_at_ms: starts_at,
+        review: None,
+        reviewed_by: None,
+        review_comment: None,
+        reviewed_at_ms: None,
     })
 }
 
@@ -96,7 +125,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let res = match how {
             GrantEnd::Revoked => sqlx::query(
-                "UPDATE grants SET state = 'revoked', ended_at = $2, end_reason = 'revoked', ended_by = $3, end_comment = $4 WHERE id = $1 AND state = 'active'",
+                "UPDATE grants SET state = 'revoked', ended_at = $2, end_reason = 'revoked', ended_by = $3, end_comment = $4 WHERE id = $1 AND state IN ('active', 'scheduled')",
             )
             .bind(id)
             .bind(now)
@@ -114,7 +143,7 @@ impl Store {
         .await?;
         if res.rows_affected() == 0 {
             return Err(match load(&mut tx, id).await? {
-                Some(g) if g.state == GrantState::Active => {
+                Some(g) if matches!(g.state, GrantState::Active | GrantState::Scheduled) => {
                     StoreError::Conflict(format!("grant {id} has not reached its end time yet"))
                 }
                 Some(g) => {
@@ -173,10 +202,12 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let res = sqlx::query("UPDATE grants SET state = state WHERE id = $1 AND state = 'active'")
-            .bind(&s.grant_id)
-            .execute(&mut *tx)
-            .await?;
+        let res = sqlx::query(
+            "UPDATE grants SET state = state WHERE id = $1 AND state IN ('active', 'scheduled')",
+        )
+        .bind(&s.grant_id)
+        .execute(&mut *tx)
+        .await?;
         if res.rows_affected() == 0 {
             return Err(match load(&mut tx, &s.grant_id).await? {
                 Some(g) => StoreError::Conflict(format!(
@@ -269,7 +300,7 @@ impl Store {
         target: &str,
     ) -> Result<Vec<GrantRecord>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLS} FROM grants WHERE user_name = $1 AND target = $2 AND state = 'active' ORDER BY granted_at DESC"
+            "SELECT {COLS} FROM grants WHERE user_name = $1 AND target = $2 AND state IN ('active', 'scheduled') ORDER BY granted_at DESC"
         ))
         .bind(user)
         .bind(target)
@@ -292,7 +323,7 @@ impl Store {
             .join(", ");
         let rows = sqlx::query(&format!(
             "SELECT {cols}, s.scram FROM grants g JOIN connect_secrets s ON s.grant_id = g.id \
-             WHERE g.user_name = $1 AND g.target = $2 AND g.state = 'active' \
+             WHERE g.user_name = $1 AND g.target = $2 AND g.state IN ('active', 'scheduled') \
              ORDER BY g.granted_at DESC, s.issued_at DESC"
         ))
         .bind(user)

@@ -33,7 +33,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let revoked: Vec<String> = sqlx::query(
-            "UPDATE grants SET state = 'revoked', ended_at = $2, end_reason = 'locked', ended_by = $3, end_comment = $4 WHERE user_name = $1 AND state = 'active' RETURNING id",
+            "UPDATE grants SET state = 'revoked', ended_at = $2, end_reason = 'locked', ended_by = $3, end_comment = $4 WHERE user_name = $1 AND state IN ('active', 'scheduled') RETURNING id",
         )
         .bind(user)
         .bind(now)

@@ -27,6 +27,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0006_audit_checkpoints.sql"),
     ),
     (7, "signins", include_str!("migrations/0007_signins.sql")),
+    (
+        8,
+        "extensions",
+        include_str!("migrations/0008_extensions.sql"),
+    ),
+    (
+        9,
+        "scheduled",
+        include_str!("migrations/0009_scheduled.sql"),
+    ),
+    (
+        10,
+        "break_glass",
+        include_str!("migrations/0010_break_glass.sql"),
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

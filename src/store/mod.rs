@@ -13,6 +13,7 @@ mod audit_log;
 mod cluster;
 pub mod event;
 mod exclusive;
+mod extensions;
 mod grants;
 mod locks;
 mod migrate;
@@ -21,6 +22,8 @@ mod notify_hook;
 mod outbox;
 mod requests;
 mod signins;
+mod review;
+mod schedule;
 
 pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};
 pub use exclusive::{lock_embedded_store, EmbeddedStoreLock};

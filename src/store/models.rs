@@ -35,6 +35,8 @@ impl RequestState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantState {
+    /// Approved, with a start in the future (scheduled access).
+    Scheduled,
     Active,
     Expired,
     Revoked,
@@ -43,6 +45,7 @@ pub enum GrantState {
 impl GrantState {
     pub fn as_str(self) -> &'static str {
         match self {
+            GrantState::Scheduled => "scheduled",
             GrantState::Active => "active",
             GrantState::Expired => "expired",
             GrantState::Revoked => "revoked",
@@ -50,6 +53,7 @@ impl GrantState {
     }
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
+            "scheduled" => GrantState::Scheduled,
             "active" => GrantState::Active,
             "expired" => GrantState::Expired,
             "revoked" => GrantState::Revoked,
@@ -82,6 +86,35 @@ pub struct RequestRecord {
     pub decision_reason: Option<String>,
     pub grant_id: Option<String>,
     pub approvals: Vec<ApprovalRecord>,
+    /// `Access` asks for a new grant; `Extension` for more time on
+    /// `extends_grant`, and its `duration_ms` is the time added.
+    pub kind: RequestKind,
+    pub extends_grant: Option<String>,
+    /// When the grant should start (scheduled access); None: at approval.
+    pub starts_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestKind {
+    Access,
+    Extension,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Access => "access",
+            RequestKind::Extension => "extension",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "access" => RequestKind::Access,
+            "extension" => RequestKind::Extension,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +131,38 @@ pub struct GrantRecord {
     pub end_reason: Option<String>,
     pub ended_by: Option<String>,
     pub end_comment: Option<String>,
+    /// Set for scheduled access: the grant is in force from here.
+    pub starts_at_ms: Option<i64>,
+    /// Break-glass grants only: "pending", then "justified" or
+    /// "unjustified" with who reviewed, why and when.
+    pub review: Option<String>,
+    pub reviewed_by: Option<String>,
+    pub review_comment: Option<String>,
+    pub reviewed_at_ms: Option<i64>,
+}
+
+impl GrantRecord {
+    /// When the grant is (or was) first in force.
+    pub fn start_ms(&self) -> i64 {
+        self.starts_at_ms.unwrap_or(self.granted_at_ms)
+    }
+
+    /// Whether connections are allowed under it at `now`: active (or
+    /// scheduled with its start passed, before its timer has flipped the
+    /// state) and not past its end.
+    pub fn in_force(&self, now: i64) -> bool {
+        let started = match self.state {
+            GrantState::Active => true,
+            GrantState::Scheduled => self.start_ms() <= now,
+            _ => false,
+        };
+        started && self.expires_at_ms > now
+    }
+
+    /// The start of a scheduled grant that has not started at `now`.
+    pub fn starts_later(&self, now: i64) -> Option<i64> {
+        (self.state == GrantState::Scheduled && self.start_ms() > now).then(|| self.start_ms())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +209,12 @@ pub struct NewRequest {
     pub approvals_required: i64,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
+    /// The grant an extension request would extend (None: a new grant).
+    pub extends_grant: Option<String>,
+    /// When the grant should start; None: at approval.
+    pub starts_at_ms: Option<i64>,
+    /// Taken at once without an approver, to be reviewed afterwards.
+    pub break_glass: bool,
 }
 
 /// The result of one approval.
@@ -153,4 +224,7 @@ pub enum ApproveOutcome {
     Recorded(Box<RequestRecord>),
     /// This approval completed the request; the grant exists.
     Granted(Box<RequestRecord>, Box<GrantRecord>),
+    /// This approval completed an extension; the grant as extended, and
+    /// its end before.
+    Extended(Box<RequestRecord>, Box<GrantRecord>, i64),
 }

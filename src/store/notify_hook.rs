@@ -69,6 +69,34 @@ async fn queue_for(
                 }
             }
         }
+        "grant.extended" => {
+            let to = wanted(event::GRANT_EXTENDED);
+            if !to.is_empty() {
+                if let Some(g) = grants::load(conn, &entry.subject).await? {
+                    out.push((
+                        event::grant_extended(&g, &entry.actor, &entry.detail, at),
+                        to,
+                    ));
+                }
+            }
+        }
+        "grant.break_glass" => {
+            let to = wanted(event::GRANT_BREAK_GLASS);
+            if !to.is_empty() {
+                if let Some(g) = grants::load(conn, &entry.subject).await? {
+                    let reason = entry.detail["reason"].as_str().unwrap_or_default();
+                    out.push((event::grant_break_glass(&g, reason, at), to));
+                }
+            }
+        }
+        "grant.reviewed" => {
+            let to = wanted(event::GRANT_REVIEWED);
+            if !to.is_empty() {
+                if let Some(g) = grants::load(conn, &entry.subject).await? {
+                    out.push((event::grant_reviewed(&g, at), to));
+                }
+            }
+        }
         "request.denied" => {
             let to = wanted(event::REQUEST_DENIED);
             if !to.is_empty() {

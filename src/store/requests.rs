@@ -3,14 +3,14 @@
 
 use super::grants::insert_grant;
 use super::{
-    ApprovalRecord, ApproveOutcome, NewRequest, RequestFilter, RequestRecord, RequestState, Store,
-    StoreError,
+    ApprovalRecord, ApproveOutcome, NewRequest, RequestFilter, RequestKind, RequestRecord,
+    RequestState, Store, StoreError,
 };
 use crate::audit::AuditEntry;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-const COLS: &str = "id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, decided_at, decided_by, decision_reason, grant_id";
+const COLS: &str = "id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, decided_at, decided_by, decision_reason, grant_id, kind, extends_grant, starts_at";
 
 fn from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
     let state: String = row.try_get("state")?;
@@ -31,6 +31,13 @@ fn from_row(row: &AnyRow) -> Result<RequestRecord, StoreError> {
         decision_reason: row.try_get("decision_reason")?,
         grant_id: row.try_get("grant_id")?,
         approvals: Vec::new(),
+        kind: {
+            let k: String = row.try_get("kind")?;
+            RequestKind::parse(&k)
+                .ok_or_else(|| StoreError::Corrupt(format!("bad request kind {k:?}")))?
+        },
+        extends_grant: row.try_get("extends_grant")?,
+        starts_at_ms: row.try_get("starts_at")?,
     })
 }
 
@@ -101,37 +108,37 @@ impl Store {
     pub async fn create_request(
         &self,
         req: &NewRequest,
-        auto_grant: Option<(&str, i64)>,
+        auto_grant: Option<&str>,
         audit: &[AuditEntry],
     ) -> Result<(RequestRecord, Option<super::GrantRecord>), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO requests (id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9)",
-        )
-        .bind(&req.id)
-        .bind(&req.requester)
-        .bind(&req.target)
-        .bind(&req.policy)
-        .bind(&req.reason)
-        .bind(req.duration_ms)
-        .bind(req.approvals_required)
-        .bind(req.created_at_ms)
-        .bind(req.expires_at_ms)
-        .execute(&mut *tx)
-        .await?;
+        insert_request(&mut tx, req).await?;
         let mut grant = None;
-        if let Some((grant_id, expires_at)) = auto_grant {
-            sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = 'policy', grant_id = $3 WHERE id = $1")
+        if let Some(grant_id) = auto_grant {
+            let by = if req.break_glass {
+                "break-glass"
+            } else {
+                "policy"
+            };
+            sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = $4, grant_id = $3 WHERE id = $1")
                 .bind(&req.id)
                 .bind(req.created_at_ms)
                 .bind(grant_id)
+                .bind(by)
                 .execute(&mut *tx)
                 .await?;
             let rec = load(&mut tx, &req.id)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(req.id.clone()))?;
-            grant =
-                Some(insert_grant(&mut tx, &rec, grant_id, req.created_at_ms, expires_at).await?);
+            let mut g = insert_grant(&mut tx, &rec, grant_id, req.created_at_ms).await?;
+            if req.break_glass {
+                sqlx::query("UPDATE grants SET review = 'pending' WHERE id = $1")
+                    .bind(grant_id)
+                    .execute(&mut *tx)
+                    .await?;
+                g.review = Some("pending".into());
+            }
+            grant = Some(g);
         }
         for e in audit {
             self.append(&mut tx, e, req.created_at_ms).await?;
@@ -142,10 +149,43 @@ impl Store {
         tx.commit().await?;
         Ok((rec, grant))
     }
+}
 
+pub(super) async fn insert_request(
+    conn: &mut AnyConnection,
+    req: &NewRequest,
+) -> Result<(), StoreError> {
+    let kind = match req.extends_grant {
+        Some(_) => RequestKind::Extension,
+        None => RequestKind::Access,
+    };
+    sqlx::query(
+            "INSERT INTO requests (id, requester, target, policy, reason, duration_ms, approvals_required, state, created_at, expires_at, kind, extends_grant, starts_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11, $12)",
+        )
+        .bind(&req.id)
+        .bind(&req.requester)
+        .bind(&req.target)
+        .bind(&req.policy)
+        .bind(&req.reason)
+        .bind(req.duration_ms)
+        .bind(req.approvals_required)
+        .bind(req.created_at_ms)
+        .bind(req.expires_at_ms)
+        .bind(kind.as_str())
+        .bind(&req.extends_grant)
+        .bind(req.starts_at_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
     /// Records one approval. Two approvers racing for the last needed approval
     /// serialise on the request row: exactly one creates the grant, the other
     /// sees `approved` and gets a conflict.
+    /// An approval that completes an extension moves its grant's end
+    /// instead (`max_total_ms` caps the grant's whole length then).
+    #[allow(clippy::too_many_arguments)]
     pub async fn approve(
         &self,
         id: &str,
@@ -153,6 +193,7 @@ impl Store {
         comment: &str,
         now: i64,
         grant_id: &str,
+        max_total_ms: i64,
         audit: &AuditEntry,
     ) -> Result<ApproveOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -183,6 +224,23 @@ impl Store {
             tx.commit().await?;
             return Ok(ApproveOutcome::Recorded(Box::new(rec)));
         }
+        if let Some(extended) = rec.extends_grant.clone() {
+            let (g, before) = super::extensions::apply(
+                self,
+                &mut tx,
+                &rec,
+                &extended,
+                approver,
+                now,
+                max_total_ms,
+            )
+            .await?;
+            let rec = load(&mut tx, id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+            tx.commit().await?;
+            return Ok(ApproveOutcome::Extended(Box::new(rec), Box::new(g), before));
+        }
         sqlx::query("UPDATE requests SET state = 'approved', decided_at = $2, decided_by = $3, grant_id = $4 WHERE id = $1 AND state = 'pending'")
             .bind(id)
             .bind(now)
@@ -190,7 +248,7 @@ impl Store {
             .bind(grant_id)
             .execute(&mut *tx)
             .await?;
-        let grant = insert_grant(&mut tx, &rec, grant_id, now, now + rec.duration_ms).await?;
+        let grant = insert_grant(&mut tx, &rec, grant_id, now).await?;
         let granted = AuditEntry::new(
             approver,
             "grant.created",

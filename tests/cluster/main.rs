@@ -7,4 +7,5 @@
 mod common;
 
 mod cluster;
+mod extend_peer;
 mod promise_peer;

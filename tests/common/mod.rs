@@ -9,6 +9,8 @@ pub mod causes;
 pub mod client_home;
 pub mod daemon;
 pub mod idp;
+pub mod hook;
+pub mod lifecycle;
 pub mod pg;
 pub mod pgproxy;
 pub mod pgraw;

@@ -25,12 +25,23 @@ fn new_request(id: &str, required: i64) -> NewRequest {
         approvals_required: required,
         created_at_ms: now,
         expires_at_ms: now + 3_600_000,
+        extends_grant: None,
+        starts_at_ms: None,
+        break_glass: false,
     }
 }
 
 async fn approve(s: &Store, id: &str, who: &str, gid: &str) -> Result<ApproveOutcome, StoreError> {
-    s.approve(id, who, "ok", now_ms(), gid, &entry("request.approved", id))
-        .await
+    s.approve(
+        id,
+        who,
+        "ok",
+        now_ms(),
+        gid,
+        i64::MAX,
+        &entry("request.approved", id),
+    )
+    .await
 }
 
 async fn concurrent_approvals_make_one_grant(s: Store) {
@@ -51,6 +62,7 @@ async fn concurrent_approvals_make_one_grant(s: Store) {
         match t.await.unwrap() {
             Ok(ApproveOutcome::Granted(..)) => granted += 1,
             Ok(ApproveOutcome::Recorded(_)) => panic!("one approval is enough"),
+            Ok(ApproveOutcome::Extended(..)) => panic!("not an extension"),
             Err(StoreError::Conflict(m)) => {
                 assert!(m.contains("approved"), "{m}");
                 conflicts += 1
@@ -204,7 +216,7 @@ async fn pending_requests_expire_only_after_their_deadline(s: Store) {
 
 async fn grants_end_once_and_secrets_die_with_them(s: Store) {
     let (_, g) = s
-        .create_request(&new_request("r6", 0), Some(("g6", now_ms() + 60_000)), &[])
+        .create_request(&new_request("r6", 0), Some("g6"), &[])
         .await
         .unwrap();
     let g = g.unwrap();
@@ -270,9 +282,10 @@ async fn grants_end_once_and_secrets_die_with_them(s: Store) {
 
 async fn expiry_records_the_grants_own_end_instant(s: Store) {
     let end = now_ms() - 5_000;
-    s.create_request(&new_request("r7", 0), Some(("g7", end)), &[])
-        .await
-        .unwrap();
+    // A grant made a minute before its end, which has passed.
+    let mut r = new_request("r7", 0);
+    r.created_at_ms = end - r.duration_ms;
+    s.create_request(&r, Some("g7"), &[]).await.unwrap();
     let g = s
         .end_grant(
             "g7",
@@ -289,7 +302,7 @@ async fn expiry_records_the_grants_own_end_instant(s: Store) {
 }
 
 async fn locking_revokes_grants_and_cancels_requests(s: Store) {
-    s.create_request(&new_request("r8", 0), Some(("g8", now_ms() + 60_000)), &[])
+    s.create_request(&new_request("r8", 0), Some("g8"), &[])
         .await
         .unwrap();
     s.create_request(&new_request("r9", 1), None, &[])

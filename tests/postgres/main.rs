@@ -9,6 +9,7 @@
 mod common;
 
 mod hostile_after_login;
+mod lifecycle_pg;
 mod limits;
 mod one_step_psql;
 mod pg;

@@ -9,6 +9,7 @@ mod common;
 mod certificates;
 mod hostile_ssh_after_login;
 mod one_step;
+mod lifecycle_ssh;
 mod promise_ssh;
 mod ssh;
 mod ssh_hostile;

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod lifecycle_tcp;
 mod promise_tcp;
 mod tcp;
 mod tcp_hostile;

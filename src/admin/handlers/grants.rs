@@ -12,7 +12,7 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
     let state = match q.get("state") {
         None | Some("") => None,
         Some(s) => Some(GrantState::parse(s).ok_or_else(|| {
-            ApiError::bad_request("state must be one of active, expired, revoked")
+            ApiError::bad_request("state must be one of scheduled, active, expired, revoked")
         })?),
     };
     let limit = q.limit()?;
@@ -75,6 +75,33 @@ pub async fn revoke(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, 
             &r.instances_unconfirmed,
         ),
     ))
+}
+
+/// Asks for more time on the caller's own grant: 201 with the extension
+/// request (already "approved", with the extended grant, when the policy
+/// needs no approval).
+pub async fn extend(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let b: super::bodies::Extend = json_body(req).await?;
+    let (rec, grant) = ctx
+        .state
+        .grants
+        .extend(&ctx.caller, id, b.duration.as_deref(), &b.reason)
+        .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &views::request(&rec, grant.as_ref()),
+    ))
+}
+
+/// Records an approver's verdict on a break-glass grant.
+pub async fn review(ctx: Ctx, id: &str, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let b: super::bodies::Review = json_body(req).await?;
+    let g = ctx
+        .state
+        .grants
+        .review(&ctx.caller, id, &b.verdict, &b.comment)
+        .await?;
+    Ok(json(StatusCode::OK, &views::grant(&g)))
 }
 
 /// Adds `instances_unconfirmed` when peers did not confirm in time, so the

@@ -47,6 +47,30 @@ pub mod bodies {
         pub duration: Option<String>,
         #[serde(default)]
         pub reason: String,
+        /// RFC 3339: scheduled access.
+        pub starts_at: Option<String>,
+        /// Take access at once (a break_glass policy), reviewed afterwards.
+        #[serde(default)]
+        pub break_glass: bool,
+    }
+
+    /// `POST /v1/grants/{id}/review`.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Review {
+        pub verdict: String,
+        #[serde(default)]
+        pub comment: String,
+    }
+
+    /// `POST /v1/grants/{id}/extend`: time to add (default: the policy's
+    /// default_duration) and why.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Extend {
+        pub duration: Option<String>,
+        #[serde(default)]
+        pub reason: String,
     }
 
     /// Routes that take no input still reject unexpected fields.

@@ -9,11 +9,14 @@ use hyper::{Request, StatusCode};
 
 pub async fn create(ctx: Ctx, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let b: CreateBody = json_body(req).await?;
-    let (rec, grant) = ctx
-        .state
-        .grants
-        .create_request(&ctx.caller, &b.target, b.duration.as_deref(), &b.reason)
-        .await?;
+    let ask = crate::grants::Ask {
+        target: &b.target,
+        duration: b.duration.as_deref(),
+        reason: &b.reason,
+        starts_at: b.starts_at.as_deref(),
+        break_glass: b.break_glass,
+    };
+    let (rec, grant) = ctx.state.grants.request_access(&ctx.caller, &ask).await?;
     Ok(json(
         StatusCode::CREATED,
         &views::request(&rec, grant.as_ref()),

@@ -29,6 +29,8 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
                 "require_reason": p.require_reason,
                 "idle_timeout": p.idle_timeout.map(fmt),
                 "max_sessions_per_grant": p.max_sessions_per_grant,
+                "max_total": fmt(p.max_total),
+                "reason_pattern": p.reason_pattern.as_ref().map(|r| r.source.as_str()),
             }))
         })
         .collect();

@@ -121,7 +121,19 @@ pub(super) fn check_notify(c: &mut Checker, file: &FileConfig) -> Vec<Notify> {
                 ),
             );
         }
+        let format = match n.format.as_deref() {
+            None | Some("jitgate") => NotifyFormat::Jitgate,
+            Some("slack") => NotifyFormat::Slack,
+            Some(other) => {
+                c.err(
+                    at(&base, "format"),
+                    format!("unknown format {other:?}; use \"jitgate\" or \"slack\""),
+                );
+                NotifyFormat::Jitgate
+            }
+        };
         out.push(Notify {
+            format,
             url: n.url.clone(),
             events,
             secret_env: n.secret_env.clone(),

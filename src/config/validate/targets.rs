@@ -325,6 +325,35 @@ pub(super) fn check_policies(
                 "max_sessions_per_grant must be at least 1 (omit it for no limit)",
             );
         }
+        let max_total = match &raw.max_total {
+            Some(s) => c.duration(at(&base, "max_total"), s),
+            None => max_duration,
+        };
+        if let (Some(m), Some(t)) = (max_duration, max_total) {
+            if t < m {
+                c.err(
+                    at(&base, "max_total"),
+                    "max_total is shorter than max_duration (a first grant could not even last max_duration)",
+                );
+            }
+        }
+        let reason_pattern = raw.reason_pattern.as_ref().and_then(|s| {
+            ReasonPattern::compile(s)
+                .map_err(|e| c.err(at(&base, "reason_pattern"), e))
+                .ok()
+        });
+        if raw.break_glass && raw.approvers.is_empty() {
+            c.err(
+                at(&base, "break_glass"),
+                "break_glass needs approvers: someone must review each break-glass grant",
+            );
+        }
+        let max_schedule_ahead = match &raw.max_schedule_ahead {
+            Some(s) => c
+                .duration(at(&base, "max_schedule_ahead"), s)
+                .unwrap_or_default(),
+            None => DEFAULT_MAX_SCHEDULE_AHEAD,
+        };
         out.push(Policy {
             name: raw.name.clone(),
             requesters,
@@ -337,6 +366,10 @@ pub(super) fn check_policies(
             require_reason: raw.require_reason,
             warn_before,
             max_sessions_per_grant: raw.max_sessions_per_grant,
+            max_total: max_total.unwrap_or_default(),
+            reason_pattern,
+            max_schedule_ahead,
+            break_glass: raw.break_glass,
         });
     }
     out

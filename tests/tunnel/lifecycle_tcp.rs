@@ -1,0 +1,97 @@
+//! Extension in place through the real `jitgate connect`: a tunneled
+//! session outlives its grant's first end on the same socket, `connect`
+//! says until when, and the session is closed at the new end.
+
+use crate::common;
+
+use common::daemon::*;
+use common::lifecycle::{extend_now, grant_end, now_ms, sleep_past};
+use common::tunnel::{echo, wait_for, Tunnel};
+use std::time::Duration;
+
+#[test]
+fn a_tunneled_session_outlives_its_first_end_on_the_same_socket_and_ends_at_the_new_one() {
+    let t = Tunnel::start();
+    let (gid, secret) = t.grant(BOB, "warn-echo", "5s");
+    let first_end = grant_end(&t.d, &gid);
+    let mut c = t.connect("warn-echo", &secret);
+    let mut s = c.open();
+    echo(&mut s, b"before the extension");
+    let sessions = t.d.session_ids();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+
+    let new_end = extend_now(&t.d, BOB, &gid, "4s");
+    assert_eq!(new_end, first_end + 4_000);
+    wait_for("connect to report the extension", || {
+        c.said().contains("access to warn-echo extended until")
+    });
+
+    // Past the first end: the same local socket, the same session, relaying.
+    sleep_past(first_end, Duration::from_millis(700));
+    echo(&mut s, b"after the first end");
+    assert_eq!(
+        t.d.session_ids(),
+        sessions,
+        "the same session, not a new one"
+    );
+
+    // Closed at the new end: connect exits, the socket reads EOF.
+    assert_eq!(c.wait_exit(), Some(1), "{}", c.said());
+    assert!(now_ms() >= new_end, "closed before its new end");
+    assert!(c.said().contains("ended"), "{}", c.said());
+    assert!(common::tunnel::closed_by_peer(&mut s));
+}
+
+#[test]
+fn a_scheduled_grant_is_refused_with_its_start_then_relays_after_it_across_a_restart() {
+    let mut t = Tunnel::start();
+    let (gid, secret, start) =
+        common::lifecycle::scheduled_grant(&t.d, BOB, "auto-echo", 8_000, "5m");
+    let until = jitgate::clock::rfc3339(start);
+    let (_, reply) = t.raw("auto-echo", &secret);
+    assert_eq!(reply.status, common::tunnel::NO_GRANT, "{reply:?}");
+    assert!(
+        reply.message.contains(&format!("starts at {until}")),
+        "{reply:?}"
+    );
+    // `jitgate connect` says the same and exits.
+    let mut c = t.connect_with("auto-echo", &secret, &t.fingerprint, t.port);
+    assert_eq!(c.wait_exit(), Some(1), "{}", c.said());
+    assert!(
+        c.said().contains(&format!("starts at {until}")),
+        "{}",
+        c.said()
+    );
+
+    // A restart before the start: the start timer is rebuilt from the store.
+    let st = t.d.stop();
+    assert!(st.success(), "{st}");
+    t.d.spawn();
+    assert!(
+        now_ms() < start,
+        "the restart took longer than the test allows"
+    );
+    let (_, reply) = t.raw("auto-echo", &secret);
+    assert_eq!(reply.status, common::tunnel::NO_GRANT, "{reply:?}");
+
+    sleep_past(start, Duration::from_millis(300));
+    let (mut tls, reply) = t.raw("auto-echo", &secret);
+    assert_eq!(reply.status, common::tunnel::OK, "{reply:?}");
+    echo(&mut tls, b"after the start");
+    common::lifecycle::wait_until("the grant to be active", Duration::from_secs(20), || {
+        t.d.get(&format!("/v1/grants/{gid}"), Some(BOB))
+            .map(|r| r.json()["state"] == "active")
+            .unwrap_or(false)
+    });
+    let g =
+        t.d.get(&format!("/v1/grants/{gid}"), Some(BOB))
+            .unwrap()
+            .json();
+    assert_eq!(
+        common::lifecycle::ms(&g["expires_at"]),
+        start + 5 * 60_000,
+        "{g}"
+    );
+    let audit = t.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+    assert!(audit.contains("grant.activated"), "{audit}");
+}
