@@ -28,6 +28,10 @@ pub struct Metrics {
     /// Admin API requests refused before routing for want of a valid token;
     /// kept out of admin_requests_total, whose `route` label names routes.
     pub admin_unauthenticated: IntCounterVec,
+    /// Bytes written to session recordings, by kind (ssh, postgres).
+    pub recording_bytes: IntCounterVec,
+    /// Recordings that could not be written, by kind.
+    pub recording_failures: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -146,6 +150,16 @@ impl Metrics {
                 "Admin API requests refused with 401, by reason (missing_token, bad_token)",
                 &["reason"],
             ),
+            recording_bytes: cv(
+                "jitgate_recording_bytes_total",
+                "Bytes written to session recordings, by kind (ssh, postgres)",
+                &["kind"],
+            ),
+            recording_failures: cv(
+                "jitgate_recording_failures_total",
+                "Session recordings that could not be written (queue full, disk error), by kind",
+                &["kind"],
+            ),
             registry: r,
         };
         m.build_info
@@ -154,6 +168,10 @@ impl Metrics {
         // Present from the start, so an alert on `dropped` sees a zero first.
         for result in ["delivered", "retried", "dropped"] {
             m.notifications.with_label_values(&[result]);
+        }
+        for kind in ["ssh", "postgres"] {
+            m.recording_bytes.with_label_values(&[kind]);
+            m.recording_failures.with_label_values(&[kind]);
         }
         for reason in ["missing_token", "bad_token"] {
             m.admin_unauthenticated.with_label_values(&[reason]);

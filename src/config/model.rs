@@ -27,6 +27,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "policies",
             "notify",
             "audit",
+            "recording",
         ],
     ),
     (
@@ -37,6 +38,10 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
     ("admin", &["listen", "tls_cert", "tls_key"]),
     ("metrics", &["listen"]),
     ("audit", &["signing_key"]),
+    (
+        "recording",
+        &["dir", "ssh", "postgres", "on_failure", "retention"],
+    ),
     ("listeners", &["ssh", "postgres", "tcp"]),
     ("listeners.ssh", &["listen", "host_key"]),
     (
@@ -118,6 +123,24 @@ pub struct FileConfig {
     pub notify: Vec<NotifyEntry>,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub recording: Option<RecordingSection>,
+}
+
+/// `[recording]`: present means on, with SPEC's defaults for what is left out.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSection {
+    /// Relative to data_dir; default "recordings".
+    pub dir: Option<String>,
+    /// off | terminal | full; default terminal.
+    pub ssh: Option<String>,
+    /// off | statements; default statements.
+    pub postgres: Option<String>,
+    /// refuse | continue; default refuse.
+    pub on_failure: Option<String>,
+    /// Default 90d.
+    pub retention: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -31,6 +31,38 @@ pub struct Config {
     /// `[audit] signing_key`: the checkpoint signing key, outside the store;
     /// None means `audit-signing.key` under data_dir.
     pub audit_signing_key: Option<PathBuf>,
+    /// `[recording]`; None: nothing is recorded.
+    pub recording: Option<RecordingConfig>,
+}
+
+/// What is recorded inside sessions, and where (SPEC "Recording").
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    /// Already resolved against data_dir.
+    pub dir: PathBuf,
+    pub ssh: SshRecording,
+    /// Whether PostgreSQL statements are recorded.
+    pub postgres: bool,
+    pub on_failure: OnFailure,
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshRecording {
+    Off,
+    /// Channels with a pty.
+    Terminal,
+    /// Also exec and subsystem channels.
+    Full,
+}
+
+/// What happens to a session whose recording cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Refused, or ended with reason `error`.
+    Refuse,
+    /// Goes on; the failure is audited.
+    Continue,
 }
 
 #[derive(Debug, Clone)]

@@ -248,6 +248,10 @@ pub fn build(
         .signing_key
         .as_ref()
         .map(|f| c.readable_file(p(&[k("audit"), k("signing_key")]), f));
+    let recording = file
+        .recording
+        .as_ref()
+        .and_then(|r| check_recording(&mut c, r, &data_dir));
 
     if !c.issues.is_empty() {
         return Err(c.issues);
@@ -275,6 +279,7 @@ pub fn build(
         policies,
         notify,
         audit_signing_key,
+        recording,
     })
 }
 
@@ -458,6 +463,8 @@ fn check_groups(
 }
 
 mod notify;
+mod recording;
 mod targets;
 use notify::check_notify;
+use recording::check_recording;
 use targets::{check_policies, check_targets};

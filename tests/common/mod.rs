@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod pg;
 pub mod pgproxy;
 pub mod pgraw;
+pub mod recording;
 pub mod sshd;
 pub mod sshproxy;
 pub mod tunnel;

@@ -100,6 +100,9 @@ impl Jump {
             exited: CancellationToken::new(),
             pty: Default::default(),
             command: Default::default(),
+            // Bridged channels are not recorded (the far connection is).
+            rec: None,
+            down: mpsc::unbounded_channel().0,
         });
         // Registered by the connection's task, which refuses it once the
         // connection is being hung up: an open that raced with that is

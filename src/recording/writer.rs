@@ -1,0 +1,279 @@
+//! One session's recording: a handle the relay pushes complete lines into
+//! (never awaiting), and a writer task that owns the file.
+//!
+//! Invariants:
+//! - The relay never waits: `push` is a `try_send` on a bounded queue; a
+//!   full queue is a failure handled by `on_failure` (see `Recordings`).
+//! - Lines reach the disk at least every `FLUSH_EVERY`: a crash leaves the
+//!   file readable up to its last flush (every line is written whole).
+//! - The digest and size are of exactly the bytes written, in order; the
+//!   seal is taken after the last write, a flush and an fsync.
+//! - Live watchers get each line after it is written; a watcher whose
+//!   queue is full is dropped, so a slow watcher never slows the writer.
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Lines waiting for the writer. At the relay's 32 KiB reads this bounds a
+/// session's queue to a few MiB; a disk that slow fails the recording.
+pub const QUEUE: usize = 256;
+/// How often written lines are flushed to the file at the latest.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// Lines a live watcher may be behind before it is dropped.
+pub const WATCHER_QUEUE: usize = 1024;
+/// Bytes buffered in memory before a flush is forced.
+const BUFFER: usize = 64 << 10;
+
+/// What a sealed recording was: the digest and size of its bytes.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// Why a recording could not be written.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteFailure {
+    #[error("the recording queue is full (the disk is not keeping up)")]
+    QueueFull,
+    #[error("writing the recording failed: {0}")]
+    Io(String),
+}
+
+pub(super) enum Item {
+    /// A line with its newline; `header` lines are written only as the
+    /// first line (a later one is dropped).
+    Line {
+        bytes: Bytes,
+        header: bool,
+    },
+    /// A live watcher: answered with the bytes written so far (the file's
+    /// prefix it must read first), then fed every later line.
+    Watch(mpsc::Sender<Bytes>, oneshot::Sender<u64>),
+    Seal(oneshot::Sender<Option<Sealed>>),
+}
+
+/// Reports a failure, once per recording, to whoever applies `on_failure`.
+pub(super) type OnFail = Arc<dyn Fn(WriteFailure) + Send + Sync>;
+
+/// The relay's side of one recording: cheap to clone.
+#[derive(Clone)]
+pub struct Recording {
+    pub(super) tx: mpsc::Sender<Item>,
+    pub(super) start: Instant,
+    pub(super) failed: Arc<AtomicBool>,
+    pub(super) on_fail: OnFail,
+}
+
+impl Recording {
+    /// Seconds since the recording started, for asciicast event times.
+    pub fn elapsed(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Queues one line (ending with a newline); never waits.
+    pub fn push(&self, line: Vec<u8>) {
+        self.send(Item::Line {
+            bytes: Bytes::from(line),
+            header: false,
+        });
+    }
+
+    /// Queues the header: written if nothing has been written yet.
+    pub fn header(&self, line: Vec<u8>) {
+        self.send(Item::Line {
+            bytes: Bytes::from(line),
+            header: true,
+        });
+    }
+
+    fn send(&self, item: Item) {
+        if self.failed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(item) {
+            self.fail(WriteFailure::QueueFull);
+        }
+    }
+
+    fn fail(&self, why: WriteFailure) {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            (self.on_fail)(why);
+        }
+    }
+
+    /// Whether a failure was reported (nothing more is written after one).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Closes the recording: everything queued is written, flushed and
+    /// fsynced; returns its digest and size (None if the writer is gone).
+    /// Bounded: a disk that does not answer within `limit` gives None.
+    pub async fn seal(&self, limit: Duration) -> Option<Sealed> {
+        let (tx, rx) = oneshot::channel();
+        let sent = tokio::time::timeout(limit, self.tx.send(Item::Seal(tx))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return None;
+        }
+        tokio::time::timeout(limit, rx).await.ok()?.ok()?
+    }
+
+    /// A live watcher: the number of bytes already in the file (to be read
+    /// from it first), and a queue of every line written after them.
+    pub async fn watch(&self) -> Option<(u64, mpsc::Receiver<Bytes>)> {
+        let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
+        let (otx, orx) = oneshot::channel();
+        self.tx.send(Item::Watch(tx, otx)).await.ok()?;
+        let offset = orx.await.ok()?;
+        Some((offset, rx))
+    }
+}
+
+/// The writer's state: the file, what is buffered, the running digest.
+pub(super) struct Writer {
+    pub file: Option<std::fs::File>,
+    pub buf: Vec<u8>,
+    pub hash: Sha256,
+    pub written: u64,
+    pub header_done: bool,
+    /// The first line when no header was pushed before other lines.
+    pub default_header: Vec<u8>,
+    pub watchers: Vec<mpsc::Sender<Bytes>>,
+    /// Counts bytes written, by kind.
+    pub counter: prometheus::IntCounter,
+}
+
+impl Writer {
+    fn append(&mut self, line: &Bytes) {
+        self.buf.extend_from_slice(line);
+        self.hash.update(line);
+        self.written += line.len() as u64;
+        self.counter.inc_by(line.len() as u64);
+        self.watchers.retain(|w| w.try_send(line.clone()).is_ok());
+    }
+
+    /// Writes the buffer out, on a blocking thread.
+    async fn flush(&mut self, sync: bool) -> Result<(), WriteFailure> {
+        let Some(mut file) = self.file.take() else {
+            return Err(WriteFailure::Io("the file is closed".into()));
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let (file, buf, r) = tokio::task::spawn_blocking(move || {
+            let r = file
+                .write_all(&buf)
+                .and_then(|_| if sync { file.sync_all() } else { Ok(()) });
+            (file, buf, r)
+        })
+        .await
+        .map_err(|e| WriteFailure::Io(e.to_string()))?;
+        self.file = Some(file);
+        self.buf = buf;
+        self.buf.clear();
+        r.map_err(|e| WriteFailure::Io(e.to_string()))
+    }
+
+    /// Runs until sealed or every handle is gone. A write error is reported
+    /// once; from then on lines are dropped (the file holds what was
+    /// written before) and the seal reports the bytes that reached it.
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Item>,
+        on_fail: OnFail,
+        failed: Arc<AtomicBool>,
+    ) {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut broken = false;
+        let mut fail = |why: WriteFailure, broken: &mut bool| {
+            *broken = true;
+            if !failed.swap(true, Ordering::AcqRel) {
+                on_fail(why);
+            }
+        };
+        loop {
+            let item = tokio::select! {
+                item = rx.recv() => item,
+                _ = tick.tick() => {
+                    if !broken && !self.buf.is_empty() {
+                        if let Err(e) = self.flush(false).await {
+                            fail(e, &mut broken);
+                        }
+                    }
+                    continue;
+                }
+            };
+            match item {
+                Some(Item::Line { bytes, header }) => {
+                    if broken {
+                        continue;
+                    }
+                    if !self.header_done {
+                        self.header_done = true;
+                        if !header {
+                            let h = Bytes::from(std::mem::take(&mut self.default_header));
+                            self.append(&h);
+                        }
+                    } else if header {
+                        continue;
+                    }
+                    self.append(&bytes);
+                    if self.buf.len() >= BUFFER {
+                        if let Err(e) = self.flush(false).await {
+                            fail(e, &mut broken);
+                        }
+                    }
+                }
+                Some(Item::Watch(tx, offset)) => {
+                    if !broken && !self.buf.is_empty() {
+                        if let Err(e) = self.flush(false).await {
+                            fail(e, &mut broken);
+                        }
+                    }
+                    if offset.send(self.written - self.buf.len() as u64).is_ok() {
+                        self.watchers.push(tx);
+                    }
+                }
+                Some(Item::Seal(reply)) => {
+                    let sealed = self.seal(&mut broken, &mut fail).await;
+                    let _ = reply.send(sealed);
+                    return;
+                }
+                None => {
+                    let _ = self.seal(&mut broken, &mut fail).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn seal(
+        &mut self,
+        broken: &mut bool,
+        fail: &mut impl FnMut(WriteFailure, &mut bool),
+    ) -> Option<Sealed> {
+        if !*broken && !self.header_done {
+            self.header_done = true;
+            let h = Bytes::from(std::mem::take(&mut self.default_header));
+            self.append(&h);
+        }
+        if !*broken {
+            if let Err(e) = self.flush(true).await {
+                fail(e, broken);
+            }
+        }
+        self.watchers.clear();
+        let digest = std::mem::take(&mut self.hash).finalize();
+        // A broken recording's digest would not match the file (what was
+        // buffered at the failure never reached it): report none.
+        (!*broken).then(|| Sealed {
+            sha256: hex::encode(digest),
+            bytes: self.written,
+        })
+    }
+}
