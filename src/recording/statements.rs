@@ -103,6 +103,9 @@ struct State {
     pending: VecDeque<Pending>,
     prepared: HashMap<String, String>,
     portals: HashMap<String, String>,
+    /// The last statement parsed since the last Sync: a batch that fails
+    /// before any Execute (a Parse error) is recorded as that statement.
+    parsed: Option<String>,
 }
 
 /// One PostgreSQL session's statement log.
@@ -209,7 +212,9 @@ impl State {
             b'Q' => self.push(Kind::Simple, text(body, cut)),
             b'P' => {
                 let (name, rest) = cstr(body);
-                Self::remember(&mut self.prepared, name, text(rest, cut));
+                let t = text(rest, cut);
+                self.parsed = Some(t.clone());
+                Self::remember(&mut self.prepared, name, t);
             }
             b'B' => {
                 let (portal, rest) = cstr(body);
@@ -222,7 +227,11 @@ impl State {
                 let t = self.portals.get(&portal).cloned().unwrap_or_default();
                 self.push(Kind::Exec, t);
             }
-            b'S' | b'F' => self.push(Kind::Batch, String::new()),
+            b'S' => {
+                let t = self.parsed.take().unwrap_or_default();
+                self.push(Kind::Batch, t);
+            }
+            b'F' => self.push(Kind::Batch, String::new()),
             _ => {}
         }
     }
@@ -251,6 +260,13 @@ impl State {
                         if let Some(p) = self.pending.pop_front() {
                             write(rec, &p);
                         }
+                    }
+                    // Failed before any Execute (Parse, Bind): the
+                    // statement parsed in the batch, once.
+                    Some(p) if !p.text.is_empty() => {
+                        p.sqlstate = code;
+                        write(rec, p);
+                        p.text.clear();
                     }
                     _ => {}
                 }
