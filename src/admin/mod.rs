@@ -8,6 +8,7 @@ pub mod error;
 mod handlers;
 pub use handlers::bodies;
 pub mod http;
+pub mod recordings;
 mod router;
 pub mod views;
 pub use handlers::system::Endpoints;

@@ -123,13 +123,22 @@ pub async fn run(
             crate::text::escape(&v.chain.problem.clone().unwrap_or_default())
         ))?;
     }
+    let recordings = super::recordings::verify_recordings(api, &records).await?;
+    if as_json {
+        // Printed above with the chain; the recordings follow as one more object.
+        print_json(&serde_json::json!({ "recordings": recordings.json() }))?;
+    } else {
+        for line in recordings.lines() {
+            out(&line)?;
+        }
+    }
     if !is_pinned && !as_json {
         out(&format!(
             "warning: the public key was not pinned (--public-key-file or {PUBKEY_ENV}); \
              checked against the key the server reports, {key_text}"
         ))?;
     }
-    Ok(if v.chain.ok {
+    Ok(if v.chain.ok && recordings.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

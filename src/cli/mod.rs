@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod commands;
 mod format;
+mod recordings;
 mod stdout;
 mod table;
 
@@ -291,6 +292,34 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Recorded sessions the caller may see (admins, approvers of the policy).
+    Recordings {
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only sessions to this target.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Replay a recorded session in the terminal, with its timing.
+    Play {
+        /// The session's id.
+        session_id: String,
+        /// Replay this many times faster (pauses are capped at 2s anyway).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Follow a live session's recording until the session ends.
+    Watch {
+        /// The session's id.
+        session_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Who the token belongs to, and the proxy's TLS fingerprint.
     Whoami {
         #[command(flatten)]
@@ -327,6 +356,9 @@ impl Command {
             | Command::Lock { api, .. }
             | Command::Unlock { api, .. }
             | Command::Audit { api, .. }
+            | Command::Recordings { api, .. }
+            | Command::Play { api, .. }
+            | Command::Watch { api, .. }
             | Command::Whoami { api } => Some(api),
             Command::Serve { .. }
             | Command::CheckConfig { .. }

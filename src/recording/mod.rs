@@ -16,6 +16,7 @@
 //! - Live recordings are registered by session id until sealed, so a
 //!   watcher finds them; sealing removes them.
 
+pub mod access;
 pub mod cast;
 mod files;
 pub mod retention;

@@ -267,7 +267,11 @@ impl Writer {
                 fail(e, broken);
             }
         }
-        self.watchers.clear();
+        // An empty line tells each watcher the recording is complete (one
+        // too far behind to take it ends as dropped).
+        for w in self.watchers.drain(..) {
+            let _ = w.try_send(Bytes::new());
+        }
         let digest = std::mem::take(&mut self.hash).finalize();
         // A broken recording's digest would not match the file (what was
         // buffered at the failure never reached it): report none.

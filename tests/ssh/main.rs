@@ -8,6 +8,7 @@ mod common;
 
 mod hostile_ssh_after_login;
 mod promise_ssh;
+mod recording_access;
 mod recording_ssh;
 mod ssh;
 mod ssh_hostile;

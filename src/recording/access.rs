@@ -1,0 +1,29 @@
+//! Who may list, fetch and watch a recording (SPEC "Recording"): admins,
+//! and approvers of the policy that governed the session's grant; never
+//! the engineer whose session it is (unless an admin).
+
+use super::Meta;
+use crate::config::Config;
+use crate::grants::{is_policy_approver, Caller};
+
+pub fn may_view(cfg: &Config, caller: &Caller, meta: &Meta) -> bool {
+    caller.admin
+        || (caller.user != meta.user && is_policy_approver(cfg, &caller.user, &meta.policy))
+}
+
+/// A recording's row in `GET /v1/recordings`.
+pub fn row(m: &Meta) -> serde_json::Value {
+    serde_json::json!({
+        "id": m.id,
+        "user": m.user,
+        "target": m.target,
+        "kind": m.kind.as_str(),
+        "grant_id": m.grant,
+        "policy": m.policy,
+        "started_at": crate::clock::rfc3339(m.started_at_ms),
+        "ended_at": m.ended_at_ms.map(crate::clock::rfc3339),
+        "bytes": m.bytes,
+        "sha256": m.sha256,
+        "instance": m.instance,
+    })
+}
