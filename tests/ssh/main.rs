@@ -9,6 +9,8 @@ mod common;
 mod hostile_ssh_after_login;
 mod promise_ssh;
 mod recording_access;
+mod recording_crash;
+mod recording_disk;
 mod recording_ssh;
 mod ssh;
 mod ssh_hostile;
