@@ -50,26 +50,6 @@ pub type AnyBody = Either<Full<Bytes>, ChannelBody>;
 const CHUNKS: usize = 8;
 const CHUNK: usize = 64 << 10;
 
-/// Whether a request is one of the streaming routes; its session id.
-pub fn streaming_route(req: &Request<Incoming>) -> Option<(&'static str, String)> {
-    if req.method() != hyper::Method::GET {
-        return None;
-    }
-    let segs: Vec<&str> = req
-        .uri()
-        .path()
-        .trim_start_matches('/')
-        .split('/')
-        .collect();
-    match segs.as_slice() {
-        ["v1", "sessions", id, "recording"] => {
-            Some(("/v1/sessions/{id}/recording", id.to_string()))
-        }
-        ["v1", "sessions", id, "live"] => Some(("/v1/sessions/{id}/live", id.to_string())),
-        _ => None,
-    }
-}
-
 /// `GET /v1/recordings[?user=&target=&after=]`: what the caller may see.
 pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
     let q = Query::parse(query, &["user", "target", "after"])?;
@@ -91,7 +71,7 @@ pub async fn list(ctx: Ctx, query: Option<&str>) -> Result<Resp, ApiError> {
         .unwrap_or_default();
     let rows: Vec<serde_json::Value> = all
         .iter()
-        .filter(|m| access::may_view(&ctx.cfg, &ctx.caller, m))
+        .filter(|m| access::may_view(&ctx.cfg, &ctx.caller.user, ctx.caller.admin, m))
         .filter(|m| q.get("user").is_none_or(|u| u.is_empty() || u == m.user))
         .filter(|m| {
             q.get("target")
@@ -143,7 +123,7 @@ pub async fn serve(
             cfg.instance
         )));
     };
-    if !access::may_view(&cfg, &caller, &meta) {
+    if !access::may_view(&cfg, &caller.user, caller.admin, &meta) {
         return Err(ApiError::forbidden(
             "only admins and approvers of the session's policy may see its recording",
         ));

@@ -22,7 +22,7 @@ pub async fn handle(
     let grants = state.grants.clone();
     // The streaming routes answer with a body fed by a task, outside the
     // request timeout (which bounds producing the head, not the stream).
-    if let Some((route, id)) = recordings::streaming_route(&req) {
+    if let Some((route, id)) = streaming_route(&req) {
         let r =
             tokio::time::timeout(REQUEST_TIMEOUT, recordings::serve(state, route, id, req)).await;
         let resp = match r {
@@ -58,6 +58,25 @@ pub async fn handle(
 }
 
 type Out = (&'static str, Result<Resp, ApiError>);
+
+/// The routes whose body streams (`recordings`); their session id.
+fn streaming_route(req: &Request<Incoming>) -> Option<(&'static str, String)> {
+    let segs: Vec<&str> = req
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .collect();
+    match (req.method(), segs.as_slice()) {
+        (&Method::GET, ["v1", "sessions", id, "recording"]) => {
+            Some(("/v1/sessions/{id}/recording", id.to_string()))
+        }
+        (&Method::GET, ["v1", "sessions", id, "live"]) => {
+            Some(("/v1/sessions/{id}/live", id.to_string()))
+        }
+        _ => None,
+    }
+}
 
 /// Not a route: a request refused before routing is counted in
 /// jitgate_admin_unauthenticated_total instead of admin_requests_total.

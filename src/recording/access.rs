@@ -1,14 +1,16 @@
 //! Who may list, fetch and watch a recording (SPEC "Recording"): admins,
 //! and approvers of the policy that governed the session's grant; never
-//! the engineer whose session it is (unless an admin).
+//! the engineer whose session it is (unless an admin). Takes the caller as
+//! plain facts: this floor sits below the control plane.
 
 use super::Meta;
 use crate::config::Config;
-use crate::grants::{is_policy_approver, Caller};
 
-pub fn may_view(cfg: &Config, caller: &Caller, meta: &Meta) -> bool {
-    caller.admin
-        || (caller.user != meta.user && is_policy_approver(cfg, &caller.user, &meta.policy))
+pub fn may_view(cfg: &Config, user: &str, admin: bool, meta: &Meta) -> bool {
+    let approver = cfg
+        .policy(&meta.policy)
+        .is_some_and(|p| cfg.is_member(user, &p.approvers));
+    admin || (user != meta.user && approver)
 }
 
 /// A recording's row in `GET /v1/recordings`.
