@@ -170,7 +170,7 @@ impl StatementLog {
             return;
         };
         f.feed(data, b"QPBESF", |tag, body, cut| {
-            st.from_client(tag, body, cut)
+            st.on_client(tag, body, cut)
         });
     }
 
@@ -180,9 +180,7 @@ impl StatementLog {
             return;
         };
         let rec = &self.rec;
-        f.feed(data, b"CEIsZ", |tag, body, _| {
-            st.from_server(tag, body, rec)
-        });
+        f.feed(data, b"CEIsZ", |tag, body, _| st.on_server(tag, body, rec));
     }
 }
 
@@ -207,7 +205,7 @@ impl State {
         }
     }
 
-    fn from_client(&mut self, tag: u8, body: &[u8], cut: bool) {
+    fn on_client(&mut self, tag: u8, body: &[u8], cut: bool) {
         match tag {
             b'Q' => self.push(Kind::Simple, text(body, cut)),
             b'P' => {
@@ -236,7 +234,7 @@ impl State {
         }
     }
 
-    fn from_server(&mut self, tag: u8, body: &[u8], rec: &Recording) {
+    fn on_server(&mut self, tag: u8, body: &[u8], rec: &Recording) {
         match tag {
             b'C' | b'I' | b's' => {
                 let rows = (tag == b'C').then(|| rows_of(&cstr(body).0)).flatten();

@@ -99,8 +99,8 @@ async fn upstream_to_client(
     flow: &Flow,
     info: &SessionInfo,
     warnings: &mut mpsc::Receiver<String>,
-    stop: &CancellationToken,
-    log: Option<&StatementLog>,
+    // Where to stop, and the statement log that reads what passes.
+    (stop, log): (&CancellationToken, Option<&StatementLog>),
 ) -> std::io::Result<ServerEnd> {
     let mut warnings_open = true;
     loop {
@@ -197,8 +197,7 @@ pub async fn run(
             &flow,
             &info,
             &mut warnings,
-            &stop,
-            log,
+            (&stop, log),
         );
         tokio::pin!(c2u, u2c);
         let ending = session.ending(idle_timeout);

@@ -230,14 +230,12 @@ pub fn start(
     let (qtx, qrx) = mpsc::unbounded_channel::<ChannelMsg>();
     tokio::spawn(kill.clone().run_until_cancelled_owned(to_engineer(
         ur,
-        down,
-        server,
+        (down, server),
         replies.clone(),
         exited.clone(),
         info,
         kill.clone(),
-        (qtx.clone(), qrx),
-        rec.clone(),
+        (qtx.clone(), qrx, rec.clone()),
     )));
     Arc::new(UpChannel {
         tx,
@@ -295,17 +293,17 @@ async fn to_target(
 
 async fn to_engineer(
     mut ur: ChannelReadHalf,
-    down: Channel<server::Msg>,
-    server: server::Handle,
+    // The engineer's channel, and their connection's handle.
+    (down, server): (Channel<server::Msg>, server::Handle),
     replies: Replies,
     exited: CancellationToken,
     info: Arc<SessionInfo>,
     kill: CancellationToken,
-    (qtx, mut qrx): (
+    (qtx, mut qrx, rec): (
         mpsc::UnboundedSender<ChannelMsg>,
         mpsc::UnboundedReceiver<ChannelMsg>,
+        Option<Arc<ChannelRec>>,
     ),
-    rec: Option<Arc<ChannelRec>>,
 ) {
     // The reader drains the target's channel promptly so the target's
     // session loop keeps processing window adjusts and replies; it holds
