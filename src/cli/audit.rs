@@ -95,10 +95,12 @@ pub async fn run(
         v.chain.first_bad_seq = server["first_bad_seq"].as_i64();
         v.chain.problem = server["problem"].as_str().map(str::to_string);
     }
+    let recordings = super::recordings::verify_recordings(api, &records).await?;
     if as_json {
         let mut j = serde_json::to_value(&v)?;
         j["public_key"] = Value::String(key_text.clone());
         j["key_pinned"] = Value::Bool(is_pinned);
+        j["recordings"] = recordings.json();
         print_json(&j)?;
     } else if v.chain.ok {
         out(&format!(
@@ -123,11 +125,7 @@ pub async fn run(
             crate::text::escape(&v.chain.problem.clone().unwrap_or_default())
         ))?;
     }
-    let recordings = super::recordings::verify_recordings(api, &records).await?;
-    if as_json {
-        // Printed above with the chain; the recordings follow as one more object.
-        print_json(&serde_json::json!({ "recordings": recordings.json() }))?;
-    } else {
+    if !as_json {
         for line in recordings.lines() {
             out(&line)?;
         }

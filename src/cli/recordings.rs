@@ -200,6 +200,9 @@ impl RecordingCheck {
     }
 
     pub fn lines(&self) -> Vec<String> {
+        if self.checked + self.deleted == 0 {
+            return Vec::new();
+        }
         let mut v = vec![format!(
             "recordings: {} match their sealed digest, {} deleted by retention, {} altered, {} missing",
             self.checked - self.altered.len(),
