@@ -214,7 +214,9 @@ async fn sse(
     path: std::path::PathBuf,
     tx: mpsc::Sender<Bytes>,
 ) {
-    let subscribed = match &live {
+    // The handle is dropped once subscribed: a watcher must not keep a
+    // recording open.
+    let subscribed = match live {
         Some(r) => r.watch().await,
         None => None,
     };

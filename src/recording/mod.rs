@@ -56,7 +56,9 @@ pub struct Recordings {
     metrics: Arc<Metrics>,
     store: Store,
     sessions: SessionTable,
-    live: DashMap<String, Recording>,
+    /// Weak: the map never keeps a recording open (a session dropped
+    /// without its seal still ends its writer, which then leaves the map).
+    live: Arc<DashMap<String, writer::WeakRecording>>,
     instance: String,
 }
 
@@ -80,7 +82,7 @@ impl Recordings {
             metrics,
             store,
             sessions,
-            live: DashMap::new(),
+            live: Arc::new(DashMap::new()),
             instance,
         })
     }
@@ -152,14 +154,19 @@ impl Recordings {
                 .recording_bytes
                 .with_label_values(&[kind.as_str()]),
         };
-        tokio::spawn(w.run(rx, on_fail.clone(), failed.clone()));
+        let (live, id) = (self.live.clone(), info.id.clone());
+        let run = w.run(rx, on_fail.clone(), failed.clone());
+        tokio::spawn(async move {
+            run.await;
+            live.remove(&id);
+        });
         let recording = Recording {
             tx,
             start: std::time::Instant::now(),
             failed,
             on_fail,
         };
-        self.live.insert(info.id.clone(), recording.clone());
+        self.live.insert(info.id.clone(), recording.downgrade());
         tracing::info!(session = %info.id, kind = kind.as_str(), "session recorded");
         Ok(Some(Opened { recording, full }))
     }
@@ -256,7 +263,7 @@ impl Recordings {
 
     /// The live recording of a session on this instance, if any.
     pub fn live(&self, session: &str) -> Option<Recording> {
-        self.live.get(session).map(|r| r.clone())
+        self.live.get(session).and_then(|r| r.upgrade())
     }
 
     /// The recordings under the dir in force, newest first.

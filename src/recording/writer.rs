@@ -70,7 +70,35 @@ pub struct Recording {
     pub(super) on_fail: OnFail,
 }
 
+/// A recording as the live map holds it: without keeping it open.
+pub(super) struct WeakRecording {
+    tx: mpsc::WeakSender<Item>,
+    start: Instant,
+    failed: Arc<AtomicBool>,
+    on_fail: OnFail,
+}
+
+impl WeakRecording {
+    pub fn upgrade(&self) -> Option<Recording> {
+        Some(Recording {
+            tx: self.tx.upgrade()?,
+            start: self.start,
+            failed: self.failed.clone(),
+            on_fail: self.on_fail.clone(),
+        })
+    }
+}
+
 impl Recording {
+    pub(super) fn downgrade(&self) -> WeakRecording {
+        WeakRecording {
+            tx: self.tx.downgrade(),
+            start: self.start,
+            failed: self.failed.clone(),
+            on_fail: self.on_fail.clone(),
+        }
+    }
+
     /// Seconds since the recording started, for asciicast event times.
     pub fn elapsed(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
