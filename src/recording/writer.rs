@@ -309,3 +309,91 @@ impl Writer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(dir: &std::path::Path) -> (Recording, std::path::PathBuf) {
+        let path = dir.join("r.cast");
+        let file = std::fs::File::create(&path).unwrap();
+        let w = Writer {
+            file: Some(file),
+            buf: Vec::new(),
+            hash: Sha256::new(),
+            written: 0,
+            header_done: false,
+            default_header: b"{\"version\":2}\n".to_vec(),
+            watchers: Vec::new(),
+            counter: prometheus::IntCounter::new("t", "t").unwrap(),
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let failed = Arc::new(AtomicBool::new(false));
+        let on_fail: OnFail = Arc::new(|_| {});
+        tokio::spawn(w.run(rx, on_fail.clone(), failed.clone()));
+        let rec = Recording {
+            tx,
+            start: Instant::now(),
+            failed,
+            on_fail,
+        };
+        (rec, path)
+    }
+
+    /// A watcher that reads nothing is dropped once its queue is full; the
+    /// writer goes on, and the seal covers every line.
+    #[tokio::test]
+    async fn a_stalled_watcher_is_dropped_and_never_holds_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, path) = start(dir.path());
+        let (offset, mut stalled) = rec.watch().await.unwrap();
+        assert_eq!(offset, 0);
+        let lines = WATCHER_QUEUE * 3;
+        for i in 0..lines {
+            // Paced under the writer's queue: only the watcher may fall behind.
+            while rec.tx.capacity() < 8 {
+                tokio::task::yield_now().await;
+            }
+            rec.push(format!("[0, \"o\", \"{i}\"]\n").into_bytes());
+        }
+        // A second watch goes through the same queue: once it is answered,
+        // every line above has been handled.
+        let _ = rec.watch().await.unwrap();
+        let mut got = 0;
+        // Dropped, not just lossy: after what its queue held, the stream
+        // ends while the recording is still open.
+        let wait = Duration::from_secs(5);
+        while let Ok(Some(_)) = tokio::time::timeout(wait, stalled.recv()).await {
+            got += 1;
+        }
+        let closed = tokio::time::timeout(wait, stalled.recv()).await;
+        assert!(matches!(closed, Ok(None)), "closed before the seal");
+        assert_eq!(
+            got, WATCHER_QUEUE,
+            "it got what its queue held, then was dropped"
+        );
+        let sealed = rec.seal(Duration::from_secs(10)).await.unwrap();
+        assert!(!rec.failed());
+        let text = std::fs::read(&path).unwrap();
+        assert_eq!(sealed.bytes, text.len() as u64);
+        assert_eq!(sealed.sha256, hex::encode(Sha256::digest(&text)));
+        assert_eq!(String::from_utf8_lossy(&text).lines().count(), lines + 1);
+    }
+
+    /// A watcher keeping up gets the header and every line, then the end.
+    #[tokio::test]
+    async fn a_watcher_gets_every_line_then_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _path) = start(dir.path());
+        let (_, mut w) = rec.watch().await.unwrap();
+        rec.push(b"[0, \"o\", \"a\"]\n".to_vec());
+        rec.push(b"[0, \"o\", \"b\"]\n".to_vec());
+        rec.seal(Duration::from_secs(10)).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(l) = w.recv().await {
+            got.push(l);
+        }
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got[3].is_empty(), "the end");
+    }
+}
