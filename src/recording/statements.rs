@@ -329,6 +329,67 @@ mod tests {
         assert_eq!(got, vec![(b'Q', b"select 1\0".to_vec())]);
     }
 
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![tag];
+        m.extend_from_slice(&(4 + body.len() as i32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// A pipelined extended-protocol client: two batches, the second's
+    /// Parse failing; one line each, parameters never read.
+    #[test]
+    fn pipelined_batches_give_one_line_per_execute_with_rows_and_sqlstate() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let rec = Recording {
+            tx,
+            start: Instant::now(),
+            failed: Default::default(),
+            on_fail: std::sync::Arc::new(|_| {}),
+        };
+        let log = StatementLog::new(rec);
+        let client = [
+            msg(b'P', b"s1\0select $1::int\0\0\0"),
+            msg(b'B', b"\0s1\0\0\0\0\x01\0\0\0\x06secret\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'S', b""),
+            msg(b'P', b"\0selec oops\0\0\0"),
+            msg(b'B', b"\0\0\0\0\0\0\0\0"),
+            msg(b'E', b"\0\0\0\0\0"),
+            msg(b'S', b""),
+        ]
+        .concat();
+        // Split anywhere, as the relay's reads are.
+        for c in client.chunks(3) {
+            log.client(c);
+        }
+        let server = [
+            msg(b'1', b""),
+            msg(b'2', b""),
+            msg(b'D', b"\0\x01\0\0\0\x011"),
+            msg(b'C', b"SELECT 1\0"),
+            msg(b'Z', b"I"),
+            msg(b'E', b"SERROR\0C42601\0Msyntax error\0\0"),
+            msg(b'Z', b"I"),
+        ]
+        .concat();
+        for c in server.chunks(5) {
+            log.server(c);
+        }
+        let mut lines = Vec::new();
+        while let Ok(super::super::writer::Item::Line { bytes, .. }) = rx.try_recv() {
+            let text = String::from_utf8(bytes.to_vec()).unwrap();
+            assert!(!text.contains("secret"), "{text}");
+            lines.push(serde_json::from_str::<serde_json::Value>(&text).unwrap());
+        }
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["statement"], "select $1::int");
+        assert_eq!(lines[0]["rows"], 1);
+        assert!(lines[0]["sqlstate"].is_null());
+        assert_eq!(lines[1]["statement"], "selec oops");
+        assert_eq!(lines[1]["sqlstate"], "42601");
+    }
+
     #[test]
     fn an_error_response_gives_its_sqlstate() {
         let body = b"SERROR\0C42P01\0Mrelation does not exist\0\0";
