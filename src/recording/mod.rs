@@ -153,6 +153,11 @@ impl Recordings {
                 .metrics
                 .recording_bytes
                 .with_label_values(&[kind.as_str()]),
+            events: 0,
+            files: vec![
+                files::data_path(&cfg.dir, &info.id, kind),
+                files::meta_path(&cfg.dir, &info.id),
+            ],
         };
         let (live, id) = (self.live.clone(), info.id.clone());
         let run = w.run(rx, on_fail.clone(), failed.clone());

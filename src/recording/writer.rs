@@ -175,6 +175,11 @@ pub(super) struct Writer {
     pub watchers: Vec<mpsc::Sender<Bytes>>,
     /// Counts bytes written, by kind.
     pub counter: prometheus::IntCounter,
+    /// Lines written besides the header.
+    pub events: u64,
+    /// The recording's files, removed if every handle is dropped unsealed
+    /// with nothing but a header written: its session never started.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 impl Writer {
@@ -241,6 +246,7 @@ impl Writer {
                     if broken {
                         continue;
                     }
+                    self.events += u64::from(!header);
                     if !self.header_done {
                         self.header_done = true;
                         if !header {
@@ -274,6 +280,11 @@ impl Writer {
                 }
                 None => {
                     let _ = self.seal(&mut broken, &mut fail).await;
+                    if self.events == 0 {
+                        for f in &self.files {
+                            let _ = std::fs::remove_file(f);
+                        }
+                    }
                     return;
                 }
             }
@@ -326,6 +337,8 @@ mod tests {
             default_header: b"{\"version\":2}\n".to_vec(),
             watchers: Vec::new(),
             counter: prometheus::IntCounter::new("t", "t").unwrap(),
+            events: 0,
+            files: Vec::new(),
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let failed = Arc::new(AtomicBool::new(false));

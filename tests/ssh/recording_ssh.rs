@@ -173,3 +173,35 @@ fn full_mode_records_exec_and_sftp_operations_as_markers() {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+#[test]
+fn a_session_that_never_started_leaves_no_recording() {
+    let Some(p) = SshProxy::start_with(&section("full", "refuse")) else {
+        return;
+    };
+    // auto-forged pins a wrong host key: admitted, then the target's
+    // login fails, so the session never starts.
+    p.grant("auto-forged");
+    let o = p.ssh("auto-forged", &["echo never"]).output_within(HANG);
+    assert!(!o.status.success(), "{:?}", out(&o));
+    p.grant("auto-host");
+    let o = p.ssh("auto-host", &["echo started"]).output_within(HANG);
+    assert!(o.status.success(), "{:?}", out(&o));
+    wait_for("session.ended", || !ended_events(&p.audit()).is_empty());
+    let files = || -> Vec<String> {
+        std::fs::read_dir(dir(&p.d.dir))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The started one's two files stay; the other's are removed.
+    wait_for("only the started session's files", || files().len() == 2);
+    let sid = ended_events(&p.audit())[0]["subject"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(files().iter().all(|f| f.starts_with(&sid)), "{:?}", files());
+}
