@@ -118,4 +118,25 @@ fn psql_and_prepared_statements_are_recorded_with_rows_and_errors() {
     let failed = find("SELECT * FROM rec_missing_table");
     assert_eq!(failed.len(), 1, "{all:?}");
     assert_eq!(failed[0]["sqlstate"], "42P01");
+    // Replayed as text by an admin; the engineer may not.
+    let sids: Vec<&str> = events
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap())
+        .collect();
+    let shown: String = sids
+        .iter()
+        .map(|sid| {
+            let o = p.d.cli(DAVE, &["play", sid]);
+            assert!(o.status.success(), "{o:?}");
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        })
+        .collect();
+    assert!(shown.contains("rows=2  COPY rec_t FROM STDIN"), "{shown}");
+    assert!(
+        shown.contains("ERROR 42P01  SELECT * FROM rec_missing_table"),
+        "{shown}"
+    );
+    let o = p.d.cli(BOB, &["play", sids[0]]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("403"), "{o:?}");
 }
