@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod metrics_http;
 pub mod notify;
 pub mod proxy;
+pub mod recording;
 pub mod relay;
 pub mod reload;
 pub mod sd_notify;

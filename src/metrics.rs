@@ -38,6 +38,10 @@ pub struct Metrics {
     /// Break-glass grants waiting for an approver's verdict (read from the
     /// store, so every instance reports the shared figure).
     pub break_glass_unreviewed: IntGauge,
+    /// Bytes written to session recordings, by kind (ssh, postgres).
+    pub recording_bytes: IntCounterVec,
+    /// Recordings that could not be written, by kind.
+    pub recording_failures: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -174,6 +178,16 @@ impl Metrics {
                 "Admin API requests refused with 401, by reason (missing_token, bad_token)",
                 &["reason"],
             ),
+            recording_bytes: cv(
+                "jitgate_recording_bytes_total",
+                "Bytes written to session recordings, by kind (ssh, postgres)",
+                &["kind"],
+            ),
+            recording_failures: cv(
+                "jitgate_recording_failures_total",
+                "Session recordings that could not be written (queue full, disk error), by kind",
+                &["kind"],
+            ),
             registry: r,
         };
         m.build_info
@@ -185,6 +199,10 @@ impl Metrics {
         }
         for result in ["ok", "denied", "error"] {
             m.signins.with_label_values(&[result]);
+        }
+        for kind in ["ssh", "postgres"] {
+            m.recording_bytes.with_label_values(&[kind]);
+            m.recording_failures.with_label_values(&[kind]);
         }
         for reason in ["missing_token", "bad_token"] {
             m.admin_unauthenticated.with_label_values(&[reason]);

@@ -8,6 +8,7 @@ pub mod error;
 mod handlers;
 pub use handlers::bodies;
 pub mod http;
+pub mod recordings;
 mod router;
 mod signin;
 pub mod views;

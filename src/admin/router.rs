@@ -5,9 +5,10 @@
 use super::error::ApiError;
 use super::handlers::{self as h, Ctx};
 use super::http::{error, text, Resp};
+use super::recordings::{self, AnyBody};
 use super::{AdminState, REQUEST_TIMEOUT};
 use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -17,8 +18,27 @@ pub async fn handle(
     state: Arc<AdminState>,
     peer: SocketAddr,
     req: Request<Incoming>,
-) -> Result<Resp, Infallible> {
+) -> Result<Response<AnyBody>, Infallible> {
     let grants = state.grants.clone();
+    // The streaming routes answer with a body fed by a task, outside the
+    // request timeout (which bounds producing the head, not the stream).
+    if let Some((route, id)) = streaming_route(&req) {
+        let r =
+            tokio::time::timeout(REQUEST_TIMEOUT, recordings::serve(state, route, id, req)).await;
+        let resp = match r {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => recordings::error_any(&e),
+            Err(_) => recordings::error_any(&ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long",
+            )),
+        };
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            grants.count_admin_request(route, resp.status().as_str());
+        }
+        return Ok(resp);
+    }
     let (route, result) =
         match tokio::time::timeout(REQUEST_TIMEOUT, dispatch(state, peer, req)).await {
             Ok(x) => x,
@@ -35,10 +55,29 @@ pub async fn handle(
     if route != UNAUTHENTICATED {
         grants.count_admin_request(route, resp.status().as_str());
     }
-    Ok(resp)
+    Ok(recordings::left(resp))
 }
 
 type Out = (&'static str, Result<Resp, ApiError>);
+
+/// The routes whose body streams (`recordings`); their session id.
+fn streaming_route(req: &Request<Incoming>) -> Option<(&'static str, String)> {
+    let segs: Vec<&str> = req
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .collect();
+    match (req.method(), segs.as_slice()) {
+        (&Method::GET, ["v1", "sessions", id, "recording"]) => {
+            Some(("/v1/sessions/{id}/recording", id.to_string()))
+        }
+        (&Method::GET, ["v1", "sessions", id, "live"]) => {
+            Some(("/v1/sessions/{id}/live", id.to_string()))
+        }
+        _ => None,
+    }
+}
 
 /// Not a route: a request refused before routing is counted in
 /// jitgate_admin_unauthenticated_total instead of admin_requests_total.
@@ -152,6 +191,7 @@ async fn dispatch(state: Arc<AdminState>, peer: SocketAddr, req: Request<Incomin
             h::grants::review(ctx, id, req).await,
         ),
         (&M::GET, ["sessions"]) => ("/v1/sessions", h::sessions::list(ctx, q).await),
+        (&M::GET, ["recordings"]) => ("/v1/recordings", recordings::list(ctx, q).await),
         (&M::POST, ["sessions", id, "terminate"]) => (
             "/v1/sessions/{id}/terminate",
             h::sessions::terminate(ctx, id, req).await,

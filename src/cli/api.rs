@@ -140,6 +140,42 @@ impl Api {
         .into())
     }
 
+    /// A GET whose body is read as it arrives (a recording, a live
+    /// stream); a non-2xx answer is an error as for `get`.
+    pub async fn get_stream(&self, path: &str) -> anyhow::Result<hyper::body::Incoming> {
+        let token = self
+            .token
+            .as_deref()
+            .ok_or_else(|| anyhow!("no API token: set JITGATE_TOKEN (or pass --token)"))?;
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| anyhow!("cannot reach jitgate at {}: {e}", self.url))?;
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{}", self.base_path, path))
+            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))?;
+        let resp = if self.scheme_https {
+            open(TokioIo::new(self.tls(tcp).await?), req).await?
+        } else {
+            open(TokioIo::new(tcp), req).await?
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp.into_body());
+        }
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Err(ApiFailure {
+            status,
+            code: v["error"]["code"].as_str().unwrap_or("").to_string(),
+            message: v["error"]["message"].as_str().unwrap_or("").to_string(),
+            hint: "",
+        }
+        .into())
+    }
+
     async fn tls(
         &self,
         tcp: TcpStream,
@@ -223,4 +259,21 @@ where
     let status = resp.status();
     let bytes = resp.into_body().collect().await?.to_bytes();
     Ok((status, bytes))
+}
+
+async fn open<IO>(
+    io: TokioIo<IO>,
+    req: Request<Full<Bytes>>,
+) -> anyhow::Result<hyper::Response<hyper::body::Incoming>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender
+        .send_request(req)
+        .await
+        .context("sending the API request")
 }

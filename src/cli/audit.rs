@@ -95,10 +95,12 @@ pub async fn run(
         v.chain.first_bad_seq = server["first_bad_seq"].as_i64();
         v.chain.problem = server["problem"].as_str().map(str::to_string);
     }
+    let recordings = super::recordings::verify_recordings(api, &records).await?;
     if as_json {
         let mut j = serde_json::to_value(&v)?;
         j["public_key"] = Value::String(key_text.clone());
         j["key_pinned"] = Value::Bool(is_pinned);
+        j["recordings"] = recordings.json();
         print_json(&j)?;
     } else if v.chain.ok {
         out(&format!(
@@ -123,13 +125,18 @@ pub async fn run(
             crate::text::escape(&v.chain.problem.clone().unwrap_or_default())
         ))?;
     }
+    if !as_json {
+        for line in recordings.lines() {
+            out(&line)?;
+        }
+    }
     if !is_pinned && !as_json {
         out(&format!(
             "warning: the public key was not pinned (--public-key-file or {PUBKEY_ENV}); \
              checked against the key the server reports, {key_text}"
         ))?;
     }
-    Ok(if v.chain.ok {
+    Ok(if v.chain.ok && recordings.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

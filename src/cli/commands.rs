@@ -431,6 +431,15 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
                 )
             })?;
         }
+        Command::Recordings { user, target, .. } => {
+            return super::recordings::list_recordings(api, as_json, user, target).await;
+        }
+        Command::Play {
+            session_id, speed, ..
+        } => return super::recordings::play(api, &session_id, speed).await,
+        Command::Watch { session_id, .. } => {
+            return super::recordings::watch(api, &session_id).await
+        }
         Command::Audit {
             verify,
             public_key,

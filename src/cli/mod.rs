@@ -7,11 +7,12 @@ pub mod client_dir;
 mod commands;
 mod format;
 mod grant_for;
+mod login;
 mod psql;
+mod recordings;
+pub mod signin_store;
 mod ssh;
 pub mod ssh_identity;
-mod login;
-pub mod signin_store;
 mod stdout;
 mod table;
 mod wait;
@@ -388,6 +389,34 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Recorded sessions the caller may see (admins, approvers of the policy).
+    Recordings {
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only sessions to this target.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Replay a recorded session in the terminal, with its timing.
+    Play {
+        /// The session's id.
+        session_id: String,
+        /// Replay this many times faster (pauses are capped at 2s anyway).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Follow a live session's recording until the session ends.
+    Watch {
+        /// The session's id.
+        session_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Sign in through the organisation's IdP (a browser), and save the sign-in.
     Login {
         /// Print the sign-in URL instead of opening a browser.
@@ -439,6 +468,9 @@ impl Command {
             | Command::Lock { api, .. }
             | Command::Unlock { api, .. }
             | Command::Audit { api, .. }
+            | Command::Recordings { api, .. }
+            | Command::Play { api, .. }
+            | Command::Watch { api, .. }
             | Command::Whoami { api }
             | Command::Ssh { api, .. }
             | Command::Psql { api, .. }

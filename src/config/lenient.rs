@@ -38,6 +38,7 @@ pub fn read(text: &str) -> Result<(FileConfig, Vec<Structural>), toml::de::Error
         metrics: r.section("metrics"),
         audit: r.section("audit").unwrap_or_default(),
         auth: r.section("auth").unwrap_or_default(),
+        recording: r.section("recording"),
         listeners: r.section("listeners").unwrap_or_default(),
         groups: r.section("groups").unwrap_or_default(),
         users: r.entries("users"),

@@ -28,6 +28,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "notify",
             "audit",
             "auth",
+            "recording",
         ],
     ),
     (
@@ -52,6 +53,10 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "session_ttl",
             "ca_file",
         ],
+    ),
+    (
+        "recording",
+        &["dir", "ssh", "postgres", "on_failure", "retention"],
     ),
     ("listeners", &["ssh", "postgres", "tcp"]),
     ("listeners.ssh", &["listen", "host_key", "user_ca_key"]),
@@ -141,6 +146,7 @@ pub struct FileConfig {
     pub audit: AuditSection,
     #[serde(default)]
     pub auth: AuthSection,
+    pub recording: Option<RecordingSection>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -163,6 +169,22 @@ pub struct OidcEntry {
     pub admin_groups: Vec<String>,
     pub session_ttl: Option<String>,
     pub ca_file: Option<String>,
+}
+
+/// `[recording]`: present means on, with SPEC's defaults for what is left out.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSection {
+    /// Relative to data_dir; default "recordings".
+    pub dir: Option<String>,
+    /// off | terminal | full; default terminal.
+    pub ssh: Option<String>,
+    /// off | statements; default statements.
+    pub postgres: Option<String>,
+    /// refuse | continue; default refuse.
+    pub on_failure: Option<String>,
+    /// Default 90d.
+    pub retention: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -255,3 +255,30 @@ fn forwarding_destinations_are_checked_and_only_for_ssh_targets() {
     );
     assert!(joined.contains("targets[1].forwarding[3]"), "{joined}");
 }
+
+#[test]
+fn recording_defaults_resolve_under_data_dir_and_bad_words_are_located() {
+    let base = Path::new("/srv");
+    let c = parse(&(good() + "\n[recording]\n"), Path::new("t.toml"), base).unwrap();
+    let r = c.recording.expect("present means on");
+    assert_eq!(r.dir, Path::new("/srv/./data/recordings"));
+    assert_eq!(r.ssh, SshRecording::Terminal);
+    assert!(r.postgres);
+    assert_eq!(r.on_failure, OnFailure::Refuse);
+    assert_eq!(r.retention, std::time::Duration::from_secs(90 * 86400));
+    assert!(parse(&good(), Path::new("t.toml"), base)
+        .unwrap()
+        .recording
+        .is_none());
+    let bad = good()
+        + "\n[recording]\nssh = \"all\"\npostgres = \"yes\"\non_failure = \"ignore\"\nretention = \"0s\"\n";
+    let e = parse(&bad, Path::new("t.toml"), base).unwrap_err().errors();
+    for key in [
+        "recording.ssh",
+        "recording.postgres",
+        "recording.on_failure",
+        "recording.retention",
+    ] {
+        assert!(e.iter().any(|l| l.contains(key)), "{key}: {e:?}");
+    }
+}

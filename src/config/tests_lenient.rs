@@ -190,6 +190,7 @@ fn the_known_key_lists_match_what_serde_accepts() {
         ("admin", serde_keys::<AdminSection>()),
         ("metrics", serde_keys::<MetricsSection>()),
         ("audit", serde_keys::<AuditSection>()),
+        ("recording", serde_keys::<RecordingSection>()),
         ("listeners", serde_keys::<ListenersSection>()),
         ("listeners.ssh", serde_keys::<SshListener>()),
         ("listeners.postgres", serde_keys::<PostgresListener>()),

@@ -33,6 +33,8 @@ pub struct Config {
     pub audit_signing_key: Option<PathBuf>,
     /// `[auth.oidc]`: None means users are the `[[users]]` only.
     pub oidc: Option<OidcConfig>,
+    /// `[recording]`; None: nothing is recorded.
+    pub recording: Option<RecordingConfig>,
 }
 
 /// Sign-in through the organisation's OpenID provider (docs/identity.md).
@@ -49,6 +51,36 @@ pub struct OidcConfig {
     pub admin_groups: Vec<String>,
     pub session_ttl: Duration,
     pub ca_file: Option<PathBuf>,
+}
+
+/// What is recorded inside sessions, and where (SPEC "Recording").
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    /// Already resolved against data_dir.
+    pub dir: PathBuf,
+    pub ssh: SshRecording,
+    /// Whether PostgreSQL statements are recorded.
+    pub postgres: bool,
+    pub on_failure: OnFailure,
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshRecording {
+    Off,
+    /// Channels with a pty.
+    Terminal,
+    /// Also exec and subsystem channels.
+    Full,
+}
+
+/// What happens to a session whose recording cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Refused, or ended with reason `error`.
+    Refuse,
+    /// Goes on; the failure is audited.
+    Continue,
 }
 
 #[derive(Debug, Clone)]

@@ -254,6 +254,10 @@ pub fn build(
         .signing_key
         .as_ref()
         .map(|f| c.readable_file(p(&[k("audit"), k("signing_key")]), f));
+    let recording = file
+        .recording
+        .as_ref()
+        .and_then(|r| check_recording(&mut c, r, &data_dir));
 
     if !c.issues.is_empty() {
         return Err(c.issues);
@@ -296,6 +300,7 @@ pub fn build(
         notify,
         audit_signing_key,
         oidc,
+        recording,
     })
 }
 
@@ -480,7 +485,9 @@ fn check_groups(
 
 mod notify;
 mod oidc;
+mod recording;
 mod targets;
 use notify::check_notify;
 use oidc::check_oidc;
+use recording::check_recording;
 use targets::{check_policies, check_targets};

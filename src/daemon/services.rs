@@ -70,6 +70,7 @@ impl Services {
         if let Some(c) = &cluster {
             grants.join_cluster(c.clone());
         }
+        grants.recordings().spawn_retention(shutdown.clone());
         grants
             .restore()
             .await

@@ -51,6 +51,10 @@ pub enum Refusal {
     Unreachable(String),
     #[error("the store is unavailable; new connections are refused until it returns")]
     Unavailable,
+    /// `[recording] on_failure = "refuse"` and the recording cannot be
+    /// written; counted like the store being down (ours, not the engineer's).
+    #[error("{0}")]
+    Unrecorded(String),
 }
 
 impl From<AdmitError> for Refusal {
@@ -73,14 +77,16 @@ impl Refusal {
             Refusal::BadSecret => "auth_failed",
             Refusal::Locked(_) => "locked",
             Refusal::MaxSessions(_) => "max_sessions",
-            Refusal::Unreachable(_) | Refusal::Unavailable => "upstream_error",
+            Refusal::Unreachable(_) | Refusal::Unavailable | Refusal::Unrecorded(_) => {
+                "upstream_error"
+            }
         }
     }
 
     pub fn blame(&self) -> Blame {
         match self {
             Refusal::Unreachable(_) => Blame::Upstream,
-            Refusal::Unavailable => Blame::Ours,
+            Refusal::Unavailable | Refusal::Unrecorded(_) => Blame::Ours,
             _ => Blame::Downstream,
         }
     }

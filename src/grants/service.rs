@@ -32,6 +32,8 @@ pub struct Grants {
     pub(super) cluster: OnceLock<Arc<Cluster>>,
     /// For timers started from `&self` paths (admission on a peer's grant).
     pub(super) me: Weak<Grants>,
+    /// Session recording, made on first use from the handles above.
+    pub(super) recordings: OnceLock<Arc<crate::recording::Recordings>>,
 }
 
 /// How many connect secrets one grant may hold at once: enough for an
@@ -95,6 +97,20 @@ impl Grants {
             timers: Timers::default(),
             cluster: OnceLock::new(),
             me: me.clone(),
+            recordings: OnceLock::new(),
+        })
+    }
+
+    /// The recording service (SPEC "Recording"): front ends open a
+    /// session's recording through it, the admin API lists and reads them.
+    pub fn recordings(&self) -> &Arc<crate::recording::Recordings> {
+        self.recordings.get_or_init(|| {
+            crate::recording::Recordings::new(
+                self.config.clone(),
+                self.metrics.clone(),
+                self.store.clone(),
+                self.sessions.clone(),
+            )
         })
     }
 

@@ -145,9 +145,11 @@ impl SessionObserver for Recorder {
         if let Some(u) = s.upstream_detail.get() {
             detail["upstream"] = u.clone();
         }
-        if let Some(serde_json::Value::Object(extra)) = s.end_detail.get() {
-            for (k, v) in extra {
-                detail[k.as_str()] = v.clone();
+        for extra in [s.end_detail.get(), s.recording_detail.get()] {
+            if let Some(serde_json::Value::Object(extra)) = extra {
+                for (k, v) in extra {
+                    detail[k.as_str()] = v.clone();
+                }
             }
         }
         self.send(AuditEntry::new(&s.user, "session.ended", &s.id, detail));

@@ -88,6 +88,9 @@ pub struct SessionInfo {
     /// What the front end learned while ending the session, for the
     /// `session.ended` audit event (e.g. {"backend_confirmed_gone": true}).
     pub end_detail: OnceLock<serde_json::Value>,
+    /// The sealed recording's digest and size (or why there is none), for
+    /// the `session.ended` audit event; set before the guard drops.
+    pub recording_detail: OnceLock<serde_json::Value>,
     /// Set once the upstream is connected and relaying begins; only started
     /// sessions are reported to the observer (metrics, audit).
     started: std::sync::atomic::AtomicBool,
@@ -262,6 +265,7 @@ impl SessionTable {
             last_activity_ms: AtomicI64::new(now),
             upstream_detail: OnceLock::new(),
             end_detail: OnceLock::new(),
+            recording_detail: OnceLock::new(),
             started: std::sync::atomic::AtomicBool::new(false),
             token: cell.token.child_token(),
             cause: OnceLock::new(),

@@ -21,9 +21,9 @@ pub mod models;
 mod notify_hook;
 mod outbox;
 mod requests;
-mod signins;
 mod review;
 mod schedule;
+mod signins;
 
 pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};
 pub use exclusive::{lock_embedded_store, EmbeddedStoreLock};

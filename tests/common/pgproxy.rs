@@ -40,6 +40,11 @@ impl PgProxy {
     /// `allow_plaintext` opens the listener to clients without TLS (sqlx
     /// here is built without a TLS backend).
     pub fn start_with(allow_plaintext: bool) -> Option<PgProxy> {
+        Self::start_more(allow_plaintext, "")
+    }
+
+    /// `start_with` with `more` appended to the config (a `[recording]`).
+    pub fn start_more(allow_plaintext: bool, more: &str) -> Option<PgProxy> {
         static NEXT: AtomicUsize = AtomicUsize::new(1);
         let cluster = PgCluster::shared()?;
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -64,6 +69,7 @@ impl PgProxy {
         extra += &target("warn-db", "disable");
         extra += &target("few-db", "disable");
         extra += WARN_AND_FEW_POLICIES;
+        extra += more;
         let d = Daemon::start_with(None, &extra);
         Some(PgProxy {
             cluster,

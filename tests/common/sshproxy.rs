@@ -27,6 +27,16 @@ impl SshProxy {
     /// warn-host (policy `warn`: warn_before 3s), few-host (policy `few`:
     /// one session per grant).
     pub fn start() -> Option<SshProxy> {
+        Self::start_with("")
+    }
+
+    /// `start` with `more` appended to the config (e.g. a `[recording]`).
+    pub fn start_with(more: &str) -> Option<SshProxy> {
+        Self::start_with_targets(more, &[])
+    }
+
+    /// `start_with`, plus `targets` on the same sshd (for `more`'s policies).
+    pub fn start_with_targets(more: &str, targets: &[&str]) -> Option<SshProxy> {
         let sshd = Sshd::start()?;
         let port = free_port();
         let mut extra = format!("\n[listeners.ssh]\nlisten = \"127.0.0.1:{port}\"\n");
@@ -45,6 +55,10 @@ impl SshProxy {
         extra += &sshd.target("warn-host");
         extra += &sshd.target("few-host");
         extra += WARN_AND_FEW_POLICIES;
+        for t in targets {
+            extra += &sshd.target(t);
+        }
+        extra += more;
         let pw = sshd.password.clone().unwrap_or_default();
         let d = Daemon::start_with_env(None, "", &extra, &[(PASSWORD_ENV, &pw)]);
         let key = bob_key(&d.dir);

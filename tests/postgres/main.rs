@@ -17,5 +17,6 @@ mod pg_admission;
 mod pg_clients;
 mod pg_hostile;
 mod promise_pg;
+mod recording_pg;
 mod secrets;
 mod weak_crypto;

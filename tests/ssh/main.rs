@@ -8,9 +8,13 @@ mod common;
 
 mod certificates;
 mod hostile_ssh_after_login;
-mod one_step;
 mod lifecycle_ssh;
+mod one_step;
 mod promise_ssh;
+mod recording_access;
+mod recording_crash;
+mod recording_disk;
+mod recording_ssh;
 mod ssh;
 mod ssh_hostile;
 mod ssh_policy;

@@ -13,6 +13,7 @@
 use super::codec::{self, FrameTracker, Severity};
 use super::params::StatusRewrite;
 use super::stream::PgStream;
+use crate::recording::statements::StatementLog;
 use crate::relay::pool;
 use crate::sessions::{EndCause, EndReason, SessionGuard, SessionInfo};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -50,6 +51,7 @@ async fn client_to_upstream(
     t: &mut FrameTracker,
     flow: &Flow,
     info: &SessionInfo,
+    log: Option<&StatementLog>,
 ) -> std::io::Result<()> {
     loop {
         let Some((buf, n)) = pool::read_borrowed(r).await? else {
@@ -68,6 +70,9 @@ async fn client_to_upstream(
             _ => flow.unsynced.store(true, Ordering::Release),
         })
         .map_err(io_err)?;
+        if let Some(l) = log {
+            l.client(&buf[..n]);
+        }
         w.write_all(&buf[..n]).await?;
         pool::give(buf);
         w.flush().await?;
@@ -94,7 +99,8 @@ async fn upstream_to_client(
     flow: &Flow,
     info: &SessionInfo,
     warnings: &mut mpsc::Receiver<String>,
-    stop: &CancellationToken,
+    // Where to stop, and the statement log that reads what passes.
+    (stop, log): (&CancellationToken, Option<&StatementLog>),
 ) -> std::io::Result<ServerEnd> {
     let mut warnings_open = true;
     loop {
@@ -119,6 +125,9 @@ async fn upstream_to_client(
                     })
                     .map_err(io_err)?;
                 let data = &buf[..n];
+                if let Some(l) = log {
+                    l.server(data);
+                }
                 if stop.is_cancelled() {
                     // Finishing the current message only; the rest is dropped.
                     if let Some(b) = first {
@@ -168,6 +177,7 @@ pub async fn run(
     idle_timeout: Option<Duration>,
     mut warnings: mpsc::Receiver<String>,
     mut rw: StatusRewrite,
+    log: Option<&StatementLog>,
 ) -> Ended {
     let info = session.info().clone();
     let flow = Flow::default();
@@ -179,7 +189,7 @@ pub async fn run(
     let farewell_due;
     let mut server_at_boundary = true;
     {
-        let c2u = client_to_upstream(&mut cr, &mut uw, &mut ct, &flow, &info);
+        let c2u = client_to_upstream(&mut cr, &mut uw, &mut ct, &flow, &info, log);
         let u2c = upstream_to_client(
             &mut ur,
             &mut cw,
@@ -187,7 +197,7 @@ pub async fn run(
             &flow,
             &info,
             &mut warnings,
-            &stop,
+            (&stop, log),
         );
         tokio::pin!(c2u, u2c);
         let ending = session.ending(idle_timeout);

@@ -15,6 +15,7 @@ use super::terminate::Backend;
 use super::upstream;
 use crate::config::TargetKind;
 use crate::grants::{Admitted, Refusal};
+use crate::recording::RecordingKind;
 use crate::sessions::{EndCause, EndReason};
 use serde_json::json;
 use std::sync::Arc;
@@ -277,6 +278,18 @@ async fn run_session(
         }
     };
     let sid = guard.info().id.clone();
+    let recordings = fe.grants.recordings().clone();
+    let recording = match recordings.open_or_refuse(
+        guard.info(),
+        RecordingKind::Postgres,
+        &admitted.grant.policy,
+    ) {
+        Ok(r) => r.map(|o| o.recording),
+        Err(why) => {
+            guard.set_cause(EndCause::new(EndReason::Error));
+            return refuse_late(&fe, &mut client, "57P03", &Refusal::Unrecorded(why)).await;
+        }
+    };
     let client_app = params
         .iter()
         .find(|(k, _)| k == "application_name")
@@ -314,6 +327,13 @@ async fn run_session(
         }
     }
     hello.extend(codec::backend_key_data(minted.pid, &minted.key));
+    if recording.is_some() {
+        hello.extend(codec::notice_response(
+            Severity::Notice,
+            "01000",
+            "jitgate: this session is recorded",
+        ));
+    }
     hello.extend(codec::ready_for_query(b'I'));
     if client.write_all(&hello).await.is_err() || client.flush().await.is_err() {
         guard.set_cause(EndCause::new(EndReason::ClientClosed));
@@ -334,7 +354,18 @@ async fn run_session(
         session: sid.to_string(),
     };
     let rw = StatusRewrite::new(&upstream_app, &client_app);
-    let relay = super::relay::run(&mut client, &mut upstream, &guard, idle, warn_rx, rw);
+    let log = recording
+        .clone()
+        .map(crate::recording::statements::StatementLog::new);
+    let relay = super::relay::run(
+        &mut client,
+        &mut upstream,
+        &guard,
+        idle,
+        warn_rx,
+        rw,
+        log.as_ref(),
+    );
     let ended = tracing::Instrument::instrument(relay, span).await;
     drop(client);
     drop(upstream);
@@ -345,6 +376,12 @@ async fn run_session(
     if let Some(in_flight) = ended.grant_end {
         let gone = backend.make_sure_gone(in_flight).await;
         guard.set_end_detail(json!({ "backend_confirmed_gone": gone }));
+    }
+    if let Some(r) = &recording {
+        let detail = recordings
+            .seal(guard.info(), r, RecordingKind::Postgres)
+            .await;
+        let _ = guard.info().recording_detail.set(detail);
     }
     drop(guard);
 }

@@ -16,6 +16,7 @@
 //!   EOF → close, as the target sent them.
 
 use super::control::SessionInfo;
+use super::record::{ChannelRec, Observed, SessionRec, NOTICE};
 use bytes::Bytes;
 use russh::{client, server, Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig};
 use std::collections::VecDeque;
@@ -74,6 +75,11 @@ pub struct UpChannel {
     /// (or being written into its window) is dropped, so the farewell's
     /// signals and close, which no window holds back, go out at once.
     pub ending: CancellationToken,
+    /// This channel's part of the session's recording, if it is recorded.
+    pub rec: Option<Arc<ChannelRec>>,
+    /// Messages for the engineer, in order with the target's (the
+    /// recording notice).
+    pub down: mpsc::UnboundedSender<ChannelMsg>,
 }
 
 impl UpChannel {
@@ -83,11 +89,24 @@ impl UpChannel {
         if let Ok(mut r) = self.replies.lock() {
             r.push_back(tx);
         }
-        let _ = self.tx.send(cmd);
+        self.send(cmd);
         rx
     }
 
     pub fn send(&self, cmd: Cmd) {
+        if let Some(rec) = &self.rec {
+            match &cmd {
+                Cmd::Data(b) => rec.input(b),
+                other => {
+                    if let Observed::Started = rec.request(other) {
+                        let _ = self.down.send(ChannelMsg::ExtendedData {
+                            data: NOTICE.as_bytes().into(),
+                            ext: 1,
+                        });
+                    }
+                }
+            }
+        }
         let _ = self.tx.send(cmd);
     }
 
@@ -191,7 +210,9 @@ pub fn start(
     server: server::Handle,
     info: Arc<SessionInfo>,
     kill: &CancellationToken,
+    rec: Option<SessionRec>,
 ) -> Arc<UpChannel> {
+    let rec = rec.map(ChannelRec::new).map(Arc::new);
     let (ur, uw) = up.split();
     let (tx, rx) = mpsc::unbounded_channel();
     let replies: Replies = Default::default();
@@ -216,14 +237,15 @@ pub fn start(
         // forever.
         budget.close();
     });
+    let (qtx, qrx) = mpsc::unbounded_channel::<ChannelMsg>();
     tokio::spawn(kill.clone().run_until_cancelled_owned(to_engineer(
         ur,
-        down,
-        server,
+        (down, server),
         replies.clone(),
         exited.clone(),
         info,
         kill.clone(),
+        (qtx.clone(), qrx, rec.clone()),
     )));
     Arc::new(UpChannel {
         tx,
@@ -234,6 +256,8 @@ pub fn start(
         pty: AtomicBool::new(false),
         command: AtomicBool::new(false),
         ending,
+        rec,
+        down: qtx,
     })
 }
 
@@ -301,17 +325,22 @@ async fn to_target(
 
 async fn to_engineer(
     mut ur: ChannelReadHalf,
-    down: Channel<server::Msg>,
-    server: server::Handle,
+    // The engineer's channel, and their connection's handle.
+    (down, server): (Channel<server::Msg>, server::Handle),
     replies: Replies,
     exited: CancellationToken,
     info: Arc<SessionInfo>,
     kill: CancellationToken,
+    (qtx, mut qrx, rec): (
+        mpsc::UnboundedSender<ChannelMsg>,
+        mpsc::UnboundedReceiver<ChannelMsg>,
+        Option<Arc<ChannelRec>>,
+    ),
 ) {
     // The reader drains the target's channel promptly so the target's
     // session loop keeps processing window adjusts and replies; it holds
-    // back only once DOWN_CAP bytes wait for the engineer.
-    let (qtx, mut qrx) = mpsc::unbounded_channel::<ChannelMsg>();
+    // back only once DOWN_CAP bytes wait for the engineer. (The recording
+    // notice is queued here too, outside the budget: one short line.)
     let budget = Arc::new(Semaphore::new(DOWN_CAP));
     let reader_budget = budget.clone();
     tokio::spawn(kill.run_until_cancelled_owned(async move {
@@ -368,6 +397,9 @@ async fn to_engineer(
         match m {
             ChannelMsg::Data { data } => {
                 let n = data.len();
+                if let Some(r) = &rec {
+                    r.output(&data);
+                }
                 if dw.data_bytes(data).await.is_err() {
                     break;
                 }
@@ -377,10 +409,16 @@ async fn to_engineer(
             }
             ChannelMsg::ExtendedData { data, ext } => {
                 let n = data.len();
+                let notice = rec.is_some() && data.as_ref() == NOTICE.as_bytes();
+                if let (Some(r), false) = (&rec, notice) {
+                    r.output(&data);
+                }
                 if dw.extended_data_bytes(ext, data).await.is_err() {
                     break;
                 }
-                budget.add_permits(n.clamp(1, DOWN_CAP));
+                if !notice {
+                    budget.add_permits(n.clamp(1, DOWN_CAP));
+                }
             }
             ChannelMsg::Eof => {
                 let _ = dw.eof().await;

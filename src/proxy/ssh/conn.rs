@@ -267,6 +267,8 @@ impl Conn {
         self.kill.cancel();
         if let Some(s) = self.session.take() {
             s.end(Reason::ClientClosed);
+            let sealing = s.seal(&self.fe.grants);
+            sealing.await;
         }
     }
 
@@ -398,7 +400,8 @@ impl Conn {
                     return reject(reply, ChannelOpenFailure::AdministrativelyProhibited).await;
                 }
                 let id = channel.id();
-                let c = channel::start(channel, up, handle, info, &self.kill);
+                let rec = self.session.as_ref().and_then(|s| s.recording());
+                let c = channel::start(channel, up, handle, info, &self.kill, rec);
                 self.channels.add(id, c);
                 accept(reply).await;
             }

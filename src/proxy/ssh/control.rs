@@ -17,6 +17,7 @@
 use crate::config::{Config, Target, TargetKind};
 use crate::grants::Grants;
 use crate::proxy::limiter::AuthLimiter;
+use crate::recording::RecordingKind;
 use crate::sessions::SessionGuard;
 use russh::server;
 use serde_json::json;
@@ -69,7 +70,7 @@ impl From<crate::grants::Refusal> for Refused {
 impl Refused {
     /// The target could not be reached.
     pub fn unreachable(why: String) -> Refused {
-        crate::grants::Refusal::Unreachable(why).into()
+        crate::grants::Refusal::Unrecorded(why).into()
     }
 }
 
@@ -81,6 +82,8 @@ pub struct Session {
     /// again).
     ended: Option<Cause>,
     warnings: Option<mpsc::Receiver<String>>,
+    /// The session's recording, when `[recording]` records SSH.
+    recording: Option<super::record::SessionRec>,
 }
 
 /// What an admitted session reports to its connection.
@@ -182,6 +185,15 @@ impl SshFrontEnd {
             .open_session(&admitted, TargetKind::Ssh, peer.to_string(), tx)
             .await
             .map_err(Refused::from)?;
+        let recording = self
+            .grants
+            .recordings()
+            .open_or_refuse(guard.info(), RecordingKind::Ssh, &admitted.grant.policy)
+            .map_err(|why| Refused::from(crate::grants::Refusal::Unrecorded(why)))?
+            .map(|o| super::record::SessionRec {
+                recording: o.recording,
+                full: o.full,
+            });
         let idle: Option<Duration> = admitted.policy.as_ref().and_then(|p| p.idle_timeout);
         let ending = Box::pin(guard.ending(idle));
         let session = Session {
@@ -189,6 +201,7 @@ impl SshFrontEnd {
             ending,
             ended: None,
             warnings: rx,
+            recording,
         };
         Ok((session, admitted.target))
     }
@@ -197,6 +210,27 @@ impl SshFrontEnd {
 impl Session {
     pub fn info(&self) -> &Arc<SessionInfo> {
         self.guard.info()
+    }
+
+    /// The session's recording, for its channels.
+    pub fn recording(&self) -> Option<super::record::SessionRec> {
+        self.recording.clone()
+    }
+
+    /// Seals the recording (if any) into the session's end event; called
+    /// once the sockets are closed, before the session is dropped.
+    pub fn seal(&self, grants: &Grants) -> impl Future<Output = ()> + Send + 'static {
+        let rec = self.recording.clone();
+        let info = self.info().clone();
+        let recordings = grants.recordings().clone();
+        async move {
+            if let Some(r) = rec {
+                let detail = recordings
+                    .seal(&info, &r.recording, RecordingKind::Ssh)
+                    .await;
+                let _ = info.recording_detail.set(detail);
+            }
+        }
     }
 
     /// The target is connected: the session counts as started from here.

@@ -101,6 +101,9 @@ impl Jump {
             pty: Default::default(),
             command: Default::default(),
             ending: CancellationToken::new(),
+            // Bridged channels are not recorded (the far connection is).
+            rec: None,
+            down: mpsc::unbounded_channel().0,
         });
         // Registered by the connection's task, which refuses it once the
         // connection is being hung up: an open that raced with that is

@@ -17,7 +17,8 @@
 //! - `jump`: `ssh -J` channels → `event`, `channel`, `upstream`, `control`
 //! - `farewell`: the end said to both sides → `channel`, `upstream`
 //! - `channels`: the channel registry → `event`, `channel`, `control`
-//! - `event` → `channel`; `channel`: one relayed channel → `control`
+//! - `event` → `channel`; `channel`: one relayed channel → `control`,
+//!   `record` (its part of the session's recording → `sftp`)
 //! - `upstream`: the target's connection → `keys`, `socket`
 //! - `control`: the only door to grants, sessions, metrics and the store;
 //!   `keys` (with the algorithm list), `names`, `open`, `socket`: leaves.
@@ -34,6 +35,8 @@ pub mod keys;
 pub mod login;
 pub mod names;
 pub mod open;
+pub mod record;
 pub mod server;
+pub mod sftp;
 pub mod socket;
 pub mod upstream;

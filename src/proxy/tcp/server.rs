@@ -102,7 +102,7 @@ fn status_of(r: &Refusal) -> Status {
         Refusal::Locked(_) => Status::Locked,
         Refusal::MaxSessions(_) => Status::MaxSessions,
         Refusal::Unreachable(_) => Status::UpstreamUnreachable,
-        Refusal::Unavailable => Status::Unavailable,
+        Refusal::Unavailable | Refusal::Unrecorded(_) => Status::Unavailable,
     }
 }
 
