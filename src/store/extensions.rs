@@ -4,7 +4,7 @@
 //! there, so two extensions racing cannot together pass the cap.
 
 use super::grants::load as load_grant;
-use super::requests::{insert_request, load as load_request};
+use super::request_rows::{insert_request, load as load_request};
 use super::{GrantRecord, NewRequest, RequestRecord, Store, StoreError};
 use crate::audit::AuditEntry;
 use crate::clock::rfc3339;

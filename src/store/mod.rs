@@ -20,6 +20,7 @@ mod migrate;
 pub mod models;
 mod notify_hook;
 mod outbox;
+mod request_rows;
 mod requests;
 mod review;
 mod schedule;

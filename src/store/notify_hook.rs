@@ -9,7 +9,7 @@
 //! reads happen only when some receiver wants the event.
 
 use super::event::{self, Event};
-use super::{audit_log, grants, requests, Store, StoreError};
+use super::{audit_log, grants, request_rows, Store, StoreError};
 use crate::audit::{AuditEntry, AuditRecord};
 use sqlx::AnyConnection;
 use std::sync::Arc;
@@ -51,7 +51,7 @@ async fn queue_for(
         "request.created" => {
             let to = wanted(event::REQUEST_CREATED);
             if !to.is_empty() {
-                if let Some(r) = requests::load(conn, &entry.subject).await? {
+                if let Some(r) = request_rows::load(conn, &entry.subject).await? {
                     out.push((event::request_created(&r, at), to));
                 }
             }
@@ -63,7 +63,7 @@ async fn queue_for(
             let to = wanted(event::REQUEST_APPROVED);
             if !to.is_empty() {
                 if let Some(g) = grants::load(conn, &entry.subject).await? {
-                    if let Some(r) = requests::load(conn, &g.request_id).await? {
+                    if let Some(r) = request_rows::load(conn, &g.request_id).await? {
                         out.push((event::request_approved(&r, &g, &entry.actor, at), to));
                     }
                 }
@@ -100,7 +100,7 @@ async fn queue_for(
         "request.denied" => {
             let to = wanted(event::REQUEST_DENIED);
             if !to.is_empty() {
-                if let Some(r) = requests::load(conn, &entry.subject).await? {
+                if let Some(r) = request_rows::load(conn, &entry.subject).await? {
                     out.push((event::request_denied(&r, &entry.actor, at), to));
                 }
             }
@@ -164,7 +164,7 @@ async fn grant_ended(
     let Some(g) = grants::load(conn, id).await? else {
         return Ok(None);
     };
-    let r = requests::load(conn, &g.request_id).await?;
+    let r = request_rows::load(conn, &g.request_id).await?;
     Ok(Some(event::grant_ended(
         &g,
         r.as_ref().map(|r| r.reason.as_str()),

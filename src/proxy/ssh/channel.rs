@@ -15,10 +15,11 @@
 //! - Per-channel order to the engineer is data → exit-status/exit-signal →
 //!   EOF → close, as the target sent them.
 
+use super::cmd::Cmd;
 use super::control::SessionInfo;
 use super::record::{ChannelRec, Observed, SessionRec, NOTICE};
 use bytes::Bytes;
-use russh::{client, server, Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig};
+use russh::{client, server, Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,20 +37,6 @@ const TERM_GRACE: Duration = Duration::from_millis(1000);
 /// How long the farewell waits for such a command's end before it closes
 /// the channel anyway; under the farewell's own bound (2 s).
 const STOP_LIMIT: Duration = Duration::from_millis(1500);
-
-pub enum Cmd {
-    Data(Bytes),
-    Ext(u32, Bytes),
-    Pty(String, u32, u32, u32, u32, Vec<(Pty, u32)>),
-    Env(String, String),
-    Shell,
-    Exec(Vec<u8>),
-    Subsystem(String),
-    Window(u32, u32, u32, u32),
-    Signal(Sig),
-    Eof,
-    Close,
-}
 
 /// Answers to want-reply requests, in the order they were sent upstream.
 pub type Replies = Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>;

@@ -19,7 +19,8 @@
 //! - `open` always holds the number of registered channels; the farewell
 //!   waits on it rather than polling.
 
-use super::channel::{Cmd, UpChannel};
+use super::channel::UpChannel;
+use super::cmd::Cmd;
 use super::control::SessionInfo;
 use super::event::Answer;
 use bytes::Bytes;

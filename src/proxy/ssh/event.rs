@@ -11,7 +11,8 @@
 //! - A reply sender dropped unanswered means "refused" (`false`, failure):
 //!   a connection task that is gone fails closed.
 
-use super::channel::{Cmd, UpChannel};
+use super::channel::UpChannel;
+use super::cmd::Cmd;
 use bytes::Bytes;
 use russh::keys::{Certificate, PublicKey};
 use russh::server::{self, ChannelOpenHandle, Msg};

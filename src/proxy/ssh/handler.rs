@@ -8,7 +8,7 @@
 //! only the connection's task, which never awaits this session's loop (it
 //! spawns whatever needs it), so the two cannot wait on each other.
 
-use super::channel::Cmd;
+use super::cmd::Cmd;
 use super::event::{Answer, Credential, Direct, Event};
 use bytes::Bytes;
 use russh::keys::Certificate;

@@ -13,7 +13,8 @@
 //! message of the jump connection (printed by their ssh) when the channel is
 //! the connection's only one, else only as the channel's close.
 
-use super::channel::{Cmd, Replies, UpChannel, UP_CAP};
+use super::channel::{Replies, UpChannel, UP_CAP};
+use super::cmd::Cmd;
 use super::control::{self, Blame, Cause, Reason, Session, SshFrontEnd};
 use super::event::Event;
 use bytes::Bytes;

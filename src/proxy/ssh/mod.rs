@@ -25,6 +25,7 @@
 
 pub mod channel;
 pub mod channels;
+pub mod cmd;
 pub mod conn;
 pub mod control;
 pub mod event;

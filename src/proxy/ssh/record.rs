@@ -8,7 +8,7 @@
 //! target's output as it is written to the engineer; it only formats lines
 //! and queues them (`Recording::push` never waits).
 
-use super::channel::Cmd;
+use super::cmd::Cmd;
 use super::sftp::SftpTap;
 use crate::recording::cast::{self, Utf8Carry};
 use crate::recording::Recording;
