@@ -75,7 +75,7 @@ pub const FD_MARGIN: usize = 100;
 pub const MAX_SESSIONS: usize = 10_000;
 
 /// `BENCH_ONLY=many` runs only the many-session revoke and idle memory
-/// (1c + 3); `BENCH_SESSIONS` caps their session count (e.g. 2000) and
+/// (1c + 3), `BENCH_ONLY=one` only the one-session terminations (1a, 1b); `BENCH_SESSIONS` caps their session count (e.g. 2000) and
 /// `BENCH_RUNS` sets their number of runs.
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -154,7 +154,8 @@ fn run() -> anyhow::Result<()> {
         );
     }
 
-    let many_only = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "many");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let many_only = only == "many";
     let (mut exp, mut rev) = Default::default();
     let mut tput: HashMap<(usize, &str), Vec<f64>> = HashMap::new();
     let mut setup: HashMap<&str, Vec<f64>> = HashMap::new();
@@ -164,6 +165,19 @@ fn run() -> anyhow::Result<()> {
         eprintln!("1b: revoke of one session, {ONE_SESSION_REPEATS} grants");
         settle(&pids);
         rev = revoke_one(&rt, &d0, &tls, &up)?;
+        if only == "one" {
+            table::print(&table::Results {
+                exp,
+                rev,
+                many: Vec::new(),
+                hap_kib: Vec::new(),
+                tput,
+                setup,
+                have_haproxy,
+                started,
+            });
+            return Ok(());
+        }
 
         eprintln!("2: throughput, {} MiB per transfer", TRANSFER_BYTES >> 20);
         let g = d0.grant("1h")?;
