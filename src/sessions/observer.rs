@@ -22,12 +22,6 @@ pub struct Recorder {
 
 pub const AUDIT_QUEUE: usize = 65_536;
 
-/// Events written per store transaction at most: whatever queued while the
-/// previous write ran goes in the next one, so a mass revoke's events cost
-/// a few commits instead of one each (CPU the closing sessions share), while
-/// the audit chain's head row is held only briefly.
-const AUDIT_BATCH: usize = 64;
-
 impl Recorder {
     /// Returns the observer and spawns its audit writer.
     pub fn start(metrics: Arc<Metrics>, store: Store) -> Arc<Recorder> {
@@ -35,18 +29,16 @@ impl Recorder {
         let pending = Arc::new(AtomicUsize::new(0));
         let left = pending.clone();
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(AUDIT_BATCH);
-            while rx.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
+            while let Some(e) = rx.recv().await {
                 let mut backoff = std::time::Duration::from_millis(100);
                 loop {
-                    match store.audit_all(&batch).await {
-                        Ok(()) => {
-                            left.fetch_sub(batch.len(), Ordering::AcqRel);
-                            batch.clear();
+                    match store.audit(&e).await {
+                        Ok(_) => {
+                            left.fetch_sub(1, Ordering::AcqRel);
                             break;
                         }
                         Err(err) => {
-                            tracing::warn!(error = %err, events = batch.len(), "audit write failed; retrying");
+                            tracing::warn!(error = %err, action = e.action, "audit write failed; retrying");
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
                         }

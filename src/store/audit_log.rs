@@ -168,17 +168,6 @@ impl Store {
         Ok(rec)
     }
 
-    /// Records such events in order in one transaction: a mass revoke's
-    /// thousands of `session.ended` events cost one commit, not one each.
-    pub async fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for e in entries {
-            self.append(&mut tx, e, crate::clock::now_ms()).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
