@@ -73,6 +73,23 @@ pub const OPEN_CONCURRENCY: usize = 128;
 /// Fds the daemon may need beyond the sessions (store, admin call, metrics).
 pub const FD_MARGIN: usize = 100;
 pub const MAX_SESSIONS: usize = 10_000;
+
+/// `BENCH_ONLY=many` runs only the many-session revoke and idle memory
+/// (1c + 3), `BENCH_ONLY=one` only the one-session terminations (1a, 1b); `BENCH_SESSIONS` caps their session count (e.g. 2000) and
+/// `BENCH_RUNS` sets their number of runs.
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+pub fn max_sessions() -> usize {
+    env_usize("BENCH_SESSIONS")
+        .unwrap_or(MAX_SESSIONS)
+        .min(MAX_SESSIONS)
+}
+
+fn many_runs() -> usize {
+    env_usize("BENCH_RUNS").unwrap_or(MANY_RUNS).max(1)
+}
 pub const TRANSFER_BYTES: u64 = 512 << 20;
 pub const TRANSFER_REPEATS: usize = 5;
 pub const SETUP_CLIENTS: usize = 32;
@@ -137,65 +154,83 @@ fn run() -> anyhow::Result<()> {
         );
     }
 
-    eprintln!("1a: expiry of one session, {ONE_SESSION_REPEATS} grants of {SHORT_GRANT}");
-    let exp = expiry(&rt, &d0, &tls, &up)?;
-    eprintln!("1b: revoke of one session, {ONE_SESSION_REPEATS} grants");
-    settle(&pids);
-    let rev = revoke_one(&rt, &d0, &tls, &up)?;
-
-    eprintln!("2: throughput, {} MiB per transfer", TRANSFER_BYTES >> 20);
-    let g = d0.grant("1h")?;
-    let mut routes = vec![("jitgate", d0.route(&tls, &g))];
-    if let Some(h) = &hap {
-        routes.push(("haproxy", h.route(&tls)));
-    }
-    routes.push(("direct", Route::Direct { port: up.direct }));
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let many_only = only == "many";
+    let (mut exp, mut rev) = Default::default();
     let mut tput: HashMap<(usize, &str), Vec<f64>> = HashMap::new();
-    for rep in 0..TRANSFER_REPEATS {
-        for (ci, (dir, streams)) in CASES.iter().enumerate() {
-            for (name, route) in &routes {
-                settle(&pids);
-                match rt.block_on(transfer(route, *dir, *streams)) {
-                    Ok(v) => tput.entry((ci, name)).or_default().push(v),
-                    Err(e) => eprintln!("   {name} {dir:?} x{streams} rep {rep} failed: {e:#}"),
+    let mut setup: HashMap<&str, Vec<f64>> = HashMap::new();
+    if !many_only {
+        eprintln!("1a: expiry of one session, {ONE_SESSION_REPEATS} grants of {SHORT_GRANT}");
+        exp = expiry(&rt, &d0, &tls, &up)?;
+        eprintln!("1b: revoke of one session, {ONE_SESSION_REPEATS} grants");
+        settle(&pids);
+        rev = revoke_one(&rt, &d0, &tls, &up)?;
+        if only == "one" {
+            table::print(&table::Results {
+                exp,
+                rev,
+                many: Vec::new(),
+                hap_kib: Vec::new(),
+                tput,
+                setup,
+                have_haproxy,
+                started,
+            });
+            return Ok(());
+        }
+
+        eprintln!("2: throughput, {} MiB per transfer", TRANSFER_BYTES >> 20);
+        let g = d0.grant("1h")?;
+        let mut routes = vec![("jitgate", d0.route(&tls, &g))];
+        if let Some(h) = &hap {
+            routes.push(("haproxy", h.route(&tls)));
+        }
+        routes.push(("direct", Route::Direct { port: up.direct }));
+        for rep in 0..TRANSFER_REPEATS {
+            for (ci, (dir, streams)) in CASES.iter().enumerate() {
+                for (name, route) in &routes {
+                    settle(&pids);
+                    match rt.block_on(transfer(route, *dir, *streams)) {
+                        Ok(v) => tput.entry((ci, name)).or_default().push(v),
+                        Err(e) => eprintln!("   {name} {dir:?} x{streams} rep {rep} failed: {e:#}"),
+                    }
                 }
             }
+            eprintln!("   rep {rep} done");
         }
-        eprintln!("   rep {rep} done");
-    }
 
-    eprintln!("4: setup rate, {SETUP_CLIENTS} clients x {SETUP_SECONDS} s, no TLS resumption");
-    let mut no_resume = (*tls).clone();
-    no_resume.resumption = rustls::client::Resumption::disabled();
-    let no_resume = Arc::new(no_resume);
-    let mut setup_routes = vec![("jitgate", d0.route(&no_resume, &g), Some(d0.pid()))];
-    if let Some(h) = &hap {
-        setup_routes.push(("haproxy", h.route(&no_resume), Some(h.pid())));
-    }
-    setup_routes.push(("direct", Route::Direct { port: up.direct }, None));
-    let mut setup: HashMap<&str, Vec<f64>> = HashMap::new();
-    for rep in 0..SETUP_REPEATS {
-        for (name, route, pid) in &setup_routes {
-            settle(&pids);
-            let before = pid.map(cpu_split);
-            let (rate, conns, failed) = rt.block_on(setup_rate(route));
-            // The tail of the work (e.g. audit writes) counts too.
-            settle(&pids);
-            let cpu = match (pid, before) {
-                (Some(p), Some(b)) => {
-                    let (u, s) = cpu_split(*p);
-                    let conns = conns.max(1) as f64;
-                    format!(
-                        "; proxy CPU {:.0} µs/conn (user {:.0} + sys {:.0})",
-                        ((u - b.0) + (s - b.1)) as f64 * 1e4 / conns,
-                        (u - b.0) as f64 * 1e4 / conns,
-                        (s - b.1) as f64 * 1e4 / conns
-                    )
-                }
-                _ => String::new(),
-            };
-            eprintln!("   rep {rep} {name}: {rate:.0} conn/s, {failed} failed{cpu}");
-            setup.entry(name).or_default().push(rate);
+        eprintln!("4: setup rate, {SETUP_CLIENTS} clients x {SETUP_SECONDS} s, no TLS resumption");
+        let mut no_resume = (*tls).clone();
+        no_resume.resumption = rustls::client::Resumption::disabled();
+        let no_resume = Arc::new(no_resume);
+        let mut setup_routes = vec![("jitgate", d0.route(&no_resume, &g), Some(d0.pid()))];
+        if let Some(h) = &hap {
+            setup_routes.push(("haproxy", h.route(&no_resume), Some(h.pid())));
+        }
+        setup_routes.push(("direct", Route::Direct { port: up.direct }, None));
+        for rep in 0..SETUP_REPEATS {
+            for (name, route, pid) in &setup_routes {
+                settle(&pids);
+                let before = pid.map(cpu_split);
+                let (rate, conns, failed) = rt.block_on(setup_rate(route));
+                // The tail of the work (e.g. audit writes) counts too.
+                settle(&pids);
+                let cpu = match (pid, before) {
+                    (Some(p), Some(b)) => {
+                        let (u, s) = cpu_split(*p);
+                        let conns = conns.max(1) as f64;
+                        format!(
+                            "; proxy CPU {:.0} µs/conn (user {:.0} + sys {:.0})",
+                            ((u - b.0) + (s - b.1)) as f64 * 1e4 / conns,
+                            (u - b.0) as f64 * 1e4 / conns,
+                            (s - b.1) as f64 * 1e4 / conns
+                        )
+                    }
+                    _ => String::new(),
+                };
+                eprintln!("   rep {rep} {name}: {rate:.0} conn/s, {failed} failed{cpu}");
+                setup.entry(name).or_default().push(rate);
+            }
         }
     }
     drop(hap);
@@ -204,7 +239,7 @@ fn run() -> anyhow::Result<()> {
     eprintln!("1c + 3: one revoke ending every session of a full daemon; RSS per idle session");
     let mut clients = Clients::spawn()?;
     let mut many = Vec::new();
-    for run in 0..MANY_RUNS {
+    for run in 0..many_runs() {
         many.push(revoke_many(&mut clients, &up, run)?);
     }
     let n = many.iter().map(|r| r.n).min().unwrap_or(0);
@@ -217,7 +252,7 @@ fn run() -> anyhow::Result<()> {
             fingerprint: &fingerprint,
         };
         let n_h = n.min(haproxy_maxconn() - 16);
-        for run in 0..MANY_RUNS {
+        for run in 0..many_runs() {
             hap_kib.push(haproxy_idle(&mut clients, &hs, &up, n_h, run)?);
         }
     }

@@ -7,7 +7,7 @@ use crate::net::{echo_tagged, open, wait_closed};
 use crate::procs::{cpu_since, cpu_split, fd_limit, open_fds, read_status_kib, rss_kib, wait_idle};
 use crate::stats::{dist, fmt_dist, ms, now_us, Dist};
 use crate::upstream::Upstream;
-use crate::{FD_MARGIN, MAX_SESSIONS, ONE_SESSION_REPEATS, SHORT_GRANT};
+use crate::{max_sessions, FD_MARGIN, ONE_SESSION_REPEATS, SHORT_GRANT};
 use anyhow::{ensure, Context};
 use std::path::Path;
 use std::sync::Arc;
@@ -136,7 +136,7 @@ pub fn revoke_many(clients: &mut Clients, up: &Upstream, run: usize) -> anyhow::
     wait_idle(pid, Duration::from_millis(500), Duration::from_secs(60));
 
     let fds = open_fds(pid);
-    let n = ((fd_limit(pid) - fds - FD_MARGIN) / 2).min(MAX_SESSIONS);
+    let n = ((fd_limit(pid) - fds - FD_MARGIN) / 2).min(max_sessions());
     let g = d.grant("1h")?;
     let before = rss_kib(pid).unwrap_or(0);
     up.clear();
