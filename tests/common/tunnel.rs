@@ -11,9 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Polls `ok` for up to 20 s.
+/// Polls `ok` for up to 60 s: a hang bound, not a latency check (a full
+/// run on a loaded 2-core machine once took over 20 s to start a psql
+/// child and see its first rows).
 pub fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if ok() {
             return;
