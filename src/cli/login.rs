@@ -41,9 +41,9 @@ pub async fn login(args: &ApiArgs, no_browser: bool) -> anyhow::Result<ExitCode>
         note("Open this URL in a browser to sign in:");
         note(&format!("  {start}"));
     } else {
-        note(&format!(
-            "Signing in through your browser; if it did not open, visit:\n  {start}"
-        ));
+        // One line each: `note` escapes control characters, a newline too.
+        note("Signing in through your browser; if it did not open, visit:");
+        note(&format!("  {start}"));
     }
     let code = tokio::time::timeout(LOGIN_DEADLINE, wait_for_code(&listener))
         .await

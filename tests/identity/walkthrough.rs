@@ -185,7 +185,10 @@ fn an_idp_user_goes_from_login_to_ssh_and_psql_with_nothing_by_hand() {
         so.starts_with("signed in as zoe until ") && so.trim_end().ends_with('Z'),
         "{so}"
     );
-    assert!(se.contains("SSH certificate "), "{se}");
+    assert!(
+        se.contains("SSH certificate ") && se.contains("(for `jitgate ssh`)"),
+        "{se}"
+    );
     // The login made the certificate: issued once, to zoe.
     let cert = std::fs::read_to_string(w.cert_file()).expect("login made no certificate");
     let issued = serial(&w.cert_file());

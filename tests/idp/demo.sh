@@ -110,12 +110,12 @@ if [ ! -f "$dir/pg/PG_VERSION" ]; then
   mkdir -p "$dir/pg"
   umask 077
   head -c 18 /dev/urandom | base64 | tr '+/' '-_' > "$dir/pg-password"
-  cp "$dir/pg-password" "$dir/pg/.pw"
+  cp "$dir/pg-password" "$dir/pg-password.initdb"
   umask 022
-  [ "$(id -u)" != 0 ] || chown -R "$owner" "$dir/pg"
-  as_owner "$pgbin/initdb" -D "$dir/pg" -U postgres --auth=scram-sha-256 --pwfile="$dir/pg/.pw" > "$dir/initdb.log" 2>&1 \
-    || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
-  rm -f "$dir/pg/.pw"
+  [ "$(id -u)" != 0 ] || chown -R "$owner" "$dir/pg" "$dir/pg-password.initdb"
+  as_owner "$pgbin/initdb" -D "$dir/pg" -U postgres --auth=scram-sha-256 --pwfile="$dir/pg-password.initdb" > "$dir/initdb.log" 2>&1 \
+    || { rm -f "$dir/pg-password.initdb"; cat "$dir/initdb.log" >&2; die "initdb failed"; }
+  rm -f "$dir/pg-password.initdb"
 fi
 as_owner "$pgbin/postgres" -D "$dir/pg" -p 5433 -c listen_addresses=127.0.0.1 -c unix_socket_directories= > "$dir/postgres.log" 2>&1 &
 echo $! > "$dir/postgres.pid"
