@@ -170,7 +170,7 @@ max_duration = "1h"
 default_duration = "30m"
 require_reason = true
 EOF
-"$jitgate" check-config --config "$dir/jitgate.toml" >/dev/null
+JITGATE_DEMO_PG_PASSWORD=x "$jitgate" check-config --config "$dir/jitgate.toml" >/dev/null
 wait_port 5556 "the IdP" "$dir/idp.log"
 JITGATE_DEMO_PG_PASSWORD=$(cat "$dir/pg-password") "$jitgate" serve --config "$dir/jitgate.toml" > "$dir/jitgate.log" 2>&1 &
 echo $! > "$dir/jitgate.pid"
