@@ -32,7 +32,10 @@ stop() {
     f="$dir/$p.pid"
     [ -f "$f" ] || continue
     pid=$(cat "$f")
-    kill "$pid" 2>/dev/null || true
+    # SIGINT is PostgreSQL's fast shutdown (SIGTERM waits for clients).
+    sig=TERM
+    [ $p != postgres ] || sig=INT
+    kill -s $sig "$pid" 2>/dev/null || true
     rm -f "$f"
   done
 }
@@ -100,11 +103,12 @@ echo $! > "$dir/sshd.pid"
 wait_port 2022 sshd "$dir/sshd.log"
 
 # --- prod-db: a private PostgreSQL cluster
-as_owner() { "$@"; }
+# PostgreSQL refuses to run as root: as root, its tools run as `owner`.
+as_owner=()
 if [ "$(id -u)" = 0 ]; then
   owner=nobody
   id postgres >/dev/null 2>&1 && owner=postgres
-  as_owner() { setpriv --reuid="$owner" --regid="$owner" --clear-groups -- "$@"; }
+  as_owner=(setpriv --reuid="$owner" --regid="$owner" --clear-groups --)
 fi
 if [ ! -f "$dir/pg/PG_VERSION" ]; then
   mkdir -p "$dir/pg"
@@ -113,11 +117,11 @@ if [ ! -f "$dir/pg/PG_VERSION" ]; then
   cp "$dir/pg-password" "$dir/pg-password.initdb"
   umask 022
   [ "$(id -u)" != 0 ] || chown -R "$owner" "$dir/pg" "$dir/pg-password.initdb"
-  as_owner "$pgbin/initdb" -D "$dir/pg" -U postgres --auth=scram-sha-256 --pwfile="$dir/pg-password.initdb" > "$dir/initdb.log" 2>&1 \
+  "${as_owner[@]}" "$pgbin/initdb" -D "$dir/pg" -U postgres --auth=scram-sha-256 --pwfile="$dir/pg-password.initdb" > "$dir/initdb.log" 2>&1 \
     || { rm -f "$dir/pg-password.initdb"; cat "$dir/initdb.log" >&2; die "initdb failed"; }
   rm -f "$dir/pg-password.initdb"
 fi
-as_owner "$pgbin/postgres" -D "$dir/pg" -p 5433 -c listen_addresses=127.0.0.1 -c unix_socket_directories= > "$dir/postgres.log" 2>&1 &
+"${as_owner[@]}" "$pgbin/postgres" -D "$dir/pg" -p 5433 -c listen_addresses=127.0.0.1 -c unix_socket_directories= > "$dir/postgres.log" 2>&1 &
 echo $! > "$dir/postgres.pid"
 wait_port 5433 PostgreSQL "$dir/postgres.log"
 PGPASSWORD=$(cat "$dir/pg-password")
