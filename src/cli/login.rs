@@ -41,9 +41,9 @@ pub async fn login(args: &ApiArgs, no_browser: bool) -> anyhow::Result<ExitCode>
         note("Open this URL in a browser to sign in:");
         note(&format!("  {start}"));
     } else {
-        note(&format!(
-            "Signing in through your browser; if it did not open, visit:\n  {start}"
-        ));
+        // One line each: `note` escapes control characters, a newline too.
+        note("Signing in through your browser; if it did not open, visit:");
+        note(&format!("  {start}"));
     }
     let code = tokio::time::timeout(LOGIN_DEADLINE, wait_for_code(&listener))
         .await
@@ -212,6 +212,7 @@ pub async fn logout(args: &ApiArgs) -> anyhow::Result<ExitCode> {
     let api = Api::new(args)?;
     let ended = api.post("/v1/auth/logout", json!({})).await;
     let forgot = signin_store::remove(&args.url)?;
+    forget_certificate(&args.url)?;
     match ended {
         Ok(_) => out(&format!("signed out of {}", args.url))?,
         // An expired or already ended sign-in is refused with 401: the
@@ -222,4 +223,21 @@ pub async fn logout(args: &ApiArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the SSH certificate `jitgate login` (or `jitgate ssh`) made with
+/// the sign-in being ended: the proxy cannot tell that its sign-in ended
+/// (docs/identity.md, "Known limits"), so it must not stay lying around
+/// here. The key pair stays: without a certificate it opens nothing.
+fn forget_certificate(url: &str) -> anyhow::Result<()> {
+    let path = super::client_dir::config_home()?
+        .join("jitgate")
+        .join("servers")
+        .join(super::client_dir::slug(url))
+        .join(super::ssh_identity::CERT_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
 }

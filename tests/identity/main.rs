@@ -12,6 +12,7 @@ mod signin_postgres;
 mod signin_refused;
 mod signin_store_down;
 mod signin_use;
+mod walkthrough;
 
 use common::daemon::Daemon;
 use common::idp::{Browser, Idp};

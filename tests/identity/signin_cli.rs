@@ -213,4 +213,11 @@ fn cli_login_opens_the_browser_named_by_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.starts_with("signed in as carol until "), "{stdout}");
+    // The URL to visit if the browser did not open stands on a line of its
+    // own (not after an escaped "\n").
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.trim() == start) && !stderr.contains("\\n"),
+        "{stderr}"
+    );
 }
