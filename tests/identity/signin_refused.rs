@@ -18,6 +18,13 @@ fn audit_has(d: &crate::common::daemon::Daemon, action: &str, needle: &str) -> b
         .any(|e| e["action"] == action && e.to_string().contains(needle))
 }
 
+/// The audit write is asynchronous: wait (bounded) for the event.
+fn assert_audited(d: &crate::common::daemon::Daemon, action: &str, needle: &str) {
+    crate::common::tunnel::wait_for(&format!("{action} ({needle}) in the audit"), || {
+        audit_has(d, action, needle)
+    });
+}
+
 #[test]
 fn a_name_the_pattern_refuses_gets_a_clear_page_and_no_code() {
     let Some((d, idp)) = start("", &[]) else {
@@ -35,7 +42,7 @@ fn a_name_the_pattern_refuses_gets_a_clear_page_and_no_code() {
         "{}",
         hop.body
     );
-    assert!(audit_has(&d, "auth.failed", "bad_username"));
+    assert_audited(&d, "auth.failed", "bad_username");
     assert!(
         d.metrics()
             .contains("jitgate_signins_total{result=\"denied\"} 1"),
@@ -77,8 +84,8 @@ fn forged_replayed_and_foreign_states_are_refused() {
     let hop = a.get(&callback);
     assert_eq!(hop.status, 403, "{hop:?}");
     assert!(hop.body.contains("already used"), "{}", hop.body);
-    assert!(audit_has(&d, "auth.failed", "browser_mismatch"));
-    assert!(audit_has(&d, "auth.failed", "bad_state"));
+    assert_audited(&d, "auth.failed", "browser_mismatch");
+    assert_audited(&d, "auth.failed", "bad_state");
 }
 
 #[test]
@@ -179,7 +186,7 @@ fn an_id_token_signed_by_a_key_the_idp_does_not_publish_is_refused() {
             "{mode}: {}",
             hop.body
         );
-        assert!(audit_has(&d, "auth.failed", "bad_id_token"), "{mode}");
+        assert_audited(&d, "auth.failed", "bad_id_token");
     }
 }
 

@@ -316,9 +316,9 @@ fn an_idp_user_goes_from_login_to_ssh_and_psql_with_nothing_by_hand() {
     let (so, se) = out(&o);
     assert_eq!((o.status.code(), so.as_str()), (Some(255), ""), "{se}");
     assert!(se.contains("Permission denied"), "{se}");
-    let audit = w.audit();
-    assert!(
-        audit.contains("\"auth.failed\"") && audit.contains("user zoe is locked"),
-        "{audit}"
-    );
+    // The SSH front end audits a refusal asynchronously.
+    crate::common::tunnel::wait_for("the locked user's refusal in the audit", || {
+        let audit = w.audit();
+        audit.contains("\"auth.failed\"") && audit.contains("user zoe is locked")
+    });
 }
