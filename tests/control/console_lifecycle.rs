@@ -1,0 +1,541 @@
+//! The grant lifecycle in the console, in a real headless Chromium: a start
+//! time on the request form (checked against `max_schedule_ahead` before
+//! sending) and the scheduled grant counting down to its start on My
+//! access; Extend on My access (refused past `max_total` or against
+//! `reason_pattern` before sending, approved at once with the countdown
+//! moving to the new end while a real `jitgate connect` session stays open,
+//! or pending and then approved on the Requests page as an extension of its
+//! grant); break-glass on the form only where the policy allows it, its
+//! badge, and an approver's verdict through the Grants page. axe-core finds
+//! no violation in any of these states, and the keyboard reaches them.
+
+use crate::common;
+
+use super::console_requester::{
+    assert_no_problems, choose_target, requests_of, set_field, sign_in,
+};
+use common::a11y::{self, ENTER, SPACE};
+use common::browser::Browser;
+use common::daemon::*;
+use common::lifecycle::{grant_end, ms};
+use common::tunnel::*;
+use serde_json::{json, Value};
+
+const POLICIES: &str = r#"
+[[targets]]
+name = "plan-db"
+kind = "tcp"
+address = "127.0.0.1:6392"
+
+[[targets]]
+name = "glass-db"
+kind = "tcp"
+address = "127.0.0.1:6393"
+
+[[targets]]
+name = "tick-db"
+kind = "tcp"
+address = "127.0.0.1:6390"
+
+[[policies]]
+name = "planned"
+requesters = ["group:oncall"]
+targets = ["plan-*"]
+approvals_required = 0
+max_duration = "1h"
+max_schedule_ahead = "2h"
+
+[[policies]]
+name = "emergency"
+requesters = ["group:oncall", "carol"]
+targets = ["glass-*"]
+approvers = ["group:leads"]
+approvals_required = 1
+max_duration = "1h"
+break_glass = true
+reason_pattern = "^INC-[0-9]+"
+
+[[policies]]
+name = "ticketed"
+requesters = ["group:oncall"]
+targets = ["tick-*"]
+approvers = ["group:leads"]
+approvals_required = 1
+max_duration = "10m"
+max_total = "20m"
+reason_pattern = "^(INC|CHG)-[0-9]+"
+"#;
+
+fn daemon() -> Daemon {
+    Daemon::start_with(None, POLICIES)
+}
+
+fn submit(b: &Browser) {
+    b.click("form.request-form button[type=submit]");
+}
+
+/// Sets the start time field to now + `offset_ms` in the browser's own
+/// time zone (as its date picker would) and returns the instant it means.
+fn set_start(b: &Browser, offset_ms: i64) -> i64 {
+    let iso = b.js(
+        "const el = document.getElementById('req-start'); const d = new Date(Date.now() + arguments[0]); \
+         const p = (n) => String(n).padStart(2, '0'); \
+         el.value = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`; \
+         el.dispatchEvent(new Event('input')); return new Date(el.value).toISOString()",
+        vec![json!(offset_ms)],
+    );
+    ms(&iso)
+}
+
+fn focus(b: &Browser, css: &str) {
+    b.find(css);
+    b.js(
+        "document.querySelector(arguments[0]).focus(); return true",
+        vec![json!(css)],
+    );
+}
+
+fn grant(d: &Daemon, gid: &str) -> Value {
+    let r = d.get(&format!("/v1/grants/{gid}"), Some(DAVE)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn visible(b: &Browser, css: &str) -> bool {
+    b.js(
+        "const e = document.querySelector(arguments[0]); return !!e && e.getClientRects().length > 0",
+        vec![json!(css)],
+    ) == json!(true)
+}
+
+#[test]
+fn a_start_time_on_the_form_schedules_access_shown_counting_down_on_my_access() {
+    let d = daemon();
+    let Some(b) = Browser::start(&d.url()) else {
+        return;
+    };
+    sign_in(&b, BOB);
+    b.click("#nav a[data-page=request]");
+    choose_target(&b, "plan-db");
+    let limits = b.wait_text("#policy-limits", "up to 2h ahead");
+    assert!(limits.contains("planned"), "{limits}");
+    assert!(b.text("#req-start-hint").contains("at most 2h ahead"));
+    // No break-glass under this policy.
+    assert!(!visible(&b, "#req-break-glass"), "break-glass offered");
+
+    // Past max_schedule_ahead, and in the past: said before sending.
+    set_start(&b, 3 * 3600 * 1000);
+    submit(&b);
+    b.wait_text("#req-start-error", "max_schedule_ahead of 2h");
+    assert_eq!(
+        b.js("return document.activeElement.id", vec![]),
+        "req-start"
+    );
+    set_start(&b, -10 * 60 * 1000);
+    submit(&b);
+    b.wait_text("#req-start-error", "has passed");
+    assert!(requests_of(&d, BOB).is_empty(), "a refused form was sent");
+    a11y::assert_clean(&b, "Request access with a start time refused");
+
+    // Half an hour ahead: shown in local time, sent as RFC 3339 UTC.
+    let want = set_start(&b, 30 * 60 * 1000);
+    let preview = b.wait_text("#req-start-preview", "(your local time");
+    assert!(preview.contains("starts at"), "{preview}");
+    set_field(&b, "#req-duration", "20m");
+    a11y::tab_reaches_every_control(&b, "body", "Request access with a start time");
+    submit(&b);
+    let said = b.wait_text("#request-result", "Access scheduled: plan-db for 20m");
+    assert!(said.contains("(your local time"), "{said}");
+    let reqs = requests_of(&d, BOB);
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(ms(&reqs[0]["starts_at"]), want, "{}", reqs[0]);
+    let gid = reqs[0]["grant_id"].as_str().unwrap().to_string();
+    let g = grant(&d, &gid);
+    assert_eq!(g["state"], "scheduled", "{g}");
+    assert_eq!(ms(&g["expires_at"]), want + 20 * 60 * 1000);
+    a11y::assert_clean(&b, "Request access after scheduling");
+
+    // My access: scheduled, its start, counting down to it; no Extend yet.
+    b.click("#request-result a[href='#/access']");
+    let r = format!("table.access tr[data-grant-id=\"{gid}\"]");
+    b.wait_text(&format!("{r} .status"), "Scheduled");
+    assert_eq!(
+        b.js(
+            "return document.querySelector(arguments[0]).dataset.state",
+            vec![json!(r)]
+        ),
+        "scheduled"
+    );
+    let starts = b.text(&format!("{r} .starts"));
+    assert!(
+        starts.contains("starts at") && starts.contains("(your local time"),
+        "{starts}"
+    );
+    let first = b.wait_text(&format!("{r} .left"), "starts in");
+    assert!(first.contains("m "), "{first}");
+    b.wait_js(
+        "the countdown to the start to move",
+        "return document.querySelector(arguments[0]).textContent !== arguments[1]",
+        vec![json!(format!("{r} .left")), json!(first)],
+    );
+    assert!(
+        !visible(&b, &format!("{r} button.extend")),
+        "Extend on a scheduled grant"
+    );
+    assert!(b
+        .text(&format!("{r} button.end"))
+        .contains("Cancel this scheduled access"));
+    a11y::assert_clean(&b, "My access with a scheduled grant");
+    b.screenshot("access-scheduled");
+    assert_no_problems(&b);
+}
+
+#[test]
+fn extend_moves_the_countdown_to_the_new_end_while_a_tunnel_session_stays_open() {
+    let t = Tunnel::start();
+    let Some(b) = Browser::start(&t.d.url()) else {
+        return;
+    };
+    // auto-echo: no approval, max_duration (so max_total) 10m.
+    let (gid, secret) = t.grant(BOB, "auto-echo", "2m");
+    let mut c = t.connect("auto-echo", &secret);
+    let mut sock = c.open();
+    echo(&mut sock, b"before");
+    let before = grant_end(&t.d, &gid);
+
+    sign_in(&b, BOB);
+    let r = format!("table.access tr[data-grant-id=\"{gid}\"]");
+    b.wait_text(&format!("{r} td[data-label='Live sessions']"), "1");
+    let bar = format!("{r} progress.remaining");
+    let max0 = b.js(
+        "return document.querySelector(arguments[0]).max",
+        vec![json!(bar)],
+    );
+    assert!(
+        (119.0..=120.0).contains(&max0.as_f64().unwrap()),
+        "bar max {max0}"
+    );
+    a11y::tab_reaches_every_control(&b, "body", "My access with Extend");
+    b.js("window.__notReloaded = true; return true", vec![]);
+
+    // Extend by keyboard: the dialog opens on the duration field.
+    focus(&b, &format!("{r} button.extend"));
+    b.keys(ENTER);
+    let text = b.wait_text("dialog[open]", "Extend your access to auto-echo");
+    assert!(text.contains(&gid), "{text}");
+    let room = b.text("dialog[open] .room");
+    assert!(
+        room.contains("8m 00s more") && room.contains("10m in all"),
+        "{room}"
+    );
+    assert_eq!(
+        b.js("return document.activeElement.id", vec![]),
+        "extend-duration"
+    );
+    a11y::assert_clean(&b, "the Extend dialog");
+    b.screenshot("extend-dialog");
+
+    // More than the room under max_total: refused before sending.
+    set_field(&b, "#extend-duration", "9m");
+    b.click("dialog[open] button[type=submit]");
+    let e = b.wait_text("dialog[open] .dialog-error", "max_total");
+    assert!(e.contains("8m 00s left"), "{e}");
+    assert_eq!(
+        grant_end(&t.d, &gid),
+        before,
+        "a refused extension was sent"
+    );
+    a11y::assert_clean(&b, "the Extend dialog with an error");
+
+    // 5m: approved at once, the countdown moves to the new end in place.
+    set_field(&b, "#extend-duration", "5m");
+    b.click("dialog[open] button[type=submit]");
+    let said = b.wait_text(".flash", "Extended your access to auto-echo by 5m");
+    assert!(
+        said.contains("(") && said.contains("your local time"),
+        "{said}"
+    );
+    let after = grant_end(&t.d, &gid);
+    assert_eq!(after - before, 5 * 60 * 1000);
+    let now = b.js(
+        "const p = document.querySelector(arguments[0]); return [p.max, p.value, window.__notReloaded === true]",
+        vec![json!(bar)],
+    );
+    let (max, left) = (now[0].as_f64().unwrap(), now[1].as_f64().unwrap());
+    assert!(
+        (419.0..=420.0).contains(&max),
+        "bar max {max} after the extension"
+    );
+    assert!(
+        left > 300.0,
+        "{left} s left after extending a 2m grant by 5m"
+    );
+    assert_eq!(now[2], json!(true), "the page reloaded");
+    assert!(b
+        .text(&format!("{r} .left"))
+        .starts_with(|c: char| c == '5' || c == '6'));
+
+    // The same tunnel session carries on, through the same socket.
+    echo(&mut sock, b"after the extension");
+    assert!(
+        c.child.try_wait().unwrap().is_none(),
+        "jitgate connect exited"
+    );
+    b.wait_text(&format!("{r} td[data-label='Live sessions']"), "1");
+    a11y::assert_clean(&b, "My access after an extension");
+    assert_no_problems(&b);
+}
+
+#[test]
+fn a_pending_extension_checks_the_pattern_and_is_approved_on_requests_as_an_extension() {
+    let d = daemon();
+    let Some(b) = Browser::start(&d.url()) else {
+        return;
+    };
+    let req = d.create_request(BOB, "tick-db", "10m");
+    let ok = d
+        .post(
+            &format!("/v1/requests/{}/approve", req["id"].as_str().unwrap()),
+            Some(CAROL),
+            "{}",
+        )
+        .unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let gid = ok.json()["grant"]["id"].as_str().unwrap().to_string();
+    let before = grant_end(&d, &gid);
+
+    sign_in(&b, BOB);
+    let r = format!("table.access tr[data-grant-id=\"{gid}\"]");
+    b.click(&format!("{r} button.extend"));
+    b.wait_text("dialog[open]", "Extend your access to tick-db");
+    let room = b.text("dialog[open] .room");
+    assert!(
+        room.contains("10m 00s more") && room.contains("20m in all"),
+        "{room}"
+    );
+    assert_eq!(
+        b.text("#dialog-reason-hint code.pattern"),
+        "^(INC|CHG)-[0-9]+"
+    );
+
+    // reason_pattern: refused before sending, naming the pattern.
+    set_field(&b, "#extend-duration", "5m");
+    b.type_into("#dialog-reason", "more time");
+    b.click("dialog[open] button[type=submit]");
+    b.wait_text("dialog[open] .dialog-error", "must match ^(INC|CHG)-[0-9]+");
+    assert_eq!(
+        requests_of(&d, BOB)
+            .iter()
+            .filter(|x| x["kind"] == "extension")
+            .count(),
+        0,
+        "a refused extension was sent"
+    );
+    a11y::assert_clean(&b, "the Extend dialog refusing a reason");
+
+    // A matching reason: pending, listed as an extension of the grant.
+    set_field(&b, "#dialog-reason", "INC-2 more time");
+    b.click("dialog[open] button[type=submit]");
+    b.wait_text(".flash", "waiting for 1 approval");
+    let ext = requests_of(&d, BOB)
+        .into_iter()
+        .find(|x| x["kind"] == "extension")
+        .expect("the extension request");
+    assert_eq!(ext["extends_grant"], gid.as_str());
+    assert_eq!(ext["state"], "pending");
+    let xr = format!("tr[data-request-id=\"{}\"]", ext["id"].as_str().unwrap());
+    let row = b.wait_text(&xr, "extension of grant");
+    assert!(row.contains(&gid) && row.contains("5m more"), "{row}");
+    assert_eq!(grant_end(&d, &gid), before, "pending moved the end");
+    a11y::assert_clean(&b, "My access with a pending extension");
+
+    // carol approves it on Requests, where it is marked as an extension.
+    b.click("#signout");
+    sign_in(&b, CAROL);
+    let row = b.wait_text(&format!("table.requests {xr}"), "extension of grant");
+    assert!(row.contains(&gid), "{row}");
+    assert_eq!(
+        b.js(
+            "return document.querySelector(arguments[0]).dataset.kind",
+            vec![json!(xr)]
+        ),
+        "extension"
+    );
+    a11y::assert_clean(&b, "Requests with an extension");
+    focus(&b, &format!("{xr} button.approve"));
+    b.keys(ENTER);
+    let text = b.wait_text("dialog[open]", "extension of grant");
+    assert!(text.contains("5m longer"), "{text}");
+    a11y::assert_clean(&b, "the approve dialog of an extension");
+    b.click("dialog[open] button[type=submit]");
+    b.wait_text(".flash", "Approved bob's extension of grant");
+    assert_eq!(grant_end(&d, &gid) - before, 5 * 60 * 1000);
+    assert_no_problems(&b);
+}
+
+#[test]
+fn break_glass_through_the_form_then_an_approver_reviews_it_on_grants() {
+    let d = daemon();
+    let Some(b) = Browser::start(&d.url()) else {
+        return;
+    };
+    let t = d.get("/v1/targets", Some(BOB)).unwrap().json();
+    let row = |name: &str| {
+        t["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("glass-db")["break_glass"], true);
+    assert_eq!(row("cache")["break_glass"], false);
+
+    sign_in(&b, BOB);
+    b.click("#nav a[data-page=request]");
+    choose_target(&b, "cache");
+    b.wait_text("#policy-limits", "oncall");
+    assert!(
+        !visible(&b, "#req-break-glass"),
+        "break-glass offered on cache"
+    );
+    choose_target(&b, "glass-db");
+    b.wait_text("#policy-limits", "Break-glass");
+    // By keyboard: Space ticks it; the warning says what it means.
+    focus(&b, "#req-break-glass");
+    b.keys(SPACE);
+    b.wait_js(
+        "break-glass to be ticked",
+        "return document.getElementById('req-break-glass').checked",
+        vec![],
+    );
+    let warning = b.text("#req-break-glass-warning");
+    for part in [
+        "at once",
+        "without waiting for an approver",
+        "reviews it afterwards",
+        "reason is required",
+    ] {
+        assert!(warning.contains(part), "warning lacks {part:?}: {warning}");
+    }
+    assert!(
+        !visible(&b, "#req-start"),
+        "a start time offered with break-glass"
+    );
+    assert!(b.text("label[for=req-reason]").contains("required"));
+    assert!(b
+        .text("form.request-form button[type=submit]")
+        .contains("Break glass"));
+    a11y::assert_clean(&b, "Request access with break-glass ticked");
+    a11y::tab_reaches_every_control(&b, "body", "Request access with break-glass");
+    b.screenshot("request-break-glass");
+
+    // A reason is required, and must match the policy's pattern.
+    submit(&b);
+    b.wait_text("#req-reason-error", "requires a reason");
+    b.type_into("#req-reason", "db down");
+    submit(&b);
+    b.wait_text("#req-reason-error", "must match ^INC-[0-9]+");
+    assert!(requests_of(&d, BOB).is_empty(), "a refused form was sent");
+    a11y::assert_clean(&b, "Request access refusing a break-glass reason");
+
+    set_field(&b, "#req-reason", "INC-7 db down");
+    submit(&b);
+    b.wait_text("#request-result", "Break-glass access granted: glass-db");
+    let reqs = requests_of(&d, BOB);
+    let gid = reqs[0]["grant_id"].as_str().unwrap().to_string();
+    let g = grant(&d, &gid);
+    assert_eq!(g["break_glass"], true, "{g}");
+    assert_eq!(g["review"], "pending", "{g}");
+    a11y::assert_clean(&b, "Request access after break-glass");
+
+    // My access: the distinct badge and the review state.
+    b.click("#request-result a[href='#/access']");
+    let r = format!("table.access tr[data-grant-id=\"{gid}\"]");
+    b.wait_text(&format!("{r} .review"), "review pending");
+    assert_eq!(
+        b.js(
+            "return document.querySelector(arguments[0]).textContent",
+            vec![json!(format!("{r} .badge.break-glass"))]
+        ),
+        "Break-glass"
+    );
+    a11y::assert_clean(&b, "My access with a break-glass grant");
+    b.screenshot("access-break-glass");
+
+    // carol breaks glass too; on Grants she may review bob's, not her own.
+    let mine = d
+        .post(
+            "/v1/requests",
+            Some(CAROL),
+            &json!({"target": "glass-db", "duration": "10m", "reason": "INC-8", "break_glass": true}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(mine.status, 201, "{}", mine.body);
+    let own = mine.json()["grant"]["id"].as_str().unwrap().to_string();
+    b.click("#signout");
+    sign_in(&b, CAROL);
+    b.click("#nav a[data-page=grants]");
+    let gr = format!("table.grants tr[data-grant-id=\"{gid}\"]");
+    b.wait_text(&format!("{gr} .review"), "review pending");
+    b.find(&format!("{gr} button.review-action"));
+    b.wait_text(
+        &format!("table.grants tr[data-grant-id=\"{own}\"] .review"),
+        "review pending",
+    );
+    assert!(
+        !visible(
+            &b,
+            &format!("table.grants tr[data-grant-id=\"{own}\"] button.review-action")
+        ),
+        "Review offered on carol's own grant"
+    );
+    a11y::assert_clean(&b, "Grants with break-glass grants");
+    a11y::tab_reaches_every_control(&b, "body", "Grants with Review");
+
+    // Review by keyboard: a verdict is required, and a comment when unjustified.
+    focus(&b, &format!("{gr} button.review-action"));
+    b.keys(ENTER);
+    let text = b.wait_text(
+        "dialog[open]",
+        "Review bob's break-glass access to glass-db",
+    );
+    assert!(
+        text.contains("INC-7 db down"),
+        "the reviewer is not shown the reason:\n{text}"
+    );
+    assert_eq!(
+        b.js("return document.activeElement.id", vec![]),
+        "verdict-justified"
+    );
+    a11y::assert_clean(&b, "the Review dialog");
+    b.screenshot("review-dialog");
+    b.click("dialog[open] button[type=submit]");
+    b.wait_text(
+        "dialog[open] .dialog-error",
+        "Choose justified or unjustified",
+    );
+    b.click("#verdict-unjustified");
+    b.click("dialog[open] button[type=submit]");
+    b.wait_text("dialog[open] .dialog-error", "Say why");
+    assert_eq!(
+        grant(&d, &gid)["review"],
+        "pending",
+        "a refused review was sent"
+    );
+    b.type_into("#dialog-reason", "could have waited for erin");
+    b.click("dialog[open] button[type=submit]");
+    b.wait_text(".flash", "was unjustified");
+    let g = grant(&d, &gid);
+    assert_eq!(g["review"], "unjustified", "{g}");
+    assert_eq!(g["reviewed_by"], "carol");
+    assert_eq!(g["review_comment"], "could have waited for erin");
+    b.wait_text(&format!("{gr} .review"), "reviewed: unjustified by carol");
+    assert!(
+        !visible(&b, &format!("{gr} button.review-action")),
+        "Review offered twice"
+    );
+    a11y::assert_clean(&b, "Grants after a review");
+    assert_no_problems(&b);
+}
