@@ -165,6 +165,7 @@ pub fn tab_reaches_every_control(b: &Browser, scope: &str, page: &str) -> Vec<St
         seen.insert(n.to_string());
     }
     let limit = want * 3 + 20;
+    let mut last: Option<String> = None;
     for _ in 0..limit {
         b.keys(TAB);
         let n = b.js(
@@ -173,10 +174,13 @@ pub fn tab_reaches_every_control(b: &Browser, scope: &str, page: &str) -> Vec<St
         );
         order.push(focused(b));
         if let Some(n) = n.as_str() {
-            if !seen.insert(n.to_string()) {
+            // A compound control (a datetime-local's day, month, hour...)
+            // keeps focus over several Tabs: that is not a wrap.
+            if last.as_deref() != Some(n) && !seen.insert(n.to_string()) {
                 break; // wrapped around
             }
         }
+        last = n.as_str().map(str::to_string);
         if seen.len() == want {
             break;
         }

@@ -369,6 +369,11 @@ fn targets_lists_what_the_caller_may_request_with_the_policy_limits() {
     assert_eq!(cache["max_duration"], "2h");
     assert_eq!(cache["approvals_required"], 1);
     assert_eq!(cache["require_reason"], true);
+    // The lifecycle limits the request form checks before sending.
+    assert_eq!(cache["max_total"], "2h");
+    assert_eq!(cache["max_schedule_ahead"], "7days");
+    assert_eq!(cache["break_glass"], false);
+    assert_eq!(cache["reason_pattern"], serde_json::Value::Null);
     assert_eq!(v["targets"][0]["approvals_required"], 0);
     assert_eq!(v["targets"][0]["require_reason"], false);
     // Every listed target is one the request route accepts.

@@ -15,7 +15,7 @@ use common::daemon::*;
 use common::tunnel::*;
 use serde_json::{json, Value};
 
-fn sign_in(b: &Browser, token: &str) {
+pub fn sign_in(b: &Browser, token: &str) {
     b.goto("/");
     b.type_into("#token", token);
     b.click("form.signin button[type=submit]");
@@ -41,7 +41,7 @@ fn visible_nav(b: &Browser) -> Vec<String> {
     serde_json::from_value(v).unwrap()
 }
 
-fn choose_target(b: &Browser, name: &str) {
+pub fn choose_target(b: &Browser, name: &str) {
     b.wait_js(
         &format!("{name} among the targets"),
         "return document.querySelector(`#req-target option[value=\"${arguments[0]}\"]`) !== null",
@@ -53,7 +53,7 @@ fn choose_target(b: &Browser, name: &str) {
     );
 }
 
-fn set_field(b: &Browser, css: &str, text: &str) {
+pub fn set_field(b: &Browser, css: &str, text: &str) {
     b.js(
         "document.querySelector(arguments[0]).value = ''; return true",
         vec![json!(css)],
@@ -74,7 +74,7 @@ fn no_horizontal_scroll(b: &Browser, what: &str) {
     );
 }
 
-fn requests_of(d: &Daemon, token: &str) -> Vec<Value> {
+pub fn requests_of(d: &Daemon, token: &str) -> Vec<Value> {
     d.get("/v1/requests?limit=1000", Some(token))
         .unwrap()
         .json()["requests"]
@@ -83,7 +83,7 @@ fn requests_of(d: &Daemon, token: &str) -> Vec<Value> {
         .clone()
 }
 
-fn assert_no_problems(b: &Browser) {
+pub fn assert_no_problems(b: &Browser) {
     let p = b.js(
         "return document.documentElement.dataset.problems || null",
         vec![],
@@ -96,10 +96,32 @@ fn assert_no_problems(b: &Browser) {
     );
 }
 
+/// A policy whose reasons must name a ticket (`reason_pattern`).
+const TICKETED: &str = r#"
+[[targets]]
+name = "tick-db"
+kind = "tcp"
+address = "127.0.0.1:6390"
+
+[[policies]]
+name = "ticketed"
+requesters = ["group:oncall"]
+targets = ["tick-*"]
+approvers = ["group:leads"]
+approvals_required = 1
+max_duration = "2h"
+require_reason = true
+reason_pattern = "^(INC|CHG)-[0-9]+"
+"#;
+
 #[test]
 fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() {
-    let t = Tunnel::start();
-    let Some(b) = Browser::start(&t.d.url()) else {
+    let up = Upstreams::start();
+    let d = Daemon::start_with(
+        None,
+        &format!("{}{TICKETED}", up.config(common::free_port())),
+    );
+    let Some(b) = Browser::start(&d.url()) else {
         return;
     };
     sign_in(&b, BOB);
@@ -109,15 +131,6 @@ fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() 
     b.wait_text(".access .empty, main .empty", "no active access");
     a11y::assert_clean(&b, "My access with nothing");
 
-    // reason_pattern comes with the grant-lifecycle work; until the API
-    // sends it, the page's own fetch adds it to the real answer for cache.
-    b.js(
-        "const real = window.fetch; window.fetch = async (u, o) => { const r = await real(u, o); \
-         if (!String(u).startsWith('/v1/targets')) return r; const d = await r.json(); \
-         for (const t of d.targets) if (t.name === 'cache') t.reason_pattern = '^(INC|CHG)-[0-9]+'; \
-         return new Response(JSON.stringify(d), { status: r.status, headers: r.headers }); }; return true",
-        vec![],
-    );
     b.click("#nav a[data-page=request]");
     b.wait_js(
         "the request page",
@@ -129,7 +142,7 @@ fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() 
         "return [...document.querySelectorAll('#req-target option')].map(o => o.value)",
         vec![],
     );
-    let api: Vec<String> = t.d.get("/v1/targets", Some(BOB)).unwrap().json()["targets"]
+    let api: Vec<String> = d.get("/v1/targets", Some(BOB)).unwrap().json()["targets"]
         .as_array()
         .unwrap()
         .iter()
@@ -184,23 +197,27 @@ fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() 
     );
     a11y::assert_clean(&b, "Request access with field errors");
     b.screenshot("request-errors");
-    assert!(requests_of(&t.d, BOB).is_empty(), "a refused form was sent");
+    assert!(requests_of(&d, BOB).is_empty(), "a refused form was sent");
 
-    // The reason must match the policy's pattern, shown beside the field.
+    // tick-db's policy sets a reason_pattern (GET /v1/targets sends it):
+    // the reason must match it, and the pattern is shown beside the field.
+    choose_target(&b, "tick-db");
+    b.wait_text("#policy-limits", "ticketed");
     assert_eq!(b.text("#req-reason-hint code.pattern"), "^(INC|CHG)-[0-9]+");
+    set_field(&b, "#req-duration", "45m");
     b.type_into("#req-reason", "disk full");
     b.click("form.request-form button[type=submit]");
     b.wait_text("#req-reason-error", "must match ^(INC|CHG)-[0-9]+");
-    assert!(requests_of(&t.d, BOB).is_empty(), "a refused form was sent");
+    assert!(requests_of(&d, BOB).is_empty(), "a refused form was sent");
 
     // With a matching reason: the request waits for one approval.
     set_field(&b, "#req-reason", "INC-9 disk full");
     b.click("form.request-form button[type=submit]");
     b.wait_text("#request-result", "waiting for 1 approval");
-    let reqs = requests_of(&t.d, BOB);
+    let reqs = requests_of(&d, BOB);
     assert_eq!(reqs.len(), 1, "{reqs:?}");
     assert_eq!(reqs[0]["state"], "pending");
-    assert_eq!(reqs[0]["target"], "cache");
+    assert_eq!(reqs[0]["target"], "tick-db");
     assert_eq!(reqs[0]["duration_seconds"], 2700);
     assert_eq!(reqs[0]["reason"], "INC-9 disk full");
     a11y::assert_clean(&b, "Request access after a pending request");
@@ -215,9 +232,9 @@ fn a_requester_asks_through_the_form_and_the_form_checks_what_the_policy_says() 
     b.screenshot("request-granted");
 
     // The API refuses (bob was locked meanwhile): its own words are shown.
-    let r =
-        t.d.post("/v1/users/bob/lock", Some(DAVE), r#"{"reason":"audit"}"#)
-            .unwrap();
+    let r = d
+        .post("/v1/users/bob/lock", Some(DAVE), r#"{"reason":"audit"}"#)
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     b.click("form.request-form button[type=submit]");
     let e = b.wait_text("#request-result .notice.error", "403");

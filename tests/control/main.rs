@@ -21,6 +21,8 @@ mod config_check;
 mod config_docs;
 mod console;
 mod console_a11y;
+mod console_break_glass;
+mod console_lifecycle;
 mod console_requester;
 mod deadline;
 mod extend;

@@ -60,6 +60,7 @@ const ASSETS: &[Asset] = &[
     asset!("audit.js"),
     asset!("access.js"),
     asset!("request.js"),
+    asset!("lifecycle.js"),
 ];
 
 const INDEX_TEMPLATE: &str = include_str!("assets/index.html");

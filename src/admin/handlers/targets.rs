@@ -2,7 +2,10 @@
 //! policy's limits. The console's request form and `jitgate ssh` /
 //! `jitgate psql` (to print the exact `jitgate request` command) need the
 //! same answer the request route would give, so it is computed by the same
-//! policy lookup instead of being re-derived on the client.
+//! policy lookup instead of being re-derived on the client. The form also
+//! needs the lifecycle limits (`max_total`, `reason_pattern`,
+//! `max_schedule_ahead`, `break_glass`) to say what it would refuse before
+//! sending, and to offer break-glass only where the policy allows it.
 
 use super::Ctx;
 use crate::admin::error::ApiError;
@@ -31,6 +34,8 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
                 "max_sessions_per_grant": p.max_sessions_per_grant,
                 "max_total": fmt(p.max_total),
                 "reason_pattern": p.reason_pattern.as_ref().map(|r| r.source.as_str()),
+                "max_schedule_ahead": fmt(p.max_schedule_ahead),
+                "break_glass": p.break_glass,
             }))
         })
         .collect();

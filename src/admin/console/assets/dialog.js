@@ -21,9 +21,11 @@ export function closeDialog() {
   if (d.open) d.close();
 }
 
-// spec: {title, warning, danger, details: [[label, value]], reason: {label,
-// required, placeholder}, confirm, tick, run(reason) -> result,
-// after(result, reason), failed(err)}
+// spec: {title, warning, danger, details: [[label, value]], fields (nodes
+// shown before the reason: a form's own controls), reason: {label,
+// required, placeholder, hint}, check(reason) -> null | {message, focus}
+// (what the form refuses before sending), confirm, tick, run(reason) ->
+// result, after(result, reason), failed(err)}
 export function openDialog(spec) {
   const d = el();
   if (d.open) d.close();
@@ -39,6 +41,7 @@ export function openDialog(spec) {
       maxlength: '1000',
       placeholder: spec.reason.placeholder || '',
       'aria-required': spec.reason.required ? 'true' : null,
+      'aria-describedby': spec.reason.hint ? 'dialog-reason-hint' : null,
     })
     : null;
   const errors = h('div', { class: 'dialog-error', role: 'alert', 'aria-live': 'assertive' });
@@ -54,10 +57,12 @@ export function openDialog(spec) {
     spec.details && spec.details.length
       ? h('dl', { class: 'details' }, spec.details.map(([k, v]) => [h('dt', { text: k }), h('dd', {}, v)]))
       : null,
+    spec.fields || null,
     field
       ? h('div', { class: 'field' },
         h('label', { for: reasonId, text: spec.reason.label }),
-        field)
+        field,
+        spec.reason.hint ? h('p', { id: 'dialog-reason-hint', class: 'hint' }, spec.reason.hint) : null)
       : null,
     errors,
     h('div', { class: 'buttons' }, cancel, ok),
@@ -76,6 +81,17 @@ export function openDialog(spec) {
       field.focus();
       return;
     }
+    const refused = spec.check ? spec.check(reason) : null;
+    if (refused) {
+      errors.appendChild(h('p', { class: 'error-title', text: refused.message }));
+      const bad = refused.focus || field;
+      if (bad) {
+        bad.setAttribute('aria-invalid', 'true');
+        bad.focus();
+      }
+      return;
+    }
+    for (const x of form.querySelectorAll('[aria-invalid]')) x.removeAttribute('aria-invalid');
     busy = true;
     ok.disabled = true;
     cancel.disabled = true;
@@ -154,5 +170,5 @@ export function openDialog(spec) {
     ticker = setInterval(spec.tick, 250);
   }
   d.showModal();
-  (field || cancel).focus();
+  (form.querySelector('input, select') || field || cancel).focus();
 }

@@ -1,5 +1,7 @@
 // Requests: the pending requests the viewer may decide, with Approve and
-// Deny (a reason is required to deny). Pending requests the viewer can see
+// Deny (a reason is required to deny). An extension (more time on a live
+// grant) is marked as such, with the grant it extends; a scheduled request
+// says when its access would start. Pending requests the viewer can see
 // but not decide are listed apart, each saying why, so no button is ever
 // shown that the API would refuse.
 
@@ -7,6 +9,16 @@ import { get, post, ApiError } from './api.js';
 import { h, td, KeyedTable, setText, errorBox, announce, clear } from './dom.js';
 import { openDialog } from './dialog.js';
 import { time, timeAttrs, plural } from './format.js';
+import { startsAtText } from './lifecycle.js';
+
+// The Target cell: the target, and what kind of ask it is.
+function targetCell(r) {
+  return td('Target', r.target,
+    r.kind === 'extension' ? h('span', { class: 'tag extension' }, ' · extension of grant ', h('code', { text: r.extends_grant })) : null,
+    r.starts_at ? h('span', { class: 'tag starts', text: ` · ${startsAtText(r.starts_at)}` }) : null);
+}
+
+const durationOf = (r) => (r.kind === 'extension' ? `${r.duration} more` : r.duration);
 
 export const TITLE = 'Requests';
 
@@ -27,12 +39,12 @@ export function mount(root, ctx) {
     create: (r) => {
       const approve = h('button', { type: 'button', class: 'primary small approve', text: 'Approve' });
       const deny = h('button', { type: 'button', class: 'secondary small deny', text: 'Deny' });
-      const tr = h('tr', { dataset: { requestId: r.id } },
+      const tr = h('tr', { dataset: { requestId: r.id, kind: r.kind || 'access' } },
         td('Requester', h('strong', { text: r.requester })),
-        td('Target', r.target),
+        targetCell(r),
         td('Policy', r.policy),
         td('Reason', h('span', { class: 'reason' })),
-        td('Duration', r.duration),
+        td('Duration', durationOf(r)),
         td('Requested', h('time', Object.assign(timeAttrs(r.created_at), { text: time(r.created_at) }))),
         td('Approvals', h('span', { class: 'approvals' })),
         h('td', { class: 'actions', 'data-label': 'Actions' }, approve, deny));
@@ -55,11 +67,11 @@ export function mount(root, ctx) {
     columns: ['Requester', 'Target', 'Policy', 'Duration', 'Requested', 'Approvals', 'Why you cannot act'],
     key: (r) => r.id,
     create: (r) => {
-      const tr = h('tr', { dataset: { requestId: r.id } },
+      const tr = h('tr', { dataset: { requestId: r.id, kind: r.kind || 'access' } },
         td('Requester', h('strong', { text: r.requester })),
-        td('Target', r.target),
+        targetCell(r),
         td('Policy', r.policy),
-        td('Duration', r.duration),
+        td('Duration', durationOf(r)),
         td('Requested', h('time', Object.assign(timeAttrs(r.created_at), { text: time(r.created_at) }))),
         td('Approvals', h('span', { class: 'approvals' })),
         td('Why you cannot act', h('span', { class: 'why' })));
@@ -123,16 +135,19 @@ export function mount(root, ctx) {
   }
 
   function details(r) {
-    return [
+    const d = [
       ['Requester', r.requester],
       ['Target', r.target],
       ['Policy', r.policy],
-      ['Duration', r.duration],
+      ['Duration', durationOf(r)],
       ['Reason', r.reason || '—'],
       ['Requested at', time(r.created_at)],
       ['Approvals so far', `${r.approvals.length} of ${r.approvals_required}`],
       ['Request', h('code', { text: r.id })],
     ];
+    if (r.kind === 'extension') d.splice(2, 0, ['Extends grant', h('code', { text: r.extends_grant })]);
+    if (r.starts_at) d.splice(4, 0, ['Starts', startsAtText(r.starts_at)]);
+    return d;
   }
 
   function say(text) {
@@ -142,10 +157,13 @@ export function mount(root, ctx) {
 
   function confirmApprove(r) {
     const last = r.approvals.length + 1 >= r.approvals_required;
+    const ext = r.kind === 'extension';
     openDialog({
-      title: `Approve ${r.requester}'s request for ${r.target}?`,
+      title: ext ? `Approve ${r.requester}'s extension of grant ${r.extends_grant} on ${r.target}?` : `Approve ${r.requester}'s request for ${r.target}?`,
       warning: last
-        ? `${r.requester} gets access to ${r.target} for ${r.duration} as soon as you approve.`
+        ? (ext
+          ? `${r.requester}'s access to ${r.target} (grant ${r.extends_grant}) lasts ${r.duration} longer as soon as you approve; their live sessions stay open.`
+          : `${r.requester} gets access to ${r.target} for ${r.duration}${r.starts_at ? ` (it ${startsAtText(r.starts_at)})` : ''} as soon as you approve.`)
         : `Your approval is ${r.approvals.length + 1} of the ${r.approvals_required} this policy needs; access starts once another approver agrees.`,
       details: details(r),
       reason: { label: 'Comment (optional; recorded in the audit log)' },
@@ -155,7 +173,9 @@ export function mount(root, ctx) {
       after: (res) => {
         if (res.state === 'approved') {
           const g = res.grant;
-          say(`Approved ${r.requester}'s request for ${r.target}${g ? `: grant ${g.id} is active until ${time(g.expires_at)}` : ''}.`);
+          const what = ext ? `extension of grant ${r.extends_grant}` : 'request';
+          const until = g ? `: grant ${g.id} is ${g.state} until ${time(g.expires_at)}` : '';
+          say(`Approved ${r.requester}'s ${what} for ${r.target}${until}.`);
         } else {
           say(`Approval recorded for ${r.requester}'s request for ${r.target}: ${res.approvals.length} of ${res.approvals_required}.`);
         }
