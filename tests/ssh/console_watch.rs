@@ -153,7 +153,8 @@ fn an_approver_watches_a_live_ssh_session_and_replays_it_the_engineer_may_not() 
         "return document.getElementById('player-status')?.dataset.done === 'true'",
         vec![],
     );
-    let replay = screen(&b, "#player-view");
+    // xterm.js parses and paints a frame after the last write.
+    let replay = wait_screen(&b, "#player-view", "second-part");
     let lines: Vec<&str> = replay
         .lines()
         .map(str::trim_end)
@@ -177,7 +178,7 @@ fn sse_parser_handles_split_chunks(b: &Browser) {
     let got = b.js(
         "const src = document.querySelector('script[type=module]').src.replace(/app\\.js$/, 'sse.js'); \
          return import(src).then((m) => { const got = []; const feed = m.parseSse((e) => got.push([e.event, e.data])); \
-         for (const c of ['da', 'ta: [0.5, \"o\", \"a\"]\\r', '\\n\\r\\n: keep-alive\\n\\ndata: x\\ndata:y\\n', '\\nevent: end\\ndata: {}\\n\\n', 'data: cut']) feed(c); \
+         for (const c of ['da', 'ta: [0.5, \"o\", \"a\"]\\r', '\\n\\r\\n: keep-alive\\n\\ndata: x\\ndata:y\\n', '\\nevent: end\\ndata: {}\\n\\n', 'data: a\\r', '\\ndata: b\\n\\n', 'data: cut']) feed(c); \
          return got; })",
         vec![],
     );
@@ -186,7 +187,8 @@ fn sse_parser_handles_split_chunks(b: &Browser) {
         json!([
             ["message", "[0.5, \"o\", \"a\"]"],
             ["message", "x\ny"],
-            ["end", "{}"]
+            ["end", "{}"],
+            ["message", "a\nb"]
         ])
     );
 }

@@ -80,8 +80,13 @@ export function player(controls, status, rv, events) {
     playing = false;
     toggle.disabled = true;
     setText(toggle, 'Play');
-    setText(status, 'Replay finished.');
-    status.dataset.done = 'true';
+    // Finished once the terminal has parsed the last write.
+    const done = () => {
+      setText(status, 'Replay finished.');
+      status.dataset.done = 'true';
+    };
+    if (rv.term) rv.term.write('', done);
+    else done();
   }
 
   show();
