@@ -1,7 +1,8 @@
 //! The console's Watch for a PostgreSQL session in a real headless
 //! Chromium (SPEC "Web console", Recording): statements run through a live
 //! psql appear in the statement stream while the session is open, with
-//! rows and SQLSTATE, then the end; the finished session shows the same
+//! rows and SQLSTATE; Terminate beside it closes the session and the page
+//! says it ended; the finished session shows the same
 //! statements on the Recordings page; axe clean; no CSP violation.
 
 use crate::common;
@@ -83,11 +84,26 @@ fn an_admin_watches_psql_statements_live_then_reads_them_in_recordings() {
     a11y::assert_clean(&b, "Watch (PostgreSQL, live)");
     b.screenshot("watch-postgres");
 
+    // Terminate beside it: the dialog, a reason, the session closed.
+    b.click("#watch-terminate");
+    b.wait_text("dialog[open] #dialog-warning", "cannot be undone");
+    b.type_into("#dialog-reason", "watched enough");
+    b.click("dialog[open] button[type=submit]");
+    b.wait_text("#watch-status", "has ended");
+    wait_for("the session closed", || {
+        p.d.get("/v1/sessions", Some(DAVE)).unwrap().json()["sessions"] == json!([])
+    });
+    assert!(
+        p.d.get("/v1/audit?limit=1000", Some(DAVE))
+            .unwrap()
+            .body
+            .contains("watched enough"),
+        "the reason is in the audit"
+    );
     drop(input);
     let o = wait_output(psql, HANG);
     let (_, se) = text(&o);
     assert!(se.contains("watch_missing_table"), "{se}");
-    b.wait_text("#watch-status", "has ended");
     no_csp_violation(&b, "watch (PostgreSQL)");
 
     wait_for("session.ended", || {
