@@ -7,6 +7,7 @@ pub mod api;
 pub mod browser;
 pub mod causes;
 pub mod client_home;
+pub mod console_watch;
 pub mod daemon;
 pub mod hook;
 pub mod idp;

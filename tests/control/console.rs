@@ -142,7 +142,8 @@ fn console_is_served_without_a_token_under_a_strict_csp_with_cache_headers() {
         .split('"')
         .filter(|s| s.starts_with("/console/"))
         .collect();
-    assert_eq!(assets.len(), 3, "{body}");
+    // console.css, vendor/xterm.css, recording.css, app.js, favicon.svg.
+    assert_eq!(assets.len(), 5, "{body}");
     for a in assets {
         let (status, h, _) = raw_get(d.admin_port, a, "");
         assert!(status.contains(" 200 "), "{a}: {status}");

@@ -468,7 +468,15 @@ upstream = {{ user = "app", password_env = "JG_CONSOLE_PW" }}
     assert_eq!(current_page(&b), json!("requests"));
     assert_eq!(
         visible_nav(&b),
-        ["requests", "sessions", "grants", "audit", "access", "request"]
+        [
+            "requests",
+            "sessions",
+            "grants",
+            "audit",
+            "recordings",
+            "access",
+            "request"
+        ]
     );
     b.click("#nav a[data-page=access]");
     b.wait_text("main .empty", "no active access");

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod console_watch_pg;
 mod hostile_after_login;
 mod lifecycle_pg;
 mod limits;

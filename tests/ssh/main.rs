@@ -7,6 +7,7 @@
 mod common;
 
 mod certificates;
+mod console_watch;
 mod hostile_ssh_after_login;
 mod lifecycle_ssh;
 mod one_step;

@@ -61,6 +61,16 @@ const ASSETS: &[Asset] = &[
     asset!("access.js"),
     asset!("request.js"),
     asset!("lifecycle.js"),
+    asset!("recording.css"),
+    asset!("recordings.js"),
+    asset!("watch.js"),
+    asset!("recview.js"),
+    asset!("player.js"),
+    asset!("term.js"),
+    asset!("sse.js"),
+    // xterm.js 6.0.0, vendored unchanged: see assets/vendor/README.md.
+    asset!("vendor/xterm.js"),
+    asset!("vendor/xterm.css"),
 ];
 
 const INDEX_TEMPLATE: &str = include_str!("assets/index.html");

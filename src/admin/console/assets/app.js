@@ -19,8 +19,10 @@ import * as grants from './grants.js';
 import * as audit from './audit.js';
 import * as access from './access.js';
 import * as request from './request.js';
+import * as recordings from './recordings.js';
+import * as watch from './watch.js';
 
-const PAGES = { requests, sessions, grants, audit, access, request };
+const PAGES = { requests, sessions, grants, audit, access, request, recordings, watch };
 const POLL_MS = 2000;
 
 const state = { me: null, name: null, page: null, timer: null, epoch: 0 };

@@ -71,6 +71,9 @@ export function mount(root, ctx) {
     const status = h('span', { class: 'status' });
     const revoke = h('button', { type: 'button', class: 'danger small revoke', text: 'Revoke grant' });
     const term = h('button', { type: 'button', class: 'secondary small terminate', text: 'Terminate' });
+    // Watch: for those who oversee sessions (the API still decides, by the
+    // session's policy); TCP tunnels are not recorded.
+    const watch = mayWatch(s) ? h('a', { class: 'button secondary small watch', href: `#/watch?session=${encodeURIComponent(s.id)}`, text: 'Watch' }) : null;
     revoke.addEventListener('click', () => confirmRevoke(s.id));
     term.addEventListener('click', () => confirmTerminate(s.id));
     const tr = h('tr', { dataset: { sessionId: s.id, grantId: s.grant_id } },
@@ -83,9 +86,14 @@ export function mount(root, ctx) {
       td('Time remaining', h('div', { class: 'countdown' }, bar, left)),
       td('Idle', idle),
       td('Status', status),
-      h('td', { class: 'actions', 'data-label': 'Actions' }, revoke, term));
+      h('td', { class: 'actions', 'data-label': 'Actions' }, watch, revoke, term));
     tr.parts = { cb, bar, left, idle, status, revoke, term };
     return tr;
+  }
+
+  function mayWatch(s) {
+    const me = ctx.me || {};
+    return (s.kind === 'ssh' || s.kind === 'postgres') && !!(me.admin || (me.approver_of && me.approver_of.length));
   }
 
   function updateRow(tr, e) {
