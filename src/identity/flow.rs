@@ -331,8 +331,12 @@ impl Identity {
         }
         groups.sort();
         groups.dedup();
-        let admin = cfg.users.get(&user).is_some_and(|u| u.admin)
-            || groups.iter().any(|g| oidc.admin_groups.contains(g));
+        // Admin only through the IdP's own groups, never inherited from a
+        // `[[users]]` entry of the same name: a name claim is not always
+        // controlled by the IdP (OIDC: `preferred_username` is neither
+        // unique nor stable), and a static admin token's name must not be
+        // a way into admin rights through SSO.
+        let admin = groups.iter().any(|g| oidc.admin_groups.contains(g));
         Ok(SignedIn {
             user,
             groups,

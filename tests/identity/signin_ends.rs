@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 fn whoami_shows_the_idp_groups_admin_and_the_end_of_the_signin() {
     // zoe exists only at the IdP: no [[users]] entry, an IdP-only group.
     let users = r#"{"alice": {"preferred_username": "alice", "groups": ["oncall", "jitgate-admins"]},
-                    "zoe": {"preferred_username": "zoe", "groups": ["idp-only-sre", "Not A Name"]}}"#;
+                    "zoe": {"preferred_username": "zoe", "groups": ["idp-only-sre", "Not A Name"]},
+                    "dave": {"preferred_username": "dave", "groups": ["oncall"]}}"#;
     let Some((d, idp)) = start("", &[("IDP_USERS", users)]) else {
         return;
     };
@@ -38,6 +39,24 @@ fn whoami_shows_the_idp_groups_admin_and_the_end_of_the_signin() {
         .post("/v1/users/nobody-here/unlock", Some(&alice), "{}")
         .unwrap();
     assert_ne!(r.status, 403, "{}", r.body);
+
+    // dave is an admin by his static token; signed in through the IdP
+    // without an admin group he is not one.
+    let dave = sign_in(&d, &idp, "dave");
+    let w = d.get("/v1/whoami", Some(&dave)).unwrap().json();
+    assert_eq!(
+        (w["user"].as_str(), w["admin"].as_bool()),
+        (Some("dave"), Some(false)),
+        "{w}"
+    );
+    let r = d
+        .post("/v1/users/nobody-here/unlock", Some(&dave), "{}")
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        d.get("/v1/whoami", Some(DAVE)).unwrap().json()["admin"],
+        true
+    );
 
     let zoe = sign_in(&d, &idp, "zoe");
     let w = d.get("/v1/whoami", Some(&zoe)).unwrap().json();
@@ -69,7 +88,7 @@ fn whoami_shows_the_idp_groups_admin_and_the_end_of_the_signin() {
     assert_eq!(w["via"], "token");
     assert_eq!(w["expires_at"], serde_json::Value::Null);
     let m = d.metrics();
-    assert!(m.contains("jitgate_signins_total{result=\"ok\"} 2"), "{m}");
+    assert!(m.contains("jitgate_signins_total{result=\"ok\"} 3"), "{m}");
 }
 
 #[test]
