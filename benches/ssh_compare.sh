@@ -34,7 +34,7 @@
 #   scp-legacy   scp -O download of BENCH_MIB/4 MiB: the legacy protocol's
 #                remote end is an exec channel, its binary output recorded
 #                as `o` events (the worst case `full` mode documents)
-#   pty-output   ssh -tt HOST printing BENCH_LINES (50000) 80-column lines:
+#   pty-output   ssh -tt HOST printing BENCH_LINES (200000) 80-column lines:
 #                what an interactive user's terminal receives (a build log,
 #                `cat`, `ls -R`), every read an `o` event
 #   pty-session  ssh -tt HOST true, BENCH_SETUP_RUNS times: a session's
@@ -56,7 +56,7 @@ if [ "$RECORDING" = 1 ]; then
 else
     MIB=${BENCH_MIB:-1024}
 fi
-LINES=${BENCH_LINES:-50000}
+LINES=${BENCH_LINES:-200000}
 IDLE=${BENCH_IDLE:-100}
 
 # SUDO, apt_install_service, print_machine and the helpers below.
