@@ -238,7 +238,7 @@ Host jitgate
 
 Host jitgate-rec
   HostName 127.0.0.1
-  Port ${REC_PORT:-0}
+  Port ${REC_PORT:-$PROXY_PORT}
   User bench-host
   IdentityFile $TMP/engineer
 
