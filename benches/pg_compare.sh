@@ -23,12 +23,20 @@
 # Knobs (environment): BENCH_T (seconds per -S run, 15), BENCH_T_CONNECT
 # (seconds per -C run, 10), BENCH_CLIENTS (8), BENCH_THREADS (2),
 # BENCH_RUNS (3), BENCH_SCALE (10), BENCH_TRIALS (termination, 10).
+#
+# BENCH_RECORDING=1 (issue 20) measures what statement recording costs
+# instead: a second jitgate with `[recording] postgres = "statements"`
+# ("rec") beside the one without ("off"), pgbench -S simple and extended
+# through each, interleaved, BENCH_T (10) seconds a run (short: the machine
+# is shared, so interleaving matters more than length); no pgbouncer runs,
+# no termination. Ratios by benches/recording_summary.py.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-T=${BENCH_T:-15}
+RECORDING=${BENCH_RECORDING:-0}
+if [ "$RECORDING" = 1 ]; then T=${BENCH_T:-10}; else T=${BENCH_T:-15}; fi
 T_CONNECT=${BENCH_T_CONNECT:-10}
 CLIENTS=${BENCH_CLIENTS:-8}
 THREADS=${BENCH_THREADS:-2}
@@ -76,7 +84,11 @@ with_cleanup jitgate-pgbench 711 INT
 
 # ---------------------------------------------------------------- output
 
-tee_output bench-pg.txt
+if [ "$RECORDING" = 1 ]; then
+    tee_output bench-pg-recording.txt
+else
+    tee_output bench-pg.txt
+fi
 
 print_machine
 echo "postgres:  $("$PGBIN/postgres" --version)"
@@ -164,21 +176,24 @@ wait_port "$BOUNCER_PORT" pgbouncer "$BOUNCER_PID"
 
 # ---------------------------------------------------------------- jitgate
 
-ADMIN_PORT=$(free_port)
-PROXY_PORT=$(free_port)
 USER_TOKEN=jgt_bench_$(rand_hex 16)
 ADMIN_TOKEN=jgt_bench_admin_$(rand_hex 16)
-mkdir -p "$TMP/jitgate"
-cat >"$TMP/jitgate/jitgate.toml" <<EOF
+
+# start_granted NAME PROXY-PORT [RECORDING-SECTION]: a jitgate (config in
+# TMP/NAME) and a grant with its secret; sets ADMIN_PORT, JITGATE_PID, SECRET.
+start_granted() {
+    ADMIN_PORT=$(free_port)
+    mkdir -p "$TMP/$1"
+    cat >"$TMP/$1/jitgate.toml" <<EOF
 [server]
-data_dir = "$TMP/jitgate/data"
+data_dir = "$TMP/$1/data"
 instance = "bench"
 
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
 
 [listeners.postgres]
-listen = "127.0.0.1:$PROXY_PORT"
+listen = "127.0.0.1:$2"
 
 [[users]]
 name = "engineer"
@@ -201,13 +216,30 @@ requesters = ["engineer"]
 targets = ["bench-db"]
 approvals_required = 0
 max_duration = "1h"
+${3:-}
 EOF
-# A prefix assignment, not an argument: the password stays out of argv.
-BENCH_PG_PASSWORD=$BENCH_PASSWORD start_jitgate "$TMP/jitgate/jitgate.toml"
+    # A prefix assignment, not an argument: the password stays out of argv.
+    BENCH_PG_PASSWORD=$BENCH_PASSWORD start_jitgate "$TMP/$1/jitgate.toml"
 
-GRANT=$(api POST /v1/requests "$USER_TOKEN" '{"target":"bench-db","duration":"1h","reason":"bench"}' |
-    json 'd["grant"]["id"]')
-SECRET=$(api POST "/v1/grants/$GRANT/secret" "$USER_TOKEN" | json 'd["secret"]')
+    GRANT=$(api POST /v1/requests "$USER_TOKEN" '{"target":"bench-db","duration":"1h","reason":"bench"}' |
+        json 'd["grant"]["id"]')
+    SECRET=$(api POST "/v1/grants/$GRANT/secret" "$USER_TOKEN" | json 'd["secret"]')
+}
+
+PROXY_PORT=$(free_port)
+start_granted jitgate "$PROXY_PORT"
+if [ "$RECORDING" = 1 ]; then
+    OFF_PID=$JITGATE_PID
+    OFF_SECRET=$SECRET
+    mv "$TMP/jitgate.log" "$TMP/jitgate-off.log"
+    REC_PORT=$(free_port)
+    start_granted jitgate-rec "$REC_PORT" "
+[recording]
+dir = \"$TMP/jitgate-rec/recordings\"
+ssh = \"off\"
+postgres = \"statements\""
+    REC_PID=$JITGATE_PID
+fi
 
 # ---------------------------------------------------------------- paths
 
@@ -222,6 +254,13 @@ PASS[pgbouncer]=$BENCH_PASSWORD
 CONN[direct-tls]="host=127.0.0.1 port=$PG_PORT user=bench dbname=bench sslmode=require"
 PASS[direct-tls]=$BENCH_PASSWORD
 PATHS=(direct jitgate pgbouncer direct-tls)
+if [ "$RECORDING" = 1 ]; then
+    CONN[off]=${CONN[jitgate]}
+    PASS[off]=$OFF_SECRET
+    CONN[rec]="host=127.0.0.1 port=$REC_PORT user=engineer@bench-db dbname=bench sslmode=require"
+    PASS[rec]=$SECRET
+    PATHS=(off rec)
+fi
 
 echo "== connectivity (ssl= is the leg into postgres; jitgate and pgbouncer terminate the client's TLS)"
 for p in "${PATHS[@]}"; do
@@ -254,6 +293,8 @@ pgbench_run() {
     case $p in
         jitgate) proxy_pid=$JITGATE_PID ;;
         pgbouncer) proxy_pid=$BOUNCER_PID ;;
+        off) proxy_pid=$OFF_PID ;;
+        rec) proxy_pid=$REC_PID ;;
     esac
     [ -n "$proxy_pid" ] && cpu0=$(cpu_ms "$proxy_pid")
     # shellcheck disable=SC2086 # flags are words
@@ -280,6 +321,9 @@ pgbench_run() {
         "$name" "$p" "$run" "$tps" "$xacts" "$cpu_pct" "$cpu_us"
 }
 
+if [ "$RECORDING" = 1 ]; then
+    WORKLOADS=("select-simple|-S -M simple|$T" "select-extended|-S -M extended|$T")
+fi
 echo "== pgbench: -c $CLIENTS -j $THREADS, $RUNS runs per path, interleaved"
 echo "   (tps as pgbench prints it: -S \"without initial connection time\"; -C"
 echo "   \"including reconnection times\", i.e. the connection setup rate)"
@@ -289,6 +333,19 @@ for w in "${WORKLOADS[@]}"; do
 done
 echo
 
+if [ "$RECORDING" = 1 ]; then
+    python3 "$ROOT/benches/recording_summary.py" "$RESULTS" \
+        "PostgreSQL, postgres = \"statements\", pgbench -S -c $CLIENTS -j $THREADS -T $T" \
+        select-simple=tps select-extended=tps
+    echo "proxy CPU per transaction, median us: off $(awk -F'\t' '$2 == "off" { print $6 }' "$RESULTS" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'), rec $(awk -F'\t' '$2 == "rec" { print $6 }' "$RESULTS" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') (both workloads)"
+    du -sh "$TMP/jitgate-rec/recordings" | sed 's/^/recordings on disk: /'
+    if grep -qi panicked "$TMP"/jitgate*.log; then
+        echo "WARNING: a jitgate log mentions a panic"
+    fi
+    echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "done; output kept in target/bench-pg-recording.txt"
+    exit 0
+fi
 python3 - "$RESULTS" "$CLIENTS" "$THREADS" <<'EOF'
 import statistics, sys
 from collections import defaultdict

@@ -25,14 +25,39 @@
 #
 # Knobs (environment): BENCH_RUNS (5), BENCH_SETUP_RUNS (10), BENCH_MIB
 # (size of the file, 1024).
+#
+# BENCH_RECORDING=1 (issue 20) measures what session recording costs
+# instead: two jitgate daemons in one run, the same target, one without
+# `[recording]` ("off") and one with `ssh = "full"` ("rec"), interleaved:
+#   scp          scp upload of BENCH_MIB (256) MiB (sftp protocol, so the
+#                recorder parses each sftp packet for its file markers)
+#   scp-legacy   scp -O download of BENCH_MIB/4 MiB: the legacy protocol's
+#                remote end is an exec channel, its binary output recorded
+#                as `o` events (the worst case `full` mode documents)
+#   pty-output   ssh -tt HOST printing BENCH_LINES (200000) 80-column lines:
+#                what an interactive user's terminal receives (a build log,
+#                `cat`, `ls -R`), every read an `o` event
+#   pty-session  ssh -tt HOST true, BENCH_SETUP_RUNS times: a session's
+#                whole life (recording created, header, seal with fsync)
+# then RSS per idle recorded session: BENCH_IDLE (100) `ssh -tt HOST sleep`
+# sessions held open on each daemon, the daemon's RSS before and after.
+# Ratios are printed by benches/recording_summary.py; benches/recording.sh
+# runs this and pg_compare.sh's recording mode in one command.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
+RECORDING=${BENCH_RECORDING:-0}
 RUNS=${BENCH_RUNS:-5}
 SETUP_RUNS=${BENCH_SETUP_RUNS:-10}
-MIB=${BENCH_MIB:-1024}
+if [ "$RECORDING" = 1 ]; then
+    MIB=${BENCH_MIB:-256}
+else
+    MIB=${BENCH_MIB:-1024}
+fi
+LINES=${BENCH_LINES:-200000}
+IDLE=${BENCH_IDLE:-100}
 
 # SUDO, apt_install_service, print_machine and the helpers below.
 . benches/lib.sh
@@ -68,12 +93,20 @@ keygen() { # path comment
 
 # ---------------------------------------------------------------- output
 
-tee_output bench-ssh.txt
+if [ "$RECORDING" = 1 ]; then
+    tee_output bench-ssh-recording.txt
+else
+    tee_output bench-ssh.txt
+fi
 
 print_machine
 echo "openssh:   $(ssh -V 2>&1)"
 print_jitgate
-echo "workload:  scp of $MIB MiB into $SINK, $RUNS runs per path; ssh HOST true, $SETUP_RUNS runs per path"
+if [ "$RECORDING" = 1 ]; then
+    echo "workload:  recording off vs ssh = \"full\": scp $MIB MiB, scp -O download $((MIB / 4)) MiB, pty $LINES lines, $RUNS runs; ssh -tt HOST true, $SETUP_RUNS runs; $IDLE idle pty sessions"
+else
+    echo "workload:  scp of $MIB MiB into $SINK, $RUNS runs per path; ssh HOST true, $SETUP_RUNS runs per path"
+fi
 echo
 
 # ---------------------------------------------------------------- sshds
@@ -119,20 +152,21 @@ start_sshd bastion "$TMP/engineer.pub" BASTION_PORT
 
 # ---------------------------------------------------------------- jitgate
 
-ADMIN_PORT=$(free_port)
-PROXY_PORT=$(free_port)
 USER_TOKEN=jgt_bench_$(rand_hex 16)
-mkdir -p "$TMP/jitgate"
-cat >"$TMP/jitgate/jitgate.toml" <<EOF
+
+# jitgate_config NAME PROXY-PORT [RECORDING-SECTION]: writes TMP/NAME/jitgate.toml.
+jitgate_config() {
+    mkdir -p "$TMP/$1"
+    cat >"$TMP/$1/jitgate.toml" <<EOF
 [server]
-data_dir = "$TMP/jitgate/data"
+data_dir = "$TMP/$1/data"
 instance = "bench"
 
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
 
 [listeners.ssh]
-listen = "127.0.0.1:$PROXY_PORT"
+listen = "127.0.0.1:$2"
 
 [[users]]
 name = "engineer"
@@ -152,10 +186,33 @@ requesters = ["engineer"]
 targets = ["bench-host"]
 approvals_required = 0
 max_duration = "2h"
+${3:-}
 EOF
-start_jitgate "$TMP/jitgate/jitgate.toml"
-api POST /v1/requests "$USER_TOKEN" '{"target":"bench-host","duration":"2h","reason":"bench"}' >"$TMP/grant.json"
-grep -q '"state":"active"' "$TMP/grant.json" || die "no active grant: $(cat "$TMP/grant.json")"
+}
+
+# start_granted NAME PROXY-PORT [RECORDING-SECTION]: a jitgate with an
+# active grant for the engineer; sets ADMIN_PORT and JITGATE_PID.
+start_granted() {
+    ADMIN_PORT=$(free_port)
+    jitgate_config "$@"
+    start_jitgate "$TMP/$1/jitgate.toml"
+    api POST /v1/requests "$USER_TOKEN" '{"target":"bench-host","duration":"2h","reason":"bench"}' >"$TMP/grant.json"
+    grep -q '"state":"active"' "$TMP/grant.json" || die "no active grant: $(cat "$TMP/grant.json")"
+}
+
+PROXY_PORT=$(free_port)
+start_granted jitgate "$PROXY_PORT"
+OFF_PID=$JITGATE_PID
+if [ "$RECORDING" = 1 ]; then
+    mv "$TMP/jitgate.log" "$TMP/jitgate-off.log"
+    REC_PORT=$(free_port)
+    start_granted jitgate-rec "$REC_PORT" "
+[recording]
+dir = \"$TMP/jitgate-rec/recordings\"
+ssh = \"full\"
+postgres = \"off\""
+    REC_PID=$JITGATE_PID
+fi
 
 # ---------------------------------------------------------------- clients
 
@@ -176,6 +233,12 @@ Host bastion
 Host jitgate
   HostName 127.0.0.1
   Port $PROXY_PORT
+  User bench-host
+  IdentityFile $TMP/engineer
+
+Host jitgate-rec
+  HostName 127.0.0.1
+  Port ${REC_PORT:-$PROXY_PORT}
   User bench-host
   IdentityFile $TMP/engineer
 
@@ -209,6 +272,12 @@ JUMP[bastion]=bastion
 HOST[jitgate-jump]=bench-host
 JUMP[jitgate-jump]=jitgate-jump
 PATHS=(direct jitgate bastion jitgate-jump)
+if [ "$RECORDING" = 1 ]; then
+    # Paths named as the summary wants them: off and rec.
+    HOST[off]=jitgate
+    HOST[rec]=jitgate-rec
+    PATHS=(off rec)
+fi
 
 ssh_args() { # path
     local a=(-F "$TMP/ssh_config")
@@ -257,6 +326,10 @@ setup_run() {
 
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
+if [ "$RECORDING" = 1 ]; then
+    . benches/ssh_recording.sh
+    exit 0
+fi
 echo "== scp of $MIB MiB, $RUNS runs per path, interleaved"
 interleaved "$RUNS" scp_run
 echo

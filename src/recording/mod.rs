@@ -160,7 +160,8 @@ impl Recordings {
             ],
         };
         let (live, id) = (self.live.clone(), info.id.clone());
-        let run = w.run(rx, on_fail.clone(), failed.clone());
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let run = w.run(rx, on_fail.clone(), failed.clone(), queued.clone());
         tokio::spawn(async move {
             run.await;
             live.remove(&id);
@@ -170,6 +171,7 @@ impl Recordings {
             start: std::time::Instant::now(),
             failed,
             on_fail,
+            queued,
         };
         self.live.insert(info.id.clone(), recording.downgrade());
         tracing::info!(session = %info.id, kind = kind.as_str(), "session recorded");

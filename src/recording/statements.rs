@@ -346,6 +346,7 @@ mod tests {
             start: Instant::now(),
             failed: Default::default(),
             on_fail: std::sync::Arc::new(|_| {}),
+            queued: Default::default(),
         };
         let log = StatementLog::new(rec);
         let client = [

@@ -2,8 +2,9 @@
 //! (never awaiting), and a writer task that owns the file.
 //!
 //! Invariants:
-//! - The relay never waits: `push` is a `try_send` on a bounded queue; a
-//!   full queue is a failure handled by `on_failure` (see `Recordings`).
+//! - The relay never waits: `push` is a `try_send` on a queue bounded in
+//!   bytes (`QUEUE_BYTES`) and in lines (`QUEUE`); a full queue is a
+//!   failure handled by `on_failure` (see `Recordings`).
 //! - Lines reach the disk at least every `FLUSH_EVERY`: a crash leaves the
 //!   file readable up to its last flush (every line is written whole).
 //! - The digest and size are of exactly the bytes written, in order; the
@@ -14,14 +15,21 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Lines waiting for the writer. At the relay's 32 KiB reads this bounds a
-/// session's queue to a few MiB; a disk that slow fails the recording.
-pub const QUEUE: usize = 256;
+/// Lines waiting for the writer, at most. The bound that matters is
+/// `QUEUE_BYTES`: a terminal's output arrives in reads of a few hundred
+/// bytes, so a queue of 256 lines held only ~100 KiB and a burst of output
+/// (`cat` of a large file) filled it while the writer waited on one flush,
+/// ending the session under `refuse`. Slots are allocated as used.
+pub const QUEUE: usize = 16384;
+/// Bytes waiting for the writer, at most: what a session may buffer while
+/// its writer waits on the disk (about half a second of a terminal at full
+/// speed); beyond it the disk, or the CPU, is not keeping up.
+pub const QUEUE_BYTES: usize = 8 << 20;
 /// How often written lines are flushed to the file at the latest.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// Lines a live watcher may be behind before it is dropped.
@@ -68,6 +76,8 @@ pub struct Recording {
     pub(super) start: Instant,
     pub(super) failed: Arc<AtomicBool>,
     pub(super) on_fail: OnFail,
+    /// Bytes of lines queued and not yet taken by the writer.
+    pub(super) queued: Arc<AtomicUsize>,
 }
 
 /// A recording as the live map holds it: without keeping it open.
@@ -76,6 +86,7 @@ pub(super) struct WeakRecording {
     start: Instant,
     failed: Arc<AtomicBool>,
     on_fail: OnFail,
+    queued: Arc<AtomicUsize>,
 }
 
 impl WeakRecording {
@@ -85,6 +96,7 @@ impl WeakRecording {
             start: self.start,
             failed: self.failed.clone(),
             on_fail: self.on_fail.clone(),
+            queued: self.queued.clone(),
         })
     }
 }
@@ -96,6 +108,7 @@ impl Recording {
             start: self.start,
             failed: self.failed.clone(),
             on_fail: self.on_fail.clone(),
+            queued: self.queued.clone(),
         }
     }
 
@@ -124,8 +137,24 @@ impl Recording {
         if self.failed.load(Ordering::Acquire) {
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(item) {
+        let n = match &item {
+            Item::Line { bytes, .. } => bytes.len(),
+            _ => 0,
+        };
+        if self.queued.fetch_add(n, Ordering::AcqRel) + n > QUEUE_BYTES {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
             self.fail(WriteFailure::QueueFull);
+            return;
+        }
+        match self.tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued.fetch_sub(n, Ordering::AcqRel);
+                self.fail(WriteFailure::QueueFull);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued.fetch_sub(n, Ordering::AcqRel);
+            }
         }
     }
 
@@ -219,6 +248,7 @@ impl Writer {
         mut rx: mpsc::Receiver<Item>,
         on_fail: OnFail,
         failed: Arc<AtomicBool>,
+        queued: Arc<AtomicUsize>,
     ) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -243,6 +273,7 @@ impl Writer {
             };
             match item {
                 Some(Item::Line { bytes, header }) => {
+                    queued.fetch_sub(bytes.len(), Ordering::AcqRel);
                     if broken {
                         continue;
                     }
@@ -342,13 +373,15 @@ mod tests {
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let failed = Arc::new(AtomicBool::new(false));
+        let queued = Arc::new(AtomicUsize::new(0));
         let on_fail: OnFail = Arc::new(|_| {});
-        tokio::spawn(w.run(rx, on_fail.clone(), failed.clone()));
+        tokio::spawn(w.run(rx, on_fail.clone(), failed.clone(), queued.clone()));
         let rec = Recording {
             tx,
             start: Instant::now(),
             failed,
             on_fail,
+            queued,
         };
         (rec, path)
     }
@@ -391,6 +424,41 @@ mod tests {
         assert_eq!(sealed.bytes, text.len() as u64);
         assert_eq!(sealed.sha256, hex::encode(Sha256::digest(&text)));
         assert_eq!(String::from_utf8_lossy(&text).lines().count(), lines + 1);
+    }
+
+    /// A terminal's burst of output arrives as many small reads while the
+    /// writer is busy (here: never scheduled, the test's one thread pushes
+    /// them all first). 4,000 lines of a read each are far under the byte
+    /// bound and must not fail the recording (a 256-line queue did, and
+    /// `refuse` then ended the session).
+    #[tokio::test]
+    async fn a_burst_of_small_reads_fits_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, path) = start(dir.path());
+        let lines = 4000;
+        for i in 0..lines {
+            rec.push(format!("[0.1, \"o\", \"line {i} of a build log\\r\\n\"]\n").into_bytes());
+        }
+        assert!(!rec.failed(), "a burst of small lines failed the recording");
+        let sealed = rec.seal(Duration::from_secs(10)).await.unwrap();
+        let text = std::fs::read(&path).unwrap();
+        assert_eq!(sealed.bytes, text.len() as u64);
+        assert_eq!(String::from_utf8_lossy(&text).lines().count(), lines + 1);
+    }
+
+    /// Beyond `QUEUE_BYTES` waiting for the writer, the recording fails
+    /// (the relay never waits; `on_failure` decides).
+    #[tokio::test]
+    async fn more_than_the_byte_bound_fails_the_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, _path) = start(dir.path());
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..(QUEUE_BYTES / chunk.len()) {
+            rec.push(chunk.clone());
+        }
+        assert!(!rec.failed(), "exactly the bound fits");
+        rec.push(chunk);
+        assert!(rec.failed(), "one line more than the bound fails");
     }
 
     /// A watcher keeping up gets the header and every line, then the end.
