@@ -36,6 +36,18 @@ pub fn haproxy_maxconn() -> usize {
 
 impl Haproxy {
     pub fn start(bin: &Path, dir: &Path, pem: &Path, backend: u16) -> anyhow::Result<Haproxy> {
+        let bind = format!(" ssl crt {}", pem.display());
+        Haproxy::start_with(bin, dir, &bind, &format!("127.0.0.1:{backend}"))
+    }
+
+    /// HAProxy with `bind_opts` after its listening address and `server`
+    /// as its one backend server line (address and options).
+    pub fn start_with(
+        bin: &Path,
+        dir: &Path,
+        bind_opts: &str,
+        server: &str,
+    ) -> anyhow::Result<Haproxy> {
         let port = free_port();
         let maxconn = haproxy_maxconn();
         let cfg = format!(
@@ -52,13 +64,12 @@ defaults
     timeout server 1h
 
 frontend tunnel
-    bind 127.0.0.1:{port} ssl crt {pem}
+    bind 127.0.0.1:{port}{bind_opts}
     default_backend upstream
 
 backend upstream
-    server up 127.0.0.1:{backend}
-",
-            pem = pem.display()
+    server up {server}
+"
         );
         let path = dir.join(format!("haproxy-{port}.cfg"));
         std::fs::write(&path, cfg)?;

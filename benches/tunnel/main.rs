@@ -4,7 +4,10 @@
 //! 1. termination latency, grant end to both sockets closed: one session at
 //!    expiry, one session at revoke, and as many sessions under one grant as
 //!    the 20,000-fd limit allows, ended by one revoke;
-//! 2. relay throughput, upload and download, 1 and 8 streams;
+//! 2. relay throughput, upload and download, 1 and 8 streams, from a rustls
+//!    client; 2w: the same over the whole path users run, through
+//!    `jitgate connect` against HAProxy on both hops (and 4w: its setup
+//!    rate);
 //! 3. daemon RSS per idle session;
 //! 4. connection setup rate with full TLS handshakes.
 //!
@@ -25,6 +28,7 @@ mod clients;
 mod haproxy;
 mod jitgate;
 mod net;
+mod path;
 mod procs;
 mod relay;
 mod stats;
@@ -75,7 +79,8 @@ pub const FD_MARGIN: usize = 100;
 pub const MAX_SESSIONS: usize = 10_000;
 
 /// `BENCH_ONLY=many` runs only the many-session revoke and idle memory
-/// (1c + 3), `BENCH_ONLY=one` only the one-session terminations (1a, 1b); `BENCH_SESSIONS` caps their session count (e.g. 2000) and
+/// (1c + 3), `BENCH_ONLY=one` only the one-session terminations (1a, 1b),
+/// `BENCH_ONLY=path` only the whole path through `jitgate connect` (2w, 4w); `BENCH_SESSIONS` caps their session count (e.g. 2000) and
 /// `BENCH_RUNS` sets their number of runs.
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -159,6 +164,14 @@ fn run() -> anyhow::Result<()> {
     let (mut exp, mut rev) = Default::default();
     let mut tput: HashMap<(usize, &str), Vec<f64>> = HashMap::new();
     let mut setup: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut whole = path::PathResults::default();
+    if only == "path" {
+        let g = d0.grant("1h")?;
+        let far = haproxy_bin.as_deref().zip(hap.as_ref());
+        whole = path::run(&rt, &d0, &g, far, tmp.path())?;
+        table::print_path(&whole, have_haproxy);
+        return Ok(());
+    }
     if !many_only {
         eprintln!("1a: expiry of one session, {ONE_SESSION_REPEATS} grants of {SHORT_GRANT}");
         exp = expiry(&rt, &d0, &tls, &up)?;
@@ -198,6 +211,8 @@ fn run() -> anyhow::Result<()> {
             }
             eprintln!("   rep {rep} done");
         }
+        let far = haproxy_bin.as_deref().zip(hap.as_ref());
+        whole = path::run(&rt, &d0, &g, far, tmp.path())?;
 
         eprintln!("4: setup rate, {SETUP_CLIENTS} clients x {SETUP_SECONDS} s, no TLS resumption");
         let mut no_resume = (*tls).clone();
@@ -268,5 +283,6 @@ fn run() -> anyhow::Result<()> {
         have_haproxy,
         started,
     });
+    table::print_path(&whole, have_haproxy);
     Ok(())
 }

@@ -28,7 +28,17 @@ pub const CASES: [(Dir, usize); 4] = [
 /// timed from the first byte to the last one acknowledged (upload: the sink
 /// reports the count; download: EOF after the last byte).
 pub async fn transfer(route: &Route, dir: Dir, streams: usize) -> anyhow::Result<f64> {
-    let per = TRANSFER_BYTES / streams as u64;
+    transfer_bytes(route, dir, streams, TRANSFER_BYTES).await
+}
+
+/// [`transfer`] of `total` bytes.
+pub async fn transfer_bytes(
+    route: &Route,
+    dir: Dir,
+    streams: usize,
+    total: u64,
+) -> anyhow::Result<f64> {
+    let per = total / streams as u64;
     let mut conns = Vec::with_capacity(streams);
     for _ in 0..streams {
         conns.push(open(route).await?);
@@ -73,7 +83,7 @@ pub async fn transfer(route: &Route, dir: Dir, streams: usize) -> anyhow::Result
     while let Some(r) = set.join_next().await {
         r??;
     }
-    Ok(TRANSFER_BYTES as f64 / start.elapsed().as_secs_f64() / 1e6)
+    Ok(total as f64 / start.elapsed().as_secs_f64() / 1e6)
 }
 
 /// Connections per second, each one connect, handshake (and tunnel OK),

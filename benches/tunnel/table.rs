@@ -1,6 +1,7 @@
 //! The one table of medians and ratios the run prints on stdout.
 
 use crate::haproxy::haproxy_maxconn;
+use crate::path::{PathResults, PATH_BYTES, VIA_CONNECT, VIA_HAPROXY};
 use crate::procs::fd_limit;
 use crate::relay::{Dir, CASES};
 use crate::stats::{cell, dist, fmt_dist, median, ms, ratio, Dist};
@@ -205,4 +206,66 @@ pub fn print(r: &Results) {
         );
     }
     println!("Total bench time {:.0} s.", started.elapsed().as_secs_f64());
+}
+
+/// `median (min–max)` of the runs, or why there is none.
+fn spread(v: Option<&Vec<f64>>, have: bool) -> String {
+    match v.filter(|v| !v.is_empty()) {
+        Some(v) => {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let m = median(v.clone()).unwrap_or(f64::NAN);
+            format!("{m:.0} ({lo:.0}–{hi:.0})")
+        }
+        None => cell(None, 0, have),
+    }
+}
+
+/// The whole-path table (2w, 4w): `jitgate connect` + `jitgate serve`
+/// against HAProxy on both hops.
+pub fn print_path(r: &PathResults, have_haproxy: bool) {
+    if r.tput.is_empty() && r.setup.is_empty() {
+        return;
+    }
+    let med = |v: Option<&Vec<f64>>| v.and_then(|v| median(v.clone()));
+    println!();
+    println!(
+        "| # | whole path: sender → client side → TLS → server side → sink | jitgate connect + serve | HAProxy × 2 | runs | jitgate/HAProxy | goal |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let mib = PATH_BYTES >> 20;
+    for (ci, (dir, streams)) in CASES.iter().enumerate() {
+        let j = r.tput.get(&(ci, VIA_CONNECT));
+        let h = r.tput.get(&(ci, VIA_HAPROXY));
+        let what = match dir {
+            Dir::Upload => format!("upload, {streams} stream(s), {mib} MiB in all, MB/s"),
+            Dir::Download => format!("download, {streams} stream(s), {mib} MiB in all, MB/s"),
+        };
+        println!(
+            "| 2w | {what} | {} | {} | {} | {} | ≥ 1.0× |",
+            spread(j, true),
+            spread(h, have_haproxy),
+            j.map_or(0, Vec::len),
+            ratio(med(j), med(h))
+        );
+    }
+    let (cj, ch) = (
+        r.cpu_ms_per_gb.get(VIA_CONNECT),
+        r.cpu_ms_per_gb.get(VIA_HAPROXY),
+    );
+    println!(
+        "| 2w | CPU of both proxy processes, ms per GB moved (all cases) | {} | {} | {} | {} | |",
+        spread(cj, true),
+        spread(ch, have_haproxy),
+        cj.map_or(0, Vec::len),
+        ratio(med(cj), med(ch))
+    );
+    let (sj, sh) = (r.setup.get(VIA_CONNECT), r.setup.get(VIA_HAPROXY));
+    println!(
+        "| 4w | connection setup through both hops (+ 1-byte echo + close), {SETUP_CLIENTS} clients, conn/s | {} | {} | {} | {} | ≥ 1.0× |",
+        spread(sj, true),
+        spread(sh, have_haproxy),
+        sj.map_or(0, Vec::len),
+        ratio(med(sj), med(sh))
+    );
 }
