@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 pub mod pool;
+pub mod readahead;
 
 pub use pool::BUF_SIZE;
 
@@ -26,7 +27,7 @@ enum Dir {
     UpstreamToClient,
 }
 
-async fn pump<R, W>(mut r: R, mut w: W, info: &SessionInfo, dir: Dir) -> std::io::Result<()>
+async fn pump<R, W>(r: R, w: W, info: &SessionInfo, dir: Dir) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -35,6 +36,23 @@ where
         Dir::ClientToUpstream => &info.bytes_in,
         Dir::UpstreamToClient => &info.bytes_out,
     };
+    copy(r, w, |n| {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        info.touch();
+    })
+    .await
+}
+
+/// Copies `r` to `w` in [`BUF_SIZE`] chunks (one full TLS record each)
+/// with borrowed buffers, flushing after each chunk, until EOF, which is
+/// passed on as a write shutdown; `moved` is told each chunk's size. The
+/// daemon's relay and `jitgate connect` share it, so both ends of the
+/// tunnel frame the same records.
+pub async fn copy<R, W>(mut r: R, mut w: W, mut moved: impl FnMut(usize)) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     loop {
         let Some((buf, n)) = pool::read_borrowed(&mut r).await? else {
             // Half-close: pass the EOF on, keep the other direction running.
@@ -45,8 +63,7 @@ where
         pool::give(buf);
         // TLS writers may hold the tail of a record until flushed.
         w.flush().await?;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        info.touch();
+        moved(n);
     }
 }
 

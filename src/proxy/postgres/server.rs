@@ -16,6 +16,7 @@ use super::upstream;
 use crate::config::TargetKind;
 use crate::grants::{Admitted, Refusal};
 use crate::recording::RecordingKind;
+use crate::relay::readahead::ReadAhead;
 use crate::sessions::{EndCause, EndReason};
 use serde_json::json;
 use std::sync::Arc;
@@ -120,7 +121,7 @@ async fn open(
             ));
         };
         let tls = acceptor
-            .accept(tcp)
+            .accept(ReadAhead::new(tcp))
             .await
             .map_err(|e| Refuse::new("08P01", "protocol_error", format!("TLS failed: {e}")))?;
         if tls.get_ref().1.alpn_protocol() != Some(b"postgresql") {
@@ -152,7 +153,7 @@ async fn open(
                 // Nothing was read past the SSLRequest (unbuffered reads), so
                 // plaintext sent before the handshake cannot be smuggled in
                 // as if it were encrypted (CVE-2021-23214): TLS rejects it.
-                let tls = acceptor.accept(tcp).await.map_err(|e| {
+                let tls = acceptor.accept(ReadAhead::new(tcp)).await.map_err(|e| {
                     Refuse::new("08P01", "protocol_error", format!("TLS failed: {e}"))
                 })?;
                 let mut s = PgStream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls)));

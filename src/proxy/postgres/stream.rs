@@ -1,6 +1,7 @@
 //! A connection that is plain TCP or TLS (either side), so the startup code
 //! and the relay are written once for every combination.
 
+use crate::relay::readahead::ReadAhead;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -8,7 +9,8 @@ use tokio::net::TcpStream;
 
 pub enum PgStream {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// TLS over [`ReadAhead`]: rustls alone reads records 4 KiB at a time.
+    Tls(Box<tokio_rustls::TlsStream<ReadAhead<TcpStream>>>),
 }
 
 impl PgStream {

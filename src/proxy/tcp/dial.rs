@@ -3,11 +3,15 @@
 //! verified against the CA or pin, the handshake, the reply.
 
 use super::handshake::{self, Hello, Kind};
+use crate::relay::readahead::ReadAhead;
 use anyhow::Context;
 use std::net::SocketAddr;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+/// The client's end of one tunnel connection.
+pub type TunnelStream = tokio_rustls::client::TlsStream<ReadAhead<TcpStream>>;
 
 /// What every connection of one `jitgate connect` shares.
 pub struct Ctx {
@@ -25,14 +29,14 @@ pub async fn open(
     ctx: &Ctx,
     kind: Kind,
     session_id: &str,
-) -> anyhow::Result<(tokio_rustls::client::TlsStream<TcpStream>, handshake::Reply)> {
+) -> anyhow::Result<(TunnelStream, handshake::Reply)> {
     let tcp = TcpStream::connect(&ctx.proxy)
         .await
         .with_context(|| format!("cannot reach the proxy at {}", ctx.proxy))?;
     let _ = tcp.set_nodelay(true);
     let mut tls = ctx
         .tls
-        .connect(ctx.server_name.clone(), tcp)
+        .connect(ctx.server_name.clone(), ReadAhead::new(tcp))
         .await
         .context("TLS with the proxy failed (check --ca or --fingerprint)")?;
     let hello = Hello {

@@ -4,6 +4,7 @@
 use super::handshake::{self, Hello, Kind, Reply, Status};
 use crate::config::TargetKind;
 use crate::grants::{Grants, Refusal};
+use crate::relay::readahead::ReadAhead;
 use crate::sessions::{EndCause, EndReason};
 use dashmap::DashMap;
 use std::sync::Arc;
@@ -110,7 +111,7 @@ fn status_of(r: &Refusal) -> Status {
 /// relay and its end need. The grant, target and policy records and the
 /// secret itself are dropped before the session parks.
 struct Relaying {
-    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    tls: tokio_rustls::server::TlsStream<ReadAhead<TcpStream>>,
     upstream: TcpStream,
     guard: crate::sessions::SessionGuard,
     idle: Option<Duration>,
@@ -152,7 +153,7 @@ async fn setup(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Option<Relaying> {
     let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let mut tls = fe.tls.accept(stream).await?;
+        let mut tls = fe.tls.accept(ReadAhead::new(stream)).await?;
         let hello = handshake::read_hello(&mut tls)
             .await
             .map_err(std::io::Error::other);
