@@ -128,6 +128,13 @@ impl PgCluster {
         )
     }
 
+    /// Another cluster for the rest of this test binary's life, stopped
+    /// when the binary exits as the shared one is (for a test that changes
+    /// the server's settings).
+    pub fn own() -> Option<&'static PgCluster> {
+        Some(Box::leak(Box::new(Self::start_inner(true)?)))
+    }
+
     fn start_inner(shared: bool) -> Option<PgCluster> {
         let bin = bin_or_skip()?;
         let dir = tempfile::Builder::new()
@@ -303,6 +310,37 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Turns TLS on (a reload, no restart) with a fresh self-signed
+    /// certificate for 127.0.0.1; returns the certificate's PEM, the CA a
+    /// verifying client needs.
+    pub fn enable_tls(&self) -> String {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("a certificate");
+        let data = self.dir.path().join("data");
+        let (crt, key) = (data.join("server.crt"), data.join("server.key"));
+        std::fs::write(&crt, cert.cert.pem()).expect("write server.crt");
+        std::fs::write(&key, cert.key_pair.serialize_pem()).expect("write server.key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+        if let Some(user) = run_as() {
+            for f in [&crt, &key] {
+                let st = Command::new("chown")
+                    .args([&format!("{user}:"), &f.display().to_string()])
+                    .status()
+                    .expect("chown");
+                assert!(st.success(), "chown of {} failed", f.display());
+            }
+        }
+        self.admin_sql("ALTER SYSTEM SET ssl = on");
+        self.admin_sql("SELECT pg_reload_conf()");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.admin_sql("SHOW ssl").trim() != "on" {
+            assert!(std::time::Instant::now() < until, "ssl did not turn on");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        cert.cert.pem()
     }
 
     /// Creates a fresh database so tests sharing a cluster stay independent.

@@ -45,8 +45,24 @@ impl PgProxy {
 
     /// `start_with` with `more` appended to the config (a `[recording]`).
     pub fn start_more(allow_plaintext: bool, more: &str) -> Option<PgProxy> {
-        static NEXT: AtomicUsize = AtomicUsize::new(1);
         let cluster = PgCluster::shared()?;
+        Some(Self::on(
+            cluster,
+            allow_plaintext,
+            r#"tls = "prefer""#,
+            more,
+        ))
+    }
+
+    /// A proxy in front of `cluster`, whose `auto-db` target reaches it with
+    /// `auto_tls` (the upstream table's TLS keys, as TOML).
+    pub fn on(
+        cluster: &'static PgCluster,
+        allow_plaintext: bool,
+        auto_tls: &str,
+        more: &str,
+    ) -> PgProxy {
+        static NEXT: AtomicUsize = AtomicUsize::new(1);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let (role, db) = (format!("jit_admin_{n}"), format!("app_{n}"));
         cluster.admin_sql(&format!(
@@ -58,26 +74,26 @@ impl PgProxy {
         let port = free_port();
         let target = |name: &str, tls: &str| {
             format!(
-                "\n[[targets]]\nname = \"{name}\"\nkind = \"postgres\"\naddress = \"127.0.0.1:{}\"\nupstream = {{ user = \"{role}\", password_env = \"{PASSWORD_ENV}\", tls = \"{tls}\" }}\n",
+                "\n[[targets]]\nname = \"{name}\"\nkind = \"postgres\"\naddress = \"127.0.0.1:{}\"\nupstream = {{ user = \"{role}\", password_env = \"{PASSWORD_ENV}\", {tls} }}\n",
                 cluster.port
             )
         };
         let mut extra = format!(
             "\n[listeners.postgres]\nlisten = \"127.0.0.1:{port}\"\nallow_plaintext = {allow_plaintext}\n"
         );
-        extra += &target("auto-db", "prefer");
-        extra += &target("warn-db", "disable");
-        extra += &target("few-db", "disable");
+        extra += &target("auto-db", auto_tls);
+        extra += &target("warn-db", r#"tls = "disable""#);
+        extra += &target("few-db", r#"tls = "disable""#);
         extra += WARN_AND_FEW_POLICIES;
         extra += more;
         let d = Daemon::start_with(None, &extra);
-        Some(PgProxy {
+        PgProxy {
             cluster,
             d,
             port,
             role,
             db,
-        })
+        }
     }
 
     /// An active grant and its connect secret.

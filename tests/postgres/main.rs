@@ -20,4 +20,5 @@ mod pg_hostile;
 mod promise_pg;
 mod recording_pg;
 mod secrets;
+mod upstream_tls;
 mod weak_crypto;

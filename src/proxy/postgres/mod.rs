@@ -13,6 +13,7 @@ mod login;
 pub mod params;
 pub mod relay;
 pub mod scram;
+pub mod scram_client;
 pub mod server;
 pub mod stream;
 pub mod terminate;

@@ -5,11 +5,13 @@
 //! signature is always verified), md5 or cleartext password.
 
 use super::codec::{self, CodecError, MAX_AUTH_MESSAGE, SSL_REQUEST};
+use super::scram_client::{Binding, ScramClient};
 use super::stream::PgStream;
 use super::upstream_tls;
 use crate::config::{Target, UpstreamTls};
+use crate::relay::readahead::ReadAhead;
 use bytes::BytesMut;
-use postgres_protocol::authentication::sasl::{self, ChannelBinding, ScramSha256};
+use postgres_protocol::authentication::sasl;
 use postgres_protocol::message::frontend;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,7 +105,7 @@ async fn open(
             let name = rustls::pki_types::ServerName::try_from(host_of(address))
                 .map_err(|e| UpstreamError::Tls(format!("invalid host name: {e}")))?;
             let tls = tokio_rustls::TlsConnector::from(cfg.clone())
-                .connect(name, tcp)
+                .connect(name, ReadAhead::new(tcp))
                 .await
                 .map_err(|e| UpstreamError::Tls(format!("TLS with the target failed: {e}")))?;
             let hash = tls
@@ -157,7 +159,7 @@ async fn connect_inner(
     frontend::startup_message(startup, &mut buf).map_err(CodecError::from)?;
     s.write_all(&buf).await.map_err(CodecError::from)?;
 
-    let mut scram: Option<ScramSha256> = None;
+    let mut scram: Option<ScramClient> = None;
     let mut authenticated = false;
     let mut parameters = Vec::new();
     let mut key = None;
@@ -208,20 +210,18 @@ async fn connect_inner(
                         let plus = mechs.contains(&sasl::SCRAM_SHA_256_PLUS);
                         let (binding, mech) = match (&cert_hash, plus) {
                             (Some(h), true) => (
-                                ChannelBinding::tls_server_end_point(h.clone()),
+                                Binding::TlsServerEndPoint(h.clone()),
                                 sasl::SCRAM_SHA_256_PLUS,
                             ),
-                            (Some(_), false) => {
-                                (ChannelBinding::unrequested(), sasl::SCRAM_SHA_256)
-                            }
-                            (None, _) => (ChannelBinding::unsupported(), sasl::SCRAM_SHA_256),
+                            (Some(_), false) => (Binding::Unrequested, sasl::SCRAM_SHA_256),
+                            (None, _) => (Binding::Unsupported, sasl::SCRAM_SHA_256),
                         };
                         if !plus && !mechs.contains(&sasl::SCRAM_SHA_256) {
                             return Err(UpstreamError::Auth(format!(
                                 "no supported SASL mechanism among {mechs:?}"
                             )));
                         }
-                        let sc = ScramSha256::new(need_pw()?.as_bytes(), binding);
+                        let sc = ScramClient::new(need_pw()?.as_bytes(), binding);
                         frontend::sasl_initial_response(mech, sc.message(), &mut buf)
                             .map_err(CodecError::from)?;
                         scram = Some(sc);
