@@ -19,6 +19,7 @@
 pub mod access;
 pub mod cast;
 mod files;
+mod pg_framer;
 pub mod retention;
 pub mod statements;
 mod writer;
