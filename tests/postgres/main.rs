@@ -19,5 +19,6 @@ mod pg_clients;
 mod pg_hostile;
 mod promise_pg;
 mod recording_pg;
+mod recording_pg_names;
 mod secrets;
 mod weak_crypto;

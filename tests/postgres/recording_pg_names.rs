@@ -1,0 +1,206 @@
+//! The statement recording follows what the server did, not what the
+//! client asked (docs/recording.md): a refused re-Parse of a name leaves the
+//! statement the server keeps, a Close frees the name, and a long statement
+//! is recorded by its head, its tail and its digest. Raw protocol messages
+//! against the real PostgreSQL through the proxy.
+
+use crate::common;
+
+use common::daemon::*;
+use common::pgproxy::*;
+use common::pgraw::{error_fields, read_msg, RawSession};
+use common::recording::*;
+use common::tunnel::wait_for;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+
+fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&(4 + body.len() as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn parse(name: &str, text: &str) -> Vec<u8> {
+    msg(b'P', format!("{name}\0{text}\0\0\0").as_bytes())
+}
+
+/// Bind of `stmt` to the unnamed portal, no parameters, text results.
+fn bind(stmt: &str) -> Vec<u8> {
+    msg(b'B', format!("\0{stmt}\0\0\0\0\0\0\0").as_bytes())
+}
+
+fn execute() -> Vec<u8> {
+    msg(b'E', b"\0\0\0\0\0")
+}
+
+fn close_statement(name: &str) -> Vec<u8> {
+    msg(b'C', format!("S{name}\0").as_bytes())
+}
+
+fn sync() -> Vec<u8> {
+    msg(b'S', b"")
+}
+
+/// Sends `msgs` at once (pipelined) and reads the answers up to
+/// ReadyForQuery: (tags in order, first column of each DataRow, SQLSTATEs).
+fn batch(s: &mut RawSession, msgs: &[Vec<u8>]) -> (String, Vec<String>, Vec<String>) {
+    s.s.write_all(&msgs.concat()).unwrap();
+    let (mut tags, mut rows, mut codes) = (String::new(), Vec::new(), Vec::new());
+    loop {
+        let (tag, body) = read_msg(&mut s.s).unwrap();
+        tags.push(tag as char);
+        match tag {
+            b'D' => {
+                let len = i32::from_be_bytes(body[2..6].try_into().unwrap()) as usize;
+                rows.push(String::from_utf8_lossy(&body[6..6 + len]).into_owned());
+            }
+            b'E' => codes.extend(
+                error_fields(&body)
+                    .into_iter()
+                    .filter(|(f, _)| *f == 'C')
+                    .map(|(_, v)| v),
+            ),
+            b'Z' => return (tags, rows, codes),
+            _ => {}
+        }
+    }
+}
+
+/// The statement lines of the one recorded session of `p`, once it ended.
+fn recorded(p: &PgProxy) -> Vec<Value> {
+    let mut events = Vec::new();
+    wait_for("the session.ended event", || {
+        events = ended_events(&p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body);
+        !events.is_empty()
+    });
+    let sid = events[0]["subject"].as_str().unwrap();
+    let path = dir(&p.d.dir).join(format!("{sid}.ndjson"));
+    assert_eq!(detail(&events[0])["recording_sha256"], sha256_hex(&path));
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn terminate(mut s: RawSession) {
+    let _ = s.s.write_all(&msg(b'X', b""));
+    drop(s);
+}
+
+/// A re-Parse of an existing name is refused by the server (42P05): the
+/// server goes on running the first statement, and the recording shows
+/// that one; after a Close the name takes the new text.
+#[test]
+fn names_are_recorded_as_the_server_confirmed_them() {
+    let Some(p) = PgProxy::start_more(true, &section("off", "refuse")) else {
+        return;
+    };
+    let (_gid, secret) = bob_grant(&p);
+    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
+    assert!(s
+        .query("CREATE TABLE names_t (a int); INSERT INTO names_t VALUES (41)")
+        .is_ok());
+    let (tags, _, _) = batch(
+        &mut s,
+        &[parse("s1", "SELECT count(*) FROM names_t"), sync()],
+    );
+    assert_eq!(tags, "1Z");
+    // Refused, and the rest of the batch skipped by the server.
+    let (_, _, codes) = batch(
+        &mut s,
+        &[
+            parse("s1", "DELETE FROM names_t"),
+            bind("s1"),
+            execute(),
+            sync(),
+        ],
+    );
+    assert_eq!(codes, ["42P05"]);
+    let (tags, rows, _) = batch(&mut s, &[bind("s1"), execute(), sync()]);
+    assert_eq!((tags.as_str(), rows), ("2DCZ", vec!["1".to_string()]));
+    let (tags, rows, _) = batch(
+        &mut s,
+        &[
+            close_statement("s1"),
+            parse("s1", "SELECT a + 1 FROM names_t"),
+            bind("s1"),
+            execute(),
+            sync(),
+        ],
+    );
+    assert_eq!((tags.as_str(), rows), ("312DCZ", vec!["42".to_string()]));
+    terminate(s);
+
+    let lines = recorded(&p);
+    let shown: Vec<(&str, &Value)> = lines
+        .iter()
+        .map(|l| (l["statement"].as_str().unwrap_or(""), &l["sqlstate"]))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "CREATE TABLE names_t (a int); INSERT INTO names_t VALUES (41)",
+                &Value::Null
+            ),
+            ("DELETE FROM names_t", &Value::from("42P05")),
+            ("SELECT count(*) FROM names_t", &Value::Null),
+            ("SELECT a + 1 FROM names_t", &Value::Null),
+        ],
+        "{lines:?}"
+    );
+}
+
+/// A statement padded past what is kept, hiding a DROP at its end: the
+/// recording keeps its head and its tail (with the DROP), says how many
+/// bytes it left out, and gives the SHA-256 of the whole text.
+#[test]
+fn a_long_statement_is_recorded_by_head_tail_and_digest() {
+    let Some(p) = PgProxy::start_more(true, &section("off", "refuse")) else {
+        return;
+    };
+    let (_gid, secret) = bob_grant(&p);
+    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
+    assert!(s.query("CREATE TABLE long_t (a int)").is_ok());
+    let sql = format!(
+        "SELECT 1 /* {} */; DROP TABLE long_t",
+        "padding ".repeat(40_000)
+    );
+    assert!(s.query(&sql).is_ok());
+    assert_eq!(
+        s.query("SELECT to_regclass('long_t') IS NULL"),
+        Ok(vec!["t".to_string()])
+    );
+    terminate(s);
+
+    let lines = recorded(&p);
+    let long = lines
+        .iter()
+        .find(|l| {
+            l["statement"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("SELECT 1 /* padding")
+        })
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let text = long["statement"].as_str().unwrap();
+    assert!(
+        text.ends_with("padding  */; DROP TABLE long_t"),
+        "{}",
+        &text[text.len() - 80..]
+    );
+    assert!(text.contains(" bytes left out]…"));
+    assert!(text.len() < 70_000, "{}", text.len());
+    assert_eq!(
+        long["statement_sha256"],
+        hex::encode(Sha256::digest(sql.as_bytes()))
+    );
+    // A short statement has no digest.
+    assert!(lines
+        .iter()
+        .filter(|l| l["statement"] == "CREATE TABLE long_t (a int)")
+        .all(|l| l.get("statement_sha256").is_none()));
+}
