@@ -181,6 +181,11 @@ pub fn rows_of(tag: &str) -> Option<u64> {
     tag.rsplit(' ').next().and_then(|n| n.parse().ok())
 }
 
+/// Whether a CommandComplete tag is of SQL `PREPARE` or `DEALLOCATE`.
+fn is_sql_prepare(tag: &str) -> bool {
+    tag == "PREPARE" || tag.starts_with("DEALLOCATE")
+}
+
 /// The SQLSTATE field of an ErrorResponse body.
 fn sqlstate(body: &[u8]) -> Option<String> {
     let mut rest = body;
@@ -376,6 +381,13 @@ impl State {
             }
             (b'C' | b'I' | b's', Some(_)) => {
                 let rows = (tag == b'C').then(|| rows_of(&cstr(body).0)).flatten();
+                // SQL PREPARE and DEALLOCATE share the names of the
+                // protocol's statements; which names is in SQL not read
+                // here, so every named one is forgotten (an Execute of one
+                // is then recorded as unknown, never as a stale text).
+                if tag == b'C' && is_sql_prepare(&cstr(body).0) {
+                    self.prepared.retain(|name, _| name.is_empty());
+                }
                 match self.steps.front_mut() {
                     Some(Step::Simple(l)) => l.rows = rows.or(l.rows),
                     Some(Step::Exec { .. }) => {

@@ -361,3 +361,28 @@ fn a_long_statement_keeps_head_and_tail_and_the_digest() {
     h.exchange(&[msg(b'Q', b"select 2\0")], &[ready(b'I')]);
     assert!(h.lines()[0].get("statement_sha256").is_none());
 }
+
+/// SQL DEALLOCATE and PREPARE reuse a protocol statement's name: the
+/// recording never shows the name's old text for it.
+#[test]
+fn sql_prepare_and_deallocate_forget_the_named_statements() {
+    let mut h = Harness::new();
+    h.exchange(
+        &[parse("s1", "select 1"), sync()],
+        &[msg(b'1', b""), ready(b'I')],
+    );
+    h.exchange(
+        &[msg(b'Q', b"DEALLOCATE s1; PREPARE s1 AS DELETE FROM t\0")],
+        &[done("DEALLOCATE"), done("PREPARE"), ready(b'I')],
+    );
+    h.exchange(
+        &[bind("", "s1"), execute(""), sync()],
+        &[msg(b'2', b""), done("DELETE 3"), ready(b'I')],
+    );
+    let lines = h.lines();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[1]["statement"],
+        "[jitgate: prepared statement \"s1\" not known to the recorder]"
+    );
+}
