@@ -37,6 +37,10 @@ pub(super) const PENDING_CAP: usize = 4096;
 /// Protocol steps in flight at once (a statement is about four: Parse,
 /// Bind, Describe, Execute); one more is a recording failure.
 const STEPS_CAP: usize = 4 * PENDING_CAP;
+/// Bytes of statement text held for steps in flight; more is a recording
+/// failure. Bounds what one session may make the recorder hold (each text
+/// is at most 64 KiB, so the step bound alone would allow about 1 GiB).
+const HELD_CAP: usize = 32 << 20;
 
 /// A statement's text as recorded, with the SHA-256 of the whole text when
 /// the recorded one is cut.
@@ -110,6 +114,14 @@ impl Step {
     fn is_statement(&self) -> bool {
         matches!(self, Step::Exec { .. } | Step::Simple(_))
     }
+
+    /// Bytes of statement text it holds.
+    fn held(&self) -> usize {
+        match self {
+            Step::Parse { line, .. } | Step::Simple(line) | Step::Sync(line) => line.text.s.len(),
+            _ => 0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -117,6 +129,8 @@ struct State {
     steps: VecDeque<Step>,
     /// Steps that are statements (Exec, Simple).
     statements: usize,
+    /// Bytes of statement text the steps hold.
+    held: usize,
     prepared: HashMap<String, Text>,
     portals: HashMap<String, Text>,
     /// The last statement parsed since the last Sync.
@@ -247,16 +261,21 @@ impl State {
             return;
         }
         let statement = step.is_statement();
-        if self.steps.len() >= STEPS_CAP || (statement && self.statements >= PENDING_CAP) {
+        if self.steps.len() >= STEPS_CAP
+            || (statement && self.statements >= PENDING_CAP)
+            || self.held + step.held() > HELD_CAP
+        {
             return self.overflow(rec, u64::from(statement));
         }
         self.statements += usize::from(statement);
+        self.held += step.held();
         self.steps.push_back(step);
     }
 
     fn pop(&mut self) -> Option<Step> {
         let s = self.steps.pop_front()?;
         self.statements -= usize::from(s.is_statement());
+        self.held -= s.held();
         Some(s)
     }
 
@@ -439,7 +458,8 @@ impl State {
                 if !l.text.s.is_empty() {
                     l.sqlstate = code;
                     write(rec, l);
-                    l.text = Text::default();
+                    let freed = std::mem::take(&mut l.text).s.len();
+                    self.held -= freed;
                 }
                 return;
             }

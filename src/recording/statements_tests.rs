@@ -386,3 +386,19 @@ fn sql_prepare_and_deallocate_forget_the_named_statements() {
         "[jitgate: prepared statement \"s1\" not known to the recorder]"
     );
 }
+
+/// Statement text held for what is in flight is bounded too: long
+/// statements pipelined without reading the answers fail the recording
+/// well before the statement bound.
+#[test]
+fn too_much_statement_text_in_flight_is_a_marked_recording_failure() {
+    let mut h = Harness::new();
+    let long = format!("select 1 -- {}\0", "x".repeat(60_000));
+    let queries: Vec<Vec<u8>> = (0..1000).map(|_| msg(b'Q', long.as_bytes())).collect();
+    h.exchange(&queries, &[]);
+    let lines = h.lines();
+    assert_eq!(lines.len(), 1, "{}", lines.len());
+    let n = lines[0]["not_recorded"].as_u64().unwrap();
+    assert!(n > 1 && n < 1000, "{n}");
+    assert_eq!(h.failures.lock().unwrap().len(), 1);
+}
