@@ -472,9 +472,14 @@ impl State {
                 line.sqlstate = code;
                 write(rec, &line);
             }
-            Some(Step::Parse { mut line, .. }) => {
+            Some(Step::Parse { name, mut line }) => {
                 line.sqlstate = code;
                 write(rec, &line);
+                // The server drops the unnamed statement before parsing
+                // its replacement, so a failed one leaves none.
+                if name.is_empty() {
+                    self.prepared.remove("");
+                }
             }
             Some(Step::Bind { stmt, mut line, .. }) => {
                 line.text = self.statement(&stmt);

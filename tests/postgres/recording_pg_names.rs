@@ -132,6 +132,14 @@ fn names_are_recorded_as_the_server_confirmed_them() {
         ],
     );
     assert_eq!((tags.as_str(), rows), ("312DCZ", vec!["42".to_string()]));
+    // A failed Parse of the unnamed statement leaves none: the server
+    // refuses the Bind, and the recording does not name the old text.
+    let (tags, _, _) = batch(&mut s, &[parse("", "SELECT 7"), sync()]);
+    assert_eq!(tags, "1Z");
+    let (_, _, codes) = batch(&mut s, &[parse("", "SELEC 8"), sync()]);
+    assert_eq!(codes, ["42601"]);
+    let (_, _, codes) = batch(&mut s, &[bind(""), execute(), sync()]);
+    assert_eq!(codes, ["26000"]);
     terminate(s);
 
     let lines = recorded(&p);
@@ -149,6 +157,11 @@ fn names_are_recorded_as_the_server_confirmed_them() {
             ("DELETE FROM names_t", &Value::from("42P05")),
             ("SELECT count(*) FROM names_t", &Value::Null),
             ("SELECT a + 1 FROM names_t", &Value::Null),
+            ("SELEC 8", &Value::from("42601")),
+            (
+                "[jitgate: prepared statement \"\" not known to the recorder]",
+                &Value::from("26000")
+            ),
         ],
         "{lines:?}"
     );
