@@ -217,3 +217,48 @@ fn a_long_statement_is_recorded_by_head_tail_and_digest() {
         .filter(|l| l["statement"] == "CREATE TABLE long_t (a int)")
         .all(|l| l.get("statement_sha256").is_none()));
 }
+
+/// A real driver pipelining Parse, Bind, Describe, Execute and Sync, and a
+/// named portal read in parts inside a transaction: every Execute is
+/// recorded with its own statement.
+#[test]
+fn a_pipelining_driver_is_recorded_statement_by_statement() {
+    let Some(p) = PgProxy::start_more(false, &section("off", "refuse")) else {
+        return;
+    };
+    let (_gid, secret) = bob_grant(&p);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut client, conn) = p.tokio_postgres("bob@auto-db", &secret).await.unwrap();
+        let driver = tokio::spawn(conn);
+        let a = client.prepare("SELECT $1::int + 1").await.unwrap();
+        let b = client.prepare("SELECT $1::int * 2").await.unwrap();
+        let queries = (0..40i32).map(|i| {
+            let (client, st) = (&client, if i % 2 == 0 { &a } else { &b });
+            async move { client.query_one(st, &[&i]).await.unwrap().get::<_, i32>(0) }
+        });
+        let got = futures_util::future::join_all(queries).await;
+        let want: Vec<i32> = (0..40)
+            .map(|i| if i % 2 == 0 { i + 1 } else { i * 2 })
+            .collect();
+        assert_eq!(got, want);
+        let tx = client.transaction().await.unwrap();
+        let st = tx.prepare("SELECT generate_series(1, 5)").await.unwrap();
+        let portal = tx.bind(&st, &[]).await.unwrap();
+        assert_eq!(tx.query_portal(&portal, 3).await.unwrap().len(), 3);
+        assert_eq!(tx.query_portal(&portal, 3).await.unwrap().len(), 2);
+        tx.commit().await.unwrap();
+        drop(client);
+        let _ = driver.await;
+    });
+    let lines = recorded(&p);
+    let count = |text: &str| lines.iter().filter(|l| l["statement"] == text).count();
+    assert_eq!(count("SELECT $1::int + 1"), 20, "{lines:?}");
+    assert_eq!(count("SELECT $1::int * 2"), 20, "{lines:?}");
+    assert_eq!(count("SELECT generate_series(1, 5)"), 2, "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l["sqlstate"].is_null()
+            && !l["statement"].as_str().unwrap_or("").contains("not known")),
+        "{lines:?}"
+    );
+}
