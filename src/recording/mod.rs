@@ -20,6 +20,7 @@ pub mod access;
 pub mod cast;
 mod files;
 mod pg_framer;
+mod pg_messages;
 pub mod retention;
 pub mod statements;
 mod writer;
