@@ -11,6 +11,7 @@ use common::pgproxy::*;
 use common::pgraw::{error_fields, read_msg, RawSession};
 use common::recording::*;
 use common::tunnel::wait_for;
+use common::wait::HANG;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -261,4 +262,47 @@ fn a_pipelining_driver_is_recorded_statement_by_statement() {
             && !l["statement"].as_str().unwrap_or("").contains("not known")),
         "{lines:?}"
     );
+}
+
+/// A client that sends more statements than the recorder follows without
+/// reading its answers: a marker line says statements were not recorded,
+/// and under `on_failure = "refuse"` the session is ended with a farewell
+/// that says why.
+#[test]
+fn too_many_statements_in_flight_end_the_session_under_refuse() {
+    let Some(p) = PgProxy::start_more(true, &section("off", "refuse")) else {
+        return;
+    };
+    let (_gid, secret) = bob_grant(&p);
+    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
+    // Each answer is 100 kB, so the unread answers stall the server long
+    // before it reads the 6000th query; the proxy reads them all.
+    let q = msg(b'Q', b"SELECT repeat('x', 100000)\0");
+    s.s.write_all(&q.repeat(6000)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = std::time::Instant::now() + HANG;
+    while std::time::Instant::now() < deadline {
+        match std::io::Read::read(&mut s.s, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let tail = String::from_utf8_lossy(&got[got.len().saturating_sub(4096)..]).into_owned();
+    assert!(tail.contains("could not be recorded"), "{tail}");
+    let mut events = Vec::new();
+    wait_for("the session.ended event", || {
+        events = ended_events(&p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body);
+        !events.is_empty()
+    });
+    assert_eq!(detail(&events[0])["reason"], "error", "{}", events[0]);
+    let sid = events[0]["subject"].as_str().unwrap();
+    let path = dir(&p.d.dir).join(format!("{sid}.ndjson"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let marker: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l.get("marker").is_some())
+        .unwrap_or_else(|| panic!("no marker line in {path:?}"));
+    assert!(marker["not_recorded"].as_u64().unwrap() > 1, "{marker}");
 }
