@@ -298,6 +298,8 @@ fn too_many_statements_in_flight_end_the_session_under_refuse() {
     assert_eq!(detail(&events[0])["reason"], "error", "{}", events[0]);
     let sid = events[0]["subject"].as_str().unwrap();
     let path = dir(&p.d.dir).join(format!("{sid}.ndjson"));
+    // Sealed as usual: the digest covers the marker line.
+    assert_eq!(detail(&events[0])["recording_sha256"], sha256_hex(&path));
     let text = std::fs::read_to_string(&path).unwrap();
     let marker: Value = text
         .lines()
