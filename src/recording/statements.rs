@@ -198,8 +198,10 @@ impl State {
         let v = json!({
             "at": crate::clock::rfc3339(crate::clock::now_ms()),
             "marker": format!(
-                "statements not recorded: more than {PENDING_CAP} statements in flight; \
-                 {n} sent and not recorded, nothing after them is recorded"
+                "statements not recorded: too many in flight (at most {PENDING_CAP} \
+                 statements, {STEPS_CAP} protocol messages, {} MiB of statement text); \
+                 {n} sent and not recorded, none after them recorded",
+                HELD_CAP >> 20
             ),
             "not_recorded": n,
         });
