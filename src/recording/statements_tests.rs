@@ -248,6 +248,19 @@ fn close_then_parse_of_the_same_name_records_the_new_text() {
         ],
     );
     assert_eq!(statements(&h.lines()), [("select 2".into(), None)]);
+    // Closed and not parsed again: the server refuses its use, and the
+    // recording does not show the closed text as what was run.
+    h.exchange(
+        &[msg(b'C', b"Ss1\0"), bind("", "s1"), execute(""), sync()],
+        &[msg(b'3', b""), error("26000"), ready(b'I')],
+    );
+    assert_eq!(
+        statements(&h.lines()),
+        [(
+            "[jitgate: prepared statement \"s1\" not known to the recorder]".into(),
+            Some("26000".into())
+        )]
+    );
 }
 
 /// An error skips the rest of its batch: a Parse after it never took
