@@ -308,3 +308,61 @@ fn too_many_statements_in_flight_end_the_session_under_refuse() {
         .unwrap_or_else(|| panic!("no marker line in {path:?}"));
     assert!(marker["not_recorded"].as_u64().unwrap() > 1, "{marker}");
 }
+
+/// The same under `on_failure = "continue"`: the session runs on, the
+/// failure is audited as `recording.failed`, and the marker is recorded.
+#[test]
+fn too_many_statements_in_flight_are_audited_under_continue() {
+    let Some(p) = PgProxy::start_more(true, &section("off", "continue")) else {
+        return;
+    };
+    let (_gid, secret) = bob_grant(&p);
+    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
+    // 40 MB of unread answers stall the server; the small queries after
+    // them are all read by the proxy meanwhile.
+    let big = msg(b'Q', b"SELECT repeat('x', 100000)\0").repeat(400);
+    let small = msg(b'Q', b"SELECT 1\0").repeat(5000);
+    s.s.write_all(&[big, small].concat()).unwrap();
+    let mut ready = 0;
+    while ready < 5400 {
+        let (tag, body) = read_msg(&mut s.s).unwrap();
+        assert_ne!(tag, b'E', "{:?}", error_fields(&body));
+        ready += usize::from(tag == b'Z');
+    }
+    assert_eq!(
+        s.query("SELECT 'still here'"),
+        Ok(vec!["still here".to_string()])
+    );
+    terminate(s);
+    let audit = || p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body;
+    wait_for("recording.failed", || {
+        audit().contains("\"recording.failed\"")
+    });
+    assert!(
+        audit().contains("statements were not recorded"),
+        "{}",
+        audit()
+    );
+    let mut events = Vec::new();
+    wait_for("the session.ended event", || {
+        events = ended_events(&audit());
+        !events.is_empty()
+    });
+    assert_eq!(
+        detail(&events[0])["reason"],
+        "client_closed",
+        "{}",
+        events[0]
+    );
+    let sid = events[0]["subject"].as_str().unwrap();
+    let text = std::fs::read_to_string(dir(&p.d.dir).join(format!("{sid}.ndjson"))).unwrap();
+    assert!(
+        text.contains("\"not_recorded\""),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
+    assert!(
+        !text.contains("still here"),
+        "nothing is recorded after the marker"
+    );
+}
