@@ -78,6 +78,11 @@ fn show_line(line: &str, out: &mut impl Write) -> anyhow::Result<Option<f64>> {
     let Ok(v) = serde_json::from_str::<Value>(line) else {
         return Ok(None);
     };
+    // A statement recording's marker (statements it could not record).
+    if let Some(m) = v.get("marker").and_then(Value::as_str) {
+        writeln!(out, "{} [jitgate: {}]", s(&v["at"]), crate::text::escape(m))?;
+        return Ok(None);
+    }
     if v.is_object() && v.get("statement").is_some() {
         writeln!(out, "{}", statement_line(&v))?;
         return Ok(None);
@@ -284,4 +289,18 @@ pub async fn verify_recordings(
         }
     }
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A statement recording's marker is shown, escaped.
+    #[test]
+    fn a_marker_line_is_shown() {
+        let mut out = Vec::new();
+        let line = r#"{"at":"2026-01-01T00:00:00.000Z","marker":"5 not recorded\u001b[2J","not_recorded":5}"#;
+        super::show_line(line, &mut out).unwrap();
+        let shown = String::from_utf8(out).unwrap();
+        assert!(shown.contains("[jitgate: 5 not recorded"), "{shown}");
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+    }
 }

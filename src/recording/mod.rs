@@ -19,6 +19,8 @@
 pub mod access;
 pub mod cast;
 mod files;
+mod pg_framer;
+mod pg_messages;
 pub mod retention;
 pub mod statements;
 mod writer;

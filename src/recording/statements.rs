@@ -1,111 +1,122 @@
 //! PostgreSQL statements as JSON lines: `{"at", "statement", "duration_ms",
 //! "rows", "sqlstate"}`, one per simple Query and one per extended-protocol
-//! Execute, taken from the relayed bytes without changing them.
+//! Execute, taken from the relayed bytes without changing them. Bind
+//! parameters are never read.
 //!
-//! Each direction has its own framer: it keeps the bodies of the few
-//! messages read here (up to `BODY_CAP` bytes each) and skips the rest, so
-//! a 512 MiB frame costs nothing. Bind parameters are never read.
+//! Matching answers to what the client sent: the server answers in order,
+//! so one FIFO of the client's steps (Query, Parse, Bind, Describe, Close,
+//! Execute, Sync, FunctionCall) is enough. Names take effect when the
+//! server confirms them, never when the client asks: a Parse at its
+//! ParseComplete, a Bind at its BindComplete, a Close at its CloseComplete.
+//! A refused Parse (a duplicate name, 42P05) therefore never replaces the
+//! statement the server keeps. An ErrorResponse to an extended-protocol
+//! step makes the server skip everything up to the next Sync, so the steps
+//! before that Sync are dropped unapplied (their Executes never ran).
 //!
-//! Matching answers to statements: the server answers in order, so a FIFO
-//! of what the client sent (Query, Execute, and Sync or FunctionCall as
-//! batch ends) is enough. CommandComplete, EmptyQueryResponse and
-//! PortalSuspended finish an Execute; an ErrorResponse finishes it with its
-//! SQLSTATE (the Executes after it until Sync never run, and are dropped at
-//! ReadyForQuery); a Query is written at its ReadyForQuery, with the rows
-//! of its last CommandComplete (a COPY's row count included).
+//! CommandComplete, EmptyQueryResponse and PortalSuspended finish an
+//! Execute, whose text is the portal's as of then; an ErrorResponse
+//! finishes it with its SQLSTATE; a Query is written at its ReadyForQuery,
+//! with the rows of its last CommandComplete (a COPY's row count included).
+//!
+//! More statements in flight than `PENDING_CAP` is a recording failure: a
+//! marker line says how many were not recorded, and `on_failure` applies.
 
-use super::Recording;
+use super::pg_framer::{Cut, Framer};
+use super::pg_messages::{cstr, is_sql_prepare, rows_of, sqlstate, text, Text};
+use super::{Recording, WriteFailure};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The longest body kept of a message read here; a longer statement is
-/// recorded cut, with a mark.
-const BODY_CAP: usize = 64 << 10;
 /// Named statements and portals remembered at once; a client that makes
 /// more is recorded with its statement unknown.
 const NAMES_CAP: usize = 4096;
-/// Statements in flight at once (pipelining); beyond this they are not
-/// recorded.
-const PENDING_CAP: usize = 4096;
+/// Statements (Queries and Executes) in flight at once (pipelining); one
+/// more is a recording failure.
+pub(super) const PENDING_CAP: usize = 4096;
+/// Protocol steps in flight at once (a statement is about four: Parse,
+/// Bind, Describe, Execute); one more is a recording failure.
+const STEPS_CAP: usize = 4 * PENDING_CAP;
+/// Bytes of statement text held for steps in flight; more is a recording
+/// failure. Bounds what one session may make the recorder hold (each text
+/// is at most 64 KiB, so the step bound alone would allow about 1 GiB).
+const HELD_CAP: usize = 32 << 20;
 
-#[derive(Default)]
-struct Framer {
-    header: [u8; 5],
-    have: usize,
-    remaining: u64,
-    keep: bool,
-    body: Vec<u8>,
-    truncated: bool,
-}
-
-impl Framer {
-    /// Feeds relayed bytes; calls `on` with each complete message of a
-    /// tag in `wanted` (its body, maybe cut, and whether it was cut).
-    fn feed(&mut self, mut data: &[u8], wanted: &[u8], mut on: impl FnMut(u8, &[u8], bool)) {
-        while !data.is_empty() {
-            if self.have < 5 {
-                let take = (5 - self.have).min(data.len());
-                self.header[self.have..self.have + take].copy_from_slice(&data[..take]);
-                self.have += take;
-                data = &data[take..];
-                if self.have < 5 {
-                    return;
-                }
-                let len = i32::from_be_bytes([
-                    self.header[1],
-                    self.header[2],
-                    self.header[3],
-                    self.header[4],
-                ]);
-                self.remaining = (len.max(4) - 4) as u64;
-                self.keep = wanted.contains(&self.header[0]);
-                self.body.clear();
-                self.truncated = false;
-            }
-            let take = (self.remaining.min(data.len() as u64)) as usize;
-            if self.keep {
-                let room = BODY_CAP.saturating_sub(self.body.len()).min(take);
-                self.body.extend_from_slice(&data[..room]);
-                self.truncated |= room < take;
-            }
-            self.remaining -= take as u64;
-            data = &data[take..];
-            if self.remaining == 0 {
-                if self.keep {
-                    on(self.header[0], &self.body, self.truncated);
-                }
-                self.have = 0;
-            }
-        }
-    }
-}
-
-enum Kind {
-    Simple,
-    Exec,
-    /// Sync or FunctionCall: the end of a batch, answered by ReadyForQuery.
-    Batch,
-}
-
-struct Pending {
-    kind: Kind,
-    text: String,
+struct Line {
+    text: Text,
     at_ms: i64,
     start: Instant,
     rows: Option<u64>,
     sqlstate: Option<String>,
 }
 
+impl Line {
+    fn new(text: Text) -> Line {
+        Line {
+            text,
+            at_ms: crate::clock::now_ms(),
+            start: Instant::now(),
+            rows: None,
+            sqlstate: None,
+        }
+    }
+}
+
+/// One client message the server will answer, in order.
+enum Step {
+    /// Answered by ParseComplete.
+    Parse { name: String, line: Line },
+    /// Answered by BindComplete; `line` gets the statement's text if the
+    /// Bind fails.
+    Bind {
+        portal: String,
+        stmt: String,
+        line: Line,
+    },
+    /// Answered by CloseComplete.
+    Close { portal: bool, name: String },
+    /// Answered by RowDescription or NoData.
+    Describe,
+    /// Answered by CommandComplete, EmptyQueryResponse, PortalSuspended or
+    /// an ErrorResponse; its text is looked up then.
+    Exec { portal: String, line: Line },
+    /// Answered by ReadyForQuery.
+    Simple(Line),
+    /// Answered by ReadyForQuery; `line` holds the last statement parsed in
+    /// its batch, recorded if the Sync itself fails (a deferred commit).
+    Sync(Line),
+    /// A FunctionCall, answered by ReadyForQuery.
+    Function,
+}
+
+impl Step {
+    fn is_statement(&self) -> bool {
+        matches!(self, Step::Exec { .. } | Step::Simple(_))
+    }
+
+    /// Bytes of statement text it holds.
+    fn held(&self) -> usize {
+        match self {
+            Step::Parse { line, .. } | Step::Simple(line) | Step::Sync(line) => line.text.s.len(),
+            _ => 0,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    pending: VecDeque<Pending>,
-    prepared: HashMap<String, String>,
-    portals: HashMap<String, String>,
-    /// The last statement parsed since the last Sync: a batch that fails
-    /// before any Execute (a Parse error) is recorded as that statement.
-    parsed: Option<String>,
+    steps: VecDeque<Step>,
+    /// Steps that are statements (Exec, Simple).
+    statements: usize,
+    /// Bytes of statement text the steps hold.
+    held: usize,
+    prepared: HashMap<String, Text>,
+    portals: HashMap<String, Text>,
+    /// The last statement parsed since the last Sync.
+    parsed: Option<Text>,
+    /// Too much in flight: nothing more is recorded.
+    stopped: bool,
 }
 
 /// One PostgreSQL session's statement log.
@@ -114,44 +125,6 @@ pub struct StatementLog {
     client: Mutex<Framer>,
     server: Mutex<Framer>,
     state: Mutex<State>,
-}
-
-/// The first NUL-terminated string of `b`, and what follows it.
-fn cstr(b: &[u8]) -> (String, &[u8]) {
-    match b.iter().position(|&c| c == 0) {
-        Some(i) => (String::from_utf8_lossy(&b[..i]).into_owned(), &b[i + 1..]),
-        None => (String::from_utf8_lossy(b).into_owned(), &[]),
-    }
-}
-
-fn text(body: &[u8], cut: bool) -> String {
-    let (mut s, _) = cstr(body);
-    if cut {
-        s.push_str(crate::audit::TRUNCATED);
-    }
-    s
-}
-
-/// The row count at the end of a CommandComplete tag ("SELECT 3",
-/// "INSERT 0 1", "COPY 5"), if it has one.
-pub fn rows_of(tag: &str) -> Option<u64> {
-    tag.rsplit(' ').next().and_then(|n| n.parse().ok())
-}
-
-/// The SQLSTATE field of an ErrorResponse body.
-fn sqlstate(body: &[u8]) -> Option<String> {
-    let mut rest = body;
-    while let Some((&code, tail)) = rest.split_first() {
-        if code == 0 {
-            break;
-        }
-        let (value, next) = cstr(tail);
-        if code == b'C' {
-            return Some(value);
-        }
-        rest = next;
-    }
-    None
 }
 
 impl StatementLog {
@@ -166,234 +139,288 @@ impl StatementLog {
 
     /// Bytes the client sent (after the startup).
     pub fn client(&self, data: &[u8]) {
+        if self.rec.failed() {
+            return;
+        }
         let (Ok(mut f), Ok(mut st)) = (self.client.lock(), self.state.lock()) else {
             return;
         };
-        f.feed(data, b"QPBESF", |tag, body, cut| {
-            st.on_client(tag, body, cut)
+        let rec = &self.rec;
+        f.feed(data, b"QPBEDCSF", |tag, body, cut| {
+            st.on_client(tag, body, cut, rec)
         });
     }
 
     /// Bytes the server sent.
     pub fn server(&self, data: &[u8]) {
+        if self.rec.failed() {
+            return;
+        }
         let (Ok(mut f), Ok(mut st)) = (self.server.lock(), self.state.lock()) else {
             return;
         };
         let rec = &self.rec;
-        f.feed(data, b"CEIsZ", |tag, body, _| st.on_server(tag, body, rec));
+        f.feed(data, b"123CEIsZTn", |tag, body, _| {
+            st.on_server(tag, body, rec)
+        });
     }
 }
 
 impl State {
-    fn push(&mut self, kind: Kind, text: String) {
-        if self.pending.len() >= PENDING_CAP {
+    fn push(&mut self, step: Step, rec: &Recording) {
+        if self.stopped {
             return;
         }
-        self.pending.push_back(Pending {
-            kind,
-            text,
-            at_ms: crate::clock::now_ms(),
-            start: Instant::now(),
-            rows: None,
-            sqlstate: None,
-        });
+        let statement = step.is_statement();
+        if self.steps.len() >= STEPS_CAP
+            || (statement && self.statements >= PENDING_CAP)
+            || self.held + step.held() > HELD_CAP
+        {
+            return self.overflow(rec, u64::from(statement));
+        }
+        self.statements += usize::from(statement);
+        self.held += step.held();
+        self.steps.push_back(step);
     }
 
-    fn remember(map: &mut HashMap<String, String>, name: String, value: String) {
+    fn pop(&mut self) -> Option<Step> {
+        let s = self.steps.pop_front()?;
+        self.statements -= usize::from(s.is_statement());
+        self.held -= s.held();
+        Some(s)
+    }
+
+    /// Too much in flight: the statements sent and not yet answered (and
+    /// `more`) will never be recorded. Says so in the recording, then fails
+    /// it (`on_failure` decides whether the session goes on, unrecorded).
+    fn overflow(&mut self, rec: &Recording, more: u64) {
+        let n = self.statements as u64 + more;
+        let v = json!({
+            "at": crate::clock::rfc3339(crate::clock::now_ms()),
+            "marker": format!(
+                "statements not recorded: too many in flight (at most {PENDING_CAP} \
+                 statements, {STEPS_CAP} protocol messages, {} MiB of statement text); \
+                 {n} sent and not recorded, none after them recorded",
+                HELD_CAP >> 20
+            ),
+            "not_recorded": n,
+        });
+        let mut line = serde_json::to_vec(&v).unwrap_or_default();
+        line.push(b'\n');
+        rec.push(line);
+        rec.fail(WriteFailure::Unrecorded { not_recorded: n });
+        *self = State {
+            stopped: true,
+            ..State::default()
+        };
+    }
+
+    fn remember(map: &mut HashMap<String, Text>, name: String, value: Text) {
         if map.len() < NAMES_CAP || map.contains_key(&name) {
             map.insert(name, value);
         }
     }
 
-    fn on_client(&mut self, tag: u8, body: &[u8], cut: bool) {
-        match tag {
-            b'Q' => self.push(Kind::Simple, text(body, cut)),
+    fn on_client(&mut self, tag: u8, body: &[u8], cut: Option<Cut>, rec: &Recording) {
+        let step = match tag {
+            b'Q' => Step::Simple(Line::new(text(tag, body, cut))),
             b'P' => {
-                let (name, rest) = cstr(body);
-                let t = text(rest, cut);
+                let t = text(tag, body, cut);
                 self.parsed = Some(t.clone());
-                Self::remember(&mut self.prepared, name, t);
+                Step::Parse {
+                    name: cstr(body).0,
+                    line: Line::new(t),
+                }
             }
             b'B' => {
                 let (portal, rest) = cstr(body);
-                let (stmt, _) = cstr(rest);
-                let t = self.prepared.get(&stmt).cloned().unwrap_or_default();
-                Self::remember(&mut self.portals, portal, t);
+                Step::Bind {
+                    portal,
+                    stmt: cstr(rest).0,
+                    line: Line::new(Text::default()),
+                }
             }
-            b'E' => {
-                let (portal, _) = cstr(body);
-                let t = self.portals.get(&portal).cloned().unwrap_or_default();
-                self.push(Kind::Exec, t);
-            }
-            b'S' => {
-                let t = self.parsed.take().unwrap_or_default();
-                self.push(Kind::Batch, t);
-            }
-            b'F' => self.push(Kind::Batch, String::new()),
-            _ => {}
+            b'E' => Step::Exec {
+                portal: cstr(body).0,
+                line: Line::new(Text::default()),
+            },
+            b'D' => Step::Describe,
+            b'C' => Step::Close {
+                portal: body.first() == Some(&b'P'),
+                name: cstr(body.get(1..).unwrap_or_default()).0,
+            },
+            b'S' => Step::Sync(Line::new(self.parsed.take().unwrap_or_default())),
+            b'F' => Step::Function,
+            _ => return,
+        };
+        self.push(step, rec);
+    }
+
+    fn statement(&self, name: &str) -> Text {
+        self.prepared
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Text::unknown("prepared statement", name))
+    }
+
+    fn portal(&self, name: &str) -> Text {
+        self.portals
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Text::unknown("portal", name))
+    }
+
+    /// After an ErrorResponse to an extended-protocol step the server
+    /// discards every message until the next Sync: so are their steps.
+    fn skip_to_sync(&mut self) {
+        while self
+            .steps
+            .front()
+            .is_some_and(|s| !matches!(s, Step::Sync(_)))
+        {
+            self.pop();
         }
     }
 
     fn on_server(&mut self, tag: u8, body: &[u8], rec: &Recording) {
-        match tag {
-            b'C' | b'I' | b's' => {
+        if self.stopped {
+            return;
+        }
+        match (tag, self.steps.front()) {
+            (b'1', Some(Step::Parse { .. })) => {
+                if let Some(Step::Parse { name, line }) = self.pop() {
+                    Self::remember(&mut self.prepared, name, line.text);
+                }
+            }
+            (b'2', Some(Step::Bind { .. })) => {
+                if let Some(Step::Bind { portal, stmt, .. }) = self.pop() {
+                    let t = self.statement(&stmt);
+                    Self::remember(&mut self.portals, portal, t);
+                }
+            }
+            (b'3', Some(Step::Close { .. })) => {
+                if let Some(Step::Close { portal, name }) = self.pop() {
+                    let map = if portal {
+                        &mut self.portals
+                    } else {
+                        &mut self.prepared
+                    };
+                    map.remove(&name);
+                }
+            }
+            (b'T' | b'n', Some(Step::Describe)) => {
+                self.pop();
+            }
+            (b'C' | b'I' | b's', Some(_)) => {
                 let rows = (tag == b'C').then(|| rows_of(&cstr(body).0)).flatten();
-                match self.pending.front_mut() {
-                    Some(p) if matches!(p.kind, Kind::Simple) => p.rows = rows.or(p.rows),
-                    Some(p) if matches!(p.kind, Kind::Exec) => {
-                        p.rows = rows;
-                        if let Some(p) = self.pending.pop_front() {
-                            write(rec, &p);
+                // SQL PREPARE and DEALLOCATE share the names of the
+                // protocol's statements; which names is in SQL not read
+                // here, so every named one is forgotten (an Execute of one
+                // is then recorded as unknown, never as a stale text).
+                if tag == b'C' && is_sql_prepare(&cstr(body).0) {
+                    self.prepared.retain(|name, _| name.is_empty());
+                }
+                match self.steps.front_mut() {
+                    Some(Step::Simple(l)) => l.rows = rows.or(l.rows),
+                    Some(Step::Exec { .. }) => {
+                        if let Some(Step::Exec { portal, mut line }) = self.pop() {
+                            line.text = self.portal(&portal);
+                            line.rows = rows;
+                            write(rec, &line);
                         }
                     }
                     _ => {}
                 }
             }
-            b'E' => {
-                let code = sqlstate(body);
-                match self.pending.front_mut() {
-                    Some(p) if matches!(p.kind, Kind::Simple) => p.sqlstate = code,
-                    Some(p) if matches!(p.kind, Kind::Exec) => {
-                        p.sqlstate = code;
-                        if let Some(p) = self.pending.pop_front() {
-                            write(rec, &p);
-                        }
-                    }
-                    // Failed before any Execute (Parse, Bind): the
-                    // statement parsed in the batch, once.
-                    Some(p) if !p.text.is_empty() => {
-                        p.sqlstate = code;
-                        write(rec, p);
-                        p.text.clear();
-                    }
-                    _ => {}
-                }
-            }
-            b'Z' => {
-                while let Some(p) = self.pending.pop_front() {
-                    match p.kind {
-                        Kind::Simple => {
-                            write(rec, &p);
+            (b'E', Some(_)) => self.on_error(sqlstate(body), rec),
+            (b'Z', _) => {
+                while let Some(s) = self.pop() {
+                    match s {
+                        Step::Simple(l) => {
+                            write(rec, &l);
+                            // A Query replaces the unnamed statement and
+                            // portal.
+                            self.prepared.remove("");
+                            self.portals.remove("");
                             break;
                         }
-                        Kind::Batch => break,
-                        // Never ran: an error earlier in its batch.
-                        Kind::Exec => {}
+                        Step::Sync(_) | Step::Function => break,
+                        // Never ran or never confirmed: an error earlier
+                        // in its batch.
+                        _ => {}
                     }
+                }
+                // Idle: the transaction ended, and its portals with it.
+                if body.first() == Some(&b'I') {
+                    self.portals.clear();
                 }
             }
             _ => {}
         }
     }
+
+    fn on_error(&mut self, code: Option<String>, rec: &Recording) {
+        match self.steps.front_mut() {
+            Some(Step::Simple(l)) => {
+                l.sqlstate = code;
+                return;
+            }
+            // The Sync itself failed (a deferred constraint at commit):
+            // the batch's statement, once.
+            Some(Step::Sync(l)) => {
+                if !l.text.s.is_empty() {
+                    l.sqlstate = code;
+                    write(rec, l);
+                    let freed = std::mem::take(&mut l.text).s.len();
+                    self.held -= freed;
+                }
+                return;
+            }
+            Some(Step::Function) | None => return,
+            _ => {}
+        }
+        match self.pop() {
+            Some(Step::Exec { portal, mut line }) => {
+                line.text = self.portal(&portal);
+                line.sqlstate = code;
+                write(rec, &line);
+            }
+            Some(Step::Parse { name, mut line }) => {
+                line.sqlstate = code;
+                write(rec, &line);
+                // The server drops the unnamed statement before parsing
+                // its replacement, so a failed one leaves none.
+                if name.is_empty() {
+                    self.prepared.remove("");
+                }
+            }
+            Some(Step::Bind { stmt, mut line, .. }) => {
+                line.text = self.statement(&stmt);
+                line.sqlstate = code;
+                write(rec, &line);
+            }
+            _ => {}
+        }
+        self.skip_to_sync();
+    }
 }
 
-fn write(rec: &Recording, p: &Pending) {
-    let v = json!({
+fn write(rec: &Recording, p: &Line) {
+    let mut v = json!({
         "at": crate::clock::rfc3339(p.at_ms),
-        "statement": p.text,
+        "statement": p.text.s,
         "duration_ms": (p.start.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         "rows": p.rows,
         "sqlstate": p.sqlstate,
     });
+    if let Some(sha) = &p.text.sha256 {
+        v["statement_sha256"] = json!(sha);
+    }
     let mut line = serde_json::to_vec(&v).unwrap_or_default();
     line.push(b'\n');
     rec.push(line);
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn row_counts_come_from_the_tag() {
-        assert_eq!(rows_of("SELECT 3"), Some(3));
-        assert_eq!(rows_of("INSERT 0 7"), Some(7));
-        assert_eq!(rows_of("COPY 12"), Some(12));
-        assert_eq!(rows_of("BEGIN"), None);
-    }
-
-    #[test]
-    fn the_framer_keeps_wanted_bodies_across_chunks() {
-        let mut f = Framer::default();
-        let mut msg = vec![b'Q'];
-        msg.extend_from_slice(&(4 + 9i32).to_be_bytes());
-        msg.extend_from_slice(b"select 1\0");
-        let mut other = vec![b'd'];
-        other.extend_from_slice(&(4 + 3i32).to_be_bytes());
-        other.extend_from_slice(b"abc");
-        let all = [other.clone(), msg.clone(), other].concat();
-        let mut got = Vec::new();
-        for b in all.chunks(2) {
-            f.feed(b, b"Q", |t, body, _| got.push((t, body.to_vec())));
-        }
-        assert_eq!(got, vec![(b'Q', b"select 1\0".to_vec())]);
-    }
-
-    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut m = vec![tag];
-        m.extend_from_slice(&(4 + body.len() as i32).to_be_bytes());
-        m.extend_from_slice(body);
-        m
-    }
-
-    /// A pipelined extended-protocol client: two batches, the second's
-    /// Parse failing; one line each, parameters never read.
-    #[test]
-    fn pipelined_batches_give_one_line_per_execute_with_rows_and_sqlstate() {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let rec = Recording {
-            tx,
-            start: Instant::now(),
-            failed: Default::default(),
-            on_fail: std::sync::Arc::new(|_| {}),
-            queued: Default::default(),
-        };
-        let log = StatementLog::new(rec);
-        let client = [
-            msg(b'P', b"s1\0select $1::int\0\0\0"),
-            msg(b'B', b"\0s1\0\0\0\0\x01\0\0\0\x06secret\0\0"),
-            msg(b'E', b"\0\0\0\0\0"),
-            msg(b'S', b""),
-            msg(b'P', b"\0selec oops\0\0\0"),
-            msg(b'B', b"\0\0\0\0\0\0\0\0"),
-            msg(b'E', b"\0\0\0\0\0"),
-            msg(b'S', b""),
-        ]
-        .concat();
-        // Split anywhere, as the relay's reads are.
-        for c in client.chunks(3) {
-            log.client(c);
-        }
-        let server = [
-            msg(b'1', b""),
-            msg(b'2', b""),
-            msg(b'D', b"\0\x01\0\0\0\x011"),
-            msg(b'C', b"SELECT 1\0"),
-            msg(b'Z', b"I"),
-            msg(b'E', b"SERROR\0C42601\0Msyntax error\0\0"),
-            msg(b'Z', b"I"),
-        ]
-        .concat();
-        for c in server.chunks(5) {
-            log.server(c);
-        }
-        let mut lines = Vec::new();
-        while let Ok(super::super::writer::Item::Line { bytes, .. }) = rx.try_recv() {
-            let text = String::from_utf8(bytes.to_vec()).unwrap();
-            assert!(!text.contains("secret"), "{text}");
-            lines.push(serde_json::from_str::<serde_json::Value>(&text).unwrap());
-        }
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        assert_eq!(lines[0]["statement"], "select $1::int");
-        assert_eq!(lines[0]["rows"], 1);
-        assert!(lines[0]["sqlstate"].is_null());
-        assert_eq!(lines[1]["statement"], "selec oops");
-        assert_eq!(lines[1]["sqlstate"], "42601");
-    }
-
-    #[test]
-    fn an_error_response_gives_its_sqlstate() {
-        let body = b"SERROR\0C42P01\0Mrelation does not exist\0\0";
-        assert_eq!(sqlstate(body).as_deref(), Some("42P01"));
-    }
-}
+#[path = "statements_tests.rs"]
+mod tests;

@@ -51,6 +51,9 @@ pub enum WriteFailure {
     QueueFull,
     #[error("writing the recording failed: {0}")]
     Io(String),
+    /// Too many statements in flight to follow (see `statements`).
+    #[error("{not_recorded} statements were not recorded (too many in flight)")]
+    Unrecorded { not_recorded: u64 },
 }
 
 pub(super) enum Item {
@@ -158,7 +161,8 @@ impl Recording {
         }
     }
 
-    fn fail(&self, why: WriteFailure) {
+    /// Reports a failure, once: nothing more is queued after it.
+    pub(super) fn fail(&self, why: WriteFailure) {
         if !self.failed.swap(true, Ordering::AcqRel) {
             (self.on_fail)(why);
         }

@@ -43,11 +43,14 @@ export function recordingView(root, label) {
   }
 
   function statement(s) {
+    // A marker line (statements the recorder could not record) is shown
+    // in their place, as a failure.
+    const marker = typeof s.marker === 'string' ? `[jitgate: ${s.marker}]` : null;
     count += 1;
     setText(countNode, `${count} statement${count === 1 ? '' : 's'}`);
-    tbody.appendChild(h('tr', { class: s.sqlstate ? 'failed' : '' },
+    tbody.appendChild(h('tr', { class: s.sqlstate || marker ? 'failed' : '' },
       td('At', h('time', Object.assign(timeAttrs(s.at), { text: time(s.at) }))),
-      td('Statement', h('code', { class: 'statement', text: String(s.statement ?? '') })),
+      td('Statement', h('code', { class: 'statement', text: marker ?? String(s.statement ?? '') })),
       td('Duration', s.duration_ms === undefined || s.duration_ms === null ? '—' : `${s.duration_ms} ms`),
       td('Rows', s.rows === undefined || s.rows === null ? '—' : String(s.rows)),
       td('SQLSTATE', s.sqlstate ? h('code', { text: String(s.sqlstate) }) : '—')));

@@ -1,0 +1,95 @@
+//! The few fields of PostgreSQL messages the statement log reads: names,
+//! statement texts (whole, or head and tail with a digest), row counts and
+//! SQLSTATEs.
+
+use super::pg_framer::{text_start, Cut};
+
+/// A statement's text as recorded, with the SHA-256 of the whole text when
+/// the recorded one is cut.
+#[derive(Clone, Default)]
+pub(super) struct Text {
+    pub s: String,
+    pub sha256: Option<String>,
+}
+
+impl Text {
+    pub fn plain(s: String) -> Text {
+        Text { s, sha256: None }
+    }
+
+    /// What an Execute of an unknown name is recorded as.
+    pub fn unknown(what: &str, name: &str) -> Text {
+        Text::plain(format!(
+            "[jitgate: {what} {name:?} not known to the recorder]"
+        ))
+    }
+}
+
+/// The first NUL-terminated string of `b`, and what follows it.
+pub(super) fn cstr(b: &[u8]) -> (String, &[u8]) {
+    match b.iter().position(|&c| c == 0) {
+        Some(i) => (String::from_utf8_lossy(&b[..i]).into_owned(), &b[i + 1..]),
+        None => (String::from_utf8_lossy(b).into_owned(), &[]),
+    }
+}
+
+/// The statement text of a Query or Parse body: whole, or head and tail
+/// around a mark of how many bytes were left out, with the whole text's
+/// SHA-256.
+pub(super) fn text(tag: u8, body: &[u8], cut: Option<Cut>) -> Text {
+    let head = body
+        .get(text_start(tag, body).unwrap_or(body.len())..)
+        .unwrap_or_default();
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    if let Some(end) = head.iter().position(|&c| c == 0) {
+        return Text::plain(lossy(&head[..end]));
+    }
+    match cut {
+        None => Text::plain(lossy(head)),
+        Some(Cut {
+            tail,
+            elided,
+            sha256: Some(sha),
+        }) => {
+            if elided == 0 {
+                return Text::plain(lossy(&[head, &tail[..]].concat()));
+            }
+            Text {
+                s: format!(
+                    "{}…[jitgate: {elided} bytes left out]…{}",
+                    lossy(head),
+                    lossy(&tail)
+                ),
+                sha256: Some(hex::encode(sha)),
+            }
+        }
+        Some(_) => Text::plain(format!("{}{}", lossy(head), crate::audit::TRUNCATED)),
+    }
+}
+
+/// The row count at the end of a CommandComplete tag ("SELECT 3",
+/// "INSERT 0 1", "COPY 5"), if it has one.
+pub(super) fn rows_of(tag: &str) -> Option<u64> {
+    tag.rsplit(' ').next().and_then(|n| n.parse().ok())
+}
+
+/// Whether a CommandComplete tag is of SQL `PREPARE` or `DEALLOCATE`.
+pub(super) fn is_sql_prepare(tag: &str) -> bool {
+    tag == "PREPARE" || tag.starts_with("DEALLOCATE")
+}
+
+/// The SQLSTATE field of an ErrorResponse body.
+pub(super) fn sqlstate(body: &[u8]) -> Option<String> {
+    let mut rest = body;
+    while let Some((&code, tail)) = rest.split_first() {
+        if code == 0 {
+            break;
+        }
+        let (value, next) = cstr(tail);
+        if code == b'C' {
+            return Some(value);
+        }
+        rest = next;
+    }
+    None
+}
