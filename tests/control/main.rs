@@ -13,6 +13,7 @@ mod api_hostile;
 mod audit_anchor;
 mod audit_fields;
 mod audit_lying_server;
+mod audit_strict;
 mod break_glass;
 mod cli;
 mod cli_text;
