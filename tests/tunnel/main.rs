@@ -8,5 +8,6 @@ mod common;
 
 mod lifecycle_tcp;
 mod promise_tcp;
+mod secret_prefix;
 mod tcp;
 mod tcp_hostile;

@@ -236,7 +236,7 @@ fn typed_refusals_for_bad_secret_unknown_target_wrong_target_and_ended_grant() {
     let cases = [
         (
             "auto-echo",
-            "jgs_not_a_real_secret",
+            "jgc_not_a_real_secret",
             BAD_SECRET,
             "not valid",
         ),
@@ -244,7 +244,7 @@ fn typed_refusals_for_bad_secret_unknown_target_wrong_target_and_ended_grant() {
         // learn which targets exist.
         (
             "no-such-target",
-            "jgs_not_a_real_secret",
+            "jgc_not_a_real_secret",
             BAD_SECRET,
             "not valid",
         ),
@@ -433,7 +433,7 @@ fn connect_checks_target_secret_proxy_and_pin_before_listening() {
         (
             "a wrong secret",
             "auto-echo",
-            "jgs_not_a_secret",
+            "jgc_not_a_secret",
             t.port,
             "refused",
         ),
