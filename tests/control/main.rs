@@ -36,6 +36,7 @@ mod notify;
 mod ops;
 mod permissions;
 mod properties;
+mod retired_secrets;
 mod schedule;
 mod slack;
 mod store;

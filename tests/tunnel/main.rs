@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod ended_secret;
 mod lifecycle_tcp;
 mod promise_tcp;
 mod secret_prefix;
