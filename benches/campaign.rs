@@ -574,7 +574,7 @@ fn pg_brute_force(m: &Mixed, rt: &tokio::runtime::Runtime) -> Row {
     let tries = 30;
     let mut limited = 0;
     for i in 0..tries {
-        match rt.block_on(m.pg_connect("bob@auto-db", &format!("jgs_wrong{i}"))) {
+        match rt.block_on(m.pg_connect("bob@auto-db", &format!("jgc_wrong{i}"))) {
             Ok(_) => panic!("a wrong secret was accepted"),
             Err(e) => {
                 let msg = e

@@ -24,9 +24,15 @@ pub fn new_api_token() -> String {
     random_b64("jgt_")
 }
 
-/// A new connect secret (`jgs_...`); shown once, stored only as verifiers.
+/// The prefix of connect secrets issued now. SPEC gives `jgs_` to sign-in
+/// tokens; connect secrets issued before carry `jgs_` too and stay valid:
+/// a connect secret is found by its hash (or checked by SCRAM), the prefix
+/// only being part of the hashed text, and nothing reads it.
+pub const CONNECT_SECRET_PREFIX: &str = "jgc_";
+
+/// A new connect secret (`jgc_...`); shown once, stored only as verifiers.
 pub fn new_connect_secret() -> String {
-    random_b64("jgs_")
+    random_b64(CONNECT_SECRET_PREFIX)
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {

@@ -24,6 +24,9 @@ pub struct AnchoredVerification {
     pub checkpoints: usize,
     /// Seq of the newest signed checkpoint (0: none).
     pub anchored_through: i64,
+    /// When that checkpoint was signed (ms since the epoch; None: none
+    /// verified), so an auditor sees how old the anchor is.
+    pub anchored_at_ms: Option<i64>,
     /// Events after it: protected only by the plain hash chain.
     pub unanchored_events: i64,
 }
@@ -53,6 +56,7 @@ pub fn verify_anchored(
     let pk = UnparsedPublicKey::new(&ED25519, key);
     let mut good = 0usize;
     let mut anchored_through = 0i64;
+    let mut anchored_at_ms: Option<i64> = None;
     // Highest seq whose signed hash an earlier checkpoint listed.
     let mut covered = 0i64;
     for c in sorted {
@@ -75,7 +79,9 @@ pub fn verify_anchored(
             continue;
         }
         good += 1;
+        // Sorted by seq: the last good one is the newest.
         anchored_through = anchored_through.max(c.seq);
+        anchored_at_ms = Some(c.at_ms);
         for (i, signed) in c.hashes.iter().enumerate() {
             let seq = c.from_seq + 1 + i as i64;
             let Some(r) = by_seq.get(&seq) else {
@@ -126,6 +132,7 @@ pub fn verify_anchored(
         chain,
         checkpoints: good,
         anchored_through,
+        anchored_at_ms,
         unanchored_events: unanchored,
     };
     if let Some((seq, msg)) = first_bad {

@@ -1,9 +1,12 @@
-//! `jitgate audit [--verify | --public-key]`. Verification reads the whole
+//! `jitgate audit [--verify [--strict] | --public-key]`. Verification reads the whole
 //! chain and its signed checkpoints and recomputes every hash here, trusting
 //! nothing the server computed. The checkpoint signatures are checked with a
 //! public key the auditor pinned (`--public-key-file`, `JITGATE_AUDIT_PUBKEY`),
 //! so a server whose store was rewritten, hashes and all, cannot pass
-//! (docs/security.md).
+//! (docs/security.md). A chain that merely hashes right is vouched for by
+//! no one (a store writer recomputes it): the summary always says when the
+//! newest checkpoint was signed, and `--strict` fails unless one covers
+//! every event and the key was pinned.
 
 use super::api::Api;
 use super::format::{list, out, print_json, query, s};
@@ -19,13 +22,16 @@ pub const PUBKEY_ENV: &str = "JITGATE_AUDIT_PUBKEY";
 pub enum Mode {
     List,
     PublicKey,
-    Verify { key_file: Option<PathBuf> },
+    Verify {
+        strict: bool,
+        key_file: Option<PathBuf>,
+    },
 }
 
 impl Mode {
-    pub fn new(verify: bool, public_key: bool, key_file: Option<PathBuf>) -> Mode {
+    pub fn new(verify: bool, strict: bool, public_key: bool, key_file: Option<PathBuf>) -> Mode {
         match (verify, public_key) {
-            (true, _) => Mode::Verify { key_file },
+            (true, _) => Mode::Verify { strict, key_file },
             (false, true) => Mode::PublicKey,
             (false, false) => Mode::List,
         }
@@ -39,8 +45,8 @@ pub async fn run(
     after: Option<i64>,
     limit: Option<u32>,
 ) -> anyhow::Result<ExitCode> {
-    let key_file = match mode {
-        Mode::Verify { key_file } => key_file,
+    let (strict, key_file) = match mode {
+        Mode::Verify { strict, key_file } => (strict, key_file),
         Mode::PublicKey => {
             let r = api.get("/v1/audit/public-key").await?;
             if as_json {
@@ -96,10 +102,16 @@ pub async fn run(
         v.chain.problem = server["problem"].as_str().map(str::to_string);
     }
     let recordings = super::recordings::verify_recordings(api, &records).await?;
+    let newest = v.anchored_at_ms.map(crate::clock::rfc3339);
+    // Vouched for: every event under a checkpoint that verified with a key
+    // the auditor holds.
+    let vouched = is_pinned && v.unanchored_events == 0 && v.chain.ok;
     if as_json {
         let mut j = serde_json::to_value(&v)?;
         j["public_key"] = Value::String(key_text.clone());
         j["key_pinned"] = Value::Bool(is_pinned);
+        j["newest_checkpoint_at"] = newest.clone().map_or(Value::Null, Value::String);
+        j["vouched"] = Value::Bool(vouched);
         j["recordings"] = recordings.json();
         print_json(&j)?;
     } else if v.chain.ok {
@@ -130,13 +142,38 @@ pub async fn run(
             out(&line)?;
         }
     }
+    if !as_json {
+        out(&match &newest {
+            Some(at) => format!(
+                "newest signed checkpoint: seq {} at {at}",
+                v.anchored_through
+            ),
+            None => "no checkpoint: no signed checkpoint verifies with this key".to_string(),
+        })?;
+    }
     if !is_pinned && !as_json {
         out(&format!(
             "warning: the public key was not pinned (--public-key-file or {PUBKEY_ENV}); \
              checked against the key the server reports, {key_text}"
         ))?;
     }
-    Ok(if v.chain.ok && recordings.ok() {
+    if strict && !vouched && v.chain.ok && !as_json {
+        let mut why = Vec::new();
+        if !is_pinned {
+            why.push("the public key was not pinned".to_string());
+        }
+        if v.unanchored_events > 0 {
+            why.push(format!(
+                "{} events come after the newest signed checkpoint",
+                v.unanchored_events
+            ));
+        }
+        out(&format!(
+            "strict: FAILED: no checkpoint vouches for the whole chain ({})",
+            why.join("; ")
+        ))?;
+    }
+    Ok(if v.chain.ok && recordings.ok() && (vouched || !strict) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -442,13 +442,14 @@ async fn run(api: &Api, as_json: bool, cmd: Command) -> anyhow::Result<ExitCode>
         }
         Command::Audit {
             verify,
+            strict,
             public_key,
             public_key_file,
             after,
             limit,
             ..
         } => {
-            let mode = super::audit::Mode::new(verify, public_key, public_key_file);
+            let mode = super::audit::Mode::new(verify, strict, public_key, public_key_file);
             return super::audit::run(api, as_json, mode, after, limit).await;
         }
         Command::Serve { .. }

@@ -372,6 +372,11 @@ pub enum Command {
         /// checkpoints; exit 1 if broken.
         #[arg(long)]
         verify: bool,
+        /// With --verify: also exit 1 unless a signed checkpoint vouches for
+        /// every event, checked with a pinned key (events after the newest
+        /// checkpoint, or no pinned key, fail).
+        #[arg(long, requires = "verify")]
+        strict: bool,
         /// Print the key the daemon signs checkpoints with, for auditors to keep.
         #[arg(long, conflicts_with = "verify")]
         public_key: bool,

@@ -50,6 +50,26 @@ pub(super) fn target_of(
         .ok_or_else(|| Refusal::UnknownTarget(target.to_string()))
 }
 
+/// Why a grant is over, in the farewell's words ("grant revoked by carol
+/// (INC-42)"). A grant past its end time that no timer has ended yet
+/// (nor any end recorded) has expired. The comment is the revoker's text:
+/// whoever shows it escapes it.
+fn end_of(g: &GrantRecord) -> crate::sessions::EndCause {
+    use crate::sessions::{EndCause, EndReason};
+    let reason = match g.end_reason.as_deref() {
+        Some("revoked") => EndReason::Revoked,
+        Some("locked") => EndReason::Locked,
+        Some("policy_changed") => EndReason::PolicyChanged,
+        _ => EndReason::Expired,
+    };
+    match (&g.ended_by, reason) {
+        (Some(by), EndReason::Revoked | EndReason::Locked | EndReason::PolicyChanged) => {
+            EndCause::by(reason, by, g.end_comment.as_deref().unwrap_or(""))
+        }
+        _ => EndCause::new(reason),
+    }
+}
+
 /// The refusal of a connection under a scheduled grant before its start.
 pub(super) fn not_started(id: &str, start_ms: i64) -> Refusal {
     Refusal::NoGrant(format!(
@@ -80,6 +100,15 @@ impl Grants {
             .map_err(store_err)?
             .ok_or(Refusal::BadSecret)?;
         if !digest_eq(&presented, &stored) {
+            return Err(Refusal::BadSecret);
+        }
+        // A retired secret (its grant ended) is recognised for a bounded
+        // time only (`store::retired`); after that it reads as unknown.
+        let now = self.clock.now_ms();
+        if grant
+            .ended_at_ms
+            .is_some_and(|end| end < now - crate::store::RETIRED_FOR_MS)
+        {
             return Err(Refusal::BadSecret);
         }
         self.check_grant(&cfg, grant, t, target, false).await
@@ -191,8 +220,9 @@ impl Grants {
             }
         } else if !grant.in_force(now) {
             return Err(Refusal::NoGrant(format!(
-                "grant {} has ended; request access again",
-                grant.id
+                "grant {} has ended: {}; request access again",
+                grant.id,
+                end_of(&grant)
             )));
         }
         if !crate::reload::still_allowed(cfg, &grant.user, target) {

@@ -74,12 +74,16 @@ impl Grants {
         Ok(())
     }
 
-    /// Whether a presented connect secret is some grant's (an authenticated
-    /// client may be told a target is unknown). Store errors count as "no".
+    /// Whether a presented connect secret is some grant's in force (an
+    /// authenticated client may be told a target is unknown; a retired
+    /// secret, of an ended grant, does not count). Store errors count as
+    /// "no".
     pub async fn holds_valid_secret(&self, secret: &str) -> bool {
         let presented = crate::secrets::sha256(secret.as_bytes());
         match self.store.grant_by_secret(&presented).await {
-            Ok(Some((_, stored))) => crate::secrets::digest_eq(&presented, &stored),
+            Ok(Some((g, stored))) => {
+                crate::secrets::digest_eq(&presented, &stored) && g.in_force(self.clock.now_ms())
+            }
             _ => false,
         }
     }

@@ -35,7 +35,7 @@ impl Blame {
 pub enum Refusal {
     #[error("unknown target {0}")]
     UnknownTarget(String),
-    #[error("the connect secret is not valid: mistyped, rotated, or its grant has ended (a secret dies with its grant); check `jitgate grants`, then `jitgate secret GRANT_ID`")]
+    #[error("the connect secret is not valid: mistyped, rotated, or its grant ended over a day ago (a secret dies with its grant); check `jitgate grants`, then `jitgate secret GRANT_ID`")]
     BadSecret,
     #[error("{0}")]
     NoGrant(String),

@@ -87,7 +87,8 @@ impl AuthLimiter {
         blocked
     }
 
-    /// A success clears the user's count (not the source's).
+    /// A success clears `key`'s count. SSH calls it for the source once a
+    /// key or certificate identifies an engineer (see `proxy::ssh::login`).
     pub fn succeeded(&self, key: &str) {
         self.entries.remove(key);
     }

@@ -152,10 +152,7 @@ impl Store {
                 None => StoreError::NotFound(format!("grant {id}")),
             });
         }
-        sqlx::query("DELETE FROM connect_secrets WHERE grant_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        super::retired::retire_secrets(&mut tx, id, now).await?;
         self.append(&mut tx, audit, now).await?;
         let g = load(&mut tx, id)
             .await?
@@ -247,12 +244,14 @@ impl Store {
         Ok(held as usize + 1)
     }
 
-    /// The grant's connect secrets, oldest first.
+    /// The grant's connect secrets, oldest first (retired ones, of an
+    /// ended grant, are none: see `retired`).
     pub async fn secrets_of(&self, grant_id: &str) -> Result<Vec<SecretRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT grant_id, sha256, scram, issued_at FROM connect_secrets WHERE grant_id = $1 ORDER BY issued_at, sha256",
+            "SELECT grant_id, sha256, scram, issued_at FROM connect_secrets WHERE grant_id = $1 AND scram <> $2 ORDER BY issued_at, sha256",
         )
         .bind(grant_id)
+        .bind(super::RETIRED)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -272,7 +271,9 @@ impl Store {
             .collect()
     }
 
-    /// The grant whose connect secret hashes to `sha256`, if any.
+    /// The grant whose connect secret hashes to `sha256`, if any; the
+    /// secret may be retired (its grant ended: the caller checks the
+    /// grant's state, and says why).
     pub async fn grant_by_secret(
         &self,
         sha256: &[u8; 32],
@@ -324,10 +325,11 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {cols}, s.scram FROM grants g JOIN connect_secrets s ON s.grant_id = g.id \
              WHERE g.user_name = $1 AND g.target = $2 AND g.state IN ('active', 'scheduled') \
-             ORDER BY g.granted_at DESC, s.issued_at DESC"
+             AND s.scram <> $3 ORDER BY g.granted_at DESC, s.issued_at DESC"
         ))
         .bind(user)
         .bind(target)
+        .bind(super::RETIRED)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

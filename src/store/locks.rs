@@ -45,10 +45,7 @@ impl Store {
         .map(|r| r.try_get::<String, _>("id"))
         .collect::<Result<_, _>>()?;
         for g in &revoked {
-            sqlx::query("DELETE FROM connect_secrets WHERE grant_id = $1")
-                .bind(g)
-                .execute(&mut *tx)
-                .await?;
+            super::retired::retire_secrets(&mut tx, g, now).await?;
         }
         // Every sign-in of the user ends with the lock, on every instance
         // (they look tokens up here); an unlock does not revive them.

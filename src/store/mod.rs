@@ -22,6 +22,7 @@ mod notify_hook;
 mod outbox;
 mod request_rows;
 mod requests;
+mod retired;
 mod review;
 mod schedule;
 mod signins;
@@ -32,6 +33,7 @@ pub use grants::GrantEnd;
 pub use locks::LockOutcome;
 pub use models::*;
 pub use outbox::{OutboxRow, Routing};
+pub use retired::{RETIRED, RETIRED_FOR_MS};
 pub use signins::{SignedIn, SigninCode, SigninFlow, SigninRecord};
 
 use sqlx::any::AnyPoolOptions;

@@ -119,10 +119,14 @@ fn a_revoke_on_one_instance_closes_the_session_on_another_and_counts_it() {
     assert!(closed_by_peer(&mut on_b));
     // B refuses new sessions under the revoked grant.
     let (_, reply) = b.raw("auto-echo", &secret);
-    // The secret died with its grant (a revoked grant reads as a bad
-    // secret, as an unknown one does: nothing learnt before the secret).
-    assert_eq!(reply.status, BAD_SECRET, "{reply:?}");
-    assert!(reply.message.contains("its grant has ended"), "{reply:?}");
+    // The secret died with its grant; B, on the shared store, says why.
+    assert_eq!(reply.status, NO_GRANT, "{reply:?}");
+    assert!(
+        reply
+            .message
+            .contains("grant revoked by dave (INC-42 closed)"),
+        "{reply:?}"
+    );
     wait_for("the peers' rows to go", || sessions(a).is_empty());
     // B recorded why its session ended (session events are written off the
     // relay's path, so the record may trail the close).
@@ -176,7 +180,7 @@ fn a_lock_on_one_instance_ends_the_users_sessions_on_all_others() {
     echo(&mut alice_on_c, b"still here");
     // The lock revoked the grant, so its secret died with it.
     let (_, reply) = c.raw("auto-echo", &secret);
-    assert_eq!(reply.status, BAD_SECRET, "{}", reply.message);
+    assert_eq!(reply.status, LOCKED, "{}", reply.message);
 }
 
 #[test]

@@ -158,7 +158,7 @@ fn request_approve_grants_secret_revoke_with_readable_output() {
     let r = cli(&d, ALICE, &["secret", &gid]).ok();
     let secret = r.stdout.trim_end_matches('\n');
     assert!(
-        secret.starts_with("jgs_") && !secret.contains('\n') && !secret.contains(' '),
+        secret.starts_with("jgc_") && !secret.contains('\n') && !secret.contains(' '),
         "{r}"
     );
     assert!(r.stderr.contains("shown once"), "{r}");
@@ -256,7 +256,7 @@ fn json_flag_prints_the_api_json() {
     assert_eq!(v["grants"][0]["id"], gid.as_str());
 
     let v = cli(&d, ALICE, &["--json", "secret", &gid]).ok().json();
-    assert!(v["secret"].as_str().unwrap().starts_with("jgs_"), "{v}");
+    assert!(v["secret"].as_str().unwrap().starts_with("jgc_"), "{v}");
     assert_eq!(v["grant_id"], gid.as_str());
 
     let v = cli(&d, DAVE, &["--json", "revoke", &gid, "--reason", "done"])

@@ -243,7 +243,7 @@ fn the_api_round_trip_works_on_a_postgresql_store() {
         .post(&format!("/v1/grants/{gid}/secret"), Some(ALICE), "")
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.json()["secret"].as_str().unwrap().starts_with("jgs_"));
+    assert!(r.json()["secret"].as_str().unwrap().starts_with("jgc_"));
     let r = d
         .post(
             &format!("/v1/grants/{gid}/revoke"),

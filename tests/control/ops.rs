@@ -361,7 +361,7 @@ fn sigint_ends_live_sessions_with_shutdown_and_exits_zero_within_the_timeout() {
 #[test]
 fn json_logs_are_one_object_per_line_and_a_sessions_lines_name_it() {
     let t = tunnel_with("", &["--log-format", "json"]);
-    let (_, r) = t.raw("auto-echo", "jgs_not_a_real_secret");
+    let (_, r) = t.raw("auto-echo", "jgc_not_a_real_secret");
     assert_eq!(r.status, BAD_SECRET, "{r:?}");
     let (_gid, secret) = t.grant(BOB, "auto-echo", "5m");
     let (mut s, r) = t.raw("auto-echo", &secret);

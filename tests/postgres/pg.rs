@@ -121,7 +121,7 @@ fn refusals_before_authentication_are_identical() {
             secret.as_str(),
             "no active grant with a connect secret for alice",
         ),
-        ("bob@auto-db", "jgs_wrong", "wrong connect secret"),
+        ("bob@auto-db", "jgc_wrong", "wrong connect secret"),
     ];
     let mut seen = Vec::new();
     for (user, pw, _) in cases {
@@ -179,7 +179,7 @@ fn refusals_that_reveal_nothing_keep_their_own_message() {
         .output_within(HANG);
     let (_, err) = text(&o);
     assert!(err.contains("jitgate requires TLS"), "{err}");
-    let o = p.psql("bob@auto-db", "jgs_wrong", "SELECT 1");
+    let o = p.psql("bob@auto-db", "jgc_wrong", "SELECT 1");
     assert_eq!(o.status.code(), Some(2));
     let m = p.d.metrics();
     assert!(
@@ -201,7 +201,7 @@ fn wrong_secrets_in_a_loop_are_rate_limited() {
     let (_gid, secret) = bob_grant(&p);
     let mut saw_limit = false;
     for _ in 0..8 {
-        let o = p.psql("bob@auto-db", "jgs_guess", "SELECT 1");
+        let o = p.psql("bob@auto-db", "jgc_guess", "SELECT 1");
         let (_, err) = text(&o);
         assert_eq!(o.status.code(), Some(2));
         saw_limit |= err.contains("too many failed authentication attempts");

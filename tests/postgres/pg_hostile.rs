@@ -263,7 +263,7 @@ fn wrong_secrets_from_one_source_do_not_lock_the_user_out_elsewhere() {
     let (_gid, secret) = bob_grant(&p);
     let mut blocked = false;
     for _ in 0..8 {
-        let e = attempt_from(&p, "127.0.0.2", "jgs_guess").unwrap_err();
+        let e = attempt_from(&p, "127.0.0.2", "jgc_guess").unwrap_err();
         blocked |= e.contains("too many failed authentication attempts");
     }
     assert!(blocked, "the guessing source was never blocked");

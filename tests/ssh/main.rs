@@ -10,6 +10,7 @@ mod certificates;
 mod console_watch;
 mod hostile_ssh_after_login;
 mod lifecycle_ssh;
+mod login_accounting;
 mod one_step;
 mod promise_ssh;
 mod recording_access;

@@ -6,7 +6,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod ended_secret;
 mod lifecycle_tcp;
 mod promise_tcp;
+mod secret_prefix;
 mod tcp;
 mod tcp_hostile;

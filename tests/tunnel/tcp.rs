@@ -136,10 +136,10 @@ fn terminate_and_lock_from_the_cli_close_sessions_and_say_how_many() {
     );
     assert_eq!(t.live_sessions(), 0);
 
-    // The lock revoked the grant, and its secret died with it.
+    // The lock revoked the grant; its secret no longer works, and says why.
     let (_, reply) = t.raw("auto-echo", &secret);
-    assert_eq!(reply.status, BAD_SECRET, "{reply:?}");
-    assert!(reply.message.contains("grant has ended"), "{reply:?}");
+    assert_eq!(reply.status, LOCKED, "{reply:?}");
+    assert!(reply.message.contains("user bob is locked"), "{reply:?}");
 }
 
 #[test]
@@ -236,7 +236,7 @@ fn typed_refusals_for_bad_secret_unknown_target_wrong_target_and_ended_grant() {
     let cases = [
         (
             "auto-echo",
-            "jgs_not_a_real_secret",
+            "jgc_not_a_real_secret",
             BAD_SECRET,
             "not valid",
         ),
@@ -244,7 +244,7 @@ fn typed_refusals_for_bad_secret_unknown_target_wrong_target_and_ended_grant() {
         // learn which targets exist.
         (
             "no-such-target",
-            "jgs_not_a_real_secret",
+            "jgc_not_a_real_secret",
             BAD_SECRET,
             "not valid",
         ),
@@ -268,18 +268,28 @@ fn typed_refusals_for_bad_secret_unknown_target_wrong_target_and_ended_grant() {
         assert!(r.message.contains(words), "{target}: {r:?}");
         assert!(r.session_id.is_empty());
     }
-    t.d.post(&format!("/v1/grants/{gid}/revoke"), Some(DAVE), "{}")
-        .unwrap();
+    t.d.post(
+        &format!("/v1/grants/{gid}/revoke"),
+        Some(DAVE),
+        r#"{"reason":"INC-7"}"#,
+    )
+    .unwrap();
+    // The ended grant's secret is recognised, and the answer says why.
     let (_, r) = t.raw("auto-echo", &secret);
-    assert_eq!(r.status, BAD_SECRET, "{r:?}");
-    assert!(r.message.contains("grant has ended"), "{r:?}");
+    assert_eq!(r.status, NO_GRANT, "{r:?}");
+    assert!(
+        r.message.contains(&format!(
+            "grant {gid} has ended: grant revoked by dave (INC-7)"
+        )),
+        "{r:?}"
+    );
     assert_eq!(
         t.metric(r#"jitgate_connections_rejected_total{kind="tcp",reason="auth_failed"}"#),
-        2.0
+        1.0
     );
     assert_eq!(
         t.metric(r#"jitgate_connections_rejected_total{kind="tcp",reason="no_grant"}"#),
-        3.0
+        4.0
     );
     assert!(!t.d.logs().contains(&secret), "the secret was logged");
 }
@@ -433,7 +443,7 @@ fn connect_checks_target_secret_proxy_and_pin_before_listening() {
         (
             "a wrong secret",
             "auto-echo",
-            "jgs_not_a_secret",
+            "jgc_not_a_secret",
             t.port,
             "refused",
         ),

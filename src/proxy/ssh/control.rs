@@ -68,9 +68,10 @@ impl From<crate::grants::Refusal> for Refused {
 }
 
 impl Refused {
-    /// The target could not be reached.
+    /// The target could not be reached: the target's fault, not the
+    /// engineer's (nor ours).
     pub fn unreachable(why: String) -> Refused {
-        crate::grants::Refusal::Unrecorded(why).into()
+        crate::grants::Refusal::Unreachable(why).into()
     }
 }
 
@@ -112,14 +113,18 @@ impl SshFrontEnd {
     }
 
     /// Whether `user`, named by a valid certificate, may log in: not
-    /// locked. A store that cannot say refuses (fail closed).
-    pub async fn certificate_user_allowed(&self, user: &str) -> Result<(), String> {
+    /// locked. A store that cannot say refuses (fail closed), blamed on us:
+    /// the engineer's certificate was good.
+    pub async fn certificate_user_allowed(&self, user: &str) -> Result<(), Refused> {
         match self.grants.is_locked(user).await {
             Ok(false) => Ok(()),
-            Ok(true) => Err(format!("user {user} is locked")),
+            Ok(true) => Err(crate::grants::Refusal::Locked(user.to_string()).into()),
             Err(e) => {
                 tracing::warn!(%user, error = %e, "lock check failed; refusing the certificate login");
-                Err("the lock check failed".into())
+                Err(Refused {
+                    why: "the lock check failed".into(),
+                    ..crate::grants::Refusal::Unavailable.into()
+                })
             }
         }
     }

@@ -9,7 +9,16 @@
 //!   logged, audited or shown.
 //! - One rejected key or certificate per connection counts as a failed
 //!   attempt (an agent offering several keys is not a brute force); a
-//!   source over the limit is refused without looking further.
+//!   source over the limit is refused without looking further. A key or
+//!   certificate that identifies an engineer clears the source's count
+//!   (`AuthLimiter::succeeded`): an agent that offers an unregistered key
+//!   before the right one is no brute force either, and SSH keys cannot be
+//!   guessed, so a count that a good login clears hides no guessing.
+//! - Only the engineer's own failures (a key or certificate refused, or an
+//!   admission refused for their grant or lock) are audited as
+//!   `auth.failed`. A target that cannot be reached or a store that is
+//!   down refuses the login too, but is logged with its blame, never
+//!   audited as a failed authentication nor counted against the source.
 //! - A key offered without a signature is answered yes unless the source
 //!   is blocked: a certificate's key reaches that callback bare, so only
 //!   the signed attempt (`login`) can tell a certificate from an unknown
@@ -21,7 +30,7 @@
 //!   `refusal` set: their channels show why instead of a bare
 //!   "Permission denied". Such a connection has no session and no target.
 
-use super::control::{Reason, Refused, Session, SshFrontEnd};
+use super::control::{Blame, Reason, Refused, Session, SshFrontEnd};
 use super::event::Credential;
 use super::keys;
 use super::names;
@@ -96,11 +105,21 @@ impl Login {
                 Ok(user) => (user, certificate_text(cert)),
                 Err(refused) => {
                     let why = format!("{} ({})", refused.why, certificate_text(cert));
-                    self.failed(&refused.actor, why, refused.reason);
+                    if refused.blame == Blame::Downstream {
+                        self.failed(&refused.actor, why, refused.reason);
+                    } else {
+                        self.fe.rejected(refused.reason);
+                        let blame = refused.blame.as_str();
+                        tracing::warn!(actor = %refused.actor, target = %self.target, blame, "ssh login refused: {why}");
+                    }
                     return (false, None);
                 }
             },
         };
+        // Identified: whatever came before on this source was no guess.
+        for key in self.limiter_keys() {
+            self.fe.limiter.succeeded(&key);
+        }
         // A target's name selects the terminating mode; the key owner's own
         // name (when no target has it) a jump connection.
         if !cfg.targets.contains_key(&self.target) && self.target == user {
@@ -116,10 +135,15 @@ impl Login {
                 tracing::info!(%user, target = %self.target, key = %proof, "ssh session admitted");
                 (true, Some(a))
             }
-            Err((why, reason)) => {
-                tracing::info!(%user, target = %self.target, reason, "ssh access refused: {why}");
+            Err(r) => {
+                let (why, reason, blame) = (r.why, r.reason, r.blame.as_str());
                 self.fe.rejected(reason);
-                self.fe.audit_failure(self.peer, &user, &self.target, &why);
+                if r.blame == Blame::Downstream {
+                    tracing::info!(%user, target = %self.target, reason, blame, "ssh access refused: {why}");
+                    self.fe.audit_failure(self.peer, &user, &self.target, &why);
+                } else {
+                    tracing::warn!(%user, target = %self.target, reason, blame, "ssh access refused: {why}");
+                }
                 self.refusal = Some(format!("access to {} refused: {why}", self.target));
                 (true, None)
             }
@@ -133,14 +157,16 @@ impl Login {
             actor: "unknown".into(),
             why,
             reason: "auth_failed",
+            blame: Blame::Downstream,
         })?;
         self.fe
             .certificate_user_allowed(&user)
             .await
-            .map_err(|why| CertRefused {
+            .map_err(|r| CertRefused {
                 actor: user.clone(),
-                why,
-                reason: "locked",
+                why: r.why,
+                reason: r.reason,
+                blame: r.blame,
             })?;
         Ok(user)
     }
@@ -173,12 +199,8 @@ impl Login {
     }
 
     /// Identified engineer: admission, session, target login.
-    async fn admit(&self, user: &str) -> Result<Admission, (String, &'static str)> {
-        let (session, target) = self
-            .fe
-            .admit(&self.target, user, self.peer, true)
-            .await
-            .map_err(|r| (r.why, r.reason))?;
+    async fn admit(&self, user: &str) -> Result<Admission, Refused> {
+        let (session, target) = self.fe.admit(&self.target, user, self.peer, true).await?;
         match upstream::connect(&target, &self.kill).await {
             Ok(up) => {
                 session.start(json!({"upstream_user": target.upstream.user}));
@@ -188,20 +210,24 @@ impl Login {
             Err(e) => {
                 tracing::warn!(target = %self.target, "ssh upstream failed: {e}");
                 session.end(Reason::Error);
-                let r = Refused::unreachable(format!("cannot reach {}: {e}", self.target));
-                Err((r.why, r.reason))
+                Err(Refused::unreachable(format!(
+                    "cannot reach {}: {e}",
+                    self.target
+                )))
             }
         }
     }
 }
 
-/// A certificate refused: who to blame (its user once the certificate is
-/// known to be ours, else "unknown"), why, and the metric label (`locked`
-/// for a locked user or a lock check that failed, else `auth_failed`).
+/// A certificate refused: the actor (its user once the certificate is
+/// known to be ours, else "unknown"), why, the metric label (`locked` for
+/// a locked user, `upstream_error` for a lock check that failed, else
+/// `auth_failed`) and whose fault it is (a failed lock check is ours).
 struct CertRefused {
     actor: String,
     why: String,
     reason: &'static str,
+    blame: Blame,
 }
 
 /// How a certificate is named in logs and the audit: serial and key.
