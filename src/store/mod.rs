@@ -32,7 +32,7 @@ pub use grants::GrantEnd;
 pub use locks::LockOutcome;
 pub use models::*;
 pub use outbox::{OutboxRow, Routing};
-pub use signins::{SignedIn, SigninCode, SigninFlow, SigninRecord};
+pub use signins::{SignedIn, SigninCode, SigninConfirm, SigninFlow, SigninRecord};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
