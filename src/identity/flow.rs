@@ -465,6 +465,7 @@ impl Identity {
                 groups: r.who.groups,
                 via: Via::Oidc,
                 until: Some(r.expires_at_ms),
+                signin: Some(r.id),
             }))
     }
 

@@ -280,6 +280,20 @@ impl Store {
         .transpose()
     }
 
+    /// Whether the sign-in of `id` is live at `now`: not ended, not expired
+    /// (an SSH certificate naming it still logs in; its user's lock is
+    /// checked apart).
+    pub async fn signin_live_by_id(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT id FROM signins WHERE id = $1 AND ended_at IS NULL AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Ends one sign-in (logout) with its audit event; false when it had
     /// already ended.
     pub async fn end_signin(
