@@ -1,6 +1,7 @@
 //! The sign-in routes, without a bearer token: GET /auth/info (whether SSO
-//! is on, for the console), GET /auth/login (the console's: to the IdP; the
-//! CLI's: a confirmation page whose form POSTs to /auth/login),
+//! is on, for the console), GET /auth/login (to the IdP; with
+//! `confirm_cli_login`, the CLI's shows a confirmation page whose form
+//! POSTs to /auth/login),
 //! GET /auth/callback (HTML pages a person reads), POST /auth/exchange
 //! (JSON). Each request spends the source's /auth budget first.
 
@@ -95,15 +96,18 @@ pub async fn route(
                     "cli_port and cli_challenge go together".into(),
                 )),
             };
+            // `confirm_cli_login` on: the CLI's GET shows the confirmation
+            // page; off (SPEC's flow), it goes to the IdP as the console's.
+            let confirm = cfg.oidc.as_ref().is_some_and(|o| o.confirm_cli_login);
             match cli {
-                Ok(None) => id
-                    .login(&cfg)
-                    .await
-                    .map(|s| redirect(&s.idp_url, &[&s.set_cookie])),
-                Ok(Some((port, challenge))) => id
+                Ok(Some((port, challenge))) if confirm => id
                     .cli_confirm_page(&cfg, port, challenge)
                     .await
                     .map(|p| super::signin_page::confirm(&p)),
+                Ok(cli) => id
+                    .login(&cfg, cli)
+                    .await
+                    .map(|s| redirect(&s.idp_url, &[&s.set_cookie])),
                 Err(e) => Err(e),
             }
         }

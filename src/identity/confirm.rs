@@ -1,5 +1,6 @@
-//! The CLI login's confirmation. GET /auth/login?cli_port=P&cli_challenge=C
-//! only shows a page asking the person whether they are signing in from the
+//! The CLI login's confirmation, with `[auth.oidc] confirm_cli_login` on
+//! (off by default: SPEC's CLI flow redirects straight to the IdP).
+//! GET /auth/login?cli_port=P&cli_challenge=C then only shows a page asking the person whether they are signing in from the
 //! command line on this computer; its form (POST /auth/login) starts the
 //! login at the IdP. A page of another site can open that GET in the
 //! victim's browser, but cannot submit the form: the form's `confirm` value

@@ -174,11 +174,16 @@ impl Identity {
         e
     }
 
-    /// GET /auth/login without cli_port: the console's login, straight to
-    /// the IdP. A CLI login starts only from its confirmation form
-    /// (`cli_confirmed`), never from a GET another site can trigger.
-    pub async fn login(&self, cfg: &Config) -> Result<LoginStart, FlowError> {
-        self.start_login(cfg, None).await
+    /// GET /auth/login[?cli_port=PORT&cli_challenge=C], straight to the
+    /// IdP: the console's login, and the CLI's unless `confirm_cli_login`
+    /// is on (then the CLI's starts only from its confirmation form,
+    /// `cli_confirmed`, never from a GET another site can trigger).
+    pub async fn login(
+        &self,
+        cfg: &Config,
+        cli: Option<(u16, String)>,
+    ) -> Result<LoginStart, FlowError> {
+        self.start_login(cfg, cli).await
     }
 
     /// A new login at the IdP, its state in the store and the state cookie.

@@ -263,7 +263,8 @@ impl Browser {
     }
 
     /// From jitgate's /auth/login URL (through the CLI login's confirmation
-    /// page, submitted as the person would) through the IdP's login form as
+    /// page, submitted as the person would, when `confirm_cli_login` shows
+    /// one; by default it redirects straight on) through the IdP's login form as
     /// `login`, up to (not including) the IdP's redirect back to jitgate:
     /// returns that callback URL (with code and state).
     pub fn sign_in_at_idp(&self, start: &str, idp: &Idp, login: &str) -> String {
@@ -274,7 +275,8 @@ impl Browser {
                 return url;
             }
             let mut hop = self.get(&url);
-            if let Some(confirm) = Self::confirm_value(&hop) {
+            let ours = url.contains("/auth/login?") && !url.starts_with(&idp.issuer());
+            if let Some(confirm) = Self::confirm_value(&hop).filter(|_| ours) {
                 hop = self.confirm(&url, &confirm);
             }
             if hop.status == 200 && hop.body.contains("name=\"login\"") && !logged_in {

@@ -8,6 +8,7 @@ mod common;
 mod signin_bound;
 mod signin_cli;
 mod signin_cli_confirm;
+mod signin_cli_direct;
 mod signin_console;
 mod signin_ends;
 mod signin_postgres;

@@ -1,8 +1,9 @@
 //! The sign-in is bound to the person's browser at each step another site
 //! could drive: the console's one-time code is traded only with the cookie
 //! its callback set in the browser that finished the login (login CSRF with
-//! `/#code=` of the attacker's sign-in), and a CLI login starts at the IdP
-//! only from the confirmation page's form, never from a GET.
+//! `/#code=` of the attacker's sign-in), and, with `confirm_cli_login`, a
+//! CLI login starts at the IdP only from the confirmation page's form,
+//! never from a GET.
 
 use crate::common::idp::{Browser, Hop};
 use crate::{console_code, exchange, json_of, start};
@@ -85,7 +86,7 @@ fn a_console_code_is_traded_only_in_the_browser_that_finished_the_login() {
 
 #[test]
 fn a_cli_login_starts_at_the_idp_only_from_its_confirmation_form() {
-    let Some((d, idp)) = start("", &[]) else {
+    let Some((d, idp)) = start("confirm_cli_login = true", &[]) else {
         return;
     };
     let start_url = format!(

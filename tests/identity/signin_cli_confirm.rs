@@ -1,4 +1,5 @@
-//! `jitgate login` end to end through the CLI login's confirmation page:
+//! `jitgate login` end to end through the CLI login's confirmation page
+//! (`confirm_cli_login = true`):
 //! clicked in a real headless Chromium, and submitted by tests/idp/browser.sh
 //! (the "browser" for hosts without one).
 
@@ -35,7 +36,7 @@ fn login_printing_its_url(url: &str, home: &std::path::Path) -> (Child, String) 
 
 #[test]
 fn a_person_confirms_the_cli_login_in_a_real_browser() {
-    let Some((d, _idp)) = crate::start("", &[]) else {
+    let Some((d, _idp)) = crate::start("confirm_cli_login = true", &[]) else {
         return;
     };
     let Some(b) = crate::common::browser::Browser::start(&d.url()) else {
@@ -91,7 +92,7 @@ fn a_person_confirms_the_cli_login_in_a_real_browser() {
 
 #[test]
 fn the_browser_script_confirms_and_signs_in_for_jitgate_login() {
-    let Some((d, _idp)) = crate::start("", &[]) else {
+    let Some((d, _idp)) = crate::start("confirm_cli_login = true", &[]) else {
         return;
     };
     let home = tempfile::tempdir().expect("tempdir");
