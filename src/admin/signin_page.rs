@@ -1,4 +1,5 @@
-//! The CLI login's confirmation page (GET /auth/login?cli_port=...): a
+//! The CLI login's confirmation page (GET /auth/login?cli_port=... with
+//! `[auth.oidc] confirm_cli_login` on): a
 //! plain page with no script, every text escaped, the console's CSP except
 //! that its one form may post to /auth/login and the answer may redirect
 //! to the IdP (`form-action` also governs a form's redirects), still never

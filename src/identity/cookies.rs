@@ -13,7 +13,7 @@ pub const STATE_COOKIE: &str = "jitgate_signin";
 /// same-origin fetch from the console's page, never a cross-site request.
 pub const EXCHANGE_COOKIE: &str = "jitgate_exchange";
 /// Set by the CLI login's confirmation page (GET /auth/login with
-/// cli_port), read by its form's POST /auth/login only. SameSite=Strict:
+/// cli_port, when `confirm_cli_login` is on), read by its form's POST /auth/login only. SameSite=Strict:
 /// the form posts from the page itself, so another site's form cannot
 /// carry it.
 pub const CONFIRM_COOKIE: &str = "jitgate_cli_confirm";
