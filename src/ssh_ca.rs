@@ -13,8 +13,11 @@
 //!   their validity, with no critical options (jitgate issues none, so any
 //!   one present was not issued here or asks for something not enforced).
 //! - Issuance takes the caller's sign-in end as the certificate's end, and
-//!   12 hours at most, so a certificate never outlives the sign-in that
-//!   obtained it.
+//!   12 hours at most. A certificate obtained with an IdP sign-in carries
+//!   the sign-in's id (not its token) in the [`SIGNIN_EXTENSION`]
+//!   extension, and the SSH front end checks at each login that the
+//!   sign-in is still live, so a logout ends the certificate too. One
+//!   obtained with a static token carries none and is bound by its 12 h.
 
 use russh::keys::ssh_key::certificate::{Builder, CertType};
 use russh::keys::ssh_key::public::KeyData;
@@ -31,6 +34,9 @@ pub const MAX_VALIDITY: Duration = Duration::from_secs(12 * 3600);
 pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// Smallest RSA modulus accepted for a certificate's subject key, in bits.
 pub const MIN_RSA_BITS: u32 = 2048;
+/// The certificate extension (OpenSSH's vendor form `name@domain`) holding
+/// the id of the sign-in that obtained the certificate.
+pub const SIGNIN_EXTENSION: &str = "jitgate-signin@jitgate";
 /// The file a generated CA key is kept in, under data_dir.
 pub const GENERATED_FILE: &str = "ssh-user-ca-ed25519";
 
@@ -121,13 +127,15 @@ impl UserCa {
 
     /// Signs `subject` (an OpenSSH public key line) for `user`, valid from a
     /// little before `now` until `until` (Unix seconds), capped at
-    /// [`MAX_VALIDITY`] from now.
+    /// [`MAX_VALIDITY`] from now; `signin`: the id of the caller's IdP
+    /// sign-in, put in [`SIGNIN_EXTENSION`].
     pub fn issue(
         &self,
         subject: &str,
         user: &str,
         now: u64,
         until: Option<u64>,
+        signin: Option<&str>,
     ) -> Result<Issued, CaError> {
         let key = subject_key(subject)?;
         if key.key_data() == &self.public {
@@ -157,6 +165,15 @@ impl UserCa {
         b.valid_principal(user).map_err(sign_err)?;
         for ext in EXTENSIONS {
             b.extension(*ext, "").map_err(sign_err)?;
+        }
+        if let Some(id) = signin {
+            if !signin_id_shaped(id) {
+                return Err(CaError::Sign(format!(
+                    "sign-in id {:?} is not one jitgate makes",
+                    crate::text::escape(id)
+                )));
+            }
+            b.extension(SIGNIN_EXTENSION, id).map_err(sign_err)?;
         }
         b.comment(user).map_err(sign_err)?;
         let cert = b.sign(&self.key).map_err(sign_err)?;
@@ -201,6 +218,28 @@ impl UserCa {
             _ => Err("certificate principal is not its user".into()),
         }
     }
+}
+
+/// The sign-in id a certificate (already `check`ed) carries: None when it
+/// has no [`SIGNIN_EXTENSION`] (a static token's), an error when the value
+/// is not a sign-in id (never issued so: refuse).
+pub fn signin_of(cert: &Certificate) -> Result<Option<String>, String> {
+    match cert.extensions().get(SIGNIN_EXTENSION) {
+        None => Ok(None),
+        Some(id) if signin_id_shaped(id) => Ok(Some(id.clone())),
+        Some(_) => Err(format!("certificate has a malformed {SIGNIN_EXTENSION}")),
+    }
+}
+
+/// `si_` and up to 61 more of [A-Za-z0-9_-]: what `identity::flow` makes.
+fn signin_id_shaped(id: &str) -> bool {
+    id.len() <= 64
+        && id.strip_prefix("si_").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
 }
 
 fn load_err(path: &Path, e: impl std::fmt::Display) -> CaError {

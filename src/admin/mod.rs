@@ -11,6 +11,7 @@ pub mod http;
 pub mod recordings;
 mod router;
 mod signin;
+mod signin_page;
 pub mod views;
 pub use handlers::system::Endpoints;
 

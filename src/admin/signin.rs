@@ -1,7 +1,9 @@
 //! The sign-in routes, without a bearer token: GET /auth/info (whether SSO
-//! is on, for the console), GET /auth/login, GET /auth/callback (HTML pages
-//! a person reads), POST /auth/exchange (JSON). Each request spends the
-//! source's /auth budget first.
+//! is on, for the console), GET /auth/login (to the IdP; with
+//! `confirm_cli_login`, the CLI's shows a confirmation page whose form
+//! POSTs to /auth/login),
+//! GET /auth/callback (HTML pages a person reads), POST /auth/exchange
+//! (JSON). Each request spends the source's /auth budget first.
 
 use super::error::ApiError;
 use super::http::{json, json_body, query_pairs, Resp};
@@ -33,6 +35,7 @@ pub async fn route(
     let route: &'static str = match (req.method(), path.as_str()) {
         (&Method::GET, "/auth/info") => "/auth/info",
         (&Method::GET, "/auth/login") => "/auth/login",
+        (&Method::POST, "/auth/login") => "/auth/login",
         (&Method::GET, "/auth/callback") => "/auth/callback",
         (&Method::POST, "/auth/exchange") => "/auth/exchange",
         _ => return Err(req),
@@ -46,6 +49,32 @@ pub async fn route(
     if let Err(e) = id.admit(peer.ip()) {
         let e = id.failed(e, "");
         return Ok((route, Ok(failure(route, &e))));
+    }
+    let cookies = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if req.method() == Method::POST && route == "/auth/login" {
+        let out = match form_body(req).await {
+            Ok(form) => match form.iter().find(|(k, _)| k == "confirm") {
+                Some((_, confirm)) => id
+                    .cli_confirmed(&cfg, confirm, cookies.as_deref())
+                    .await
+                    .map(|(s, clear)| {
+                        // 303: the browser follows a form's answer with a GET.
+                        let mut r = redirect(&s.idp_url, &[&s.set_cookie, &clear]);
+                        *r.status_mut() = StatusCode::SEE_OTHER;
+                        r
+                    }),
+                None => Err(FlowError::BadRequest("the form has no confirm".into())),
+            },
+            Err(e) => return Ok((route, Err(e))),
+        };
+        return Ok((
+            route,
+            Ok(out.unwrap_or_else(|e| failure(route, &id.failed(e, "")))),
+        ));
     }
     let query = req.uri().query().map(str::to_string);
     let params = match query_pairs(query.as_deref()) {
@@ -67,30 +96,40 @@ pub async fn route(
                     "cli_port and cli_challenge go together".into(),
                 )),
             };
+            // `confirm_cli_login` on: the CLI's GET shows the confirmation
+            // page; off (SPEC's flow), it goes to the IdP as the console's.
+            let confirm = cfg.oidc.as_ref().is_some_and(|o| o.confirm_cli_login);
             match cli {
+                Ok(Some((port, challenge))) if confirm => id
+                    .cli_confirm_page(&cfg, port, challenge)
+                    .await
+                    .map(|p| super::signin_page::confirm(&p)),
                 Ok(cli) => id
                     .login(&cfg, cli)
                     .await
-                    .map(|s| redirect(&s.idp_url, Some(&s.set_cookie))),
+                    .map(|s| redirect(&s.idp_url, &[&s.set_cookie])),
                 Err(e) => Err(e),
             }
         }
-        "/auth/callback" => {
-            let cookies = req
-                .headers()
-                .get(header::COOKIE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            id.callback(&cfg, &params, cookies.as_deref())
-                .await
-                .map(|d| redirect(&d.location, Some(&d.clear_cookie)))
-        }
+        "/auth/callback" => id
+            .callback(&cfg, &params, cookies.as_deref())
+            .await
+            .map(|d| {
+                let cookies: Vec<&str> = d.set_cookies.iter().map(String::as_str).collect();
+                redirect(&d.location, &cookies)
+            }),
         _ => {
             let body: ExchangeBody = match json_body(req).await {
                 Ok(b) => b,
                 Err(e) => return Ok((route, Err(e))),
             };
-            id.exchange(&cfg, &body.code, body.cli_verifier.as_deref())
+            let out = id
+                .exchange(
+                    &cfg,
+                    &body.code,
+                    body.cli_verifier.as_deref(),
+                    cookies.as_deref(),
+                )
                 .await
                 .map(|x| {
                     json(
@@ -101,13 +140,38 @@ pub async fn route(
                             "expires_at": crate::clock::rfc3339(x.expires_at_ms),
                         }),
                     )
-                })
+                });
+            // The exchange cookie is cleared once its code is traded. A
+            // refused code (another browser's) leaves it: this browser's
+            // own sign-in, if one is under way, still completes.
+            let traded = out.is_ok();
+            let mut resp = out.unwrap_or_else(|e| failure(route, &id.failed(e, "")));
+            if let Some(oidc) = cfg.oidc.as_ref().filter(|_| traded) {
+                let clear = crate::identity::flow::exchange_cookie(oidc, "", 0);
+                if let Ok(v) = HeaderValue::from_str(&clear) {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            return Ok((route, Ok(resp)));
         }
     };
     Ok((
         route,
         Ok(out.unwrap_or_else(|e| failure(route, &id.failed(e, "")))),
     ))
+}
+
+/// A form post's fields (application/x-www-form-urlencoded), at most 4 KiB.
+async fn form_body(req: Request<Incoming>) -> Result<Vec<(String, String)>, ApiError> {
+    use http_body_util::{BodyExt, Limited};
+    let body = Limited::new(req.into_body(), 4096)
+        .collect()
+        .await
+        .map_err(|_| ApiError::bad_request("the form is unreadable or over 4 KiB"))?
+        .to_bytes();
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the form is not UTF-8"))?;
+    query_pairs(Some(text))
 }
 
 fn status_of(e: &FlowError) -> (StatusCode, &'static str) {
@@ -130,20 +194,22 @@ fn failure(route: &str, e: &FlowError) -> Resp {
     page(status, "Sign-in failed", &e.to_string())
 }
 
-fn redirect(location: &str, cookie: Option<&str>) -> Resp {
+fn redirect(location: &str, cookies: &[&str]) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::FOUND;
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
-    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(c).ok()) {
-        r.headers_mut().insert(header::SET_COOKIE, c);
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
     no_store(&mut r);
     r
 }
 
-fn no_store(r: &mut Resp) {
+pub(super) fn no_store(r: &mut Resp) {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut().insert(
@@ -174,7 +240,7 @@ fn page(status: StatusCode, title: &str, message: &str) -> Resp {
     r
 }
 
-fn html_escape(s: &str) -> String {
+pub(super) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

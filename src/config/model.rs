@@ -52,6 +52,7 @@ pub const SECTIONS: &[(&str, &[&str])] = &[
             "admin_groups",
             "session_ttl",
             "ca_file",
+            "confirm_cli_login",
         ],
     ),
     (
@@ -169,6 +170,10 @@ pub struct OidcEntry {
     pub admin_groups: Vec<String>,
     pub session_ttl: Option<String>,
     pub ca_file: Option<String>,
+    /// Whether `jitgate login` shows a confirmation page before the IdP;
+    /// default false (SPEC's loopback flow, straight to the IdP).
+    #[serde(default)]
+    pub confirm_cli_login: bool,
 }
 
 /// `[recording]`: present means on, with SPEC's defaults for what is left out.

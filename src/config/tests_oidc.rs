@@ -54,6 +54,8 @@ fn oidc_defaults_and_idp_groups_in_policies() {
     assert_eq!(o.username_claim, "preferred_username");
     assert_eq!(o.groups_claim, "groups");
     assert_eq!(o.session_ttl.as_secs(), 12 * 3600);
+    // SPEC's CLI flow: straight to the IdP unless asked otherwise.
+    assert!(!o.confirm_cli_login);
     // A group only the IdP defines counts with the caller's IdP groups.
     assert!(c.policy_for("dan", "cache").is_none());
     let idp = vec!["sre-from-idp".to_string()];
@@ -64,6 +66,16 @@ fn oidc_defaults_and_idp_groups_in_policies() {
     );
     assert!(c.knows_user("dan") && !c.knows_user("Dan Smith"));
     assert!(c.may_hold("dan", "cache"));
+}
+
+#[test]
+fn confirm_cli_login_is_a_bool() {
+    let text = format!("{BASE}{OIDC}confirm_cli_login = true\n");
+    let c = parse(&text, Path::new("j.toml"), Path::new("/tmp")).expect("valid");
+    assert!(c.oidc.as_ref().is_some_and(|o| o.confirm_cli_login));
+    let text = format!("{BASE}{OIDC}confirm_cli_login = \"yes\"\n");
+    let errs = errors_of(&text).join("\n");
+    assert!(errs.contains("auth.oidc.confirm_cli_login"), "{errs}");
 }
 
 #[test]

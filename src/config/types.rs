@@ -51,6 +51,10 @@ pub struct OidcConfig {
     pub admin_groups: Vec<String>,
     pub session_ttl: Duration,
     pub ca_file: Option<PathBuf>,
+    /// GET /auth/login?cli_port=... shows a page whose form starts the
+    /// login at the IdP, instead of redirecting there (docs/identity.md):
+    /// off by default, as SPEC's CLI flow goes straight to the IdP.
+    pub confirm_cli_login: bool,
 }
 
 /// What is recorded inside sessions, and where (SPEC "Recording").

@@ -17,6 +17,9 @@ pub struct Caller {
     pub via: Via,
     /// When the sign-in ends, in Unix milliseconds; None for static tokens.
     pub until: Option<i64>,
+    /// The sign-in's id (`si_...`, not its token); None for static tokens.
+    /// SSH certificates carry it so a login can check the sign-in is live.
+    pub signin: Option<String>,
 }
 
 impl Caller {
@@ -28,6 +31,7 @@ impl Caller {
             groups: Vec::new(),
             via: Via::Token,
             until: None,
+            signin: None,
         }
     }
 }

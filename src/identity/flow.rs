@@ -4,6 +4,7 @@
 //! it (logout). State lives in the store, so any instance behind the
 //! redirect_url can finish a login another started (docs/identity.md).
 
+use super::cookies::{bound_to, set_cookie, EXCHANGE_COOKIE, STATE_COOKIE};
 use super::provider::{Provider, ProviderError};
 use super::rate::SourceBudget;
 use crate::audit::AuditEntry;
@@ -21,9 +22,6 @@ use std::sync::{Arc, Mutex};
 pub const FLOW_TTL_MS: i64 = 10 * 60 * 1000;
 /// A one-time code from the callback lives this long (SPEC: 60 s).
 pub const CODE_TTL_MS: i64 = 60 * 1000;
-/// The browser-binding cookie: set by /auth/login, read by /auth/callback
-/// only (its Path), used for nothing else.
-pub const STATE_COOKIE: &str = "jitgate_signin";
 /// Sign-in tokens carry this prefix (SPEC).
 pub const TOKEN_PREFIX: &str = "jgs_";
 
@@ -55,7 +53,7 @@ impl From<StoreError> for FlowError {
     }
 }
 
-fn denied(reason: &'static str, message: impl Into<String>) -> FlowError {
+pub(super) fn denied(reason: &'static str, message: impl Into<String>) -> FlowError {
     FlowError::Denied {
         reason,
         message: message.into(),
@@ -69,10 +67,11 @@ pub struct LoginStart {
 }
 
 /// Where /auth/callback sends the browser: the console (`/#code=`) or the
-/// CLI's loopback listener.
+/// CLI's loopback listener; the state cookie cleared and, for the console,
+/// the exchange cookie the code is bound to.
 pub struct CallbackDone {
     pub location: String,
-    pub clear_cookie: String,
+    pub set_cookies: Vec<String>,
 }
 
 pub struct Exchanged {
@@ -82,7 +81,7 @@ pub struct Exchanged {
 }
 
 pub struct Identity {
-    store: Store,
+    pub(super) store: Store,
     metrics: Arc<Metrics>,
     budget: SourceBudget,
     /// The provider of the running `[auth.oidc]`, rebuilt when a reload
@@ -90,13 +89,13 @@ pub struct Identity {
     provider: Mutex<Option<(OidcConfig, Arc<Provider>)>>,
 }
 
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     let mut b = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-fn hash_hex(s: &str) -> String {
+pub(super) fn hash_hex(s: &str) -> String {
     hex::encode(crate::secrets::sha256(s.as_bytes()))
 }
 
@@ -105,7 +104,7 @@ fn b64url_sha256(s: &str) -> String {
 }
 
 /// A PKCE-style value: 43 to 128 characters of [A-Za-z0-9-._~].
-fn pkce_shaped(s: &str) -> bool {
+pub(super) fn pkce_shaped(s: &str) -> bool {
     (43..=128).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
@@ -130,7 +129,7 @@ impl Identity {
         }
     }
 
-    fn provider(&self, cfg: &Config) -> Result<Arc<Provider>, FlowError> {
+    pub(super) fn provider(&self, cfg: &Config) -> Result<Arc<Provider>, FlowError> {
         let oidc = cfg.oidc.as_ref().ok_or(FlowError::NotConfigured)?;
         let mut slot = self
             .provider
@@ -175,20 +174,27 @@ impl Identity {
         e
     }
 
-    /// GET /auth/login[?cli_port=PORT&cli_challenge=C].
+    /// GET /auth/login[?cli_port=PORT&cli_challenge=C], straight to the
+    /// IdP: the console's login, and the CLI's unless `confirm_cli_login`
+    /// is on (then the CLI's starts only from its confirmation form,
+    /// `cli_confirmed`, never from a GET another site can trigger).
     pub async fn login(
+        &self,
+        cfg: &Config,
+        cli: Option<(u16, String)>,
+    ) -> Result<LoginStart, FlowError> {
+        self.start_login(cfg, cli).await
+    }
+
+    /// A new login at the IdP, its state in the store and the state cookie.
+    pub(super) async fn start_login(
         &self,
         cfg: &Config,
         cli: Option<(u16, String)>,
     ) -> Result<LoginStart, FlowError> {
         let provider = self.provider(cfg)?;
         if let Some((port, challenge)) = &cli {
-            if *port == 0 || !pkce_shaped(challenge) {
-                return Err(FlowError::BadRequest(
-                    "cli_port must be 1-65535 and cli_challenge 43-128 characters of [A-Za-z0-9-._~]"
-                        .into(),
-                ));
-            }
+            check_cli(*port, challenge)?;
         }
         let started = provider
             .start()
@@ -208,7 +214,7 @@ impl Identity {
         self.store.put_signin_flow(&flow, now).await?;
         Ok(LoginStart {
             idp_url: started.url,
-            set_cookie: cookie(provider.config(), &browser, FLOW_TTL_MS / 1000),
+            set_cookie: state_cookie(provider.config(), &browser, FLOW_TTL_MS / 1000),
         })
     }
 
@@ -239,12 +245,7 @@ impl Identity {
                 "this sign-in took too long; start again",
             ));
         }
-        let presented = cookie_value(cookie_header, STATE_COOKIE).unwrap_or_default();
-        let bound = crate::secrets::digest_eq(
-            &crate::secrets::sha256(hash_hex(presented).as_bytes()),
-            &crate::secrets::sha256(flow.browser_sha256.as_bytes()),
-        );
-        if presented.is_empty() || !bound {
+        if !bound_to(cookie_header, STATE_COOKIE, &flow.browser_sha256) {
             return Err(denied(
                 "browser_mismatch",
                 "this sign-in was started in another browser; start it again here",
@@ -274,23 +275,32 @@ impl Identity {
             })?;
         let who = self.who(cfg, provider.config(), claims)?;
         let code = random_token();
+        // The console's code is bound to this browser by a cookie only the
+        // exchange reads (login CSRF: a victim handed `/#code=` of the
+        // attacker's sign-in has no such cookie); the CLI's by its challenge.
+        let browser = flow.cli_port.is_none().then(random_token);
         self.store
             .put_signin_code(
                 &hash_hex(&code),
                 &SigninCode {
                     who,
                     cli_challenge: flow.cli_challenge.clone(),
+                    browser_sha256: browser.as_deref().map(hash_hex),
                     expires_at_ms: crate::clock::now_ms() + CODE_TTL_MS,
                 },
             )
             .await?;
+        let mut set_cookies = vec![state_cookie(provider.config(), "", 0)];
         let location = match flow.cli_port {
             Some(port) => format!("http://127.0.0.1:{port}/callback?code={code}"),
             None => format!("/#code={code}"),
         };
+        if let Some(b) = &browser {
+            set_cookies.push(exchange_cookie(provider.config(), b, CODE_TTL_MS / 1000));
+        }
         Ok(CallbackDone {
             location,
-            clear_cookie: cookie(provider.config(), "", 0),
+            set_cookies,
         })
     }
 
@@ -344,12 +354,15 @@ impl Identity {
         })
     }
 
-    /// POST /auth/exchange {"code", "cli_verifier"}.
+    /// POST /auth/exchange {"code", "cli_verifier"}, with the Cookie header
+    /// (the console's exchange cookie). The code is spent whatever the
+    /// outcome, a refused one too.
     pub async fn exchange(
         &self,
         cfg: &Config,
         code: &str,
         cli_verifier: Option<&str>,
+        cookie_header: Option<&str>,
     ) -> Result<Exchanged, FlowError> {
         let provider = self.provider(cfg)?;
         let taken = self
@@ -388,7 +401,21 @@ impl Identity {
                     "this code was not started by the CLI",
                 ));
             }
-            (None, None) => {}
+            (None, None) => {
+                // A console code: only the browser that finished the login
+                // holds its cookie. A code without a binding (none is made
+                // so) is refused too.
+                let bound = taken
+                    .browser_sha256
+                    .as_deref()
+                    .is_some_and(|b| bound_to(cookie_header, EXCHANGE_COOKIE, b));
+                if !bound {
+                    return Err(denied(
+                        "browser_mismatch",
+                        "this code was issued to another browser; sign in again here",
+                    ));
+                }
+            }
         }
         let token = format!("{TOKEN_PREFIX}{}", random_token());
         let ttl = i64::try_from(provider.config().session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
@@ -443,6 +470,7 @@ impl Identity {
                 groups: r.who.groups,
                 via: Via::Oidc,
                 until: Some(r.expires_at_ms),
+                signin: Some(r.id),
             }))
     }
 
@@ -461,21 +489,37 @@ impl Identity {
     }
 }
 
-/// The state cookie: HttpOnly, SameSite=Lax (it must ride the IdP's
-/// top-level redirect back), scoped to the callback path; Secure when
-/// jitgate is reached over https.
-fn cookie(oidc: &OidcConfig, value: &str, max_age_s: i64) -> String {
-    let secure = if oidc.redirect_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!("{STATE_COOKIE}={value}; Path=/auth/callback; Max-Age={max_age_s}; HttpOnly; SameSite=Lax{secure}")
+/// The state cookie (see `cookies`): scoped to the callback.
+fn state_cookie(oidc: &OidcConfig, value: &str, max_age_s: i64) -> String {
+    set_cookie(
+        oidc,
+        STATE_COOKIE,
+        value,
+        "/auth/callback",
+        max_age_s,
+        "Lax",
+    )
 }
 
-fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
-    header?.split(';').find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == name).then_some(v)
-    })
+/// The console code's cookie (see `cookies`): scoped to the exchange.
+pub fn exchange_cookie(oidc: &OidcConfig, value: &str, max_age_s: i64) -> String {
+    set_cookie(
+        oidc,
+        EXCHANGE_COOKIE,
+        value,
+        "/auth/exchange",
+        max_age_s,
+        "Strict",
+    )
+}
+
+/// The CLI's loopback port and PKCE-style challenge, checked.
+pub(super) fn check_cli(port: u16, challenge: &str) -> Result<(), FlowError> {
+    if port == 0 || !pkce_shaped(challenge) {
+        return Err(FlowError::BadRequest(
+            "cli_port must be 1-65535 and cli_challenge 43-128 characters of [A-Za-z0-9-._~]"
+                .into(),
+        ));
+    }
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! docs/identity.md): the provider client, the login flows, and the sign-in
 //! tokens (`jgs_...`) the admin API accepts besides static tokens.
 
+pub mod confirm;
+pub mod cookies;
 pub mod flow;
 mod http;
 pub mod provider;

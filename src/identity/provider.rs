@@ -176,6 +176,19 @@ impl Provider {
         Ok(client.set_redirect_uri(redirect))
     }
 
+    /// The origin (scheme://host[:port]) of the IdP's authorization
+    /// endpoint, where a login's browser goes.
+    pub async fn authorization_origin(&self) -> Result<String, ProviderError> {
+        let d = self.discovered(false).await?;
+        let origin = d.metadata.authorization_endpoint().url().origin();
+        if !origin.is_tuple() {
+            return Err(ProviderError::Config(
+                "the IdP's authorization endpoint has no origin".into(),
+            ));
+        }
+        Ok(origin.ascii_serialization())
+    }
+
     /// The IdP's authorization URL for a new login, with fresh state, nonce
     /// and PKCE (S256) verifier.
     pub async fn start(&self) -> Result<Started, ProviderError> {

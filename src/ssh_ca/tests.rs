@@ -20,7 +20,7 @@ fn an_issued_certificate_names_its_user_and_passes_the_check() {
     let ca = ca();
     let key = subject();
     let issued = ca
-        .issue(&key.to_openssh().unwrap(), "alice", NOW, None)
+        .issue(&key.to_openssh().unwrap(), "alice", NOW, None, None)
         .unwrap();
     let cert = Certificate::from_openssh(&issued.certificate).unwrap();
     assert_eq!(cert.key_id(), "alice");
@@ -39,18 +39,22 @@ fn an_issued_certificate_names_its_user_and_passes_the_check() {
 fn validity_ends_with_the_sign_in_and_never_past_twelve_hours() {
     let ca = ca();
     let line = subject().to_openssh().unwrap();
-    let short = ca.issue(&line, "alice", NOW, Some(NOW + 600)).unwrap();
+    let short = ca
+        .issue(&line, "alice", NOW, Some(NOW + 600), None)
+        .unwrap();
     assert_eq!(short.valid_before, NOW + 600);
-    let long = ca.issue(&line, "alice", NOW, Some(NOW + 86_400)).unwrap();
+    let long = ca
+        .issue(&line, "alice", NOW, Some(NOW + 86_400), None)
+        .unwrap();
     assert_eq!(long.valid_before, NOW + MAX_VALIDITY.as_secs());
-    assert!(ca.issue(&line, "alice", NOW, Some(NOW)).is_err());
+    assert!(ca.issue(&line, "alice", NOW, Some(NOW), None).is_err());
 }
 
 #[test]
 fn the_check_refuses_expired_foreign_and_misnamed_certificates() {
     let ca = ca();
     let line = subject().to_openssh().unwrap();
-    let issued = ca.issue(&line, "alice", NOW, Some(NOW + 60)).unwrap();
+    let issued = ca.issue(&line, "alice", NOW, Some(NOW + 60), None).unwrap();
     let cert = Certificate::from_openssh(&issued.certificate).unwrap();
     assert_eq!(ca.check(&cert, NOW + 60), Err("certificate expired".into()));
     assert!(ca.check(&cert, NOW - 3600).is_err(), "not yet valid");
@@ -105,19 +109,24 @@ fn issuance_refuses_what_is_not_a_usable_public_key() {
         "ssh-ed25519 AAAA\nssh-ed25519 AAAA",
     ] {
         assert!(
-            matches!(ca.issue(bad, "alice", NOW, None), Err(CaError::BadKey(_))),
+            matches!(
+                ca.issue(bad, "alice", NOW, None, None),
+                Err(CaError::BadKey(_))
+            ),
             "{bad:?}"
         );
     }
     let issued = ca
-        .issue(&subject().to_openssh().unwrap(), "alice", NOW, None)
+        .issue(&subject().to_openssh().unwrap(), "alice", NOW, None, None)
         .unwrap();
     assert!(
-        ca.issue(&issued.certificate, "alice", NOW, None).is_err(),
+        ca.issue(&issued.certificate, "alice", NOW, None, None)
+            .is_err(),
         "a certificate is not a key"
     );
     assert!(
-        ca.issue(&ca.public_line(), "alice", NOW, None).is_err(),
+        ca.issue(&ca.public_line(), "alice", NOW, None, None)
+            .is_err(),
         "the CA's own key"
     );
 }
@@ -156,4 +165,43 @@ fn a_configured_ca_key_must_be_ed25519() {
         UserCa::load(dir.path(), Some(&dir.path().join("missing"))),
         Err(CaError::Load { .. })
     ));
+}
+
+#[test]
+fn a_signin_certificate_carries_the_signin_id_and_a_static_one_none() {
+    let ca = ca();
+    let line = subject().to_openssh().unwrap();
+    let by_idp = ca
+        .issue(&line, "alice", NOW, Some(NOW + 600), Some("si_AbC-d_9"))
+        .unwrap();
+    let cert = Certificate::from_openssh(&by_idp.certificate).unwrap();
+    assert_eq!(ca.check(&cert, NOW), Ok("alice".to_string()));
+    assert_eq!(signin_of(&cert), Ok(Some("si_AbC-d_9".to_string())));
+    let by_token = ca.issue(&line, "alice", NOW, None, None).unwrap();
+    let cert = Certificate::from_openssh(&by_token.certificate).unwrap();
+    assert_eq!(signin_of(&cert), Ok(None));
+    // Never issued with a value that is not a sign-in id.
+    for bad in ["", "si_", "token", "si_a b", "si_\n"] {
+        assert!(
+            matches!(
+                ca.issue(&line, "alice", NOW, None, Some(bad)),
+                Err(CaError::Sign(_))
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_signin_extension_is_refused() {
+    let ca = ca();
+    let key = subject();
+    let mut b = Builder::new(vec![0u8; 16], key.key_data().clone(), NOW - 60, NOW + 600).unwrap();
+    b.cert_type(CertType::User).unwrap();
+    b.key_id("alice").unwrap();
+    b.valid_principal("alice").unwrap();
+    b.extension(SIGNIN_EXTENSION, "not an id").unwrap();
+    let cert = b.sign(&ca.key).unwrap();
+    assert_eq!(ca.check(&cert, NOW), Ok("alice".to_string()));
+    assert!(signin_of(&cert).is_err());
 }

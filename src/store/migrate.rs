@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "break_glass",
         include_str!("migrations/0010_break_glass.sql"),
     ),
+    (
+        11,
+        "signin_browser_binding",
+        include_str!("migrations/0011_signin_browser_binding.sql"),
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -34,7 +34,7 @@ pub use locks::LockOutcome;
 pub use models::*;
 pub use outbox::{OutboxRow, Routing};
 pub use retired::{RETIRED, RETIRED_FOR_MS};
-pub use signins::{SignedIn, SigninCode, SigninFlow, SigninRecord};
+pub use signins::{SignedIn, SigninCode, SigninConfirm, SigninFlow, SigninRecord};
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};

@@ -31,6 +31,20 @@ pub struct SignedIn {
 pub struct SigninCode {
     pub who: SignedIn,
     pub cli_challenge: Option<String>,
+    /// The console's code: the hash of the cookie set with it at the
+    /// callback (None for a CLI code, bound by its cli_challenge).
+    pub browser_sha256: Option<String>,
+    pub expires_at_ms: i64,
+}
+
+/// A CLI login the person has not confirmed yet (GET /auth/login with
+/// cli_port, to the confirmation form's POST).
+#[derive(Debug, Clone)]
+pub struct SigninConfirm {
+    pub confirm_sha256: String,
+    pub browser_sha256: String,
+    pub cli_port: u16,
+    pub cli_challenge: String,
     pub expires_at_ms: i64,
 }
 
@@ -60,6 +74,10 @@ impl Store {
             .execute(&self.pool)
             .await?;
         sqlx::query("DELETE FROM signin_codes WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM signin_cli_confirms WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
             .await?;
@@ -111,13 +129,14 @@ impl Store {
         c: &SigninCode,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO signin_codes (code_sha256, user_name, groups_json, admin, cli_challenge, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO signin_codes (code_sha256, user_name, groups_json, admin, cli_challenge, browser_sha256, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(code_sha256)
         .bind(&c.who.user)
         .bind(groups_json(&c.who.groups))
         .bind(i64::from(c.who.admin))
         .bind(&c.cli_challenge)
+        .bind(&c.browser_sha256)
         .bind(c.expires_at_ms)
         .execute(&self.pool)
         .await?;
@@ -130,7 +149,7 @@ impl Store {
         code_sha256: &str,
     ) -> Result<Option<SigninCode>, StoreError> {
         let row = sqlx::query(
-            "DELETE FROM signin_codes WHERE code_sha256 = $1 RETURNING user_name, groups_json, admin, cli_challenge, expires_at",
+            "DELETE FROM signin_codes WHERE code_sha256 = $1 RETURNING user_name, groups_json, admin, cli_challenge, browser_sha256, expires_at",
         )
         .bind(code_sha256)
         .fetch_optional(&self.pool)
@@ -144,6 +163,51 @@ impl Store {
                     groups: groups_of(&groups)?,
                     admin: admin != 0,
                 },
+                cli_challenge: r.try_get("cli_challenge")?,
+                browser_sha256: r.try_get("browser_sha256")?,
+                expires_at_ms: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn put_signin_confirm(&self, c: &SigninConfirm, now: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM signin_cli_confirms WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO signin_cli_confirms (confirm_sha256, browser_sha256, cli_port, cli_challenge, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&c.confirm_sha256)
+        .bind(&c.browser_sha256)
+        .bind(i64::from(c.cli_port))
+        .bind(&c.cli_challenge)
+        .bind(c.expires_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes and returns the pending confirmation: a confirmation form
+    /// works once, whatever the outcome.
+    pub async fn take_signin_confirm(
+        &self,
+        confirm_sha256: &str,
+    ) -> Result<Option<SigninConfirm>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM signin_cli_confirms WHERE confirm_sha256 = $1 RETURNING confirm_sha256, browser_sha256, cli_port, cli_challenge, expires_at",
+        )
+        .bind(confirm_sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let port: i64 = r.try_get("cli_port")?;
+            Ok(SigninConfirm {
+                confirm_sha256: r.try_get("confirm_sha256")?,
+                browser_sha256: r.try_get("browser_sha256")?,
+                cli_port: u16::try_from(port)
+                    .map_err(|_| StoreError::Corrupt(format!("cli_port {port}")))?,
                 cli_challenge: r.try_get("cli_challenge")?,
                 expires_at_ms: r.try_get("expires_at")?,
             })
@@ -214,6 +278,20 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// Whether the sign-in of `id` is live at `now`: not ended, not expired
+    /// (an SSH certificate naming it still logs in; its user's lock is
+    /// checked apart).
+    pub async fn signin_live_by_id(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT id FROM signins WHERE id = $1 AND ended_at IS NULL AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Ends one sign-in (logout) with its audit event; false when it had

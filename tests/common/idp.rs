@@ -155,6 +155,23 @@ pub struct Hop {
     /// The absolute URL of a redirect's Location.
     pub location: Option<String>,
     pub body: String,
+    /// The response's header block, as received.
+    pub headers: String,
+}
+
+impl Hop {
+    /// Every value of header `name` (case-insensitive).
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        self.headers
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+            .collect()
+    }
 }
 
 /// A browser with its own cookie jar: two `Browser`s are two people's browsers.
@@ -178,12 +195,15 @@ impl Browser {
         }
     }
 
-    fn curl(&self, url: &str, form: Option<&str>) -> Hop {
+    fn curl(&self, url: &str, form: Option<&str>, json: bool) -> Hop {
         let jar = self.dir.path().join("cookies");
         let body = self.dir.path().join("body");
+        let headers = self.dir.path().join("headers");
         let mut c = Command::new("curl");
         c.args(["-s", "-S", "--max-time", "30", "-o"])
             .arg(&body)
+            .arg("-D")
+            .arg(&headers)
             .arg("-c")
             .arg(&jar)
             .arg("-b")
@@ -191,6 +211,9 @@ impl Browser {
             .args(["-w", "%{http_code} %{redirect_url}"]);
         if let Some(f) = form {
             c.args(["--data", f]);
+        }
+        if json {
+            c.args(["-H", "Content-Type: application/json"]);
         }
         let out = c.arg(url).output_within(HANG);
         assert!(
@@ -204,18 +227,44 @@ impl Browser {
             status: status.parse().unwrap_or(0),
             location: (!location.is_empty()).then(|| location.to_string()),
             body: std::fs::read_to_string(&body).unwrap_or_default(),
+            headers: std::fs::read_to_string(&headers).unwrap_or_default(),
         }
     }
 
     pub fn get(&self, url: &str) -> Hop {
-        self.curl(url, None)
+        self.curl(url, None, false)
     }
 
     pub fn post_form(&self, url: &str, form: &str) -> Hop {
-        self.curl(url, Some(form))
+        self.curl(url, Some(form), false)
     }
 
-    /// From jitgate's /auth/login URL through the IdP's login form as
+    /// A same-origin fetch of a JSON body, with this browser's cookies (the
+    /// console's POST /auth/exchange).
+    pub fn post_json(&self, url: &str, body: &str) -> Hop {
+        self.curl(url, Some(body), true)
+    }
+
+    /// Whether this is the CLI login's confirmation page; its form's
+    /// `confirm` value.
+    pub fn confirm_value(hop: &Hop) -> Option<String> {
+        if hop.status != 200 {
+            return None;
+        }
+        let (_, rest) = hop.body.split_once("name=\"confirm\" value=\"")?;
+        rest.split_once('"').map(|(v, _)| v.to_string())
+    }
+
+    /// Submits the confirmation form of the page at `url` (the person's
+    /// click): POST /auth/login with its `confirm` value.
+    pub fn confirm(&self, url: &str, confirm: &str) -> Hop {
+        let base = url.split_once("/auth/login").map_or(url, |(b, _)| b);
+        self.post_form(&format!("{base}/auth/login"), &format!("confirm={confirm}"))
+    }
+
+    /// From jitgate's /auth/login URL (through the CLI login's confirmation
+    /// page, submitted as the person would, when `confirm_cli_login` shows
+    /// one; by default it redirects straight on) through the IdP's login form as
     /// `login`, up to (not including) the IdP's redirect back to jitgate:
     /// returns that callback URL (with code and state).
     pub fn sign_in_at_idp(&self, start: &str, idp: &Idp, login: &str) -> String {
@@ -225,7 +274,11 @@ impl Browser {
             if url.contains("/auth/callback") && !url.starts_with(&idp.issuer()) {
                 return url;
             }
-            let hop = self.get(&url);
+            let mut hop = self.get(&url);
+            let ours = url.contains("/auth/login?") && !url.starts_with(&idp.issuer());
+            if let Some(confirm) = Self::confirm_value(&hop).filter(|_| ours) {
+                hop = self.confirm(&url, &confirm);
+            }
             if hop.status == 200 && hop.body.contains("name=\"login\"") && !logged_in {
                 logged_in = true;
                 let next =

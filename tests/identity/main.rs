@@ -5,7 +5,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod signin_bound;
 mod signin_cli;
+mod signin_cli_confirm;
+mod signin_cli_direct;
 mod signin_console;
 mod signin_ends;
 mod signin_postgres;
@@ -68,22 +71,27 @@ pub fn console_code(d: &Daemon, idp: &Idp, browser: &Browser, login: &str) -> St
         .unwrap_or_else(|| panic!("no code in the callback's redirect: {loc}"))
 }
 
-/// POST /auth/exchange {"code"}.
-pub fn exchange(d: &Daemon, code: &str) -> common::daemon::Resp {
-    d.post(
-        "/auth/exchange",
-        None,
+/// POST /auth/exchange {"code"} from `browser` (the console's fetch, with
+/// that browser's exchange cookie).
+pub fn exchange(d: &Daemon, browser: &Browser, code: &str) -> common::idp::Hop {
+    browser.post_json(
+        &format!("{}/auth/exchange", d.url()),
         &serde_json::json!({ "code": code }).to_string(),
     )
-    .expect("exchange")
+}
+
+/// The JSON of an exchange's answer.
+pub fn json_of(hop: &common::idp::Hop) -> serde_json::Value {
+    serde_json::from_str(&hop.body).unwrap_or_else(|e| panic!("{e}: {hop:?}"))
 }
 
 /// A sign-in token for `login` through the console's flow.
 pub fn sign_in(d: &Daemon, idp: &Idp, login: &str) -> String {
-    let code = console_code(d, idp, &Browser::new(), login);
-    let r = exchange(d, &code);
+    let browser = Browser::new();
+    let code = console_code(d, idp, &browser, login);
+    let r = exchange(d, &browser, &code);
     assert_eq!(r.status, 200, "{}", r.body);
-    let token = r.json()["token"].as_str().expect("token").to_string();
+    let token = json_of(&r)["token"].as_str().expect("token").to_string();
     assert!(token.starts_with("jgs_"), "{token}");
     token
 }

@@ -135,8 +135,9 @@ fn a_lock_ends_every_signin_of_the_user_and_an_unlock_does_not_revive_them() {
     assert_eq!(d.get("/v1/whoami", Some(&alice)).unwrap().status, 200);
 
     // A locked user cannot sign in anew.
-    let code = crate::console_code(&d, &idp, &crate::common::idp::Browser::new(), "bob");
-    let r = crate::exchange(&d, &code);
+    let browser = crate::common::idp::Browser::new();
+    let code = crate::console_code(&d, &idp, &browser, "bob");
+    let r = crate::exchange(&d, &browser, &code);
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(r.body.contains("locked"), "{}", r.body);
 

@@ -41,9 +41,9 @@ fn instances_sharing_a_postgres_store_share_logins_and_locks() {
         .expect("code")
         .to_string();
     // The code is traded on a.
-    let r = crate::exchange(&a, &code);
+    let r = crate::exchange(&a, &browser, &code);
     assert_eq!(r.status, 200, "{}", r.body);
-    let token = r.json()["token"].as_str().unwrap().to_string();
+    let token = crate::json_of(&r)["token"].as_str().unwrap().to_string();
     for d in [&a, &b] {
         assert_eq!(d.get("/v1/whoami", Some(&token)).unwrap().status, 200);
     }

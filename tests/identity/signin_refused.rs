@@ -93,9 +93,10 @@ fn a_code_works_once_and_a_cli_code_needs_its_verifier() {
     let Some((d, idp)) = start("", &[]) else {
         return;
     };
-    let code = console_code(&d, &idp, &Browser::new(), "alice");
-    assert_eq!(exchange(&d, &code).status, 200);
-    let again = exchange(&d, &code);
+    let browser = Browser::new();
+    let code = console_code(&d, &idp, &browser, "alice");
+    assert_eq!(exchange(&d, &browser, &code).status, 200);
+    let again = exchange(&d, &browser, &code);
     assert_eq!(again.status, 403, "{}", again.body);
     assert!(again.body.contains("already used"), "{}", again.body);
 

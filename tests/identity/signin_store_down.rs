@@ -37,9 +37,17 @@ async fn a_signin_token_is_refused_when_the_store_cannot_answer() {
     assert_eq!(caller.map(|c| c.user), Some("bob".to_string()));
     assert!(matches!(id.authenticate("jgs_unknown").await, Ok(None)));
 
+    // The check an SSH login makes for a certificate naming its sign-in.
+    assert!(store.signin_live_by_id("si_test", now).await.expect("up"));
+    assert!(!store.signin_live_by_id("si_other", now).await.expect("up"));
+
     store.close().await;
     match id.authenticate(token).await {
         Err(FlowError::Unavailable(_)) => {}
         other => panic!("with the store closed the token must fail closed: {other:?}"),
     }
+    assert!(
+        store.signin_live_by_id("si_test", now).await.is_err(),
+        "with the store closed the certificate's sign-in check is an error, refused by the SSH login"
+    );
 }

@@ -291,6 +291,19 @@ fn an_idp_user_goes_from_login_to_ssh_and_psql_with_nothing_by_hand() {
 
     // logout: the sign-in ends at the server, the saved one and the
     // certificate are gone here, and jitgate ssh says to sign in again.
+    // The certificate names its sign-in, as OpenSSH reads it (ssh-keygen
+    // prints a vendor extension's value in hex: a string "si_...").
+    let o = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(w.cert_file())
+        .output_within(HANG);
+    let listing = out(&o).0;
+    assert!(
+        listing.contains("jitgate-signin@jitgate UNKNOWN OPTION: 00000013")
+            && listing.contains("73695f"),
+        "{listing}"
+    );
     let kept = w.home.dir.path().join("kept-cert.pub");
     std::fs::copy(w.cert_file(), &kept).unwrap();
     let o = w.jitgate(&["logout"]).output_within(HANG);
@@ -303,11 +316,18 @@ fn an_idp_user_goes_from_login_to_ssh_and_psql_with_nothing_by_hand() {
     assert_eq!((o.status.code(), so.as_str()), (Some(1), ""), "{se}");
     assert!(se.contains("jitgate login"), "{se}");
 
-    // A copy of the certificate still logs in until its valid_before: the
-    // proxy cannot tell that its sign-in ended (docs/identity.md, "Known
-    // limits"). A lock of the user is what refuses it.
+    // A copy of the certificate taken before the logout is refused too: it
+    // names its sign-in (extension jitgate-signin@jitgate), which has ended.
     let o = w.plain_ssh(&kept);
-    assert_eq!(out(&o).0, "by-hand\n", "{:?}", out(&o));
+    let (so, se) = out(&o);
+    assert_eq!((o.status.code(), so.as_str()), (Some(255), ""), "{se}");
+    assert!(se.contains("Permission denied"), "{se}");
+    crate::common::tunnel::wait_for("the ended sign-in's refusal in the audit", || {
+        let audit = w.audit();
+        audit.contains("\"auth.failed\"")
+            && audit.contains("that obtained the certificate has ended")
+    });
+    // A lock of the user refuses it as well (checked first).
     let r =
         w.d.post("/v1/users/zoe/lock", Some(DAVE), r#"{"reason": "left"}"#)
             .unwrap();

@@ -112,6 +112,8 @@ fn a_certificate_from_the_api_logs_in_a_user_without_ssh_keys() {
         "{listing}"
     );
     assert!(listing.contains("permit-pty"), "{listing}");
+    // It names no IdP sign-in (those carry jitgate-signin@jitgate).
+    assert!(!listing.contains("jitgate-signin@"), "{listing}");
     // A static token has no end of its own: 12 hours, from 5 minutes back.
     let valid = listing
         .lines()

@@ -38,7 +38,13 @@ pub async fn certificate(ctx: Ctx, req: Request<Incoming>) -> Result<Resp, ApiEr
     let now = (now_ms / 1000).max(0) as u64;
     let until = ctx.caller.until.map(|ms| (ms / 1000).max(0) as u64);
     let issued = ca
-        .issue(&b.public_key, user, now, until)
+        .issue(
+            &b.public_key,
+            user,
+            now,
+            until,
+            ctx.caller.signin.as_deref(),
+        )
         .map_err(|e| match e {
             CaError::BadKey(m) => ApiError::bad_request(m),
             other => {
@@ -60,6 +66,7 @@ pub async fn certificate(ctx: Ctx, req: Request<Incoming>) -> Result<Resp, ApiEr
             "serial": issued.serial.to_string(),
             "valid_before": valid_before,
             "ca": ca.fingerprint(),
+            "signin": ctx.caller.signin,
         }),
     );
     ctx.state.grants.audit_now(entry).await?;

@@ -97,5 +97,6 @@ pub(super) fn check_oidc(c: &mut Checker, file: &FileConfig) -> Option<OidcConfi
         admin_groups: o.admin_groups.clone(),
         session_ttl,
         ca_file,
+        confirm_cli_login: o.confirm_cli_login,
     })
 }

@@ -129,6 +129,23 @@ impl SshFrontEnd {
         }
     }
 
+    /// Whether the IdP sign-in `id` a certificate carries is still live (not
+    /// ended by logout, not expired). A store that cannot say refuses (fail
+    /// closed).
+    pub async fn certificate_signin_live(&self, id: &str) -> Result<(), String> {
+        let now = crate::clock::now_ms();
+        match self.grants.store_handle().signin_live_by_id(id, now).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!(
+                "the sign-in {id} that obtained the certificate has ended"
+            )),
+            Err(e) => {
+                tracing::warn!(signin = %id, error = %e, "sign-in check failed; refusing the certificate login");
+                Err("the sign-in check failed".into())
+            }
+        }
+    }
+
     /// An `auth.failed` audit event, written off the connection's path.
     pub fn audit_failure(&self, peer: SocketAddr, user: &str, target: &str, why: &str) {
         let entry = crate::audit::AuditEntry::new(

@@ -168,6 +168,23 @@ impl Login {
                 reason: r.reason,
                 blame: r.blame,
             })?;
+        // A certificate obtained with an IdP sign-in lives only as long as
+        // that sign-in: a logout ends it on every instance.
+        let signin = crate::ssh_ca::signin_of(cert).map_err(|why| CertRefused {
+            actor: user.clone(),
+            why,
+            reason: "auth_failed",
+        })?;
+        if let Some(id) = signin {
+            self.fe
+                .certificate_signin_live(&id)
+                .await
+                .map_err(|why| CertRefused {
+                    actor: user.clone(),
+                    why,
+                    reason: "auth_failed",
+                })?;
+        }
         Ok(user)
     }
 

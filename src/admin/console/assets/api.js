@@ -48,7 +48,10 @@ export async function call(method, path, body, bearer) {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
-      credentials: 'omit',
+      // Cookies never carry the API's credentials; the one exception is the
+      // exchange of a sign-in code, bound to this browser by an HttpOnly
+      // cookie the callback set (Path=/auth/exchange, docs/identity.md).
+      credentials: path === '/auth/exchange' ? 'same-origin' : 'omit',
       redirect: 'error',
       signal: ctl.signal,
     });
