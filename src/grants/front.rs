@@ -99,6 +99,13 @@ impl Grants {
         Ok(self.store.get_lock(user).await?.is_some())
     }
 
+    /// Whether the IdP sign-in `id` is live now (not logged out, not past
+    /// its end): an SSH certificate it obtained lives only as long.
+    pub async fn signin_live(&self, id: &str) -> Result<bool, GrantError> {
+        let now = self.clock.now_ms();
+        Ok(self.store.signin_live_by_id(id, now).await?)
+    }
+
     /// The grants `caller` may see, newest first: admins and approvers
     /// across users (those they oversee), others only their own.
     pub async fn visible_grants(

@@ -132,16 +132,20 @@ impl SshFrontEnd {
     /// Whether the IdP sign-in `id` a certificate carries is still live (not
     /// ended by logout, not expired). A store that cannot say refuses (fail
     /// closed).
-    pub async fn certificate_signin_live(&self, id: &str) -> Result<(), String> {
-        let now = crate::clock::now_ms();
-        match self.grants.store_handle().signin_live_by_id(id, now).await {
+    pub async fn certificate_signin_live(&self, id: &str) -> Result<(), Refused> {
+        match self.grants.signin_live(id).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(format!(
-                "the sign-in {id} that obtained the certificate has ended"
-            )),
+            Ok(false) => Err(Refused {
+                why: format!("the sign-in {id} that obtained the certificate has ended"),
+                reason: "auth_failed",
+                blame: Blame::Downstream,
+            }),
             Err(e) => {
                 tracing::warn!(signin = %id, error = %e, "sign-in check failed; refusing the certificate login");
-                Err("the sign-in check failed".into())
+                Err(Refused {
+                    why: "the sign-in check failed".into(),
+                    ..crate::grants::Refusal::Unavailable.into()
+                })
             }
         }
     }

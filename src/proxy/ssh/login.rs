@@ -174,15 +174,17 @@ impl Login {
             actor: user.clone(),
             why,
             reason: "auth_failed",
+            blame: Blame::Downstream,
         })?;
         if let Some(id) = signin {
             self.fe
                 .certificate_signin_live(&id)
                 .await
-                .map_err(|why| CertRefused {
+                .map_err(|r| CertRefused {
                     actor: user.clone(),
-                    why,
-                    reason: "auth_failed",
+                    why: r.why,
+                    reason: r.reason,
+                    blame: r.blame,
                 })?;
         }
         Ok(user)
