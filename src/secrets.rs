@@ -35,6 +35,11 @@ pub fn new_connect_secret() -> String {
     random_b64(CONNECT_SECRET_PREFIX)
 }
 
+/// Lowercase hex of the SHA-256 of `s`: how tokens and codes are stored.
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(sha256(s.as_bytes()))
+}
+
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }

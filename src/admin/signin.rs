@@ -7,6 +7,7 @@
 
 use super::error::ApiError;
 use super::http::{json, json_body, query_pairs, Resp};
+use super::signin_page::{html_escape, no_store};
 use super::AdminState;
 use crate::identity::FlowError;
 use bytes::Bytes;
@@ -209,15 +210,6 @@ fn redirect(location: &str, cookies: &[&str]) -> Resp {
     r
 }
 
-pub(super) fn no_store(r: &mut Resp) {
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut().insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-}
-
 /// A plain page with no script; every text HTML-escaped.
 fn page(status: StatusCode, title: &str, message: &str) -> Resp {
     let body = format!(
@@ -238,19 +230,4 @@ fn page(status: StatusCode, title: &str, message: &str) -> Resp {
     );
     no_store(&mut r);
     r
-}
-
-pub(super) fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

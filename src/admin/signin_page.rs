@@ -6,7 +6,6 @@
 //! framed, so another site can neither read it nor trick a click on it.
 
 use super::http::Resp;
-use super::signin::{html_escape, no_store};
 use crate::identity::confirm::ConfirmPage;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -47,4 +46,29 @@ pub fn confirm(p: &ConfirmPage) -> Resp {
     }
     no_store(&mut r);
     r
+}
+
+/// Sign-in answers carry tokens or codes: never cached, never sent on as a referrer.
+pub(super) fn no_store(r: &mut Resp) {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+pub(super) fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -50,7 +50,7 @@ pub fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> 
 pub fn bound_to(header: Option<&str>, name: &str, stored: &str) -> bool {
     let presented = cookie_value(header, name).unwrap_or_default();
     let equal = crate::secrets::digest_eq(
-        &crate::secrets::sha256(super::flow::hash_hex(presented).as_bytes()),
+        &crate::secrets::sha256(crate::secrets::sha256_hex(presented).as_bytes()),
         &crate::secrets::sha256(stored.as_bytes()),
     );
     !presented.is_empty() && equal

@@ -96,7 +96,7 @@ pub(super) fn random_token() -> String {
 }
 
 pub(super) fn hash_hex(s: &str) -> String {
-    hex::encode(crate::secrets::sha256(s.as_bytes()))
+    crate::secrets::sha256_hex(s)
 }
 
 fn b64url_sha256(s: &str) -> String {
