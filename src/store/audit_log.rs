@@ -162,7 +162,7 @@ impl Store {
     /// Records an event that is not part of a state change (session start and
     /// end, refused connections).
     pub async fn audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rec = self.append(&mut tx, entry, crate::clock::now_ms()).await?;
         tx.commit().await?;
         Ok(rec)
@@ -241,7 +241,7 @@ impl Store {
         let Some(anchor) = self.anchor.get() else {
             return Ok(false);
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Takes the head row's lock, as an append does.
         let row = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
             .fetch_one(&mut *tx)

@@ -14,6 +14,7 @@ mod cluster;
 pub mod event;
 mod exclusive;
 mod extensions;
+mod gate;
 mod grants;
 mod locks;
 mod migrate;
@@ -129,6 +130,8 @@ pub struct Store {
     /// The audit checkpoint signer; unset (tests, tools) means no
     /// checkpoints are written. Shared by every clone.
     anchor: Arc<OnceLock<Arc<crate::audit_anchor::Anchor>>>,
+    /// Queues this process's writers in order on SQLite (gate.rs).
+    gate: gate::Gate,
 }
 
 impl Store {
@@ -179,6 +182,7 @@ impl Store {
             backend,
             routing: Default::default(),
             anchor: Default::default(),
+            gate: gate::for_backend(backend),
         })
     }
 
