@@ -27,6 +27,7 @@ mod review;
 mod schedule;
 mod signins;
 
+pub use audit_log::AUDIT_BATCH;
 pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};
 pub use exclusive::{lock_embedded_store, EmbeddedStoreLock};
 pub use grants::GrantEnd;

@@ -38,4 +38,5 @@ mod properties;
 mod schedule;
 mod slack;
 mod store;
+mod store_batch;
 mod systemd;
