@@ -36,6 +36,10 @@ pub(super) struct GateGuard(#[allow(dead_code)] Option<OwnedMutexGuard<()>>);
 /// A write transaction that holds the gate until it commits or is dropped.
 /// Derefs to the connection, as sqlx's `Transaction` does, so call sites
 /// read as before (`&mut *tx` for a query, `&mut tx` for a helper).
+///
+/// Dropped uncommitted (an error path), the SQLite driver hands the
+/// ROLLBACK to the connection's worker thread at once, so the write lock is
+/// free again about as soon as the next writer passes the gate.
 pub(super) struct WriteTx {
     // Declared first so it is dropped (rolled back) before the gate opens.
     tx: Transaction<'static, Any>,

@@ -220,7 +220,8 @@ fn cpu_time() -> Duration {
 }
 
 /// CPU per audit row, one transaction per row (`Store::audit`) against
-/// batches of [`AUDIT_BATCH`] (`Store::audit_batch`), on a SQLite file:
+/// batches of [`AUDIT_BATCH`] (`Store::audit_batch`), on a SQLite file and
+/// (when available) PostgreSQL:
 ///
 ///     cargo test --test control audit_write_cost -- --ignored --nocapture
 ///
@@ -241,16 +242,29 @@ async fn audit_write_cost() {
             )
         })
         .collect();
-    for round in 0..2 {
-        let url = format!("sqlite://{}/single{round}.db", dir.path().display());
-        let s = Store::connect(&url, 8).await.expect("store");
+    let pg = common::pg::PgCluster::shared();
+    for round in 0..4 {
+        // Rounds 0 and 1 on SQLite, 2 and 3 on PostgreSQL (this process's
+        // CPU only: the server's is not counted).
+        let url = |name: &str| match (&pg, round) {
+            (_, 0 | 1) => Some(format!(
+                "sqlite://{}/{name}{round}.db",
+                dir.path().display()
+            )),
+            (Some(pg), _) => Some(pg.create_db(&format!("cost_{name}{round}"))),
+            (None, _) => None,
+        };
+        let (Some(single_url), Some(batch_url)) = (url("single"), url("batch")) else {
+            continue;
+        };
+        let s = Store::connect(&single_url, 8).await.expect("store");
+        let backend = format!("{:?}", s.backend());
         let (c0, t0) = (cpu_time(), std::time::Instant::now());
         for e in &entries {
             s.audit(e).await.expect("audit");
         }
         let (single_cpu, single_wall) = (cpu_time() - c0, t0.elapsed());
-        let url = format!("sqlite://{}/batch{round}.db", dir.path().display());
-        let s = Store::connect(&url, 8).await.expect("store");
+        let s = Store::connect(&batch_url, 8).await.expect("store");
         let (c0, t0) = (cpu_time(), std::time::Instant::now());
         for chunk in entries.chunks(AUDIT_BATCH) {
             s.audit_batch(chunk).await.expect("audit_batch");
@@ -258,7 +272,7 @@ async fn audit_write_cost() {
         let (batch_cpu, batch_wall) = (cpu_time() - c0, t0.elapsed());
         assert_eq!(s.audit_head().await.expect("head").0, N as i64);
         println!(
-            "round {round}: {N} rows, one per transaction: CPU {:.0} ms ({:.0} µs/row), wall {:.0} ms; {AUDIT_BATCH} per transaction: CPU {:.0} ms ({:.0} µs/row), wall {:.0} ms",
+            "{backend} round {round}: {N} rows, one per transaction: CPU {:.0} ms ({:.0} µs/row), wall {:.0} ms; {AUDIT_BATCH} per transaction: CPU {:.0} ms ({:.0} µs/row), wall {:.0} ms",
             single_cpu.as_secs_f64() * 1e3,
             single_cpu.as_secs_f64() * 1e6 / N as f64,
             single_wall.as_secs_f64() * 1e3,
