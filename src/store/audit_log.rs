@@ -7,6 +7,11 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::sync::Arc;
 
+/// Events per transaction in [`Store::audit_batch`]: enough to turn a
+/// backlog of thousands into a few dozen commits, few enough that a writer
+/// queued behind a batch (a revoke) waits a few milliseconds.
+pub const AUDIT_BATCH: usize = 64;
+
 /// Appends inside the caller's transaction. The UPDATE of the single head row
 /// serialises concurrent appenders on both backends, so seq has no gaps and
 /// every prev_hash is the hash of the row before. Store code calls it
@@ -162,10 +167,31 @@ impl Store {
     /// Records an event that is not part of a state change (session start and
     /// end, refused connections).
     pub async fn audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rec = self.append(&mut tx, entry, crate::clock::now_ms()).await?;
         tx.commit().await?;
         Ok(rec)
+    }
+
+    /// Records such events in order in one transaction: the session
+    /// writer's backlog after a mass opening or revoke costs one commit per
+    /// batch, not one per event. Callers pass at most [`AUDIT_BATCH`], so
+    /// the transaction stays short. Each event is appended and routed
+    /// exactly as by [`Store::audit`], so the chain stays gap-free; on
+    /// error nothing of the batch is written and the caller retries it
+    /// whole. Other writers queue at the write gate (gate.rs) between
+    /// batches, so a batch delays them by one transaction at most.
+    pub async fn audit_batch(
+        &self,
+        entries: &[AuditEntry],
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut recs = Vec::with_capacity(entries.len());
+        for e in entries {
+            recs.push(self.append(&mut tx, e, crate::clock::now_ms()).await?);
+        }
+        tx.commit().await?;
+        Ok(recs)
     }
 
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
@@ -241,7 +267,7 @@ impl Store {
         let Some(anchor) = self.anchor.get() else {
             return Ok(false);
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Takes the head row's lock, as an append does.
         let row = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
             .fetch_one(&mut *tx)

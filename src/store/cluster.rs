@@ -88,7 +88,7 @@ impl Store {
         incarnation: &str,
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let previous: Option<i64> =
             sqlx::query_scalar("SELECT heartbeat_at FROM instances WHERE name = $1")
                 .bind(name)
@@ -131,6 +131,7 @@ impl Store {
         incarnation: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let r = sqlx::query(
             "UPDATE instances SET heartbeat_at = $3 WHERE name = $1 AND incarnation = $2",
         )
@@ -148,7 +149,7 @@ impl Store {
         name: &str,
         incarnation: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM instances WHERE name = $1 AND incarnation = $2")
             .bind(name)
             .bind(incarnation)
@@ -184,7 +185,7 @@ impl Store {
         now: i64,
         audit_of: impl Fn(&LiveSessionRow) -> AuditEntry,
     ) -> Result<Vec<LiveSessionRow>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let won = sqlx::query("DELETE FROM instances WHERE name = $1 AND heartbeat_at < $2")
             .bind(dead)
             .bind(cutoff)
@@ -227,7 +228,7 @@ impl Store {
 
     /// Applies a batch of row changes in one transaction.
     pub async fn apply_row_changes(&self, changes: &[RowChange]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for c in changes {
             match c {
                 RowChange::Insert(r) => {
@@ -318,6 +319,7 @@ impl Store {
         comment: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query(
             "UPDATE live_sessions SET end_requested_at = $2, end_by = $3, end_comment = $4 WHERE id = $1",
         )

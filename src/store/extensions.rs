@@ -120,7 +120,7 @@ impl Store {
             .extends_grant
             .clone()
             .ok_or_else(|| StoreError::Conflict("an extension names its grant".into()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_request(&mut tx, req).await?;
         for e in audit {
             self.append(&mut tx, e, req.created_at_ms).await?;
@@ -158,7 +158,7 @@ impl Store {
         grant_id: &str,
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let ids: Vec<String> = sqlx::query(
             "UPDATE requests SET state = 'cancelled', decided_at = $2, decided_by = 'system', decision_reason = 'the grant ended' WHERE extends_grant = $1 AND state = 'pending' RETURNING id",
         )

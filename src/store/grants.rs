@@ -122,7 +122,7 @@ impl Store {
         now: i64,
         audit: &AuditEntry,
     ) -> Result<GrantRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let res = match how {
             GrantEnd::Revoked => sqlx::query(
                 "UPDATE grants SET state = 'revoked', ended_at = $2, end_reason = 'revoked', ended_by = $3, end_comment = $4 WHERE id = $1 AND state IN ('active', 'scheduled')",
@@ -198,7 +198,7 @@ impl Store {
         max: usize,
         audit: &AuditEntry,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query(
             "UPDATE grants SET state = state WHERE id = $1 AND state IN ('active', 'scheduled')",
         )

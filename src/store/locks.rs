@@ -20,7 +20,7 @@ impl Store {
         now: i64,
         audit: &AuditEntry,
     ) -> Result<LockOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Upsert first: it takes the write lock and keeps the first lock's
         // record if the user was already locked (locking twice is harmless).
         sqlx::query(
@@ -85,7 +85,7 @@ impl Store {
         now: i64,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query("DELETE FROM user_locks WHERE user_name = $1")
             .bind(user)
             .execute(&mut *tx)

@@ -14,6 +14,7 @@ mod cluster;
 pub mod event;
 mod exclusive;
 mod extensions;
+mod gate;
 mod grants;
 mod locks;
 mod migrate;
@@ -27,6 +28,7 @@ mod review;
 mod schedule;
 mod signins;
 
+pub use audit_log::AUDIT_BATCH;
 pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};
 pub use exclusive::{lock_embedded_store, EmbeddedStoreLock};
 pub use grants::GrantEnd;
@@ -131,6 +133,8 @@ pub struct Store {
     /// The audit checkpoint signer; unset (tests, tools) means no
     /// checkpoints are written. Shared by every clone.
     anchor: Arc<OnceLock<Arc<crate::audit_anchor::Anchor>>>,
+    /// Queues this process's writers in order on SQLite (gate.rs).
+    gate: gate::Gate,
 }
 
 impl Store {
@@ -181,6 +185,7 @@ impl Store {
             backend,
             routing: Default::default(),
             anchor: Default::default(),
+            gate: gate::for_backend(backend),
         })
     }
 

@@ -86,6 +86,7 @@ impl Store {
         if receivers.is_empty() {
             return Ok(0);
         }
+        let _gate = self.write_gate().await;
         let mut conn = self.pool.acquire().await?;
         insert(&mut conn, event, &routing.instance(), &receivers).await?;
         Ok(receivers.len())
@@ -111,6 +112,7 @@ impl Store {
         .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
+            let _gate = self.write_gate().await;
             let row = sqlx::query(
                 "UPDATE outbox SET lease_owner = $2, lease_until = $3, attempts = attempts + 1 WHERE id = $1 AND next_at <= $4 AND (lease_until IS NULL OR lease_until <= $4) RETURNING id, event_id, event, receiver, body, attempts, created_at",
             )
@@ -138,6 +140,7 @@ impl Store {
     /// Removes a row this owner holds (delivered, or given up). False when
     /// the lease was lost, i.e. another worker owns the row now.
     pub async fn finish_outbox(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let res = sqlx::query("DELETE FROM outbox WHERE id = $1 AND lease_owner = $2")
             .bind(id)
             .bind(owner)
@@ -154,6 +157,7 @@ impl Store {
         next_at: i64,
         error: &str,
     ) -> Result<bool, StoreError> {
+        let _gate = self.write_gate().await;
         let res = sqlx::query(
             "UPDATE outbox SET next_at = $3, last_error = $4, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
         )
@@ -170,6 +174,7 @@ impl Store {
     /// instance or the next start retries them without waiting for leases
     /// to lapse.
     pub async fn release_outbox(&self, owner: &str) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
         let res = sqlx::query(
             "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
         )
@@ -203,6 +208,7 @@ impl Store {
         before: i64,
         now: i64,
     ) -> Result<u64, StoreError> {
+        let _gate = self.write_gate().await;
         let res = sqlx::query(
             "DELETE FROM outbox WHERE receiver = $1 AND created_at < $2 AND (lease_until IS NULL OR lease_until <= $3)",
         )

@@ -53,7 +53,7 @@ impl Store {
         auto_grant: Option<&str>,
         audit: &[AuditEntry],
     ) -> Result<(RequestRecord, Option<super::GrantRecord>), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_request(&mut tx, req).await?;
         let mut grant = None;
         if let Some(grant_id) = auto_grant {
@@ -110,7 +110,7 @@ impl Store {
         max_total_ms: i64,
         audit: &AuditEntry,
     ) -> Result<ApproveOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_pending(&mut tx, id, now, "approved").await?;
         let inserted = sqlx::query(
             "INSERT INTO approvals (request_id, approver, comment, at) VALUES ($1, $2, $3, $4) ON CONFLICT (request_id, approver) DO NOTHING",
@@ -188,7 +188,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<RequestRecord, StoreError> {
         let verb = to.as_str();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Expiry applies to requests past their deadline; the others only before it.
         let deadline_clause = if to == RequestState::Expired {
             "expires_at <= $5"

@@ -17,7 +17,7 @@ impl Store {
         now: i64,
         audit: &AuditEntry,
     ) -> Result<GrantRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query(
             "UPDATE grants SET review = $2, reviewed_by = $3, review_comment = $4, reviewed_at = $5 WHERE id = $1 AND review = 'pending'",
         )

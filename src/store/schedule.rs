@@ -25,7 +25,7 @@ impl Store {
         now: i64,
         audit: &AuditEntry,
     ) -> Result<Option<GrantRecord>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query(
             "UPDATE grants SET state = 'active' WHERE id = $1 AND state = 'scheduled' AND starts_at <= $2",
         )

@@ -69,6 +69,7 @@ impl Store {
     pub async fn put_signin_flow(&self, f: &SigninFlow, now: i64) -> Result<(), StoreError> {
         // Expired flows and codes go with each new login: the tables stay
         // as small as the logins of the last few minutes.
+        let _gate = self.write_gate().await;
         sqlx::query("DELETE FROM signin_flows WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
@@ -102,6 +103,7 @@ impl Store {
         &self,
         state_sha256: &str,
     ) -> Result<Option<SigninFlow>, StoreError> {
+        let _gate = self.write_gate().await;
         let row = sqlx::query(
             "DELETE FROM signin_flows WHERE state_sha256 = $1 RETURNING state_sha256, browser_sha256, nonce, pkce_verifier, cli_port, cli_challenge, expires_at",
         )
@@ -128,6 +130,7 @@ impl Store {
         code_sha256: &str,
         c: &SigninCode,
     ) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query(
             "INSERT INTO signin_codes (code_sha256, user_name, groups_json, admin, cli_challenge, browser_sha256, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -148,6 +151,7 @@ impl Store {
         &self,
         code_sha256: &str,
     ) -> Result<Option<SigninCode>, StoreError> {
+        let _gate = self.write_gate().await;
         let row = sqlx::query(
             "DELETE FROM signin_codes WHERE code_sha256 = $1 RETURNING user_name, groups_json, admin, cli_challenge, browser_sha256, expires_at",
         )
@@ -223,7 +227,7 @@ impl Store {
         rec: &SigninRecord,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query(
             "INSERT INTO signins (token_sha256, id, user_name, groups_json, admin, issued_at, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM user_locks WHERE user_name = $3)",
         )
@@ -302,7 +306,7 @@ impl Store {
         now: i64,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query(
             "UPDATE signins SET ended_at = $2, end_reason = 'logout' WHERE token_sha256 = $1 AND ended_at IS NULL",
         )

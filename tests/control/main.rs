@@ -40,4 +40,5 @@ mod retired_secrets;
 mod schedule;
 mod slack;
 mod store;
+mod store_batch;
 mod systemd;
