@@ -176,6 +176,7 @@ impl Store {
     }
 
     pub async fn put_signin_confirm(&self, c: &SigninConfirm, now: i64) -> Result<(), StoreError> {
+        let _gate = self.write_gate().await;
         sqlx::query("DELETE FROM signin_cli_confirms WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
@@ -199,6 +200,7 @@ impl Store {
         &self,
         confirm_sha256: &str,
     ) -> Result<Option<SigninConfirm>, StoreError> {
+        let _gate = self.write_gate().await;
         let row = sqlx::query(
             "DELETE FROM signin_cli_confirms WHERE confirm_sha256 = $1 RETURNING confirm_sha256, browser_sha256, cli_port, cli_challenge, expires_at",
         )
