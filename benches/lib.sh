@@ -213,3 +213,45 @@ record() {
     local IFS=$'\t'
     printf '%s\n' "$*" >>"$RESULTS"
 }
+
+# ---------------------------------------------------------------- idle memory
+# Used by the idle-session measurements (benches/pg_idle.sh, benches/ssh_idle.sh)
+# and ssh_recording.sh.
+
+# rss_kib PID: the process's resident set, KiB.
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+
+# cpu_ms PID: CPU time (ms) the process has used so far, from /proc/PID/stat.
+cpu_ms() {
+    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
+}
+
+# established PORT: how many established TCP connections have PORT as their
+# local port (a server's accepted client connections).
+established() {
+    ss -Htn state established "( sport = :$1 )" | wc -l
+}
+
+# settle PID: waits (up to 30 s) until PID uses under 10 ms of CPU in a
+# second: the handshakes and logins behind the last connection are done.
+settle() {
+    local c0 c1
+    for _ in $(seq 30); do
+        c0=$(cpu_ms "$1")
+        sleep 1
+        c1=$(cpu_ms "$1")
+        awk -v a="$c0" -v b="$c1" 'BEGIN { exit !(b - a < 10) }' && return 0
+    done
+    echo "  (pid $1 still busy after 30 s; measuring anyway)"
+}
+
+# stop_pid PID SIGNAL: sends SIGNAL, waits up to 5 s, then KILL.
+stop_pid() {
+    kill "-$2" "$1" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}

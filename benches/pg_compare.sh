@@ -15,6 +15,9 @@
 # interleaved, median TPS reported. Then termination latency: a running
 # `SELECT pg_sleep(600)` through jitgate, its grant revoked; time to the
 # FATAL at the client and to the backend leaving pg_stat_activity.
+# Last, memory per idle session (issue 21): BENCH_IDLE idle client sessions
+# held open through jitgate and through pgbouncer, the proxy's RSS growth
+# per session (benches/pg_idle.sh says how).
 #
 # Installs pgbouncer with apt-get when it is missing; builds jitgate with
 # `cargo build --release` (set JITGATE_BIN to use another binary). Output is
@@ -22,7 +25,9 @@
 #
 # Knobs (environment): BENCH_T (seconds per -S run, 15), BENCH_T_CONNECT
 # (seconds per -C run, 10), BENCH_CLIENTS (8), BENCH_THREADS (2),
-# BENCH_RUNS (3), BENCH_SCALE (10), BENCH_TRIALS (termination, 10).
+# BENCH_RUNS (3), BENCH_SCALE (10), BENCH_TRIALS (termination, 10),
+# BENCH_IDLE (idle sessions per proxy, 500); BENCH_ONLY=idle runs only the
+# idle-session part.
 #
 # BENCH_RECORDING=1 (issue 20) measures what statement recording costs
 # instead: a second jitgate with `[recording] postgres = "statements"`
@@ -43,6 +48,8 @@ THREADS=${BENCH_THREADS:-2}
 RUNS=${BENCH_RUNS:-3}
 SCALE=${BENCH_SCALE:-10}
 TRIALS=${BENCH_TRIALS:-10}
+IDLE=${BENCH_IDLE:-500}
+ONLY=${BENCH_ONLY:-}
 
 # SUDO, apt_install_service, print_machine and the helpers below.
 . benches/lib.sh
@@ -95,7 +102,7 @@ echo "postgres:  $("$PGBIN/postgres" --version)"
 echo "pgbench:   $("$PGBIN/pgbench" --version)"
 echo "pgbouncer: $("$PGBOUNCER" --version 2>&1 | head -n1)"
 print_jitgate
-echo "workload:  -c $CLIENTS -j $THREADS, -T $T (-S) / -T $T_CONNECT (-C), $RUNS runs per path, scale $SCALE"
+echo "workload:  -c $CLIENTS -j $THREADS, -T $T (-S) / -T $T_CONNECT (-C), $RUNS runs per path, scale $SCALE; $IDLE idle sessions per proxy, 2 rounds"
 echo
 
 # ---------------------------------------------------------------- postgres
@@ -121,7 +128,7 @@ chown -R "$RUN_USER:" "$TMP/pg"
 rm -f "$TMP/pg/pw"
 "${AS_USER[@]}" "$PGBIN/postgres" -D "$TMP/pg/data" -p "$PG_PORT" \
     -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$TMP/pg" \
-    -c fsync=off -c max_connections=200 -c shared_buffers=256MB \
+    -c fsync=off -c max_connections=$((IDLE > 100 ? IDLE + 100 : 200)) -c shared_buffers=256MB \
     -c ssl=on -c "ssl_cert_file=$TMP/tls/cert.pem" -c "ssl_key_file=$TMP/tls/key.pem" \
     -c password_encryption=scram-sha-256 >"$TMP/postgres.log" 2>&1 &
 PIDS+=($!)
@@ -271,16 +278,17 @@ for p in "${PATHS[@]}"; do
 done
 echo
 
+if [ "$RECORDING" != 1 ] && [ "$ONLY" = idle ]; then
+    . benches/pg_idle.sh
+    echo "done; output kept in target/bench-pg.txt"
+    exit 0
+fi
+
 echo "== pgbench -i -s $SCALE (direct)"
 PGPASSWORD=$BENCH_PASSWORD "$PGBIN/pgbench" -i -q -s "$SCALE" "${CONN[direct]}" >"$TMP/init.out" 2>&1 ||
     die "pgbench -i failed: $(cat "$TMP/init.out")"
 tail -n 1 "$TMP/init.out"
 echo
-
-# CPU time (ms) a process has used so far, from /proc/PID/stat.
-cpu_ms() {
-    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
-}
 
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
@@ -387,9 +395,11 @@ python3 "$ROOT/benches/pg/termination.py" \
     --user engineer --target bench-db --dbname bench --trials "$TRIALS"
 echo
 
-if grep -qi panicked "$TMP/jitgate.log"; then
-    echo "WARNING: jitgate's log mentions a panic:"
-    grep -i -m5 panicked "$TMP/jitgate.log"
+. benches/pg_idle.sh
+
+if grep -qi panicked "$TMP"/jitgate*.log; then
+    echo "WARNING: a jitgate log mentions a panic:"
+    grep -i -m5 panicked "$TMP"/jitgate*.log
 fi
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "done; output kept in target/bench-pg.txt"

@@ -23,8 +23,14 @@
 # `cargo build --release` (set JITGATE_BIN to use another binary). Output is
 # kept in target/bench-ssh.txt. Figures go to docs/benchmarks.md.
 #
+# Last, memory per idle session (issue 21): BENCH_IDLE_SSH pty sessions
+# held open through jitgate and directly to the target's sshd, jitgate's
+# RSS growth against the PSS growth of sshd's processes, per session
+# (benches/ssh_idle.sh says how).
+#
 # Knobs (environment): BENCH_RUNS (5), BENCH_SETUP_RUNS (10), BENCH_MIB
-# (size of the file, 1024).
+# (size of the file, 1024), BENCH_IDLE_SSH (idle sessions per path, 100);
+# BENCH_ONLY=idle runs only the idle-session part.
 #
 # BENCH_RECORDING=1 (issue 20) measures what session recording costs
 # instead: two jitgate daemons in one run, the same target, one without
@@ -58,6 +64,8 @@ else
 fi
 LINES=${BENCH_LINES:-200000}
 IDLE=${BENCH_IDLE:-100}
+IDLE_SSH=${BENCH_IDLE_SSH:-100}
+ONLY=${BENCH_ONLY:-}
 
 # SUDO, apt_install_service, print_machine and the helpers below.
 . benches/lib.sh
@@ -105,7 +113,7 @@ print_jitgate
 if [ "$RECORDING" = 1 ]; then
     echo "workload:  recording off vs ssh = \"full\": scp $MIB MiB, scp -O download $((MIB / 4)) MiB, pty $LINES lines, $RUNS runs; ssh -tt HOST true, $SETUP_RUNS runs; $IDLE idle pty sessions"
 else
-    echo "workload:  scp of $MIB MiB into $SINK, $RUNS runs per path; ssh HOST true, $SETUP_RUNS runs per path"
+    echo "workload:  scp of $MIB MiB into $SINK, $RUNS runs per path; ssh HOST true, $SETUP_RUNS runs per path; $IDLE_SSH idle pty sessions per path, 2 rounds"
 fi
 echo
 
@@ -330,6 +338,11 @@ if [ "$RECORDING" = 1 ]; then
     . benches/ssh_recording.sh
     exit 0
 fi
+if [ "$ONLY" = idle ]; then
+    . benches/ssh_idle.sh
+    echo "done; output kept in target/bench-ssh.txt"
+    exit 0
+fi
 echo "== scp of $MIB MiB, $RUNS runs per path, interleaved"
 interleaved "$RUNS" scp_run
 echo
@@ -359,3 +372,8 @@ jb = med("scp", "jitgate") / med("scp", "bastion")
 print(f"goal: jitgate >= 1.0x the OpenSSH bastion's scp throughput: {jb:.2f}x "
       + ("(met)" if jb >= 1.0 else "(missed)"))
 EOF
+echo
+
+. benches/ssh_idle.sh
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "done; output kept in target/bench-ssh.txt"

@@ -3,9 +3,6 @@
 # vs `ssh = "full"`, interleaved in one run (see ssh_compare.sh's header).
 # Uses its ssh_args, HOST, PATHS (off rec), scp_run, now_ms and record.
 
-# rss_kib PID: the process's resident set, KiB.
-rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-
 # idle_run PATH RUN: IDLE pty sessions held open through PATH; the daemon's
 # RSS growth per session (KiB) goes to MEM.
 idle_run() {
