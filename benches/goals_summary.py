@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """One table of every performance goal, from the tables the benches print.
 
-    benches/goals_summary.py TUNNEL_OUTPUT PG_OUTPUT
+    benches/goals_summary.py TUNNEL_OUTPUT PG_OUTPUT [SSH_OUTPUT]
 
 TUNNEL_OUTPUT is what `cargo bench --bench tunnel` printed (rows `| 1a |`
 ... `| 4w |`), PG_OUTPUT what benches/pg_compare.sh printed (its median TPS
-table). A figure the run did not produce is shown as "not measured", never
+table and its idle-session table), SSH_OUTPUT what `BENCH_ONLY=idle
+benches/ssh_compare.sh` printed (its idle pty table). A figure the run did not produce is shown as "not measured", never
 guessed; the goal then counts as not shown.
 """
 import re
@@ -41,6 +42,7 @@ def ratio(s):
 
 def main():
     tunnel, pg = sys.argv[1], sys.argv[2]
+    ssh = sys.argv[3] if len(sys.argv) > 3 else None
     goals = []  # (goal, jitgate, peer, ratio, met)
 
     def add(goal, j, p, r, met):
@@ -94,6 +96,23 @@ def main():
             add(f"pgbench -S {mode} ≥ 1.0× pgbouncer (both terminating TLS)",
                 c[2] + " tps", c[3] + " tps", f"{r:.2f}×" if r else "–",
                 None if r is None else r >= 1.0)
+
+    # | workload | jitgate % | pgbouncer % | jitgate us/xact | pgbouncer us/xact |
+    for c in rows(pg, {"select-simple", "select-extended", "connect-simple"}):
+        if len(c) == 5 and "," not in c[3] and num(c[3]) and num(c[4]):
+            add(f"pgbench {c[0]}: proxy CPU per transaction, µs (context; lower is better)",
+                c[3], c[4] + " (pgbouncer)", f"{num(c[3]) / num(c[4]):.2f}×", "info")
+    # | client | jitgate | pgbouncer | j/b | rounds | backends |
+    for c in rows(pg, {"idle", "after-select"}):
+        if len(c) >= 4:
+            what = "never queried" if c[0] == "idle" else "after one query each"
+            add(f"idle PostgreSQL session, KiB ({what}; state the figure)",
+                c[1], c[2] + " (pgbouncer)", c[3], "info")
+    if ssh:
+        for c in rows(ssh, {"idle pty session"}):
+            if len(c) >= 4:
+                add("idle SSH pty session, KiB (state the figure)", c[1],
+                    c[2] + " (sshd PSS)", c[3], "info")
 
     if not goals:
         print("no bench output found: run benches/goals.sh")

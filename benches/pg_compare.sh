@@ -378,6 +378,15 @@ for n in order:
     print(f"| {n} | {d:.0f} | {j:.0f} | {b:.0f} | {jb:.2f}x {'(ok)' if jb >= 1.0 else '(goal 1.0x)'} "
           f"| {jd:.2f}x {'(ok)' if jd >= 0.8 else '(goal 0.8x)'} | {t:.0f} | {j / t:.2f}x |")
 print()
+print("every run's tps, in run order (the spread behind the medians)")
+print()
+print("| workload | jitgate | pgbouncer | direct-tls | jitgate/pgbouncer per run |")
+print("| --- | --- | --- | --- | --- |")
+for n in order:
+    fmt = lambda p: ", ".join(f"{v:.0f}" for v in tps[n, p])
+    per = ", ".join(f"{a / b:.2f}" for a, b in zip(tps[n, "jitgate"], tps[n, "pgbouncer"]) if b)
+    print(f"| {n} | {fmt('jitgate')} | {fmt('pgbouncer')} | {fmt('direct-tls')} | {per} |")
+print()
 print("proxy CPU, median over runs: % of one core, and microseconds per transaction")
 print()
 print("| workload | jitgate % | pgbouncer % | jitgate us/xact | pgbouncer us/xact |")
