@@ -26,6 +26,8 @@
 # Knobs (environment): BENCH_T (seconds per -S run, 15), BENCH_T_CONNECT
 # (seconds per -C run, 10), BENCH_CLIENTS (8), BENCH_THREADS (2),
 # BENCH_RUNS (3), BENCH_SCALE (10), BENCH_TRIALS (termination, 10),
+# BENCH_WORKLOADS (e.g. "connect-simple": only those pgbench workloads),
+# BENCH_ONLY=pgbench (only the pgbench part, no termination or idle runs),
 # BENCH_IDLE (idle sessions per proxy, 500); BENCH_ONLY=idle runs only the
 # idle-session part.
 #
@@ -332,6 +334,15 @@ pgbench_run() {
 if [ "$RECORDING" = 1 ]; then
     WORKLOADS=("select-simple|-S -M simple|$T" "select-extended|-S -M extended|$T")
 fi
+# BENCH_WORKLOADS (names, space-separated) keeps only those workloads.
+if [ -n "${BENCH_WORKLOADS:-}" ]; then
+    keep=()
+    for w in "${WORKLOADS[@]}"; do
+        case " $BENCH_WORKLOADS " in *" ${w%%|*} "*) keep+=("$w") ;; esac
+    done
+    [ "${#keep[@]}" -gt 0 ] || die "BENCH_WORKLOADS=$BENCH_WORKLOADS names none of the workloads"
+    WORKLOADS=("${keep[@]}")
+fi
 echo "== pgbench: -c $CLIENTS -j $THREADS, $RUNS runs per path, interleaved"
 echo "   (tps as pgbench prints it: -S \"without initial connection time\"; -C"
 echo "   \"including reconnection times\", i.e. the connection setup rate)"
@@ -396,6 +407,11 @@ for n in order:
           f"| {med(us[n, 'jitgate']):.1f} | {med(us[n, 'pgbouncer']):.1f} |")
 print()
 EOF
+
+if [ "$ONLY" = pgbench ]; then
+    echo "done; output kept in target/bench-pg.txt"
+    exit 0
+fi
 
 echo "== termination latency through jitgate ($TRIALS trials: revoke with a pg_sleep(600) running)"
 python3 "$ROOT/benches/pg/termination.py" \
