@@ -55,7 +55,7 @@ fn free_port() -> u16 {
 
 use clients::{clients_role, Clients};
 use haproxy::{find_haproxy, haproxy_maxconn, Haproxy};
-use jitgate::Jitgate;
+use jitgate::{Grant, Jitgate};
 use net::{tls_params, Route};
 use procs::{cpu_split, settle};
 use relay::{setup_rate, transfer, CASES};
@@ -80,7 +80,8 @@ pub const MAX_SESSIONS: usize = 10_000;
 
 /// `BENCH_ONLY=many` runs only the many-session revoke and idle memory
 /// (1c + 3), `BENCH_ONLY=one` only the one-session terminations (1a, 1b),
-/// `BENCH_ONLY=path` only the whole path through `jitgate connect` (2w, 4w); `BENCH_SESSIONS` caps their session count (e.g. 2000) and
+/// `BENCH_ONLY=path` only the whole path through `jitgate connect` (2w, 4w),
+/// `BENCH_ONLY=setup` only the setup rate (4); `BENCH_SESSIONS` caps their session count (e.g. 2000) and
 /// `BENCH_RUNS` sets their number of runs.
 fn env_usize(name: &str) -> Option<usize> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -172,6 +173,21 @@ fn run() -> anyhow::Result<()> {
         table::print_path(&whole, have_haproxy);
         return Ok(());
     }
+    if only == "setup" {
+        let g = d0.grant("1h")?;
+        setup = measure_setup(&rt, &d0, &tls, hap.as_ref(), &g, &pids, up.direct);
+        table::print(&table::Results {
+            exp,
+            rev,
+            many: Vec::new(),
+            hap_kib: Vec::new(),
+            tput,
+            setup,
+            have_haproxy,
+            started,
+        });
+        return Ok(());
+    }
     if !many_only {
         eprintln!("1a: expiry of one session, {ONE_SESSION_REPEATS} grants of {SHORT_GRANT}");
         exp = expiry(&rt, &d0, &tls, &up)?;
@@ -214,39 +230,7 @@ fn run() -> anyhow::Result<()> {
         let far = haproxy_bin.as_deref().zip(hap.as_ref());
         whole = path::run(&rt, &d0, &g, far, tmp.path())?;
 
-        eprintln!("4: setup rate, {SETUP_CLIENTS} clients x {SETUP_SECONDS} s, no TLS resumption");
-        let mut no_resume = (*tls).clone();
-        no_resume.resumption = rustls::client::Resumption::disabled();
-        let no_resume = Arc::new(no_resume);
-        let mut setup_routes = vec![("jitgate", d0.route(&no_resume, &g), Some(d0.pid()))];
-        if let Some(h) = &hap {
-            setup_routes.push(("haproxy", h.route(&no_resume), Some(h.pid())));
-        }
-        setup_routes.push(("direct", Route::Direct { port: up.direct }, None));
-        for rep in 0..SETUP_REPEATS {
-            for (name, route, pid) in &setup_routes {
-                settle(&pids);
-                let before = pid.map(cpu_split);
-                let (rate, conns, failed) = rt.block_on(setup_rate(route));
-                // The tail of the work (e.g. audit writes) counts too.
-                settle(&pids);
-                let cpu = match (pid, before) {
-                    (Some(p), Some(b)) => {
-                        let (u, s) = cpu_split(*p);
-                        let conns = conns.max(1) as f64;
-                        format!(
-                            "; proxy CPU {:.0} µs/conn (user {:.0} + sys {:.0})",
-                            ((u - b.0) + (s - b.1)) as f64 * 1e4 / conns,
-                            (u - b.0) as f64 * 1e4 / conns,
-                            (s - b.1) as f64 * 1e4 / conns
-                        )
-                    }
-                    _ => String::new(),
-                };
-                eprintln!("   rep {rep} {name}: {rate:.0} conn/s, {failed} failed{cpu}");
-                setup.entry(name).or_default().push(rate);
-            }
-        }
+        setup = measure_setup(&rt, &d0, &tls, hap.as_ref(), &g, &pids, up.direct);
     }
     drop(hap);
     drop(d0);
@@ -285,4 +269,52 @@ fn run() -> anyhow::Result<()> {
     });
     table::print_path(&whole, have_haproxy);
     Ok(())
+}
+
+/// Measurement 4: connections per second with full TLS handshakes through
+/// jitgate, HAProxy and directly, with the proxies' CPU per connection.
+fn measure_setup(
+    rt: &tokio::runtime::Runtime,
+    d0: &Jitgate,
+    tls: &Arc<rustls::ClientConfig>,
+    hap: Option<&Haproxy>,
+    g: &Grant,
+    pids: &[u32],
+    direct: u16,
+) -> HashMap<&'static str, Vec<f64>> {
+    let mut setup: HashMap<&'static str, Vec<f64>> = HashMap::new();
+    eprintln!("4: setup rate, {SETUP_CLIENTS} clients x {SETUP_SECONDS} s, no TLS resumption");
+    let mut no_resume = (**tls).clone();
+    no_resume.resumption = rustls::client::Resumption::disabled();
+    let no_resume = Arc::new(no_resume);
+    let mut setup_routes = vec![("jitgate", d0.route(&no_resume, g), Some(d0.pid()))];
+    if let Some(h) = hap {
+        setup_routes.push(("haproxy", h.route(&no_resume), Some(h.pid())));
+    }
+    setup_routes.push(("direct", Route::Direct { port: direct }, None));
+    for rep in 0..SETUP_REPEATS {
+        for (name, route, pid) in &setup_routes {
+            settle(pids);
+            let before = pid.map(cpu_split);
+            let (rate, conns, failed) = rt.block_on(setup_rate(route));
+            // The tail of the work (e.g. audit writes) counts too.
+            settle(pids);
+            let cpu = match (pid, before) {
+                (Some(p), Some(b)) => {
+                    let (u, s) = cpu_split(*p);
+                    let conns = conns.max(1) as f64;
+                    format!(
+                        "; proxy CPU {:.0} µs/conn (user {:.0} + sys {:.0})",
+                        ((u - b.0) + (s - b.1)) as f64 * 1e4 / conns,
+                        (u - b.0) as f64 * 1e4 / conns,
+                        (s - b.1) as f64 * 1e4 / conns
+                    )
+                }
+                _ => String::new(),
+            };
+            eprintln!("   rep {rep} {name}: {rate:.0} conn/s, {failed} failed{cpu}");
+            setup.entry(name).or_default().push(rate);
+        }
+    }
+    setup
 }
