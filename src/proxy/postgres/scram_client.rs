@@ -45,6 +45,8 @@ pub enum ScramClientError {
     ServerSignature,
     #[error("SCRAM messages out of order")]
     Order,
+    #[error("the SCRAM key derivation did not finish")]
+    Derive,
 }
 
 /// How this login binds to the TLS channel (RFC 5929), as libpq decides.
@@ -91,6 +93,8 @@ enum State {
 
 /// One SCRAM exchange; [`ScramClient::message`] is what to send next.
 pub struct ScramClient {
+    /// What the cached key belongs to: the target and the role.
+    scope: String,
     password: Vec<u8>,
     binding: Binding,
     message: String,
@@ -124,27 +128,53 @@ fn cache() -> &'static Mutex<HashMap<[u8; 32], [u8; 32]>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The salted password, from the cache when this password, salt and count
-/// were seen before.
-fn salted_password(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+/// The cache's key: the scope (target and role) with the password, salt
+/// and count. The scope keeps targets apart: otherwise a hostile target
+/// could send another target's salt and count and learn from the answer's
+/// timing whether both passwords are the same.
+fn cache_key(scope: &str, password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     let mut h = Sha256::new();
-    for part in [password, salt] {
+    for part in [scope.as_bytes(), password, salt] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
     h.update(iterations.to_be_bytes());
-    let key: [u8; 32] = h.finalize().into();
-    if let Some(v) = cache().lock().ok().and_then(|c| c.get(&key).copied()) {
-        return v;
-    }
-    let v = hi(password, salt, iterations);
+    h.finalize().into()
+}
+
+fn cached(key: &[u8; 32]) -> Option<[u8; 32]> {
+    cache().lock().ok().and_then(|c| c.get(key).copied())
+}
+
+fn remember(key: [u8; 32], salted: [u8; 32]) {
     if let Ok(mut c) = cache().lock() {
         if c.len() >= CACHE_CAP {
             c.clear();
         }
-        c.insert(key, v);
+        c.insert(key, salted);
     }
-    v
+}
+
+/// The salted password, from the cache when this scope, password, salt and
+/// count were seen before; otherwise derived on the blocking pool, so a
+/// target asking for many iterations stalls only its own login, not the
+/// runtime's workers and every session on them.
+async fn salted_password(
+    scope: &str,
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+) -> Result<[u8; 32], ScramClientError> {
+    let key = cache_key(scope, password, salt, iterations);
+    if let Some(v) = cached(&key) {
+        return Ok(v);
+    }
+    let (p, s) = (password.to_vec(), salt.to_vec());
+    let v = tokio::task::spawn_blocking(move || hi(&p, &s, iterations))
+        .await
+        .map_err(|_| ScramClientError::Derive)?;
+    remember(key, v);
+    Ok(v)
 }
 
 /// SASLprep (RFC 4013) as libpq applies it: a password that is not valid
@@ -160,17 +190,19 @@ fn normalize(password: &[u8]) -> Vec<u8> {
 }
 
 impl ScramClient {
-    pub fn new(password: &[u8], binding: Binding) -> ScramClient {
+    /// `scope` names the target and role the password logs in as.
+    pub fn new(scope: &str, password: &[u8], binding: Binding) -> ScramClient {
         let mut raw = [0u8; 18];
         rand::thread_rng().fill_bytes(&mut raw);
-        ScramClient::with_nonce(password, binding, B64.encode(raw))
+        ScramClient::with_nonce(scope, password, binding, B64.encode(raw))
     }
 
-    fn with_nonce(password: &[u8], binding: Binding, nonce: String) -> ScramClient {
+    fn with_nonce(scope: &str, password: &[u8], binding: Binding, nonce: String) -> ScramClient {
         // PostgreSQL ignores the SCRAM user name (the startup packet's
         // counts), so it is sent empty, as libpq does.
         let message = format!("{}n=,r={nonce}", binding.gs2_header());
         ScramClient {
+            scope: scope.to_string(),
             password: normalize(password),
             binding,
             message,
@@ -184,7 +216,7 @@ impl ScramClient {
     }
 
     /// Takes server-first; [`ScramClient::message`] becomes client-final.
-    pub fn update(&mut self, server_first: &[u8]) -> Result<(), ScramClientError> {
+    pub async fn update(&mut self, server_first: &[u8]) -> Result<(), ScramClientError> {
         let State::First { nonce } = &self.state else {
             return Err(ScramClientError::Order);
         };
@@ -214,7 +246,7 @@ impl ScramClient {
         if iterations > MAX_ITERATIONS {
             return Err(ScramClientError::TooManyIterations(iterations));
         }
-        let salted = salted_password(&self.password, &salt, iterations);
+        let salted = salted_password(&self.scope, &self.password, &salt, iterations).await?;
         let client_key = hmac(&salted, b"Client Key");
         let stored_key: [u8; 32] = Sha256::digest(client_key).into();
         let server_key = hmac(&salted, b"Server Key");
@@ -278,15 +310,16 @@ mod tests {
     /// must open to the StoredKey of the verifier that secrets.rs derives
     /// independently (itself checked against the RFC), and the matching
     /// server signature must be accepted.
-    #[test]
-    fn the_rfc_7677_exchange_proves_to_the_verifier() {
+    #[tokio::test]
+    async fn the_rfc_7677_exchange_proves_to_the_verifier() {
         let mut ours = ScramClient::with_nonce(
+            "t/r",
             b"pencil",
             Binding::Unsupported,
             "rOprNGfwEbeRWgbNEkqO".into(),
         );
         assert_eq!(ours.message(), b"n,,n=,r=rOprNGfwEbeRWgbNEkqO");
-        ours.update(RFC_SERVER_FIRST.as_bytes()).unwrap();
+        ours.update(RFC_SERVER_FIRST.as_bytes()).await.unwrap();
         let verifier = crate::secrets::scram_verifier_with_salt(
             "pencil",
             &B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap(),
@@ -314,51 +347,67 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_wrong_server_signature_and_a_foreign_nonce_are_refused() {
-        let mut c = ScramClient::with_nonce(b"pencil", Binding::Unsupported, "abc".into());
+    #[tokio::test]
+    async fn a_wrong_server_signature_and_a_foreign_nonce_are_refused() {
+        let mut c = ScramClient::with_nonce("t/r", b"pencil", Binding::Unsupported, "abc".into());
         assert_eq!(
-            c.update(b"r=xyzdef,s=AAAA,i=4096"),
+            c.update(b"r=xyzdef,s=AAAA,i=4096").await,
             Err(ScramClientError::Nonce)
         );
         assert_eq!(
-            c.update(b"r=abc,s=AAAA,i=4096"),
+            c.update(b"r=abc,s=AAAA,i=4096").await,
             Err(ScramClientError::Nonce)
         );
-        c.update(b"r=abcdef,s=AAAA,i=4096").unwrap();
+        c.update(b"r=abcdef,s=AAAA,i=4096").await.unwrap();
         assert_eq!(
             c.finish(format!("v={}", B64.encode([0u8; 32])).as_bytes()),
             Err(ScramClientError::ServerSignature)
         );
-        let mut c = ScramClient::with_nonce(b"pencil", Binding::Unsupported, "abc".into());
+        let mut c = ScramClient::with_nonce("t/r", b"pencil", Binding::Unsupported, "abc".into());
         assert_eq!(
-            c.update(b"r=abcdef,s=AAAA,i=4000000000"),
+            c.update(b"r=abcdef,s=AAAA,i=4000000000").await,
             Err(ScramClientError::TooManyIterations(4_000_000_000))
         );
     }
 
-    #[test]
-    fn channel_binding_goes_into_the_proof() {
+    #[tokio::test]
+    async fn channel_binding_goes_into_the_proof() {
         let mut c = ScramClient::with_nonce(
+            "t/r",
             b"pencil",
             Binding::TlsServerEndPoint(vec![7; 32]),
             "abc".into(),
         );
         assert!(c.message().starts_with(b"p=tls-server-end-point,,n=,r=abc"));
-        c.update(b"r=abcdef,s=AAAA,i=16").unwrap();
+        c.update(b"r=abcdef,s=AAAA,i=16").await.unwrap();
         let msg = String::from_utf8(c.message().to_vec()).unwrap();
         let mut want = b"p=tls-server-end-point,,".to_vec();
         want.extend_from_slice(&[7; 32]);
         assert!(msg.starts_with(&format!("c={},r=abcdef,p=", B64.encode(want))));
     }
 
-    #[test]
-    fn the_salted_password_is_cached_per_password_salt_and_count() {
-        let a = salted_password(b"pw-cache-test", b"salt", 64);
+    #[tokio::test]
+    async fn the_salted_password_is_cached_per_scope_password_salt_and_count() {
+        let get = |scope: &'static str, pw: &'static [u8], salt: &'static [u8], i: u32| async move {
+            salted_password(scope, pw, salt, i).await.unwrap()
+        };
+        let a = get("db/r", b"pw-cache-test", b"salt", 64).await;
         assert_eq!(a, hi(b"pw-cache-test", b"salt", 64));
-        assert_eq!(a, salted_password(b"pw-cache-test", b"salt", 64));
-        assert_ne!(a, salted_password(b"pw-cache-test", b"salt", 65));
-        assert_ne!(a, salted_password(b"pw-cache-test", b"salz", 64));
-        assert_ne!(a, salted_password(b"pw-cache-tesu", b"salt", 64));
+        let key = cache_key("db/r", b"pw-cache-test", b"salt", 64);
+        assert_eq!(cached(&key), Some(a), "derived once, then cached");
+        assert_eq!(a, get("db/r", b"pw-cache-test", b"salt", 64).await);
+        for (scope, pw, salt, i) in [
+            ("db/r", &b"pw-cache-test"[..], &b"salt"[..], 65),
+            ("db/r", b"pw-cache-test", b"salz", 64),
+            ("db/r", b"pw-cache-tesu", b"salt", 64),
+        ] {
+            assert_ne!(a, get(scope, pw, salt, i).await);
+        }
+        // Another target's entry is never read for this one.
+        assert_ne!(key, cache_key("other/r", b"pw-cache-test", b"salt", 64));
+        assert_eq!(
+            cached(&cache_key("other/r", b"pw-cache-test", b"salt", 64)),
+            None
+        );
     }
 }

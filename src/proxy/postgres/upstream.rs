@@ -221,7 +221,8 @@ async fn connect_inner(
                                 "no supported SASL mechanism among {mechs:?}"
                             )));
                         }
-                        let sc = ScramClient::new(need_pw()?.as_bytes(), binding);
+                        let scope = format!("{}\0{user}", target.name);
+                        let sc = ScramClient::new(&scope, need_pw()?.as_bytes(), binding);
                         frontend::sasl_initial_response(mech, sc.message(), &mut buf)
                             .map_err(CodecError::from)?;
                         scram = Some(sc);
@@ -231,6 +232,7 @@ async fn connect_inner(
                             .as_mut()
                             .ok_or(CodecError::Malformed("unexpected SASL continue"))?;
                         sc.update(data)
+                            .await
                             .map_err(|e| UpstreamError::Auth(e.to_string()))?;
                         frontend::sasl_response(sc.message(), &mut buf)
                             .map_err(CodecError::from)?;
