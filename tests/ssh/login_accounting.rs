@@ -1,8 +1,8 @@
 //! What a terminating SSH login counts against its source and audits as
 //! `auth.failed`: the engineer's own failures only. A target that is down
 //! refuses the login without counting it or auditing it as a failed
-//! authentication, and a key that identifies an engineer clears the count
-//! its agent's unregistered keys ran up.
+//! authentication, and an admitted login clears the count its agent's
+//! unregistered keys ran up (a valid key alone does not).
 
 use crate::common;
 

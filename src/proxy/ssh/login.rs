@@ -116,10 +116,6 @@ impl Login {
                 }
             },
         };
-        // Identified: whatever came before on this source was no guess.
-        for key in self.limiter_keys() {
-            self.fe.limiter.succeeded(&key);
-        }
         // A target's name selects the terminating mode; the key owner's own
         // name (when no target has it) a jump connection.
         if !cfg.targets.contains_key(&self.target) && self.target == user {
@@ -132,6 +128,12 @@ impl Login {
         }
         match self.admit(&user).await {
             Ok(a) => {
+                // Admitted, not merely identified: a valid key alone (a
+                // locked user's, or one without a grant) must not wipe the
+                // count of the other keys tried from this source.
+                for key in self.limiter_keys() {
+                    self.fe.limiter.succeeded(&key);
+                }
                 tracing::info!(%user, target = %self.target, key = %proof, "ssh session admitted");
                 (true, Some(a))
             }
