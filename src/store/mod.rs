@@ -40,6 +40,7 @@ pub use signins::{SignedIn, SigninCode, SigninConfirm, SigninFlow, SigninRecord}
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -89,6 +90,9 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::error::ErrorKind;
+        // Any failure may have left a transaction open on its connection:
+        // check the connections released for a while (see `sqlite_idle`).
+        check_released_connections();
         match &e {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
@@ -210,6 +214,21 @@ impl Store {
     }
 }
 
+/// Until when (Unix ms) released SQLite connections are checked for a
+/// transaction left open; 0 when no store error was seen lately.
+static CHECK_RELEASED_UNTIL: AtomicI64 = AtomicI64::new(0);
+
+/// How long after a store error released connections are checked: every
+/// connection in use at the error is released well within it.
+const CHECK_RELEASED_FOR_MS: i64 = 60_000;
+
+fn check_released_connections() {
+    CHECK_RELEASED_UNTIL.store(
+        crate::clock::now_ms() + CHECK_RELEASED_FOR_MS,
+        Ordering::Relaxed,
+    );
+}
+
 /// Whether a SQLite connection may go back to the pool: only when it holds
 /// no transaction. When a write fails with "disk full", SQLite may keep the
 /// transaction open while the rollback on drop fails too; reused, such a
@@ -218,7 +237,17 @@ impl Store {
 /// so writes would be acknowledged and then lost. Found by the campaign's
 /// full-disk case. A `BEGIN` fails inside a transaction; the pool then
 /// closes the connection, which rolls it back.
+///
+/// The check costs two statements, each a round trip to the connection's
+/// worker thread, on every release: more than most reads themselves (a
+/// profile of `pgbench -C` through the proxy had a quarter of the daemon's
+/// time in those hand-offs). A transaction is left open only after a
+/// failure, and every failure passes through `StoreError::from`, so the
+/// check runs only for a minute after one.
 async fn sqlite_idle(conn: &mut sqlx::AnyConnection) -> bool {
+    if crate::clock::now_ms() > CHECK_RELEASED_UNTIL.load(Ordering::Relaxed) {
+        return true;
+    }
     if conn.execute("BEGIN").await.is_err() {
         tracing::warn!("discarding a store connection left inside a failed transaction");
         return false;
