@@ -394,28 +394,34 @@ fn a_backend_that_traps_the_cancel_is_gone_when_the_revoke_returns() {
     // docs/dev-notes.md); a client that exits before looping is reported
     // and started again, at most three times, since what this test checks
     // is the revoke, not that login.
+    let looping = || {
+        p.backends()
+            .iter()
+            .find(|b| b.contains("|active|DO $$"))
+            .map(|b| b.split('|').next().unwrap_or_default().to_string())
+    };
     let mut child = spawn();
+    let mut pid = None;
     for attempt in 1..=3 {
-        wait_for("the loop to commit rows, or its client to exit", || {
-            count() > 2 || child.try_wait().ok().flatten().is_some()
-        });
-        if count() > 2 {
+        wait_for(
+            "the loop to commit rows as a listed backend, or its client to exit",
+            || (count() > 2 && looping().is_some()) || child.try_wait().ok().flatten().is_some(),
+        );
+        pid = looping();
+        if pid.is_some() {
             break;
         }
+        let backends = p.backends();
         let o = common::wait_output(child, HANG);
         eprintln!(
-            "the looping client exited early (attempt {attempt}): {:?}",
+            "the looping client exited early (attempt {attempt}, {} rows, backends {backends:?}): {:?}",
+            count(),
             text(&o)
         );
         assert!(attempt < 3, "the looping client never ran: {:?}", text(&o));
         child = spawn();
     }
-    let pid = p
-        .backends()
-        .iter()
-        .find(|b| b.contains("|active|DO $$"))
-        .map(|b| b.split('|').next().unwrap().to_string())
-        .expect("the looping backend");
+    let pid = pid.expect("the looping backend");
     assert_eq!(p.d.revoke(&gid, "trap"), 1);
     let present = || {
         p.cluster
