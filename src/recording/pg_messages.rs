@@ -18,11 +18,53 @@ impl Text {
     }
 
     /// What an Execute of an unknown name is recorded as.
-    pub fn unknown(what: &str, name: &str) -> Text {
+    pub fn unknown(what: &str, name: &Name) -> Text {
+        let shown = String::from_utf8_lossy(name.bytes());
         Text::plain(format!(
-            "[jitgate: {what} {name:?} not known to the recorder]"
+            "[jitgate: {what} {shown:?} not known to the recorder]"
         ))
     }
+}
+
+/// NAMEDATALEN - 1: the bytes of a statement or portal name PostgreSQL
+/// keeps; it ignores the rest, so two names alike in these are one.
+pub(super) const NAME_MAX: usize = 63;
+
+/// A prepared statement's or portal's name, as the server compares it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Name {
+    /// ASCII only: the same bytes in every server encoding, so the server
+    /// keeps exactly these (its first `NAME_MAX` bytes).
+    Known(Vec<u8>),
+    /// Has a byte >= 0x80: the server converts it from the client encoding
+    /// and cuts it at a character boundary of its own encoding, so which
+    /// name it becomes (perhaps an ASCII one, perhaps one shared with
+    /// other bytes) is not known here. Never stored, never looked up; only
+    /// its first `NAME_MAX` bytes are kept, to be shown.
+    Foreign(Vec<u8>),
+}
+
+impl Name {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Name::Known(b) | Name::Foreign(b) => b,
+        }
+    }
+}
+
+/// The name at the start of `b` (NUL-terminated), and what follows it.
+pub(super) fn name(b: &[u8]) -> (Name, &[u8]) {
+    let (raw, rest) = match b.iter().position(|&c| c == 0) {
+        Some(i) => (&b[..i], &b[i + 1..]),
+        None => (b, &[][..]),
+    };
+    let kept = raw[..raw.len().min(NAME_MAX)].to_vec();
+    let n = if raw.is_ascii() {
+        Name::Known(kept)
+    } else {
+        Name::Foreign(kept)
+    };
+    (n, rest)
 }
 
 /// The first NUL-terminated string of `b`, and what follows it.

@@ -22,7 +22,7 @@
 //! marker line says how many were not recorded, and `on_failure` applies.
 
 use super::pg_framer::{Cut, Framer};
-use super::pg_messages::{cstr, is_sql_prepare, rows_of, sqlstate, text, Text};
+use super::pg_messages::{cstr, is_sql_prepare, name, rows_of, sqlstate, text, Name, Text};
 use super::{Recording, WriteFailure};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -66,21 +66,21 @@ impl Line {
 /// One client message the server will answer, in order.
 enum Step {
     /// Answered by ParseComplete.
-    Parse { name: String, line: Line },
+    Parse { name: Name, line: Line },
     /// Answered by BindComplete; `line` gets the statement's text if the
     /// Bind fails.
     Bind {
-        portal: String,
-        stmt: String,
+        portal: Name,
+        stmt: Name,
         line: Line,
     },
     /// Answered by CloseComplete.
-    Close { portal: bool, name: String },
+    Close { portal: bool, name: Name },
     /// Answered by RowDescription or NoData.
     Describe,
     /// Answered by CommandComplete, EmptyQueryResponse, PortalSuspended or
     /// an ErrorResponse; its text is looked up then.
-    Exec { portal: String, line: Line },
+    Exec { portal: Name, line: Line },
     /// Answered by ReadyForQuery.
     Simple(Line),
     /// Answered by ReadyForQuery; `line` holds the last statement parsed in
@@ -111,8 +111,9 @@ struct State {
     statements: usize,
     /// Bytes of statement text the steps hold.
     held: usize,
-    prepared: HashMap<String, Text>,
-    portals: HashMap<String, Text>,
+    /// By name as the server compares it (`Name::Known`).
+    prepared: HashMap<Vec<u8>, Text>,
+    portals: HashMap<Vec<u8>, Text>,
     /// The last statement parsed since the last Sync.
     parsed: Option<Text>,
     /// Too much in flight: nothing more is recorded.
@@ -215,9 +216,25 @@ impl State {
         };
     }
 
-    fn remember(map: &mut HashMap<String, Text>, name: String, value: Text) {
+    /// A name the server confirmed. One it may have stored under another
+    /// name (`Name::Foreign`) is not remembered: an Execute of it is
+    /// recorded as unknown.
+    fn remember(map: &mut HashMap<Vec<u8>, Text>, name: Name, value: Text) {
+        let Name::Known(name) = name else { return };
         if map.len() < NAMES_CAP || map.contains_key(&name) {
             map.insert(name, value);
+        }
+    }
+
+    /// A name the server closed. Which one a `Name::Foreign` closed is not
+    /// known here, so every named one is forgotten (the unnamed one has no
+    /// bytes to be cut or converted into).
+    fn forget(map: &mut HashMap<Vec<u8>, Text>, name: &Name) {
+        match name {
+            Name::Known(n) => {
+                map.remove(n);
+            }
+            Name::Foreign(_) => map.retain(|n, _| n.is_empty()),
         }
     }
 
@@ -228,26 +245,26 @@ impl State {
                 let t = text(tag, body, cut);
                 self.parsed = Some(t.clone());
                 Step::Parse {
-                    name: cstr(body).0,
+                    name: name(body).0,
                     line: Line::new(t),
                 }
             }
             b'B' => {
-                let (portal, rest) = cstr(body);
+                let (portal, rest) = name(body);
                 Step::Bind {
                     portal,
-                    stmt: cstr(rest).0,
+                    stmt: name(rest).0,
                     line: Line::new(Text::default()),
                 }
             }
             b'E' => Step::Exec {
-                portal: cstr(body).0,
+                portal: name(body).0,
                 line: Line::new(Text::default()),
             },
             b'D' => Step::Describe,
             b'C' => Step::Close {
                 portal: body.first() == Some(&b'P'),
-                name: cstr(body.get(1..).unwrap_or_default()).0,
+                name: name(body.get(1..).unwrap_or_default()).0,
             },
             b'S' => Step::Sync(Line::new(self.parsed.take().unwrap_or_default())),
             b'F' => Step::Function,
@@ -256,18 +273,20 @@ impl State {
         self.push(step, rec);
     }
 
-    fn statement(&self, name: &str) -> Text {
-        self.prepared
-            .get(name)
-            .cloned()
+    fn statement(&self, name: &Name) -> Text {
+        Self::lookup(&self.prepared, name)
             .unwrap_or_else(|| Text::unknown("prepared statement", name))
     }
 
-    fn portal(&self, name: &str) -> Text {
-        self.portals
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| Text::unknown("portal", name))
+    fn portal(&self, name: &Name) -> Text {
+        Self::lookup(&self.portals, name).unwrap_or_else(|| Text::unknown("portal", name))
+    }
+
+    fn lookup(map: &HashMap<Vec<u8>, Text>, name: &Name) -> Option<Text> {
+        match name {
+            Name::Known(n) => map.get(n).cloned(),
+            Name::Foreign(_) => None,
+        }
     }
 
     /// After an ErrorResponse to an extended-protocol step the server
@@ -305,7 +324,7 @@ impl State {
                     } else {
                         &mut self.prepared
                     };
-                    map.remove(&name);
+                    Self::forget(map, &name);
                 }
             }
             (b'T' | b'n', Some(Step::Describe)) => {
@@ -340,8 +359,8 @@ impl State {
                             write(rec, &l);
                             // A Query replaces the unnamed statement and
                             // portal.
-                            self.prepared.remove("");
-                            self.portals.remove("");
+                            self.prepared.remove(&b""[..]);
+                            self.portals.remove(&b""[..]);
                             break;
                         }
                         Step::Sync(_) | Step::Function => break,
@@ -390,8 +409,8 @@ impl State {
                 write(rec, &line);
                 // The server drops the unnamed statement before parsing
                 // its replacement, so a failed one leaves none.
-                if name.is_empty() {
-                    self.prepared.remove("");
+                if name == Name::Known(Vec::new()) {
+                    self.prepared.remove(&b""[..]);
                 }
             }
             Some(Step::Bind { stmt, mut line, .. }) => {

@@ -415,3 +415,87 @@ fn too_much_statement_text_in_flight_is_a_marked_recording_failure() {
     assert!(n > 1 && n < 1000, "{n}");
     assert_eq!(h.failures.lock().unwrap().len(), 1);
 }
+
+fn parse_raw(name: &[u8], text: &str) -> Vec<u8> {
+    msg(b'P', &[name, b"\0", text.as_bytes(), b"\0\0\0"].concat())
+}
+
+fn bind_raw(stmt: &[u8]) -> Vec<u8> {
+    msg(b'B', &[b"\0", stmt, b"\0\0\0\0\0\0\0"].concat())
+}
+
+/// PostgreSQL keeps the first 63 bytes of a name: a Close of another name
+/// alike in those closes the same statement, and the Parse after it
+/// replaces its text. The recording follows the server, not the full name.
+#[test]
+fn names_alike_in_their_first_63_bytes_are_one_statement() {
+    let mut h = Harness::new();
+    let a = "a".repeat(63);
+    let (x, y) = (format!("{a}X"), format!("{a}Y"));
+    h.exchange(
+        &[
+            parse_raw(x.as_bytes(), "select 'benign'"),
+            msg(b'C', format!("S{y}\0").as_bytes()),
+            parse_raw(y.as_bytes(), "select 'evil'"),
+            bind_raw(x.as_bytes()),
+            execute(""),
+            sync(),
+        ],
+        &[
+            msg(b'1', b""),
+            msg(b'3', b""),
+            msg(b'1', b""),
+            msg(b'2', b""),
+            done("SELECT 1"),
+            ready(b'I'),
+        ],
+    );
+    assert_eq!(statements(&h.lines()), [("select 'evil'".into(), None)]);
+}
+
+/// A name with a byte >= 0x80 becomes whatever the server's encoding makes
+/// of it: never stored, and its Execute recorded as unknown, never as a
+/// text another such name had (both would decode to U+FFFD here).
+#[test]
+fn names_with_bytes_over_0x7f_are_never_taken_as_known() {
+    let mut h = Harness::new();
+    h.exchange(
+        &[
+            parse_raw(b"\xfe", "select 'benign'"),
+            parse_raw(b"\xff", "select 'evil'"),
+            bind_raw(b"\xfe"),
+            execute(""),
+            sync(),
+        ],
+        &[
+            msg(b'1', b""),
+            msg(b'1', b""),
+            msg(b'2', b""),
+            done("SELECT 1"),
+            ready(b'I'),
+        ],
+    );
+    let got = statements(&h.lines());
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].0.contains("not known to the recorder"), "{got:?}");
+    // Its Close may have closed any named statement: all are forgotten.
+    let b = "b".repeat(62);
+    h.exchange(
+        &[
+            parse(&b, "select 'old'"),
+            msg(b'C', &[b"S", b.as_bytes(), "é\0".as_bytes()].concat()),
+            bind("", &b),
+            execute(""),
+            sync(),
+        ],
+        &[
+            msg(b'1', b""),
+            msg(b'3', b""),
+            msg(b'2', b""),
+            done("SELECT 1"),
+            ready(b'I'),
+        ],
+    );
+    let got = statements(&h.lines());
+    assert!(got[0].0.contains("not known to the recorder"), "{got:?}");
+}
