@@ -3,18 +3,69 @@
 //! SQLSTATEs.
 
 use super::pg_framer::{text_start, Cut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A statement's text as recorded, with the SHA-256 of the whole text when
-/// the recorded one is cut.
+/// the recorded one is cut. Cloned, it is shared, not copied: the prepared
+/// statement, every portal bound to it and every step in flight naming it
+/// hold one text, counted once against the session's budget.
 #[derive(Clone, Default)]
 pub(super) struct Text {
-    pub s: String,
-    pub sha256: Option<String>,
+    pub s: Arc<str>,
+    pub sha256: Option<Arc<str>>,
+    /// Its bytes in the session's budget, given back when the last clone
+    /// goes.
+    charge: Option<Arc<Charge>>,
+}
+
+/// Bytes of statement text a session's recorder holds at once, over its
+/// prepared statements, portals and steps in flight (each text once,
+/// however many hold it).
+#[derive(Default)]
+pub(super) struct Budget(Arc<AtomicUsize>);
+
+struct Charge {
+    bytes: usize,
+    held: Arc<AtomicUsize>,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl Budget {
+    /// Counts `t` as held until its last clone goes; `false` (and nothing
+    /// counted) if that would take the session past `cap` bytes.
+    pub fn charge(&self, t: &mut Text, cap: usize) -> bool {
+        let bytes = t.s.len() + t.sha256.as_ref().map_or(0, |h| h.len());
+        let held = self.0.load(Ordering::Relaxed);
+        if held + bytes > cap {
+            return false;
+        }
+        self.0.fetch_add(bytes, Ordering::Relaxed);
+        t.charge = Some(Arc::new(Charge {
+            bytes,
+            held: self.0.clone(),
+        }));
+        true
+    }
+
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Text {
     pub fn plain(s: String) -> Text {
-        Text { s, sha256: None }
+        Text {
+            s: s.into(),
+            sha256: None,
+            charge: None,
+        }
     }
 
     /// What an Execute of an unknown name is recorded as.
@@ -101,8 +152,10 @@ pub(super) fn text(tag: u8, body: &[u8], cut: Option<Cut>) -> Text {
                     "{}…[jitgate: {elided} bytes left out]…{}",
                     lossy(head),
                     lossy(&tail)
-                ),
-                sha256: Some(hex::encode(sha)),
+                )
+                .into(),
+                sha256: Some(hex::encode(sha).into()),
+                charge: None,
             }
         }
         Some(_) => Text::plain(format!("{}{}", lossy(head), crate::audit::TRUNCATED)),

@@ -18,11 +18,12 @@
 //! finishes it with its SQLSTATE; a Query is written at its ReadyForQuery,
 //! with the rows of its last CommandComplete (a COPY's row count included).
 //!
-//! More statements in flight than `PENDING_CAP` is a recording failure: a
-//! marker line says how many were not recorded, and `on_failure` applies.
+//! More statements in flight than `PENDING_CAP`, or more statement text
+//! held than `TEXT_BUDGET`, is a recording failure: a marker line says how
+//! many were not recorded, and `on_failure` applies.
 
 use super::pg_framer::{Cut, Framer};
-use super::pg_messages::{cstr, is_sql_prepare, name, rows_of, sqlstate, text, Name, Text};
+use super::pg_messages::{cstr, is_sql_prepare, name, rows_of, sqlstate, text, Budget, Name, Text};
 use super::{Recording, WriteFailure};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -30,7 +31,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Named statements and portals remembered at once; a client that makes
-/// more is recorded with its statement unknown.
+/// more is recorded with its statement unknown. Their texts are bounded by
+/// `TEXT_BUDGET`, not by this count.
 const NAMES_CAP: usize = 4096;
 /// Statements (Queries and Executes) in flight at once (pipelining); one
 /// more is a recording failure.
@@ -38,10 +40,12 @@ pub(super) const PENDING_CAP: usize = 4096;
 /// Protocol steps in flight at once (a statement is about four: Parse,
 /// Bind, Describe, Execute); one more is a recording failure.
 const STEPS_CAP: usize = 4 * PENDING_CAP;
-/// Bytes of statement text held for steps in flight; more is a recording
-/// failure. Bounds what one session may make the recorder hold (each text
-/// is at most 64 KiB, so the step bound alone would allow about 1 GiB).
-const HELD_CAP: usize = 32 << 20;
+/// Bytes of statement text a session's recorder holds at once, over its
+/// prepared statements, portals and steps in flight (texts are shared, each
+/// counted once); more is a recording failure. Each text is at most 64 KiB
+/// kept, up to three times that once decoded, so the counts alone
+/// (`NAMES_CAP`, `STEPS_CAP`) would allow well over 1 GiB.
+pub(super) const TEXT_BUDGET: usize = 32 << 20;
 
 struct Line {
     text: Text,
@@ -94,14 +98,6 @@ impl Step {
     fn is_statement(&self) -> bool {
         matches!(self, Step::Exec { .. } | Step::Simple(_))
     }
-
-    /// Bytes of statement text it holds.
-    fn held(&self) -> usize {
-        match self {
-            Step::Parse { line, .. } | Step::Simple(line) | Step::Sync(line) => line.text.s.len(),
-            _ => 0,
-        }
-    }
 }
 
 #[derive(Default)]
@@ -109,8 +105,8 @@ struct State {
     steps: VecDeque<Step>,
     /// Steps that are statements (Exec, Simple).
     statements: usize,
-    /// Bytes of statement text the steps hold.
-    held: usize,
+    /// Bytes of statement text held, over the steps and both maps.
+    budget: Budget,
     /// By name as the server compares it (`Name::Known`).
     prepared: HashMap<Vec<u8>, Text>,
     portals: HashMap<Vec<u8>, Text>,
@@ -173,21 +169,16 @@ impl State {
             return;
         }
         let statement = step.is_statement();
-        if self.steps.len() >= STEPS_CAP
-            || (statement && self.statements >= PENDING_CAP)
-            || self.held + step.held() > HELD_CAP
-        {
+        if self.steps.len() >= STEPS_CAP || (statement && self.statements >= PENDING_CAP) {
             return self.overflow(rec, u64::from(statement));
         }
         self.statements += usize::from(statement);
-        self.held += step.held();
         self.steps.push_back(step);
     }
 
     fn pop(&mut self) -> Option<Step> {
         let s = self.steps.pop_front()?;
         self.statements -= usize::from(s.is_statement());
-        self.held -= s.held();
         Some(s)
     }
 
@@ -200,9 +191,9 @@ impl State {
             "at": crate::clock::rfc3339(crate::clock::now_ms()),
             "marker": format!(
                 "statements not recorded: too many in flight (at most {PENDING_CAP} \
-                 statements, {STEPS_CAP} protocol messages, {} MiB of statement text); \
-                 {n} sent and not recorded, none after them recorded",
-                HELD_CAP >> 20
+                 statements, {STEPS_CAP} protocol messages, {} MiB of statement text \
+                 held); {n} sent and not recorded, none after them recorded",
+                TEXT_BUDGET >> 20
             ),
             "not_recorded": n,
         });
@@ -238,11 +229,32 @@ impl State {
         }
     }
 
+    /// The text of a Query or Parse, counted in the session's budget; past
+    /// it, the recording fails (`None`).
+    fn charged(&mut self, tag: u8, body: &[u8], cut: Option<Cut>, rec: &Recording) -> Option<Text> {
+        if self.stopped {
+            return None;
+        }
+        let mut t = text(tag, body, cut);
+        if self.budget.charge(&mut t, TEXT_BUDGET) {
+            return Some(t);
+        }
+        self.overflow(rec, u64::from(tag == b'Q'));
+        None
+    }
+
     fn on_client(&mut self, tag: u8, body: &[u8], cut: Option<Cut>, rec: &Recording) {
         let step = match tag {
-            b'Q' => Step::Simple(Line::new(text(tag, body, cut))),
+            b'Q' => {
+                let Some(t) = self.charged(tag, body, cut, rec) else {
+                    return;
+                };
+                Step::Simple(Line::new(t))
+            }
             b'P' => {
-                let t = text(tag, body, cut);
+                let Some(t) = self.charged(tag, body, cut, rec) else {
+                    return;
+                };
                 self.parsed = Some(t.clone());
                 Step::Parse {
                     name: name(body).0,
@@ -390,8 +402,7 @@ impl State {
                 if !l.text.s.is_empty() {
                     l.sqlstate = code;
                     write(rec, l);
-                    let freed = std::mem::take(&mut l.text).s.len();
-                    self.held -= freed;
+                    l.text = Text::default();
                 }
                 return;
             }
