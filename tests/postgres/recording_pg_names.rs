@@ -348,9 +348,11 @@ fn too_many_statements_in_flight_are_audited_under_continue() {
         events = ended_events(&audit());
         !events.is_empty()
     });
-    assert_eq!(
-        detail(&events[0])["reason"],
-        "client_closed",
+    // Ended by the client's Terminate, not by the failure: the proxy may
+    // see the client's close or the server's (it got the Terminate) first.
+    let reason = detail(&events[0])["reason"].clone();
+    assert!(
+        reason == "client_closed" || reason == "upstream_closed",
         "{}",
         events[0]
     );
