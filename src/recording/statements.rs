@@ -190,7 +190,8 @@ impl State {
         let v = json!({
             "at": crate::clock::rfc3339(crate::clock::now_ms()),
             "marker": format!(
-                "statements not recorded: too many in flight (at most {PENDING_CAP} \
+                "statements not recorded: too many in flight or too much statement text \
+                 held (at most {PENDING_CAP} \
                  statements, {STEPS_CAP} protocol messages, {} MiB of statement text \
                  held); {n} sent and not recorded, none after them recorded",
                 TEXT_BUDGET >> 20
