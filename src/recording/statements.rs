@@ -18,11 +18,12 @@
 //! finishes it with its SQLSTATE; a Query is written at its ReadyForQuery,
 //! with the rows of its last CommandComplete (a COPY's row count included).
 //!
-//! More statements in flight than `PENDING_CAP` is a recording failure: a
-//! marker line says how many were not recorded, and `on_failure` applies.
+//! More statements in flight than `PENDING_CAP`, or more statement text
+//! held than `TEXT_BUDGET`, is a recording failure: a marker line says how
+//! many were not recorded, and `on_failure` applies.
 
 use super::pg_framer::{Cut, Framer};
-use super::pg_messages::{cstr, is_sql_prepare, rows_of, sqlstate, text, Text};
+use super::pg_messages::{cstr, is_sql_prepare, name, rows_of, sqlstate, text, Budget, Name, Text};
 use super::{Recording, WriteFailure};
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -30,7 +31,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Named statements and portals remembered at once; a client that makes
-/// more is recorded with its statement unknown.
+/// more is recorded with its statement unknown. Their texts are bounded by
+/// `TEXT_BUDGET`, not by this count.
 const NAMES_CAP: usize = 4096;
 /// Statements (Queries and Executes) in flight at once (pipelining); one
 /// more is a recording failure.
@@ -38,10 +40,12 @@ pub(super) const PENDING_CAP: usize = 4096;
 /// Protocol steps in flight at once (a statement is about four: Parse,
 /// Bind, Describe, Execute); one more is a recording failure.
 const STEPS_CAP: usize = 4 * PENDING_CAP;
-/// Bytes of statement text held for steps in flight; more is a recording
-/// failure. Bounds what one session may make the recorder hold (each text
-/// is at most 64 KiB, so the step bound alone would allow about 1 GiB).
-const HELD_CAP: usize = 32 << 20;
+/// Bytes of statement text a session's recorder holds at once, over its
+/// prepared statements, portals and steps in flight (texts are shared, each
+/// counted once); more is a recording failure. Each text is at most 64 KiB
+/// kept, up to three times that once decoded, so the counts alone
+/// (`NAMES_CAP`, `STEPS_CAP`) would allow well over 1 GiB.
+pub(super) const TEXT_BUDGET: usize = 32 << 20;
 
 struct Line {
     text: Text,
@@ -66,21 +70,21 @@ impl Line {
 /// One client message the server will answer, in order.
 enum Step {
     /// Answered by ParseComplete.
-    Parse { name: String, line: Line },
+    Parse { name: Name, line: Line },
     /// Answered by BindComplete; `line` gets the statement's text if the
     /// Bind fails.
     Bind {
-        portal: String,
-        stmt: String,
+        portal: Name,
+        stmt: Name,
         line: Line,
     },
     /// Answered by CloseComplete.
-    Close { portal: bool, name: String },
+    Close { portal: bool, name: Name },
     /// Answered by RowDescription or NoData.
     Describe,
     /// Answered by CommandComplete, EmptyQueryResponse, PortalSuspended or
     /// an ErrorResponse; its text is looked up then.
-    Exec { portal: String, line: Line },
+    Exec { portal: Name, line: Line },
     /// Answered by ReadyForQuery.
     Simple(Line),
     /// Answered by ReadyForQuery; `line` holds the last statement parsed in
@@ -94,14 +98,6 @@ impl Step {
     fn is_statement(&self) -> bool {
         matches!(self, Step::Exec { .. } | Step::Simple(_))
     }
-
-    /// Bytes of statement text it holds.
-    fn held(&self) -> usize {
-        match self {
-            Step::Parse { line, .. } | Step::Simple(line) | Step::Sync(line) => line.text.s.len(),
-            _ => 0,
-        }
-    }
 }
 
 #[derive(Default)]
@@ -109,10 +105,11 @@ struct State {
     steps: VecDeque<Step>,
     /// Steps that are statements (Exec, Simple).
     statements: usize,
-    /// Bytes of statement text the steps hold.
-    held: usize,
-    prepared: HashMap<String, Text>,
-    portals: HashMap<String, Text>,
+    /// Bytes of statement text held, over the steps and both maps.
+    budget: Budget,
+    /// By name as the server compares it (`Name::Known`).
+    prepared: HashMap<Vec<u8>, Text>,
+    portals: HashMap<Vec<u8>, Text>,
     /// The last statement parsed since the last Sync.
     parsed: Option<Text>,
     /// Too much in flight: nothing more is recorded.
@@ -172,21 +169,16 @@ impl State {
             return;
         }
         let statement = step.is_statement();
-        if self.steps.len() >= STEPS_CAP
-            || (statement && self.statements >= PENDING_CAP)
-            || self.held + step.held() > HELD_CAP
-        {
+        if self.steps.len() >= STEPS_CAP || (statement && self.statements >= PENDING_CAP) {
             return self.overflow(rec, u64::from(statement));
         }
         self.statements += usize::from(statement);
-        self.held += step.held();
         self.steps.push_back(step);
     }
 
     fn pop(&mut self) -> Option<Step> {
         let s = self.steps.pop_front()?;
         self.statements -= usize::from(s.is_statement());
-        self.held -= s.held();
         Some(s)
     }
 
@@ -198,10 +190,11 @@ impl State {
         let v = json!({
             "at": crate::clock::rfc3339(crate::clock::now_ms()),
             "marker": format!(
-                "statements not recorded: too many in flight (at most {PENDING_CAP} \
-                 statements, {STEPS_CAP} protocol messages, {} MiB of statement text); \
-                 {n} sent and not recorded, none after them recorded",
-                HELD_CAP >> 20
+                "statements not recorded: too many in flight or too much statement text \
+                 held (at most {PENDING_CAP} \
+                 statements, {STEPS_CAP} protocol messages, {} MiB of statement text \
+                 held); {n} sent and not recorded, none after them recorded",
+                TEXT_BUDGET >> 20
             ),
             "not_recorded": n,
         });
@@ -215,39 +208,76 @@ impl State {
         };
     }
 
-    fn remember(map: &mut HashMap<String, Text>, name: String, value: Text) {
+    /// A name the server confirmed. One it may have stored under another
+    /// name (`Name::Foreign`) is not remembered: an Execute of it is
+    /// recorded as unknown.
+    fn remember(map: &mut HashMap<Vec<u8>, Text>, name: Name, value: Text) {
+        let Name::Known(name) = name else { return };
         if map.len() < NAMES_CAP || map.contains_key(&name) {
             map.insert(name, value);
         }
     }
 
+    /// A name the server closed. Which one a `Name::Foreign` closed is not
+    /// known here, so every named one is forgotten (the unnamed one has no
+    /// bytes to be cut or converted into).
+    fn forget(map: &mut HashMap<Vec<u8>, Text>, name: &Name) {
+        match name {
+            Name::Known(n) => {
+                map.remove(n);
+            }
+            Name::Foreign(_) => map.retain(|n, _| n.is_empty()),
+        }
+    }
+
+    /// The text of a Query or Parse, counted in the session's budget; past
+    /// it, the recording fails (`None`).
+    fn charged(&mut self, tag: u8, body: &[u8], cut: Option<Cut>, rec: &Recording) -> Option<Text> {
+        if self.stopped {
+            return None;
+        }
+        let mut t = text(tag, body, cut);
+        if self.budget.charge(&mut t, TEXT_BUDGET) {
+            return Some(t);
+        }
+        self.overflow(rec, u64::from(tag == b'Q'));
+        None
+    }
+
     fn on_client(&mut self, tag: u8, body: &[u8], cut: Option<Cut>, rec: &Recording) {
         let step = match tag {
-            b'Q' => Step::Simple(Line::new(text(tag, body, cut))),
+            b'Q' => {
+                let Some(t) = self.charged(tag, body, cut, rec) else {
+                    return;
+                };
+                Step::Simple(Line::new(t))
+            }
             b'P' => {
-                let t = text(tag, body, cut);
+                let Some(t) = self.charged(tag, body, cut, rec) else {
+                    return;
+                };
                 self.parsed = Some(t.clone());
                 Step::Parse {
-                    name: cstr(body).0,
+                    name: name(body).0,
                     line: Line::new(t),
                 }
             }
             b'B' => {
-                let (portal, rest) = cstr(body);
+                let (portal, rest) = name(body);
                 Step::Bind {
                     portal,
-                    stmt: cstr(rest).0,
+                    stmt: name(rest).0,
                     line: Line::new(Text::default()),
                 }
             }
             b'E' => Step::Exec {
-                portal: cstr(body).0,
+                portal: name(body).0,
                 line: Line::new(Text::default()),
             },
             b'D' => Step::Describe,
             b'C' => Step::Close {
                 portal: body.first() == Some(&b'P'),
-                name: cstr(body.get(1..).unwrap_or_default()).0,
+                name: name(body.get(1..).unwrap_or_default()).0,
             },
             b'S' => Step::Sync(Line::new(self.parsed.take().unwrap_or_default())),
             b'F' => Step::Function,
@@ -256,18 +286,20 @@ impl State {
         self.push(step, rec);
     }
 
-    fn statement(&self, name: &str) -> Text {
-        self.prepared
-            .get(name)
-            .cloned()
+    fn statement(&self, name: &Name) -> Text {
+        Self::lookup(&self.prepared, name)
             .unwrap_or_else(|| Text::unknown("prepared statement", name))
     }
 
-    fn portal(&self, name: &str) -> Text {
-        self.portals
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| Text::unknown("portal", name))
+    fn portal(&self, name: &Name) -> Text {
+        Self::lookup(&self.portals, name).unwrap_or_else(|| Text::unknown("portal", name))
+    }
+
+    fn lookup(map: &HashMap<Vec<u8>, Text>, name: &Name) -> Option<Text> {
+        match name {
+            Name::Known(n) => map.get(n).cloned(),
+            Name::Foreign(_) => None,
+        }
     }
 
     /// After an ErrorResponse to an extended-protocol step the server
@@ -305,7 +337,7 @@ impl State {
                     } else {
                         &mut self.prepared
                     };
-                    map.remove(&name);
+                    Self::forget(map, &name);
                 }
             }
             (b'T' | b'n', Some(Step::Describe)) => {
@@ -340,8 +372,8 @@ impl State {
                             write(rec, &l);
                             // A Query replaces the unnamed statement and
                             // portal.
-                            self.prepared.remove("");
-                            self.portals.remove("");
+                            self.prepared.remove(&b""[..]);
+                            self.portals.remove(&b""[..]);
                             break;
                         }
                         Step::Sync(_) | Step::Function => break,
@@ -371,8 +403,7 @@ impl State {
                 if !l.text.s.is_empty() {
                     l.sqlstate = code;
                     write(rec, l);
-                    let freed = std::mem::take(&mut l.text).s.len();
-                    self.held -= freed;
+                    l.text = Text::default();
                 }
                 return;
             }
@@ -390,8 +421,8 @@ impl State {
                 write(rec, &line);
                 // The server drops the unnamed statement before parsing
                 // its replacement, so a failed one leaves none.
-                if name.is_empty() {
-                    self.prepared.remove("");
+                if name == Name::Known(Vec::new()) {
+                    self.prepared.remove(&b""[..]);
                 }
             }
             Some(Step::Bind { stmt, mut line, .. }) => {

@@ -415,3 +415,6 @@ fn too_much_statement_text_in_flight_is_a_marked_recording_failure() {
     assert!(n > 1 && n < 1000, "{n}");
     assert_eq!(h.failures.lock().unwrap().len(), 1);
 }
+
+#[path = "statements_limits_tests.rs"]
+mod limits;
