@@ -55,6 +55,31 @@ pub fn scram_verifier(secret: &str) -> String {
     postgres_protocol::password::scram_sha_256(secret.as_bytes())
 }
 
+/// HMAC-SHA-256, as SCRAM uses it on both sides.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    // An HMAC key of any length is accepted.
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+/// Hi() of RFC 5802: PBKDF2-HMAC-SHA-256 for one 32-byte block, the
+/// salted password of SCRAM-SHA-256.
+pub fn scram_hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut block = salt.to_vec();
+    block.extend_from_slice(&1u32.to_be_bytes());
+    let mut u = hmac_sha256(password, &block);
+    let mut salted = u;
+    for _ in 1..iterations {
+        u = hmac_sha256(password, &u);
+        for (s, x) in salted.iter_mut().zip(u.iter()) {
+            *s ^= x;
+        }
+    }
+    salted
+}
+
 /// Iterations of the verifiers made by `scram_verifier_with_salt`, as
 /// PostgreSQL's default.
 pub const SCRAM_ITERATIONS: u32 = 4096;
@@ -65,25 +90,8 @@ pub const SCRAM_ITERATIONS: u32 = 4096;
 /// before the client proves anything, so only verifiers under that salt can
 /// check the proof.
 pub fn scram_verifier_with_salt(secret: &str, salt: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    type H = Hmac<Sha256>;
-    let mac = |key: &[u8], data: &[u8]| -> [u8; 32] {
-        // An HMAC key of any length is accepted.
-        let mut m = <H as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-        m.update(data);
-        m.finalize().into_bytes().into()
-    };
-    // Hi() of RFC 5802: PBKDF2-HMAC-SHA-256 for one 32-byte block.
-    let mut block = salt.to_vec();
-    block.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = mac(secret.as_bytes(), &block);
-    let mut salted = u;
-    for _ in 1..SCRAM_ITERATIONS {
-        u = mac(secret.as_bytes(), &u);
-        for (s, x) in salted.iter_mut().zip(u.iter()) {
-            *s ^= x;
-        }
-    }
+    let mac = hmac_sha256;
+    let salted = scram_hi(secret.as_bytes(), salt, SCRAM_ITERATIONS);
     let client_key = mac(&salted, b"Client Key");
     let stored_key: [u8; 32] = Sha256::digest(client_key).into();
     let server_key = mac(&salted, b"Server Key");

@@ -6,9 +6,9 @@
 //! postgres-protocol only implements the client side; this is checked
 //! against the RFC 7677 vector and against that client in the tests.
 
+use crate::secrets::hmac_sha256 as hmac;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -101,12 +101,6 @@ pub struct Exchange {
     client_first_bare: String,
     nonce: String,
     server_first: String,
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(data);
-    m.finalize().into_bytes().into()
 }
 
 impl Exchange {

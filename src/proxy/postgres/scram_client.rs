@@ -15,9 +15,9 @@
 //! count, so a rotated password or salt misses it; it is bounded and lives
 //! only in memory.
 
+use crate::secrets::{hmac_sha256 as hmac, scram_hi as hi};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -99,28 +99,6 @@ pub struct ScramClient {
     binding: Binding,
     message: String,
     state: State,
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length; the error type is never produced.
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    m.update(data);
-    m.finalize().into_bytes().into()
-}
-
-/// Hi() of RFC 5802: PBKDF2-HMAC-SHA-256, one block.
-fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
-    let mut block = salt.to_vec();
-    block.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = hmac(password, &block);
-    let mut out = u;
-    for _ in 1..iterations {
-        u = hmac(password, &u);
-        for (o, x) in out.iter_mut().zip(u.iter()) {
-            *o ^= x;
-        }
-    }
-    out
 }
 
 fn cache() -> &'static Mutex<HashMap<[u8; 32], [u8; 32]>> {
