@@ -35,7 +35,7 @@ fn the_console_signs_in_through_the_idp_and_signs_out_at_the_server() {
     b.click("button[type=submit]");
     b.wait_js(
         "the signed-in console",
-        "return !document.getElementById('nav').hidden && document.querySelector('main h1:not(#signin-title)') !== null",
+        "const nav = document.getElementById('nav'); return nav !== null && !nav.hidden && document.querySelector('main h1:not(#signin-title)') !== null",
         vec![],
     );
     assert!(
