@@ -17,6 +17,10 @@ fn connect_reports_a_revoke_noticed_on_a_new_local_connection() {
     let mut s = c.open();
     echo(&mut s, b"before");
     drop(s);
+    // Until the daemon has seen that session end, a revoke would reach
+    // connect as that session's farewell instead, and connect would be gone
+    // before the new local connection this test is about.
+    wait_for("the first session to end", || t.live_sessions() == 0);
     let r =
         t.d.post(
             &format!("/v1/grants/{gid}/revoke"),
