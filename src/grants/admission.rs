@@ -93,7 +93,7 @@ impl Grants {
         let cfg = self.config.get();
         let t = target_of(&cfg, target, kind)?;
         let presented = sha256(secret.as_bytes());
-        let (grant, stored) = self
+        let (found, stored) = self
             .store
             .grant_by_secret(&presented)
             .await
@@ -105,13 +105,14 @@ impl Grants {
         // A retired secret (its grant ended) is recognised for a bounded
         // time only (`store::retired`); after that it reads as unknown.
         let now = self.clock.now_ms();
-        if grant
+        if found
+            .grant
             .ended_at_ms
             .is_some_and(|end| end < now - crate::store::RETIRED_FOR_MS)
         {
             return Err(Refusal::BadSecret);
         }
-        self.check_grant(&cfg, grant, t, target, false).await
+        self.check_grant(&cfg, found.grant, found.user_locked, t, target, false)
     }
 
     /// Admission by user and target (PostgreSQL names both in its startup
@@ -142,8 +143,9 @@ impl Grants {
             // A scheduled grant not yet started is refused only after the
             // client has proven its secret (`open_session`): before
             // authentication every refusal reads the same.
+            // The lock was read just above: the grants are this user's.
             out.push((
-                self.check_grant(&cfg, g, t.clone(), target, true).await?,
+                self.check_grant(&cfg, g, false, t.clone(), target, true)?,
                 scram,
             ));
         }
@@ -183,7 +185,8 @@ impl Grants {
                     "no active grant for {user} on {target}: request access with `jitgate request {target} --reason ...`"
                 ))
             })?;
-        self.check_grant(&cfg, grant, t, target, false).await
+        // The lock was read just above: the grants are this user's.
+        self.check_grant(&cfg, grant, false, t, target, false)
     }
 
     pub(super) async fn ensure_unlocked(&self, user: &str) -> Result<(), Refusal> {
@@ -193,13 +196,15 @@ impl Grants {
         }
     }
 
-    /// The checks every admission makes once it has a grant.
+    /// The checks every admission makes once it has a grant, and whether
+    /// its user is locked (read with it).
     /// `defer_start`: a scheduled grant not yet started passes here and is
     /// refused by `open_session` (PostgreSQL authenticates in between).
-    async fn check_grant(
+    fn check_grant(
         &self,
         cfg: &crate::config::Config,
         grant: GrantRecord,
+        user_locked: bool,
         t: Target,
         target: &str,
         defer_start: bool,
@@ -212,7 +217,9 @@ impl Grants {
         }
         // Before the grant state: a lock revokes the grants, and "user locked"
         // is the answer the engineer needs, not "grant has ended".
-        self.ensure_unlocked(&grant.user).await?;
+        if user_locked {
+            return Err(Refusal::Locked(grant.user));
+        }
         let now = self.clock.now_ms();
         if let Some(start) = grant.starts_later(now) {
             if !defer_start {

@@ -81,8 +81,9 @@ impl Grants {
     pub async fn holds_valid_secret(&self, secret: &str) -> bool {
         let presented = crate::secrets::sha256(secret.as_bytes());
         match self.store.grant_by_secret(&presented).await {
-            Ok(Some((g, stored))) => {
-                crate::secrets::digest_eq(&presented, &stored) && g.in_force(self.clock.now_ms())
+            Ok(Some((found, stored))) => {
+                crate::secrets::digest_eq(&presented, &stored)
+                    && found.grant.in_force(self.clock.now_ms())
             }
             _ => false,
         }

@@ -62,13 +62,15 @@ impl Grants {
                 g.user, g.target
             )));
         }
-        self.ensure_unlocked(&g.user).await?;
         let now = self.clock.now_ms();
-        match self.store.get_grant(&g.id).await {
-            Ok(Some(cur)) if cur.in_force(now) => Ok(()),
-            Ok(Some(cur)) if cur.starts_later(now).is_some() => {
-                Err(super::admission::not_started(&cur.id, cur.start_ms()))
-            }
+        // One read for the lock and the grant (a lock first: it is the
+        // answer the engineer needs).
+        match self.store.grant_check(&g.id).await {
+            Ok(Some(cur)) if cur.user_locked => Err(Refusal::Locked(g.user.clone())),
+            Ok(Some(cur)) if cur.grant.in_force(now) => Ok(()),
+            Ok(Some(cur)) if cur.grant.starts_later(now).is_some() => Err(
+                super::admission::not_started(&cur.grant.id, cur.grant.start_ms()),
+            ),
             Ok(_) => Err(Refusal::NoGrant(format!(
                 "grant {} has ended; request access again",
                 g.id

@@ -7,6 +7,14 @@ use sqlx::{AnyConnection, Row};
 
 pub(super) const COLS: &str = "id, request_id, user_name, target, policy, state, granted_at, expires_at, ended_at, end_reason, ended_by, end_comment, starts_at, review, reviewed_by, review_comment, reviewed_at";
 
+/// `COLS` qualified by a table alias, for joins.
+pub(super) fn cols_of(alias: &str) -> String {
+    COLS.split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, StoreError> {
     let state: String = row.try_get("state")?;
     Ok(GrantRecord {
@@ -271,28 +279,6 @@ impl Store {
             .collect()
     }
 
-    /// The grant whose connect secret hashes to `sha256`, if any; the
-    /// secret may be retired (its grant ended: the caller checks the
-    /// grant's state, and says why).
-    pub async fn grant_by_secret(
-        &self,
-        sha256: &[u8; 32],
-    ) -> Result<Option<(GrantRecord, [u8; 32])>, StoreError> {
-        let row = sqlx::query("SELECT grant_id, sha256 FROM connect_secrets WHERE sha256 = $1")
-            .bind(hex::encode(sha256))
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let gid: String = row.try_get("grant_id")?;
-        let stored: String = row.try_get("sha256")?;
-        let stored = hex::decode(&stored)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| StoreError::Corrupt("bad secret verifier".into()))?;
-        let mut conn = self.pool.acquire().await?;
-        Ok(load(&mut conn, &gid).await?.map(|g| (g, stored)))
-    }
-
     /// Active grants of `user` on `target`, newest first (SSH identifies the
     /// engineer by key, so no secret is involved).
     pub async fn active_grants_of(
@@ -317,11 +303,7 @@ impl Store {
         user: &str,
         target: &str,
     ) -> Result<Vec<(GrantRecord, String)>, StoreError> {
-        let cols = COLS
-            .split(", ")
-            .map(|c| format!("g.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let cols = cols_of("g");
         let rows = sqlx::query(&format!(
             "SELECT {cols}, s.scram FROM grants g JOIN connect_secrets s ON s.grant_id = g.id \
              WHERE g.user_name = $1 AND g.target = $2 AND g.state IN ('active', 'scheduled') \

@@ -9,6 +9,7 @@
 //! the same transaction, so a change and its audit record land together or
 //! not at all.
 
+mod admission_reads;
 mod audit_log;
 mod cluster;
 pub mod event;
@@ -28,6 +29,7 @@ mod review;
 mod schedule;
 mod signins;
 
+pub use admission_reads::GrantCheck;
 pub use audit_log::AUDIT_BATCH;
 pub use cluster::{EndRequest, EndedGrant, LiveSessionRow, RowChange};
 pub use exclusive::{lock_embedded_store, EmbeddedStoreLock};

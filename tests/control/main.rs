@@ -8,6 +8,7 @@ mod common;
 
 mod admin_tls;
 mod admission;
+mod admission_reads;
 mod api;
 mod api_hostile;
 mod audit_anchor;

@@ -10,13 +10,13 @@ use jitgate::clock::now_ms;
 use jitgate::store::*;
 use serde_json::json;
 
-fn entry(action: &'static str, subject: &str) -> AuditEntry {
+pub(crate) fn entry(action: &'static str, subject: &str) -> AuditEntry {
     AuditEntry::new("test", action, subject, json!({}))
 }
 
 /// An active grant `gid` for alice on cache, holding one secret hashed
 /// as `[n; 32]`.
-async fn grant_with_secret(s: &Store, gid: &str, n: u8) {
+pub(crate) async fn grant_with_secret(s: &Store, gid: &str, n: u8) {
     let now = now_ms();
     let req = NewRequest {
         id: format!("r-{gid}"),
@@ -72,7 +72,8 @@ async fn retired_secrets_are_kept_as_hashes_then_pruned(s: Store) {
     revoke(&s, "g-old", now_ms() - RETIRED_FOR_MS - 60_000).await;
     // Found by hash, with its ended grant; no longer a secret of it, nor a
     // verifier PostgreSQL logins are checked against.
-    let (g, _) = s.grant_by_secret(&[1; 32]).await.unwrap().unwrap();
+    let (found, _) = s.grant_by_secret(&[1; 32]).await.unwrap().unwrap();
+    let g = found.grant;
     assert_eq!((g.id.as_str(), g.state), ("g-old", GrantState::Revoked));
     assert!(s.secrets_of("g-old").await.unwrap().is_empty());
     let live = s.active_grants_with_scram("alice", "cache").await.unwrap();
@@ -82,7 +83,8 @@ async fn retired_secrets_are_kept_as_hashes_then_pruned(s: Store) {
     // The next ending prunes what is past the bound, and keeps its own.
     revoke(&s, "g-new", now_ms()).await;
     assert!(s.grant_by_secret(&[1; 32]).await.unwrap().is_none());
-    let (g, _) = s.grant_by_secret(&[2; 32]).await.unwrap().unwrap();
+    let (found, _) = s.grant_by_secret(&[2; 32]).await.unwrap().unwrap();
+    let g = found.grant;
     assert_eq!(g.id, "g-new");
     assert!(s.secrets_of("g-new").await.unwrap().is_empty());
     assert!(s
