@@ -302,6 +302,23 @@ impl State {
         }
     }
 
+    /// A statement ran (an Execute of `portal`, a Query, a FunctionCall):
+    /// it may have replaced any named portal but its own, as SQL cursors
+    /// share the portals' names (`CLOSE c; DECLARE c CURSOR FOR ...`, or a
+    /// PL/pgSQL function closing and reopening a refcursor named "c"), and
+    /// which one is in SQL or in a function, not read here. So every other
+    /// named portal is forgotten: an Execute of one is recorded as unknown,
+    /// never as the text it was bound to. The unnamed portal cannot be
+    /// made by a cursor, and a portal cannot be replaced while it runs.
+    fn ran(&mut self, portal: Option<&Name>) {
+        let keep = match portal {
+            Some(Name::Known(n)) => n.as_slice(),
+            _ => &[],
+        };
+        self.portals
+            .retain(|name, _| name.is_empty() || name.as_slice() == keep);
+    }
+
     /// After an ErrorResponse to an extended-protocol step the server
     /// discards every message until the next Sync: so are their steps.
     fn skip_to_sync(&mut self) {
@@ -359,6 +376,7 @@ impl State {
                             line.text = self.portal(&portal);
                             line.rows = rows;
                             write(rec, &line);
+                            self.ran(Some(&portal));
                         }
                     }
                     _ => {}
@@ -374,9 +392,14 @@ impl State {
                             // portal.
                             self.prepared.remove(&b""[..]);
                             self.portals.remove(&b""[..]);
+                            self.ran(None);
                             break;
                         }
-                        Step::Sync(_) | Step::Function => break,
+                        Step::Function => {
+                            self.ran(None);
+                            break;
+                        }
+                        Step::Sync(_) => break,
                         // Never ran or never confirmed: an error earlier
                         // in its batch.
                         _ => {}
@@ -415,6 +438,7 @@ impl State {
                 line.text = self.portal(&portal);
                 line.sqlstate = code;
                 write(rec, &line);
+                self.ran(Some(&portal));
             }
             Some(Step::Parse { name, mut line }) => {
                 line.sqlstate = code;

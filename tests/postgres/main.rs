@@ -19,6 +19,7 @@ mod pg_clients;
 mod pg_hostile;
 mod promise_pg;
 mod recording_pg;
+mod recording_pg_cursors;
 mod recording_pg_names;
 mod secrets;
 mod upstream_tls;

@@ -16,14 +16,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 
-fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+pub(crate) fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![tag];
     m.extend_from_slice(&(4 + body.len() as i32).to_be_bytes());
     m.extend_from_slice(body);
     m
 }
 
-fn parse(name: &str, text: &str) -> Vec<u8> {
+pub(crate) fn parse(name: &str, text: &str) -> Vec<u8> {
     msg(b'P', format!("{name}\0{text}\0\0\0").as_bytes())
 }
 
@@ -40,13 +40,13 @@ fn close_statement(name: &str) -> Vec<u8> {
     msg(b'C', format!("S{name}\0").as_bytes())
 }
 
-fn sync() -> Vec<u8> {
+pub(crate) fn sync() -> Vec<u8> {
     msg(b'S', b"")
 }
 
 /// Sends `msgs` at once (pipelined) and reads the answers up to
 /// ReadyForQuery: (tags in order, first column of each DataRow, SQLSTATEs).
-fn batch(s: &mut RawSession, msgs: &[Vec<u8>]) -> (String, Vec<String>, Vec<String>) {
+pub(crate) fn batch(s: &mut RawSession, msgs: &[Vec<u8>]) -> (String, Vec<String>, Vec<String>) {
     s.s.write_all(&msgs.concat()).unwrap();
     let (mut tags, mut rows, mut codes) = (String::new(), Vec::new(), Vec::new());
     loop {
@@ -70,7 +70,7 @@ fn batch(s: &mut RawSession, msgs: &[Vec<u8>]) -> (String, Vec<String>, Vec<Stri
 }
 
 /// The statement lines of the one recorded session of `p`, once it ended.
-fn recorded(p: &PgProxy) -> Vec<Value> {
+pub(crate) fn recorded(p: &PgProxy) -> Vec<Value> {
     let mut events = Vec::new();
     wait_for("the session.ended event", || {
         events = ended_events(&p.d.get("/v1/audit?limit=1000", Some(DAVE)).unwrap().body);
@@ -86,7 +86,7 @@ fn recorded(p: &PgProxy) -> Vec<Value> {
         .collect()
 }
 
-fn terminate(mut s: RawSession) {
+pub(crate) fn terminate(mut s: RawSession) {
     let _ = s.s.write_all(&msg(b'X', b""));
     drop(s);
 }
