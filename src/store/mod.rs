@@ -161,6 +161,12 @@ impl Store {
             .max_connections(max_connections)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(5))
+            // A ping before each use finds a network connection that died
+            // while idle. An embedded file has none to lose, and the ping
+            // is one more hand-off to SQLite's worker thread per query (a
+            // third of a tunnel connection's store cost); a failing disk
+            // fails the query itself, closed.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
