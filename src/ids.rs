@@ -33,6 +33,11 @@ pub fn session_id() -> String {
     random_id("ses")
 }
 
+/// An audit batch's id: its retries are recognised by it.
+pub fn batch_id() -> String {
+    random_id("batch")
+}
+
 /// A notification event's id: receivers deduplicate redeliveries by it.
 pub fn event_id() -> String {
     random_id("evt")

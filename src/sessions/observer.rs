@@ -44,8 +44,11 @@ impl Recorder {
                     }
                 }
                 let mut backoff = std::time::Duration::from_millis(100);
+                // One id for every try: a retry after a COMMIT that landed
+                // but whose answer was lost writes nothing twice.
+                let batch_id = crate::ids::batch_id();
                 loop {
-                    match store.audit_batch(&batch).await {
+                    match store.audit_batch(&batch_id, &batch).await {
                         Ok(_) => {
                             left.fetch_sub(batch.len(), Ordering::AcqRel);
                             batch.clear();

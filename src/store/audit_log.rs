@@ -11,6 +11,8 @@ use std::sync::Arc;
 /// backlog of thousands into a few dozen commits, few enough that a writer
 /// queued behind a batch (a revoke) waits a few milliseconds.
 pub const AUDIT_BATCH: usize = 64;
+/// How long a written batch's id is kept for its retries to find.
+const BATCH_IDS_KEPT_MS: i64 = 24 * 3_600_000;
 
 /// Appends inside the caller's transaction. The UPDATE of the single head row
 /// serialises concurrent appenders on both backends, so seq has no gaps and
@@ -179,17 +181,45 @@ impl Store {
     /// the transaction stays short. Each event is appended and routed
     /// exactly as by [`Store::audit`], so the chain stays gap-free; on
     /// error nothing of the batch is written and the caller retries it
-    /// whole. Other writers queue at the write gate (gate.rs) between
-    /// batches, so a batch delays them by one transaction at most.
+    /// whole, under the same `batch_id`. The id is recorded with the batch,
+    /// so a retry whose earlier COMMIT did succeed (only its answer was
+    /// lost, as a PostgreSQL connection can lose it) writes nothing twice:
+    /// it returns no records. Other writers queue at the write gate
+    /// (gate.rs) between batches, so a batch delays them by one
+    /// transaction at most.
     pub async fn audit_batch(
         &self,
+        batch_id: &str,
         entries: &[AuditEntry],
     ) -> Result<Vec<AuditRecord>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin_write().await?;
+        let now = crate::clock::now_ms();
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT written_at FROM audit_batches WHERE batch_id = $1")
+                .bind(batch_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
         let mut recs = Vec::with_capacity(entries.len());
         for e in entries {
             recs.push(self.append(&mut tx, e, crate::clock::now_ms()).await?);
         }
+        sqlx::query("INSERT INTO audit_batches (batch_id, written_at) VALUES ($1, $2)")
+            .bind(batch_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        // A retry comes within seconds; a day is far past any of them.
+        sqlx::query("DELETE FROM audit_batches WHERE written_at < $1")
+            .bind(now - BATCH_IDS_KEPT_MS)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(recs)
     }

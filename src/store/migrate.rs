@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "signin_browser_binding",
         include_str!("migrations/0011_signin_browser_binding.sql"),
     ),
+    (
+        12,
+        "audit_batches",
+        include_str!("migrations/0012_audit_batches.sql"),
+    ),
 ];
 
 pub async fn run(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

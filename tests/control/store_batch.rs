@@ -46,7 +46,10 @@ async fn batches_keep_the_chain_in_order(s: Store) {
                 let batch: Vec<AuditEntry> = (0..AUDIT_BATCH)
                     .map(|i| event("session.started", format!("t{t}-b{b}-{i}")))
                     .collect();
-                let recs = s.audit_batch(&batch).await.expect("batch");
+                let recs = s
+                    .audit_batch(&format!("t{t}-b{b}"), &batch)
+                    .await
+                    .expect("batch");
                 out.push((batch, recs));
                 s.audit(&event("test.single", format!("t{t}-s{b}")))
                     .await
@@ -71,8 +74,23 @@ async fn batches_keep_the_chain_in_order(s: Store) {
     let seqs: Vec<i64> = page.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
     // An empty batch writes nothing and breaks nothing.
-    assert!(s.audit_batch(&[]).await.expect("empty").is_empty());
+    assert!(s.audit_batch("empty", &[]).await.expect("empty").is_empty());
     assert_eq!(s.audit_head().await.expect("head").0, n);
+    // A batch tried again under its id (its COMMIT landed, its answer was
+    // lost) is not written twice.
+    let again = vec![event("session.started", "t0-b0-0".to_string())];
+    assert!(s
+        .audit_batch("t0-b0", &again)
+        .await
+        .expect("retry")
+        .is_empty());
+    assert_eq!(s.audit_head().await.expect("head").0, n);
+    assert_eq!(
+        s.audit_batch("t0-b5", &again).await.expect("new id").len(),
+        1
+    );
+    let v = s.audit_verify().await.expect("verify");
+    assert!(v.ok && v.events == n + 1, "{v:?}");
 }
 
 /// Batches flooding in back to back, as the session writer does with a
@@ -112,8 +130,10 @@ async fn revokes_are_not_starved_by_audit_batches(s: Store) {
     let flood = {
         let s = s.clone();
         tokio::spawn(async move {
-            for batch in &batches {
-                s.audit_batch(batch).await.expect("flood batch");
+            for (b, batch) in batches.iter().enumerate() {
+                s.audit_batch(&format!("flood-{b}"), batch)
+                    .await
+                    .expect("flood batch");
             }
         })
     };
@@ -266,8 +286,10 @@ async fn audit_write_cost() {
         let (single_cpu, single_wall) = (cpu_time() - c0, t0.elapsed());
         let s = Store::connect(&batch_url, 8).await.expect("store");
         let (c0, t0) = (cpu_time(), std::time::Instant::now());
-        for chunk in entries.chunks(AUDIT_BATCH) {
-            s.audit_batch(chunk).await.expect("audit_batch");
+        for (i, chunk) in entries.chunks(AUDIT_BATCH).enumerate() {
+            s.audit_batch(&format!("cost-{i}"), chunk)
+                .await
+                .expect("audit_batch");
         }
         let (batch_cpu, batch_wall) = (cpu_time() - c0, t0.elapsed());
         assert_eq!(s.audit_head().await.expect("head").0, N as i64);
