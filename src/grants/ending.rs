@@ -38,8 +38,12 @@ impl Grants {
         // The sockets close while the revoke is being recorded, not after:
         // closing early is the safe direction if the write then fails, and
         // the termination latency does not include a store commit.
+        // A scheduled grant whose start has passed is in force before its
+        // start timer has flipped its state (a late timer, a store outage:
+        // grants/start.rs), so it may have sessions: only an ended grant
+        // has none to close.
         let closing = async {
-            if g.state != GrantState::Active {
+            if !matches!(g.state, GrantState::Active | GrantState::Scheduled) {
                 return (0, Confirmed::default());
             }
             let op = Op::EndGrant {

@@ -101,7 +101,15 @@ impl Upstreams {
         c += &t("idle-echo", self.echo);
         c += &t("few-echo", self.echo);
         c += &t("warn-echo", self.echo);
+        c += &t("plan-echo", self.echo);
         c += r#"
+[[policies]]
+name = "plan"
+requesters = ["group:oncall"]
+targets = ["plan-*"]
+approvals_required = 0
+max_duration = "10m"
+max_schedule_ahead = "1h"
 [[policies]]
 name = "warn"
 requesters = ["group:oncall"]

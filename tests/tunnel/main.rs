@@ -9,6 +9,7 @@ mod common;
 mod ended_secret;
 mod lifecycle_tcp;
 mod promise_tcp;
+mod scheduled_revoke;
 mod secret_prefix;
 mod tcp;
 mod tcp_hostile;
