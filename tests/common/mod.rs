@@ -13,6 +13,7 @@ pub mod hook;
 pub mod idp;
 pub mod lifecycle;
 pub mod pg;
+pub mod pg_activity;
 pub mod pgproxy;
 pub mod pgraw;
 pub mod recording;
