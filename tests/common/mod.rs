@@ -17,6 +17,7 @@ pub mod pg_activity;
 pub mod pgproxy;
 pub mod pgraw;
 pub mod recording;
+pub mod schedule;
 pub mod sshd;
 pub mod sshproxy;
 pub mod tunnel;

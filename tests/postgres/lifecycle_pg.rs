@@ -147,9 +147,10 @@ fn a_psql_session_outlives_its_first_end_on_the_same_backend_and_ends_at_the_new
 #[test]
 fn a_scheduled_grant_is_refused_after_authentication_with_its_start_then_works() {
     let Some(p) = PgProxy::start() else { return };
-    let (_, secret, start) = common::lifecycle::scheduled_grant(&p.d, BOB, "auto-db", 4_000, "5m");
+    let (secret, start, o) = common::schedule::attempt_before_start(&p.d, BOB, "auto-db", |s| {
+        p.psql("bob@auto-db", s, "SELECT 'in' || 'side'")
+    });
     let until = jitgate::clock::rfc3339(start);
-    let o = p.psql("bob@auto-db", &secret, "SELECT 'in' || 'side'");
     let (so, se) = text(&o);
     assert!(!o.status.success(), "{so}{se}");
     assert!(se.contains(&format!("starts at {until}")), "{se}");
