@@ -73,11 +73,13 @@ const ENDS: [End; 4] = [
 ];
 
 impl End {
-    /// The grant's length: long for an operator's call, short for expiry.
+    /// The grant's length: long for an operator's call, short for expiry
+    /// (yet long enough for the client to start, log in and run its
+    /// command before the end on a loaded machine).
     fn duration(self) -> &'static str {
         match self {
             End::By(_) => "5m",
-            End::Expiry => "4s",
+            End::Expiry => "15s",
         }
     }
 

@@ -84,7 +84,9 @@ fn revoking_during_a_long_query_delivers_fatal_and_leaves_no_backend() {
 #[test]
 fn expiry_during_a_query_ends_it_the_same_way() {
     let Some(p) = PgProxy::start() else { return };
-    let (_gid, secret) = p.grant(BOB, "auto-db", "3s");
+    // Long enough for psql to start and log in before the end on a loaded
+    // machine (a login after it is refused, which is another test).
+    let (_gid, secret) = p.grant(BOB, "auto-db", "12s");
     let o = p.psql("bob@auto-db", &secret, "SELECT pg_sleep(600)");
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");

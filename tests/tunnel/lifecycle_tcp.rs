@@ -12,7 +12,9 @@ use std::time::Duration;
 #[test]
 fn a_tunneled_session_outlives_its_first_end_on_the_same_socket_and_ends_at_the_new_one() {
     let t = Tunnel::start();
-    let (gid, secret) = t.grant(BOB, "warn-echo", "5s");
+    // Long enough for `connect`, the first echo and the extension to be
+    // done before the first end on a loaded machine.
+    let (gid, secret) = t.grant(BOB, "warn-echo", "12s");
     let first_end = grant_end(&t.d, &gid);
     let mut c = t.connect("warn-echo", &secret);
     let mut s = c.open();
