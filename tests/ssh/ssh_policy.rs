@@ -345,11 +345,16 @@ fn an_unknown_key_learns_nothing_about_targets_or_users() {
         "{answers:?}"
     );
     assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
-    // The details go to the audit, where an operator can see them.
-    let failed: Vec<_> = audit_events(&p)
-        .into_iter()
-        .filter(|e| e["action"] == "auth.failed")
-        .collect();
+    // The details go to the audit, where an operator can see them (written
+    // off the connection's task: the last may land after its client exits).
+    let failed = || -> Vec<_> {
+        audit_events(&p)
+            .into_iter()
+            .filter(|e| e["action"] == "auth.failed")
+            .collect()
+    };
+    wait_for("every refusal audited", || failed().len() >= names.len());
+    let failed = failed();
     assert_eq!(failed.len(), names.len(), "{failed:?}");
     for name in names {
         assert!(failed.iter().any(|e| e["subject"] == name), "{failed:?}");
