@@ -85,7 +85,9 @@ impl Psql {
 #[test]
 fn a_psql_session_outlives_its_first_end_on_the_same_backend_and_ends_at_the_new_one() {
     let Some(p) = PgProxy::start() else { return };
-    let (gid, secret) = p.grant(BOB, "warn-db", "8s");
+    // Long enough for psql to start, answer and be extended before the
+    // first end on a loaded machine.
+    let (gid, secret) = p.grant(BOB, "warn-db", "15s");
     let first_end = grant_end(&p.d, &gid);
     let mut psql = Psql::start(&p, &secret);
     psql.send("SELECT 'pi' || 'd:' || pg_backend_pid();");
