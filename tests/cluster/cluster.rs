@@ -263,7 +263,9 @@ fn a_store_outage_opens_no_access_and_leaks_no_session_past_expiry() {
     let Some(mut f) = fleet_on_own_cluster("jitgate_cluster_outage") else {
         return;
     };
-    let (_, secret) = f.nodes[0].grant(BOB, "auto-echo", "6s");
+    // Long enough for the outage and the checks below to happen before
+    // the grant's end on a loaded machine (stopping a cluster takes a while).
+    let (_, secret) = f.nodes[0].grant(BOB, "auto-echo", "15s");
     let (mut live, _) = open(&f.nodes[0], &secret);
     let own = f.own.as_mut().expect("a cluster of its own");
     own.stop();

@@ -43,10 +43,12 @@ fn an_extension_on_one_instance_moves_the_end_of_a_session_on_another() {
     let Some((a, b, _pg)) = two("jitgate_cluster_extend") else {
         return;
     };
-    let (gid, secret) = a.grant(BOB, "auto-echo", "6s");
+    // Long enough for the session, its listing and the extension to be in
+    // place before the first end on a loaded machine.
+    let (gid, secret) = a.grant(BOB, "auto-echo", "15s");
     let first_end = grant_end(&a.d, &gid);
     let (mut on_b, sid) = open(&b, &secret);
-    let bound = Duration::from_secs(20);
+    let bound = Duration::from_secs(60);
     wait_until("a to list b's session", bound, || {
         listed_end(&a, &sid) == Some(first_end)
     });
@@ -69,7 +71,9 @@ fn an_extension_whose_message_was_missed_is_found_by_the_recheck() {
     let Some((a, b, pg)) = two(db) else {
         return;
     };
-    let (gid, secret) = a.grant(BOB, "auto-echo", "6s");
+    // Long enough for the session and the change (a psql run) to be in
+    // place before the first end on a loaded machine.
+    let (gid, secret) = a.grant(BOB, "auto-echo", "15s");
     let first_end = grant_end(&a.d, &gid);
     let (mut on_b, _) = open(&b, &secret);
     // Extend behind the instances' backs: no NOTIFY, as when one is lost
@@ -95,7 +99,9 @@ fn a_forged_extension_message_extends_nothing_the_store_did_not() {
     let Some((a, b, pg)) = two(db) else {
         return;
     };
-    let (gid, secret) = a.grant(BOB, "auto-echo", "4s");
+    // Long enough for the session, the forged message (a psql run) and the
+    // check that nothing moved to happen before the end on a loaded machine.
+    let (gid, secret) = a.grant(BOB, "auto-echo", "15s");
     let end = grant_end(&a.d, &gid);
     let (mut on_b, sid) = open(&b, &secret);
     let far = end + 3_600_000;

@@ -73,11 +73,13 @@ const ENDS: [End; 4] = [
 ];
 
 impl End {
-    /// The grant's length: long for an operator's call, short for expiry.
+    /// The grant's length: long for an operator's call, short for expiry
+    /// (yet long enough for the client to start, log in and run its
+    /// command before the end on a loaded machine).
     fn duration(self) -> &'static str {
         match self {
             End::By(_) => "5m",
-            End::Expiry => "4s",
+            End::Expiry => "15s",
         }
     }
 
@@ -96,6 +98,18 @@ impl End {
             assert_eq!(c.apply(a, user, gid, target), Some(1), "{self:?}");
         }
     }
+}
+
+/// Waits until `a` lists `b`'s one live session, and only it. b publishes
+/// its sessions to the store off the relay's path, so a lists a new session
+/// of b's (and stops listing one that ended) a moment later: a terminate
+/// made on a before that finds nothing, or an ended session, to end.
+fn wait_listed_on(a: &Daemon, b: &Daemon) {
+    let on_b = b.session_ids();
+    assert_eq!(on_b.len(), 1, "b's sessions: {on_b:?}");
+    wait_for("a to list b's session, and only it", || {
+        a.session_ids() == on_b
+    });
 }
 
 fn postgres_pair(pg: &PgCluster) -> (Daemon, Daemon) {
@@ -158,6 +172,7 @@ fn access_ended_on_one_instance_ends_a_postgres_session_on_its_peer() {
                 .iter()
                 .any(|b| b.starts_with("active|SELECT pg_sleep(600)"))
         });
+        wait_listed_on(&a, &b);
         end.apply(&a, "bob", &gid, "auto-db");
         let o = common::wait_output(child, HANG);
         let err = String::from_utf8_lossy(&o.stderr);
@@ -199,6 +214,7 @@ fn access_ended_on_one_instance_ends_an_ssh_session_on_its_peer() {
             .args(["-p", &listen_port(&b, "ssh").to_string()])
             .args(["auto-host@127.0.0.1", "-tt", &remote.cmd]);
         let child = remote.start(ssh, Stdio::piped());
+        wait_listed_on(&a, &b);
         end.apply(&a, "bob", &gid, "auto-host");
         let o = common::wait_output(child, HANG);
         let all = format!(

@@ -76,9 +76,11 @@ impl Hook {
         self.hits.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Waits (bounded) for a delivery whose body satisfies `pred`.
+    /// Waits (bounded) for a delivery whose body satisfies `pred`. The
+    /// bound only catches a delivery that never comes (a loaded machine
+    /// delays the daemon's delivery task and this server's thread).
     pub fn wait_for(&self, what: &str, pred: impl Fn(&Hit) -> bool) -> Hit {
-        let until = Instant::now() + Duration::from_secs(20);
+        let until = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(h) = self.hits().into_iter().find(|h| pred(h)) {
                 return h;

@@ -7,6 +7,7 @@ use crate::common;
 
 use bytes::BytesMut;
 use common::daemon::*;
+use common::pg_activity::wait_active;
 use common::pgproxy::*;
 use common::pgraw::RawSession;
 use common::tunnel::closed_by_peer;
@@ -150,8 +151,11 @@ fn a_forged_cancel_key_cancels_nothing() {
     let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     let (pid, key, port) = (s.pid, s.key, p.port);
     let forged = [key[0] ^ 0x5a, key[1], key[2], key[3] ^ 0x01];
+    let cluster = p.cluster;
+    // Each cancel is sent once its query runs: one that reaches an idle
+    // backend cancels nothing, whatever its key.
     let t = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
+        wait_active(cluster, pid, "SELECT pg_sleep(3), 'done'");
         cancel(port, pid, forged);
     });
     let t0 = Instant::now();
@@ -164,7 +168,7 @@ fn a_forged_cancel_key_cancels_nothing() {
     t.join().unwrap();
     // The real key does cancel: the test above could fail.
     let t = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
+        wait_active(cluster, pid, "SELECT pg_sleep(30)");
         cancel(port, pid, key);
     });
     let e = s.query("SELECT pg_sleep(30)").expect_err("not cancelled");

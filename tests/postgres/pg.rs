@@ -84,7 +84,9 @@ fn revoking_during_a_long_query_delivers_fatal_and_leaves_no_backend() {
 #[test]
 fn expiry_during_a_query_ends_it_the_same_way() {
     let Some(p) = PgProxy::start() else { return };
-    let (_gid, secret) = p.grant(BOB, "auto-db", "3s");
+    // Long enough for psql to start and log in before the end on a loaded
+    // machine (a login after it is refused, which is another test).
+    let (_gid, secret) = p.grant(BOB, "auto-db", "12s");
     let o = p.psql("bob@auto-db", &secret, "SELECT pg_sleep(600)");
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
@@ -234,7 +236,10 @@ fn max_sessions_refuses_the_second_session_with_53300() {
 fn tokio_postgres_extended_protocol_cancel_and_warnings() {
     use futures_util::StreamExt;
     let Some(p) = PgProxy::start() else { return };
-    let (_gid, secret) = p.grant(BOB, "warn-db", "6s");
+    // Long enough for the connect, the rows and the cancel below to be over
+    // before the warning on a loaded machine: a grant that ends first
+    // turns the cancel's error into its FATAL.
+    let (_gid, secret) = p.grant(BOB, "warn-db", "15s");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (client, mut conn) = p.tokio_postgres("bob@warn-db", &secret).await.unwrap();
@@ -261,11 +266,22 @@ fn tokio_postgres_extended_protocol_cancel_and_warnings() {
         assert_eq!(rows.len(), 5000);
         assert_eq!(rows[4999].get::<_, i32>(0), 5000);
 
-        // Client-side cancel through the proxy's minted key.
+        // Client-side cancel through the proxy's minted key, sent once the
+        // query runs (a cancel that reaches an idle backend cancels nothing).
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
         let token = client.cancel_token();
         let tls = p.tls();
+        let cluster = p.cluster;
         let canceller = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::task::spawn_blocking(move || {
+                common::pg_activity::wait_active(cluster, pid, "SELECT pg_sleep(30)")
+            })
+            .await
+            .unwrap();
             token.cancel_query(tls).await
         });
         let e = client
@@ -280,7 +296,7 @@ fn tokio_postgres_extended_protocol_cancel_and_warnings() {
         canceller.await.unwrap().unwrap();
 
         // The warn_before notice arrives ~3 s before the end, then the FATAL.
-        let warned = tokio::time::timeout(Duration::from_secs(20), notices.recv())
+        let warned = tokio::time::timeout(Duration::from_secs(60), notices.recv())
             .await
             .expect("no warning")
             .unwrap();
@@ -288,7 +304,7 @@ fn tokio_postgres_extended_protocol_cancel_and_warnings() {
             warned.contains("jitgate: access to warn-db ends in 3s"),
             "{warned}"
         );
-        let ended = tokio::time::timeout(Duration::from_secs(20), driver)
+        let ended = tokio::time::timeout(Duration::from_secs(60), driver)
             .await
             .expect("connection not closed")
             .unwrap()
@@ -336,7 +352,9 @@ fn interactive_psql_on_a_pty_sees_the_farewell_and_cannot_reconnect() {
         }
     });
     let expect = |what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // A hang bound only: a loaded 2-core machine has taken over 20 s
+        // to start a psql child and see its first output.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if seen.lock().unwrap().contains(what) {
                 return;

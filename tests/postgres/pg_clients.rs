@@ -266,9 +266,9 @@ fn a_raw_client_sees_its_backends_pid_and_its_own_application_name() {
 
     // A cancel with (real pid, minted key) through the proxy.
     let (pid, key) = (r.pid, r.key);
-    let port = p.port;
+    let (port, cluster) = (p.port, p.cluster);
     let canceller = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        common::pg_activity::wait_active(cluster, pid, "SELECT pg_sleep(30)");
         let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let mut m = 16i32.to_be_bytes().to_vec();
         m.extend(80_877_102i32.to_be_bytes());

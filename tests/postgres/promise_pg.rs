@@ -73,12 +73,17 @@ fn every_way_of_ending_access_ends_a_tokio_postgres_session() {
                 (r, client)
             });
             let backends = || p.backends();
-            while !backends()
-                .iter()
-                .any(|b| b.contains("|active|SELECT pg_sleep(600)"))
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            let running = async {
+                while !backends()
+                    .iter()
+                    .any(|b| b.contains("|active|SELECT pg_sleep(600)"))
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            };
+            tokio::time::timeout(HANG, running)
+                .await
+                .unwrap_or_else(|_| panic!("{cause:?}: the query never ran upstream"));
             let d = &p.d;
             let gid = gid.clone();
             tokio::task::block_in_place(|| {

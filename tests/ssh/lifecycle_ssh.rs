@@ -36,7 +36,9 @@ fn text(s: &Arc<Mutex<String>>) -> String {
 #[test]
 fn an_ssh_channel_outlives_its_first_end_with_the_same_remote_shell_and_ends_at_the_new_one() {
     let Some(p) = SshProxy::start() else { return };
-    let gid = p.grant_for("warn-host", "8s");
+    // Long enough for ssh to start, answer and be extended before the
+    // first end on a loaded machine.
+    let gid = p.grant_for("warn-host", "15s");
     let first_end = grant_end(&p.d, &gid);
     // One exec channel: a shell that names its pid, then answers each line
     // with it, so an answer from the same pid is the same channel.
@@ -103,9 +105,10 @@ fn an_ssh_channel_outlives_its_first_end_with_the_same_remote_shell_and_ends_at_
 #[test]
 fn a_scheduled_grant_is_refused_with_its_start_then_works() {
     let Some(p) = SshProxy::start() else { return };
-    let (_, _, start) = common::lifecycle::scheduled_grant(&p.d, BOB, "auto-host", 4_000, "5m");
+    let (_, start, o) = common::schedule::attempt_before_start(&p.d, BOB, "auto-host", |_| {
+        p.ssh("auto-host", &["echo", "in"]).output_within(HANG)
+    });
     let until = jitgate::clock::rfc3339(start);
-    let o = p.ssh("auto-host", &["echo", "in"]).output_within(HANG);
     let (so, se) = out(&o);
     assert!(!o.status.success(), "{so}{se}");
     assert!(se.contains(&format!("starts at {until}")), "{se}");

@@ -453,7 +453,9 @@ fn a_hundred_megabytes_of_stdin_arrive_intact() {
 #[test]
 fn warning_then_expiry_during_a_long_command() {
     let Some(p) = SshProxy::start() else { return };
-    p.grant_for("warn-host", "6s");
+    // Long enough for the command to run before the warning (3 s before
+    // the end) on a loaded machine.
+    p.grant_for("warn-host", "15s");
     let remote = RemoteSleep::new();
     let child = remote.start(p.ssh("warn-host", &[&remote.cmd]), Stdio::null());
     let o = common::wait_output(child, HANG);

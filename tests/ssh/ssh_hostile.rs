@@ -103,14 +103,21 @@ fn a_brute_force_of_unknown_keys_is_rate_limited_and_audited() {
         metric(&p, AUTH_FAILED) == 9.0
     });
     // Audited up to the block, then no more: the limit bounds the log too.
-    let audit: serde_json::Value = serde_json::from_str(&p.audit()).unwrap();
-    let failed: Vec<&str> = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "auth.failed")
-        .filter_map(|e| e["detail"]["reason"].as_str())
-        .collect();
+    // (Refusals are audited off the connection's task, so wait for them.)
+    let failed = || -> Vec<String> {
+        let audit: serde_json::Value = serde_json::from_str(&p.audit()).unwrap();
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "auth.failed")
+            .filter_map(|e| e["detail"]["reason"].as_str().map(str::to_string))
+            .collect()
+    };
+    wait_for("the refusals before the block audited", || {
+        failed().len() >= 5
+    });
+    let failed = failed();
     assert_eq!(failed.len(), 5, "{failed:?}");
     assert!(failed.iter().all(|r| r.starts_with("unknown key SHA256:")));
     assert!(failed[4].ends_with("source blocked"), "{failed:?}");

@@ -9,7 +9,7 @@ use common::free_port;
 use common::tunnel::*;
 use std::io::{Read, Write};
 use std::net::Shutdown;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn revoking_a_grant_closes_the_tunneled_session_and_records_it() {
@@ -73,10 +73,12 @@ fn revoking_a_grant_closes_the_tunneled_session_and_records_it() {
     });
 }
 
-/// Which of two sockets the proxy closed: the other still echoes.
+/// Which of two sockets the proxy closed: the other still echoes. (A
+/// closed one answers at once; the bound only has to outlast a loaded
+/// machine's echo on the live one, which must not read as closed.)
 fn closed_one(a: &mut std::net::TcpStream, b: &mut std::net::TcpStream) -> (bool, bool) {
     let probe = |s: &mut std::net::TcpStream| {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let _ = s.write_all(b"?");
         let mut one = [0u8; 1];
         !matches!(s.read(&mut one), Ok(1))
@@ -145,25 +147,24 @@ fn terminate_and_lock_from_the_cli_close_sessions_and_say_how_many() {
 #[test]
 fn a_short_grant_is_closed_when_it_expires() {
     let t = Tunnel::start();
-    let (gid, secret) = t.grant(BOB, "auto-echo", "2s");
+    // Short, yet long enough for `connect` to start and relay before the
+    // end on a loaded machine (a process start can take seconds there).
+    let (gid, secret) = t.grant(BOB, "auto-echo", "12s");
     let grant =
         t.d.get(&format!("/v1/grants/{gid}"), Some(BOB))
             .unwrap()
             .json();
     let expires = grant["expires_at"].as_str().unwrap().to_string();
+    let end = common::lifecycle::ms(&grant["expires_at"]);
     let mut c = t.connect("auto-echo", &secret);
     let mut s = c.open();
     echo(&mut s, b"still allowed");
-    let started = Instant::now();
     assert!(closed_by_peer(&mut s), "the session outlived its grant");
     // A generous bound that catches a timer that never fires; the exact
     // instant is held by tests/control/deadline.rs (on a paused clock) and
     // its latency measured by benches/tunnel.
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "closed {:?} after start",
-        started.elapsed()
-    );
+    let late = common::lifecycle::now_ms() - end;
+    assert!(late < 10_000, "closed {late} ms after the grant's end");
     assert_eq!(c.wait_exit(), Some(1));
     assert!(
         c.said()
@@ -171,11 +172,15 @@ fn a_short_grant_is_closed_when_it_expires() {
         "{}",
         c.said()
     );
-    let g =
+    // The session's own timer closes it; the grant's timer records the
+    // grant's end in the store a moment later.
+    let state = || {
         t.d.get(&format!("/v1/grants/{gid}"), Some(BOB))
             .unwrap()
-            .json();
-    assert_eq!(g["state"], "expired", "{g}");
+            .json()
+    };
+    wait_for("the grant to be expired", || state()["state"] == "expired");
+    let g = state();
     assert_eq!(g["expires_at"], expires.as_str());
     assert_eq!(
         t.metric(r#"jitgate_termination_seconds_count{cause="expired"}"#),
@@ -485,7 +490,9 @@ fn connect_checks_target_secret_proxy_and_pin_before_listening() {
 #[test]
 fn connect_warns_before_the_end_and_exits_when_the_grant_expires() {
     let t = Tunnel::start();
-    let (gid, secret) = t.grant(BOB, "warn-echo", "4s");
+    // Long enough for `connect` to be watching before the warning (2 s
+    // before the end) on a loaded machine.
+    let (gid, secret) = t.grant(BOB, "warn-echo", "12s");
     let mut c = t.connect("warn-echo", &secret);
     assert!(c.said().contains(&gid), "{}", c.said());
     let mut s = c.open();
