@@ -229,7 +229,7 @@ pub fn start(
         ur,
         (down, server),
         replies.clone(),
-        exited.clone(),
+        (exited.clone(), ending.clone()),
         info,
         kill.clone(),
         (qtx.clone(), qrx, rec.clone()),
@@ -315,7 +315,8 @@ async fn to_engineer(
     // The engineer's channel, and their connection's handle.
     (down, server): (Channel<server::Msg>, server::Handle),
     replies: Replies,
-    exited: CancellationToken,
+    // The target reported its command's end; the farewell has begun.
+    (exited, ending): (CancellationToken, CancellationToken),
     info: Arc<SessionInfo>,
     kill: CancellationToken,
     (qtx, mut qrx, rec): (
@@ -380,52 +381,81 @@ async fn to_engineer(
     // Dropped, not kept: an undrained read half stalls the whole session
     // after russh's channel buffer fills (data is handled in the handler).
     drop(dr);
-    while let Some(m) = qrx.recv().await {
-        match m {
-            ChannelMsg::Data { data } => {
-                let n = data.len();
-                if let Some(r) = &rec {
-                    r.output(&data);
-                }
-                if dw.data_bytes(data).await.is_err() {
-                    break;
-                }
-                budget.add_permits(n.clamp(1, DOWN_CAP));
-                info.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                info.touch();
+    // Once the farewell has begun it speaks for this channel: relaying
+    // stops at once, and the target's own answer to the farewell's signal
+    // (its exit, EOF and close) must not reach the engineer first, or the
+    // client closes the channel and exits before the farewell's line
+    // arrives (exit status -1, no reason). The farewell closes the channel.
+    let relay = async {
+        while let Some(m) = qrx.recv().await {
+            if !forward_down(m, &dw, &server, id, &budget, &info, rec.as_deref()).await {
+                break;
             }
-            ChannelMsg::ExtendedData { data, ext } => {
-                let n = data.len();
-                let notice = rec.is_some() && data.as_ref() == NOTICE.as_bytes();
-                if let (Some(r), false) = (&rec, notice) {
-                    r.output(&data);
-                }
-                if dw.extended_data_bytes(ext, data).await.is_err() {
-                    break;
-                }
-                if !notice {
-                    budget.add_permits(n.clamp(1, DOWN_CAP));
-                }
-            }
-            ChannelMsg::Eof => {
-                let _ = dw.eof().await;
-            }
-            ChannelMsg::ExitStatus { exit_status } => {
-                let _ = dw.exit_status(exit_status).await;
-            }
-            ChannelMsg::ExitSignal {
-                signal_name,
-                core_dumped,
-                error_message,
-                lang_tag,
-            } => {
-                let _ = server
-                    .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
-                    .await;
-            }
-            ChannelMsg::Close => break,
-            _ => {}
         }
+    };
+    tokio::select! {
+        biased;
+        _ = ending.cancelled() => return,
+        _ = relay => {}
     }
     let _ = dw.close().await;
+}
+
+/// Writes one of the target's messages to the engineer's channel; false
+/// when the channel is done (closed, or the engineer is gone).
+async fn forward_down(
+    m: ChannelMsg,
+    dw: &ChannelWriteHalf<server::Msg>,
+    server: &server::Handle,
+    id: russh::ChannelId,
+    budget: &Semaphore,
+    info: &SessionInfo,
+    rec: Option<&ChannelRec>,
+) -> bool {
+    match m {
+        ChannelMsg::Data { data } => {
+            let n = data.len();
+            if let Some(r) = &rec {
+                r.output(&data);
+            }
+            if dw.data_bytes(data).await.is_err() {
+                return false;
+            }
+            budget.add_permits(n.clamp(1, DOWN_CAP));
+            info.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            info.touch();
+        }
+        ChannelMsg::ExtendedData { data, ext } => {
+            let n = data.len();
+            let notice = rec.is_some() && data.as_ref() == NOTICE.as_bytes();
+            if let (Some(r), false) = (&rec, notice) {
+                r.output(&data);
+            }
+            if dw.extended_data_bytes(ext, data).await.is_err() {
+                return false;
+            }
+            if !notice {
+                budget.add_permits(n.clamp(1, DOWN_CAP));
+            }
+        }
+        ChannelMsg::Eof => {
+            let _ = dw.eof().await;
+        }
+        ChannelMsg::ExitStatus { exit_status } => {
+            let _ = dw.exit_status(exit_status).await;
+        }
+        ChannelMsg::ExitSignal {
+            signal_name,
+            core_dumped,
+            error_message,
+            lang_tag,
+        } => {
+            let _ = server
+                .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
+                .await;
+        }
+        ChannelMsg::Close => return false,
+        _ => {}
+    }
+    true
 }
