@@ -17,7 +17,12 @@
 //!   the sign-in's id (not its token) in the [`SIGNIN_EXTENSION`]
 //!   extension, and the SSH front end checks at each login that the
 //!   sign-in is still live, so a logout ends the certificate too. One
-//!   obtained with a static token carries none and is bound by its 12 h.
+//!   obtained with a static token carries a digest of that token's
+//!   configured hash in [`TOKEN_EXTENSION`], and the front end checks at
+//!   each login that the user's token is still that one: removing or
+//!   replacing a leaked token ends the certificates it obtained. A
+//!   certificate with neither (signed by hand with the CA key, or by a
+//!   release before this check) is bound by its validity only.
 
 use russh::keys::ssh_key::certificate::{Builder, CertType};
 use russh::keys::ssh_key::public::KeyData;
@@ -37,6 +42,9 @@ pub const MIN_RSA_BITS: u32 = 2048;
 /// The certificate extension (OpenSSH's vendor form `name@domain`) holding
 /// the id of the sign-in that obtained the certificate.
 pub const SIGNIN_EXTENSION: &str = "jitgate-signin@jitgate";
+/// The certificate extension holding [`token_binding`] of the static
+/// token that obtained the certificate.
+pub const TOKEN_EXTENSION: &str = "jitgate-token@jitgate";
 /// The file a generated CA key is kept in, under data_dir.
 pub const GENERATED_FILE: &str = "ssh-user-ca-ed25519";
 
@@ -127,15 +135,15 @@ impl UserCa {
 
     /// Signs `subject` (an OpenSSH public key line) for `user`, valid from a
     /// little before `now` until `until` (Unix seconds), capped at
-    /// [`MAX_VALIDITY`] from now; `signin`: the id of the caller's IdP
-    /// sign-in, put in [`SIGNIN_EXTENSION`].
+    /// [`MAX_VALIDITY`] from now; `bound`: what obtained it (the caller's
+    /// IdP sign-in or static token), put in its extension.
     pub fn issue(
         &self,
         subject: &str,
         user: &str,
         now: u64,
         until: Option<u64>,
-        signin: Option<&str>,
+        bound: Option<&Binding>,
     ) -> Result<Issued, CaError> {
         let key = subject_key(subject)?;
         if key.key_data() == &self.public {
@@ -166,14 +174,21 @@ impl UserCa {
         for ext in EXTENSIONS {
             b.extension(*ext, "").map_err(sign_err)?;
         }
-        if let Some(id) = signin {
-            if !signin_id_shaped(id) {
-                return Err(CaError::Sign(format!(
-                    "sign-in id {:?} is not one jitgate makes",
-                    crate::text::escape(id)
-                )));
+        match bound {
+            Some(Binding::Signin(id)) => {
+                if !signin_id_shaped(id) {
+                    return Err(CaError::Sign(format!(
+                        "sign-in id {:?} is not one jitgate makes",
+                        crate::text::escape(id)
+                    )));
+                }
+                b.extension(SIGNIN_EXTENSION, id.as_str())
+                    .map_err(sign_err)?;
             }
-            b.extension(SIGNIN_EXTENSION, id).map_err(sign_err)?;
+            Some(Binding::Token(t)) => {
+                b.extension(TOKEN_EXTENSION, t.as_str()).map_err(sign_err)?;
+            }
+            None => {}
         }
         b.comment(user).map_err(sign_err)?;
         let cert = b.sign(&self.key).map_err(sign_err)?;
@@ -220,15 +235,45 @@ impl UserCa {
     }
 }
 
-/// The sign-in id a certificate (already `check`ed) carries: None when it
-/// has no [`SIGNIN_EXTENSION`] (a static token's), an error when the value
-/// is not a sign-in id (never issued so: refuse).
-pub fn signin_of(cert: &Certificate) -> Result<Option<String>, String> {
-    match cert.extensions().get(SIGNIN_EXTENSION) {
-        None => Ok(None),
-        Some(id) if signin_id_shaped(id) => Ok(Some(id.clone())),
-        Some(_) => Err(format!("certificate has a malformed {SIGNIN_EXTENSION}")),
+/// What obtained a certificate, checked again at each login with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// The id of an IdP sign-in (`si_...`): live while the sign-in is.
+    Signin(String),
+    /// [`token_binding`] of a static token: good while the user's
+    /// configured token is that one.
+    Token(String),
+}
+
+/// A static token's binding: 128 bits of SHA-256 over its configured hash,
+/// in hex. Not the hash itself: a certificate is shown to whoever it is
+/// presented to, and the hash of a short token could be guessed from.
+pub fn token_binding(token_sha256: &[u8; 32]) -> String {
+    let mut input = b"jitgate ssh certificate token\0".to_vec();
+    input.extend_from_slice(token_sha256);
+    hex::encode(&crate::secrets::sha256(&input)[..16])
+}
+
+/// What a certificate (already `check`ed) is bound to: None when it has
+/// neither extension, an error when a value is not one jitgate makes or
+/// when it has both (never issued so: refuse).
+pub fn binding_of(cert: &Certificate) -> Result<Option<Binding>, String> {
+    let ext = cert.extensions();
+    match (ext.get(SIGNIN_EXTENSION), ext.get(TOKEN_EXTENSION)) {
+        (None, None) => Ok(None),
+        (Some(id), None) if signin_id_shaped(id) => Ok(Some(Binding::Signin(id.clone()))),
+        (None, Some(t)) if token_binding_shaped(t) => Ok(Some(Binding::Token(t.clone()))),
+        (Some(_), Some(_)) => Err(format!(
+            "certificate has both {SIGNIN_EXTENSION} and {TOKEN_EXTENSION}"
+        )),
+        (Some(_), None) => Err(format!("certificate has a malformed {SIGNIN_EXTENSION}")),
+        (None, Some(_)) => Err(format!("certificate has a malformed {TOKEN_EXTENSION}")),
     }
+}
+
+/// 32 lowercase hex digits: what [`token_binding`] makes.
+fn token_binding_shaped(t: &str) -> bool {
+    t.len() == 32 && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// `si_` and up to 61 more of [A-Za-z0-9_-]: what `identity::flow` makes.

@@ -168,28 +168,50 @@ fn a_configured_ca_key_must_be_ed25519() {
 }
 
 #[test]
-fn a_signin_certificate_carries_the_signin_id_and_a_static_one_none() {
+fn a_certificate_carries_what_obtained_it() {
     let ca = ca();
     let line = subject().to_openssh().unwrap();
+    let signin = Binding::Signin("si_AbC-d_9".into());
     let by_idp = ca
-        .issue(&line, "alice", NOW, Some(NOW + 600), Some("si_AbC-d_9"))
+        .issue(&line, "alice", NOW, Some(NOW + 600), Some(&signin))
         .unwrap();
     let cert = Certificate::from_openssh(&by_idp.certificate).unwrap();
     assert_eq!(ca.check(&cert, NOW), Ok("alice".to_string()));
-    assert_eq!(signin_of(&cert), Ok(Some("si_AbC-d_9".to_string())));
-    let by_token = ca.issue(&line, "alice", NOW, None, None).unwrap();
+    assert_eq!(binding_of(&cert), Ok(Some(signin)));
+    let token = Binding::Token(token_binding(&[7; 32]));
+    let by_token = ca.issue(&line, "alice", NOW, None, Some(&token)).unwrap();
     let cert = Certificate::from_openssh(&by_token.certificate).unwrap();
-    assert_eq!(signin_of(&cert), Ok(None));
+    assert_eq!(binding_of(&cert), Ok(Some(token)));
+    let bare = ca.issue(&line, "alice", NOW, None, None).unwrap();
+    let cert = Certificate::from_openssh(&bare.certificate).unwrap();
+    assert_eq!(binding_of(&cert), Ok(None));
     // Never issued with a value that is not a sign-in id.
     for bad in ["", "si_", "token", "si_a b", "si_\n"] {
         assert!(
             matches!(
-                ca.issue(&line, "alice", NOW, None, Some(bad)),
+                ca.issue(
+                    &line,
+                    "alice",
+                    NOW,
+                    None,
+                    Some(&Binding::Signin(bad.into()))
+                ),
                 Err(CaError::Sign(_))
             ),
             "{bad:?}"
         );
     }
+}
+
+/// Two tokens' bindings differ, one token's is stable, and none shows
+/// the configured hash.
+#[test]
+fn a_token_binding_is_a_stable_digest_of_the_token_hash() {
+    let (a, b) = (token_binding(&[1; 32]), token_binding(&[2; 32]));
+    assert_ne!(a, b);
+    assert_eq!(a, token_binding(&[1; 32]));
+    assert_eq!(a.len(), 32);
+    assert!(!hex::encode([1u8; 32]).contains(&a));
 }
 
 #[test]
@@ -203,5 +225,34 @@ fn a_malformed_signin_extension_is_refused() {
     b.extension(SIGNIN_EXTENSION, "not an id").unwrap();
     let cert = b.sign(&ca.key).unwrap();
     assert_eq!(ca.check(&cert, NOW), Ok("alice".to_string()));
-    assert!(signin_of(&cert).is_err());
+    assert!(binding_of(&cert).is_err());
+}
+
+#[test]
+fn a_malformed_or_doubled_binding_is_refused() {
+    let ca = ca();
+    let key = subject();
+    let cert_with = |exts: &[(&str, &str)]| {
+        let mut b =
+            Builder::new(vec![0u8; 16], key.key_data().clone(), NOW - 60, NOW + 600).unwrap();
+        b.cert_type(CertType::User).unwrap();
+        b.key_id("alice").unwrap();
+        b.valid_principal("alice").unwrap();
+        for (k, v) in exts {
+            b.extension(*k, *v).unwrap();
+        }
+        b.sign(&ca.key).unwrap()
+    };
+    let good = token_binding(&[3; 32]);
+    assert!(binding_of(&cert_with(&[(TOKEN_EXTENSION, "ABC")])).is_err());
+    assert!(binding_of(&cert_with(&[(TOKEN_EXTENSION, &good.to_uppercase())])).is_err());
+    assert!(binding_of(&cert_with(&[
+        (TOKEN_EXTENSION, &good),
+        (SIGNIN_EXTENSION, "si_x")
+    ]))
+    .is_err());
+    assert_eq!(
+        binding_of(&cert_with(&[(TOKEN_EXTENSION, &good)])),
+        Ok(Some(Binding::Token(good)))
+    );
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A fresh ed25519 key pair under `dir`: (private key path, public line).
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let key = dir.join(name);
     let o = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
@@ -46,7 +46,7 @@ fn cert_path(key: &Path) -> PathBuf {
 }
 
 /// `ssh` as the holder of `key` and its certificate `cert`.
-fn ssh_cert(
+pub(crate) fn ssh_cert(
     p: &SshProxy,
     key: &Path,
     cert: &Path,
@@ -67,7 +67,12 @@ fn ssh_cert(
 
 /// The certificate the API issues to `token`'s user for `public`, written
 /// beside `key`.
-fn api_cert(d: &Daemon, token: &str, key: &Path, public: &str) -> (PathBuf, serde_json::Value) {
+pub(crate) fn api_cert(
+    d: &Daemon,
+    token: &str,
+    key: &Path,
+    public: &str,
+) -> (PathBuf, serde_json::Value) {
     let body = serde_json::json!({ "public_key": public }).to_string();
     let r = d.post("/v1/ssh/certificate", Some(token), &body).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod certificate_token;
 mod certificates;
 mod console_watch;
 mod hostile_ssh_after_login;

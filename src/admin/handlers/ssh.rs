@@ -34,17 +34,24 @@ pub async fn certificate(ctx: Ctx, req: Request<Incoming>) -> Result<Resp, ApiEr
             "user {user} is locked; no certificate is issued"
         )));
     }
+    // What the certificate is bound to, checked again at each login.
+    let bound = match &ctx.caller.signin {
+        Some(id) => crate::ssh_ca::Binding::Signin(id.clone()),
+        None => {
+            let cfg = ctx.state.grants.config_now();
+            let Some(h) = cfg.users.get(user).and_then(|u| u.token_sha256.as_ref()) else {
+                return Err(ApiError::forbidden(format!(
+                    "user {user} has no static token in the config any more; no certificate is issued"
+                )));
+            };
+            crate::ssh_ca::Binding::Token(crate::ssh_ca::token_binding(h))
+        }
+    };
     let now_ms = crate::clock::now_ms();
     let now = (now_ms / 1000).max(0) as u64;
     let until = ctx.caller.until.map(|ms| (ms / 1000).max(0) as u64);
     let issued = ca
-        .issue(
-            &b.public_key,
-            user,
-            now,
-            until,
-            ctx.caller.signin.as_deref(),
-        )
+        .issue(&b.public_key, user, now, until, Some(&bound))
         .map_err(|e| match e {
             CaError::BadKey(m) => ApiError::bad_request(m),
             other => {

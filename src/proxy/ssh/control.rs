@@ -150,6 +150,27 @@ impl SshFrontEnd {
         }
     }
 
+    /// Whether `user`'s configured static token is still the one (by its
+    /// [`crate::ssh_ca::token_binding`]) that obtained a certificate.
+    pub fn certificate_token_current(&self, user: &str, bound: &str) -> Result<(), Refused> {
+        let cfg = self.config_now();
+        let current = cfg
+            .users
+            .get(user)
+            .and_then(|u| u.token_sha256.as_ref())
+            .map(crate::ssh_ca::token_binding);
+        if current.as_deref() == Some(bound) {
+            return Ok(());
+        }
+        Err(Refused {
+            why: format!(
+                "the static token that obtained the certificate is no longer {user}'s (removed or replaced in the config)"
+            ),
+            reason: "auth_failed",
+            blame: Blame::Downstream,
+        })
+    }
+
     /// An `auth.failed` audit event, written off the connection's path.
     pub fn audit_failure(&self, peer: SocketAddr, user: &str, target: &str, why: &str) {
         let entry = crate::audit::AuditEntry::new(

@@ -170,25 +170,26 @@ impl Login {
                 reason: r.reason,
                 blame: r.blame,
             })?;
-        // A certificate obtained with an IdP sign-in lives only as long as
-        // that sign-in: a logout ends it on every instance.
-        let signin = crate::ssh_ca::signin_of(cert).map_err(|why| CertRefused {
+        // A certificate lives only as long as what obtained it: an IdP
+        // sign-in (a logout ends it on every instance) or a static token
+        // (removing or replacing the token in the config ends it).
+        let bound = crate::ssh_ca::binding_of(cert).map_err(|why| CertRefused {
             actor: user.clone(),
             why,
             reason: "auth_failed",
             blame: Blame::Downstream,
         })?;
-        if let Some(id) = signin {
-            self.fe
-                .certificate_signin_live(&id)
-                .await
-                .map_err(|r| CertRefused {
-                    actor: user.clone(),
-                    why: r.why,
-                    reason: r.reason,
-                    blame: r.blame,
-                })?;
-        }
+        let checked = match &bound {
+            Some(crate::ssh_ca::Binding::Signin(id)) => self.fe.certificate_signin_live(id).await,
+            Some(crate::ssh_ca::Binding::Token(t)) => self.fe.certificate_token_current(&user, t),
+            None => Ok(()),
+        };
+        checked.map_err(|r| CertRefused {
+            actor: user.clone(),
+            why: r.why,
+            reason: r.reason,
+            blame: r.blame,
+        })?;
         Ok(user)
     }
 

@@ -1,0 +1,60 @@
+//! A certificate obtained with a static token lives only as long as that
+//! token is its user's: replacing a leaked token in the config ends the
+//! certificates it obtained at their next login, not 12 hours later.
+//! Real ssh against the real sshd, through the proxy.
+
+use crate::certificates::{api_cert, keygen, ssh_cert};
+use crate::common;
+
+use common::daemon::*;
+use common::sshproxy::*;
+use common::tunnel::wait_for;
+use common::wait::*;
+use std::process::Command;
+
+const NEW_ALICE: &str = "jgt_test_alice_rotated";
+
+#[test]
+fn a_certificate_of_a_replaced_static_token_is_refused() {
+    let Some(p) = SshProxy::start() else { return };
+    p.d.create_request(ALICE, "auto-host", "5m");
+    let (key, public) = keygen(&p.d.dir, "alice_key");
+    let (cert, _) = api_cert(&p.d, ALICE, &key, &public);
+    let o = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(&cert)
+        .output_within(HANG);
+    let listing = out(&o).0;
+    assert!(listing.contains("jitgate-token@jitgate"), "{listing}");
+    let (code, so, se) = ssh_cert(&p, &key, &cert, "auto-host", "echo before");
+    assert_eq!((code, so.as_str()), (0, "before\n"), "{se}");
+
+    // The token leaked: the admin replaces it.
+    let old = std::fs::read_to_string(&p.d.config).unwrap();
+    let line = format!("token_sha256 = \"{}\"", sha(ALICE));
+    assert!(old.contains(&line), "{old}");
+    std::fs::write(
+        &p.d.config,
+        old.replace(&line, &format!("token_sha256 = \"{}\"", sha(NEW_ALICE))),
+    )
+    .unwrap();
+    p.d.reload();
+
+    let (code, so, _) = ssh_cert(&p, &key, &cert, "auto-host", "echo after");
+    assert_eq!(
+        (code, so.as_str()),
+        (255, ""),
+        "the old token's certificate"
+    );
+    wait_for("the refusal audited", || {
+        p.audit()
+            .contains("the static token that obtained the certificate is no longer alice's")
+    });
+
+    // The new token gets a certificate that works.
+    let (key2, public2) = keygen(&p.d.dir, "alice_key2");
+    let (cert2, _) = api_cert(&p.d, NEW_ALICE, &key2, &public2);
+    let (code, so, se) = ssh_cert(&p, &key2, &cert2, "auto-host", "echo new");
+    assert_eq!((code, so.as_str()), (0, "new\n"), "{se}");
+}
