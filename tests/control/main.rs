@@ -42,4 +42,5 @@ mod schedule;
 mod slack;
 mod store;
 mod store_batch;
+mod store_tls;
 mod systemd;
