@@ -302,7 +302,8 @@ impl State {
         }
     }
 
-    /// A statement ran (an Execute of `portal`, a Query, a FunctionCall):
+    /// A statement ran (an Execute of `portal`, a Bind of it, a Query, a
+    /// FunctionCall):
     /// it may have replaced any named portal but its own, as SQL cursors
     /// share the portals' names (`CLOSE c; DECLARE c CURSOR FOR ...`, or a
     /// PL/pgSQL function closing and reopening a refcursor named "c"), and
@@ -344,6 +345,10 @@ impl State {
             (b'2', Some(Step::Bind { .. })) => {
                 if let Some(Step::Bind { portal, stmt, .. }) = self.pop() {
                     let t = self.statement(&stmt);
+                    // A Bind runs code too (a domain's CHECK on a
+                    // parameter, a function folded while planning), which
+                    // may reopen a named portal as a cursor.
+                    self.ran(Some(&portal));
                     Self::remember(&mut self.portals, portal, t);
                 }
             }

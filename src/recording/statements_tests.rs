@@ -448,6 +448,23 @@ fn a_statement_that_ran_forgets_the_other_named_portals() {
     );
 }
 
+/// A Bind runs code too (a domain's CHECK on a parameter): binding one
+/// portal forgets the other named ones.
+#[test]
+fn a_bind_forgets_the_other_named_portals() {
+    let mut h = Harness::new();
+    h.exchange(&[msg(b'Q', b"BEGIN\0")], &[done("BEGIN"), ready(b'T')]);
+    h.exchange(
+        &[parse("", "select 1"), bind("c", ""), bind("", ""), sync()],
+        &[msg(b'1', b""), msg(b'2', b""), msg(b'2', b""), ready(b'T')],
+    );
+    h.exchange(&[execute("c"), sync()], &[done("SELECT 1"), ready(b'T')]);
+    assert_eq!(
+        h.lines()[1]["statement"],
+        "[jitgate: portal \"c\" not known to the recorder]"
+    );
+}
+
 /// Statement text held for what is in flight is bounded too: long
 /// statements pipelined without reading the answers fail the recording
 /// well before the statement bound.

@@ -1,7 +1,8 @@
 //! A SQL cursor is a portal in the protocol's namespace: inside a
 //! transaction, `CLOSE c; DECLARE c CURSOR FOR ...` replaces the portal a
 //! Bind named "c", and an Execute of "c" then runs the cursor's query. The
-//! same happens inside a PL/pgSQL function through a refcursor. The
+//! same happens inside a PL/pgSQL function through a refcursor, run by a
+//! statement or even by a Bind (a domain's CHECK on a parameter). The
 //! recording must not show the bound text for it. Raw protocol messages
 //! against the real PostgreSQL through the proxy.
 
@@ -15,6 +16,16 @@ use common::recording::section;
 /// Bind of `stmt` to the portal `portal`, no parameters, text results.
 fn bind_to(portal: &str, stmt: &str) -> Vec<u8> {
     msg(b'B', format!("{portal}\0{stmt}\0\0\0\0\0\0\0").as_bytes())
+}
+
+/// Bind of `stmt` to `portal` with one text parameter.
+fn bind_one_param(portal: &str, stmt: &str, value: &str) -> Vec<u8> {
+    let mut b = format!("{portal}\0{stmt}\0").into_bytes();
+    b.extend_from_slice(&[0, 0, 0, 1]);
+    b.extend_from_slice(&(value.len() as i32).to_be_bytes());
+    b.extend_from_slice(value.as_bytes());
+    b.extend_from_slice(&[0, 0]);
+    msg(b'B', &b)
 }
 
 fn execute_portal(portal: &str) -> Vec<u8> {
@@ -60,6 +71,28 @@ fn a_cursor_declared_over_a_bound_portal_is_not_recorded_as_its_bind() {
     let (_, rows, codes) = batch(&mut s, &[execute_portal("d"), sync()]);
     assert_eq!(codes, Vec::<String>::new());
     assert_eq!(rows, ["evil too"]);
+    // And through a Bind that runs no statement: a domain's CHECK on the
+    // parameter reopens "e" while the unnamed portal is bound.
+    assert!(s
+        .query(
+            "CREATE FUNCTION reopen_e(v int) RETURNS bool LANGUAGE plpgsql AS $$ \
+             DECLARE r refcursor := 'e'; BEGIN CLOSE r; OPEN r FOR SELECT 'evil three'; \
+             RETURN true; END $$; CREATE DOMAIN reopens_e AS int CHECK (reopen_e(VALUE))"
+        )
+        .is_ok());
+    let (tags, _, codes) = batch(
+        &mut s,
+        &[
+            bind_to("e", "s1"),
+            parse("", "SELECT $1::reopens_e"),
+            bind_one_param("", "", "1"),
+            sync(),
+        ],
+    );
+    assert_eq!((tags.as_str(), codes), ("212Z", Vec::<String>::new()));
+    let (_, rows, codes) = batch(&mut s, &[execute_portal("e"), sync()]);
+    assert_eq!(codes, Vec::<String>::new());
+    assert_eq!(rows, ["evil three"]);
     assert!(s.query("COMMIT").is_ok());
     terminate(s);
 
@@ -76,6 +109,10 @@ fn a_cursor_declared_over_a_bound_portal_is_not_recorded_as_its_bind() {
             "[jitgate: portal \"c\" not known to the recorder]",
             "DO $$ DECLARE r refcursor := 'd'; BEGIN CLOSE r; OPEN r FOR SELECT 'evil too'; END $$",
             "[jitgate: portal \"d\" not known to the recorder]",
+            "CREATE FUNCTION reopen_e(v int) RETURNS bool LANGUAGE plpgsql AS $$ \
+             DECLARE r refcursor := 'e'; BEGIN CLOSE r; OPEN r FOR SELECT 'evil three'; \
+             RETURN true; END $$; CREATE DOMAIN reopens_e AS int CHECK (reopen_e(VALUE))",
+            "[jitgate: portal \"e\" not known to the recorder]",
             "COMMIT"
         ],
         "{lines:?}"
