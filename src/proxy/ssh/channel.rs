@@ -395,7 +395,15 @@ async fn to_engineer(
     };
     tokio::select! {
         biased;
-        _ = ending.cancelled() => return,
+        _ = ending.cancelled() => {
+            // Nobody returns budget any more: the reader, perhaps waiting
+            // for some, must go on draining the target's channel (to its
+            // close) so the target's session loop is never held up behind
+            // it, or the farewell's signals and closes to the target could
+            // not leave.
+            budget.close();
+            return;
+        }
         _ = relay => {}
     }
     let _ = dw.close().await;
