@@ -131,21 +131,24 @@ impl Grants {
                 "no active grant for {user} on {target}"
             )));
         }
-        self.ensure_unlocked(user).await?;
         let now = self.clock.now_ms();
         let grants = self
             .store
             .active_grants_with_scram(user, target)
             .await
             .map_err(store_err)?;
+        self.unlocked(user, grants.first().map(|(c, _)| c.user_locked))
+            .await?;
         let mut out = Vec::new();
-        for (g, scram) in grants.into_iter().filter(|(g, _)| g.expires_at_ms > now) {
+        for (c, scram) in grants
+            .into_iter()
+            .filter(|(c, _)| c.grant.expires_at_ms > now)
+        {
             // A scheduled grant not yet started is refused only after the
             // client has proven its secret (`open_session`): before
             // authentication every refusal reads the same.
-            // The lock was read just above: the grants are this user's.
             out.push((
-                self.check_grant(&cfg, g, false, t.clone(), target, true)?,
+                self.check_grant(&cfg, c.grant, c.user_locked, t.clone(), target, true)?,
                 scram,
             ));
         }
@@ -167,26 +170,38 @@ impl Grants {
     ) -> Result<Admitted, Refusal> {
         let cfg = self.config.get();
         let t = target_of(&cfg, target, kind)?;
-        self.ensure_unlocked(user).await?;
         let now = self.clock.now_ms();
         let grants = self
             .store
             .active_grants_of(user, target)
             .await
             .map_err(store_err)?;
+        self.unlocked(user, grants.first().map(|c| c.user_locked))
+            .await?;
         // One in force now; else a scheduled one, refused with its start.
-        let grant = grants
+        let found = grants
             .iter()
-            .find(|g| g.in_force(now))
-            .or_else(|| grants.iter().find(|g| g.starts_later(now).is_some()))
+            .find(|c| c.grant.in_force(now))
+            .or_else(|| grants.iter().find(|c| c.grant.starts_later(now).is_some()))
             .cloned()
             .ok_or_else(|| {
                 Refusal::NoGrant(format!(
                     "no active grant for {user} on {target}: request access with `jitgate request {target} --reason ...`"
                 ))
             })?;
-        // The lock was read just above: the grants are this user's.
-        self.check_grant(&cfg, grant, false, t, target, false)
+        self.check_grant(&cfg, found.grant, found.user_locked, t, target, false)
+    }
+
+    /// Refuses a locked user: `read` is the lock as read with the user's
+    /// grants, None when there were none (a lock revokes every grant, so
+    /// a locked user has none: the lock is then read on its own, so that
+    /// "user locked" stays the answer).
+    async fn unlocked(&self, user: &str, read: Option<bool>) -> Result<(), Refusal> {
+        match read {
+            Some(true) => Err(Refusal::Locked(user.to_string())),
+            Some(false) => Ok(()),
+            None => self.ensure_unlocked(user).await,
+        }
     }
 
     pub(super) async fn ensure_unlocked(&self, user: &str) -> Result<(), Refusal> {

@@ -327,7 +327,7 @@ impl Grants {
                 .active_grants_with_scram(&g.user, &g.target)
                 .await?
                 .iter()
-                .filter(|(other, _)| other.id != id)
+                .filter(|(other, _)| other.grant.id != id)
                 .find_map(|(_, v)| secrets::scram_salt(v)),
         };
         let scram = match salt {

@@ -1,8 +1,8 @@
-//! The reads a new connection's admission makes. Each is one query: on the
-//! embedded store every query is a hand-off to SQLite's worker thread and
-//! back, and a connection used to pay five of them (secret, grant, lock,
-//! then lock and grant again at entry), which was most of the setup cost
-//! that HAProxy does not have.
+//! The reads a new connection's admission makes. Each is one query, with
+//! the user's lock in it: on the embedded store every query is a hand-off
+//! to SQLite's worker thread and back, and a connection used to pay five of
+//! them (secret or grants, lock, lock again, then lock and grant at entry),
+//! which was most of the setup cost that HAProxy and pgbouncer do not have.
 
 use super::grants::{cols_of, grant_from_row};
 use super::{GrantRecord, Store, StoreError};
@@ -66,5 +66,49 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(check_from_row).transpose()
+    }
+
+    /// Active (or scheduled) grants of `user` on `target`, newest first,
+    /// each with the user's lock (SSH identifies the engineer by key, so no
+    /// secret is involved).
+    pub async fn active_grants_of(
+        &self,
+        user: &str,
+        target: &str,
+    ) -> Result<Vec<GrantCheck>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {}, {LOCKED} FROM grants g WHERE g.user_name = $1 AND g.target = $2 \
+             AND g.state IN ('active', 'scheduled') ORDER BY g.granted_at DESC",
+            cols_of("g")
+        ))
+        .bind(user)
+        .bind(target)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(check_from_row).collect()
+    }
+
+    /// Active (or scheduled) grants of `user` on `target` with their SCRAM
+    /// verifiers, newest first, each with the user's lock: a PostgreSQL
+    /// client names user and target, not the grant.
+    pub async fn active_grants_with_scram(
+        &self,
+        user: &str,
+        target: &str,
+    ) -> Result<Vec<(GrantCheck, String)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {}, s.scram, {LOCKED} FROM grants g JOIN connect_secrets s ON s.grant_id = g.id \
+             WHERE g.user_name = $1 AND g.target = $2 AND g.state IN ('active', 'scheduled') \
+             AND s.scram <> $3 ORDER BY g.granted_at DESC, s.issued_at DESC",
+            cols_of("g")
+        ))
+        .bind(user)
+        .bind(target)
+        .bind(super::RETIRED)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((check_from_row(r)?, r.try_get("scram")?)))
+            .collect()
     }
 }

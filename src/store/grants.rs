@@ -279,46 +279,6 @@ impl Store {
             .collect()
     }
 
-    /// Active grants of `user` on `target`, newest first (SSH identifies the
-    /// engineer by key, so no secret is involved).
-    pub async fn active_grants_of(
-        &self,
-        user: &str,
-        target: &str,
-    ) -> Result<Vec<GrantRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLS} FROM grants WHERE user_name = $1 AND target = $2 AND state IN ('active', 'scheduled') ORDER BY granted_at DESC"
-        ))
-        .bind(user)
-        .bind(target)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(grant_from_row).collect()
-    }
-
-    /// Active grants of `user` on `target` with their SCRAM verifier, newest
-    /// first: a PostgreSQL client names user and target, not the grant.
-    pub async fn active_grants_with_scram(
-        &self,
-        user: &str,
-        target: &str,
-    ) -> Result<Vec<(GrantRecord, String)>, StoreError> {
-        let cols = cols_of("g");
-        let rows = sqlx::query(&format!(
-            "SELECT {cols}, s.scram FROM grants g JOIN connect_secrets s ON s.grant_id = g.id \
-             WHERE g.user_name = $1 AND g.target = $2 AND g.state IN ('active', 'scheduled') \
-             AND s.scram <> $3 ORDER BY g.granted_at DESC, s.issued_at DESC"
-        ))
-        .bind(user)
-        .bind(target)
-        .bind(super::RETIRED)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((grant_from_row(r)?, r.try_get("scram")?)))
-            .collect()
-    }
-
     pub async fn count_active_grants(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM grants WHERE state = 'active'")

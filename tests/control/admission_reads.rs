@@ -18,6 +18,12 @@ async fn reads_carry_the_lock(s: Store) {
     assert!(!s.grant_check("g-1").await.unwrap().unwrap().user_locked);
     assert!(s.grant_check("g-none").await.unwrap().is_none());
     assert!(s.grant_by_secret(&[4; 32]).await.unwrap().is_none());
+    let by_user = s.active_grants_with_scram("alice", "cache").await.unwrap();
+    assert_eq!(by_user.len(), 1);
+    assert!(!by_user[0].0.user_locked);
+    let by_key = s.active_grants_of("alice", "cache").await.unwrap();
+    assert_eq!(by_key[0].grant.id, "g-1");
+    assert!(!by_key[0].user_locked);
 
     let out = s
         .lock_user(
@@ -34,6 +40,13 @@ async fn reads_carry_the_lock(s: Store) {
     assert!(found.user_locked);
     assert_eq!(found.grant.state, GrantState::Revoked);
     assert!(s.grant_check("g-1").await.unwrap().unwrap().user_locked);
+    // The lock revoked the grant: by user or key there is none to carry it
+    // (admission then reads the lock on its own, grants/admission.rs).
+    assert!(s
+        .active_grants_of("alice", "cache")
+        .await
+        .unwrap()
+        .is_empty());
 
     assert!(s
         .unlock_user("alice", now_ms(), &entry("user.unlocked", "alice"))

@@ -78,7 +78,7 @@ async fn retired_secrets_are_kept_as_hashes_then_pruned(s: Store) {
     assert!(s.secrets_of("g-old").await.unwrap().is_empty());
     let live = s.active_grants_with_scram("alice", "cache").await.unwrap();
     assert_eq!(live.len(), 1);
-    assert_eq!(live[0].0.id, "g-new");
+    assert_eq!(live[0].0.grant.id, "g-new");
     assert!(live.iter().all(|(_, v)| v != RETIRED));
     // The next ending prunes what is past the bound, and keeps its own.
     revoke(&s, "g-new", now_ms()).await;
