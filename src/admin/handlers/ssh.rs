@@ -38,13 +38,24 @@ pub async fn certificate(ctx: Ctx, req: Request<Incoming>) -> Result<Resp, ApiEr
     let bound = match &ctx.caller.signin {
         Some(id) => crate::ssh_ca::Binding::Signin(id.clone()),
         None => {
-            let cfg = ctx.state.grants.config_now();
-            let Some(h) = cfg.users.get(user).and_then(|u| u.token_sha256.as_ref()) else {
-                return Err(ApiError::forbidden(format!(
-                    "user {user} has no static token in the config any more; no certificate is issued"
-                )));
+            // The token the caller presented is the one of the config it
+            // was authenticated with (`ctx.cfg`); a reload since (the body
+            // may arrive slowly) that replaced or removed it refuses, so a
+            // certificate is never bound to a token its holder did not show.
+            let token_of = |cfg: &crate::config::Config| {
+                cfg.users
+                    .get(user)
+                    .and_then(|u| u.token_sha256.as_ref())
+                    .map(crate::ssh_ca::token_binding)
             };
-            crate::ssh_ca::Binding::Token(crate::ssh_ca::token_binding(h))
+            match (token_of(&ctx.cfg), token_of(&ctx.state.grants.config_now())) {
+                (Some(shown), Some(now)) if shown == now => crate::ssh_ca::Binding::Token(shown),
+                _ => {
+                    return Err(ApiError::forbidden(format!(
+                        "the static token of user {user} changed while this request ran; no certificate is issued"
+                    )))
+                }
+            }
         }
     };
     let now_ms = crate::clock::now_ms();
