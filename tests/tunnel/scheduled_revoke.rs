@@ -60,7 +60,9 @@ impl Drop for WriteLock {
 #[test]
 fn a_revoke_closes_the_sessions_of_a_scheduled_grant_already_in_force() {
     let t = Tunnel::start();
-    let start_ms = jitgate::clock::now_ms() + 3_000;
+    // Far enough ahead that the secret and the lock are in place first on a
+    // loaded machine (else the start is recorded before the lock).
+    let start_ms = jitgate::clock::now_ms() + 6_000;
     let body = json!({
         "target": "plan-echo",
         "duration": "5m",
