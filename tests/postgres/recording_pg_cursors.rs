@@ -6,12 +6,7 @@
 //! recording must not show the bound text for it. Raw protocol messages
 //! against the real PostgreSQL through the proxy.
 
-use crate::common;
-use crate::recording_pg_names::{batch, msg, parse, recorded, sync, terminate};
-
-use common::pgproxy::*;
-use common::pgraw::RawSession;
-use common::recording::section;
+use crate::recording_pg_names::{batch, msg, parse, recorded, recording_session, sync, terminate};
 
 /// Bind of `stmt` to the portal `portal`, no parameters, text results.
 fn bind_to(portal: &str, stmt: &str) -> Vec<u8> {
@@ -34,11 +29,9 @@ fn execute_portal(portal: &str) -> Vec<u8> {
 
 #[test]
 fn a_cursor_declared_over_a_bound_portal_is_not_recorded_as_its_bind() {
-    let Some(p) = PgProxy::start_more(true, &section("off", "refuse")) else {
+    let Some((p, mut s)) = recording_session() else {
         return;
     };
-    let (_gid, secret) = bob_grant(&p);
-    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     assert!(s.query("BEGIN").is_ok());
     let (tags, _, codes) = batch(
         &mut s,

@@ -86,6 +86,15 @@ pub(crate) fn recorded(p: &PgProxy) -> Vec<Value> {
         .collect()
 }
 
+/// A proxy recording statements (`on_failure = "refuse"`) and bob's raw
+/// session through it; None when PostgreSQL is not installed.
+pub(crate) fn recording_session() -> Option<(PgProxy, RawSession)> {
+    let p = PgProxy::start_more(true, &section("off", "refuse"))?;
+    let (_gid, secret) = bob_grant(&p);
+    let s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
+    Some((p, s))
+}
+
 pub(crate) fn terminate(mut s: RawSession) {
     let _ = s.s.write_all(&msg(b'X', b""));
     drop(s);
@@ -96,11 +105,9 @@ pub(crate) fn terminate(mut s: RawSession) {
 /// that one; after a Close the name takes the new text.
 #[test]
 fn names_are_recorded_as_the_server_confirmed_them() {
-    let Some(p) = PgProxy::start_more(true, &section("off", "refuse")) else {
+    let Some((p, mut s)) = recording_session() else {
         return;
     };
-    let (_gid, secret) = bob_grant(&p);
-    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     assert!(s
         .query("CREATE TABLE names_t (a int); INSERT INTO names_t VALUES (41)")
         .is_ok());
@@ -173,11 +180,9 @@ fn names_are_recorded_as_the_server_confirmed_them() {
 /// bytes it left out, and gives the SHA-256 of the whole text.
 #[test]
 fn a_long_statement_is_recorded_by_head_tail_and_digest() {
-    let Some(p) = PgProxy::start_more(true, &section("off", "refuse")) else {
+    let Some((p, mut s)) = recording_session() else {
         return;
     };
-    let (_gid, secret) = bob_grant(&p);
-    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     assert!(s.query("CREATE TABLE long_t (a int)").is_ok());
     let sql = format!(
         "SELECT 1 /* {} */; DROP TABLE long_t",
@@ -270,11 +275,9 @@ fn a_pipelining_driver_is_recorded_statement_by_statement() {
 /// that says why.
 #[test]
 fn too_many_statements_in_flight_end_the_session_under_refuse() {
-    let Some(p) = PgProxy::start_more(true, &section("off", "refuse")) else {
+    let Some((p, mut s)) = recording_session() else {
         return;
     };
-    let (_gid, secret) = bob_grant(&p);
-    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     // Each answer is 100 kB, so the unread answers stall the server long
     // before it reads the 6000th query; the proxy reads them all.
     let q = msg(b'Q', b"SELECT repeat('x', 100000)\0");
@@ -387,11 +390,9 @@ fn close_raw(name: &[u8]) -> Vec<u8> {
 /// The recording shows what ran.
 #[test]
 fn names_are_compared_in_their_first_63_bytes_as_the_server_does() {
-    let Some(p) = PgProxy::start_more(true, &section("off", "refuse")) else {
+    let Some((p, mut s)) = recording_session() else {
         return;
     };
-    let (_gid, secret) = bob_grant(&p);
-    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     let a = "a".repeat(63);
     let (x, y) = (format!("{a}X"), format!("{a}Y"));
     let (tags, rows, codes) = batch(
@@ -423,11 +424,9 @@ fn names_are_compared_in_their_first_63_bytes_as_the_server_does() {
 /// as the other name's text.
 #[test]
 fn names_with_bytes_over_0x7f_are_recorded_as_unknown() {
-    let Some(p) = PgProxy::start_more(true, &section("off", "refuse")) else {
+    let Some((p, mut s)) = recording_session() else {
         return;
     };
-    let (_gid, secret) = bob_grant(&p);
-    let mut s = RawSession::login(&p, "bob@auto-db", &secret, &[]);
     assert!(s.query("SET client_encoding = 'LATIN1'").is_ok());
     let (tags, rows, codes) = batch(
         &mut s,

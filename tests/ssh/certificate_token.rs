@@ -3,15 +3,13 @@
 //! certificates it obtained at their next login, not 12 hours later.
 //! Real ssh against the real sshd, through the proxy.
 
-use crate::certificates::{api_cert, keygen, ssh_cert};
+use crate::certificates::{api_cert, keygen, listing, ssh_cert};
 use crate::common;
 
 use common::daemon::*;
 use common::sshproxy::*;
 use common::tunnel::wait_for;
-use common::wait::*;
 use std::io::{Read, Write};
-use std::process::Command;
 
 const NEW_ALICE: &str = "jgt_test_alice_rotated";
 
@@ -21,12 +19,7 @@ fn a_certificate_of_a_replaced_static_token_is_refused() {
     p.d.create_request(ALICE, "auto-host", "5m");
     let (key, public) = keygen(&p.d.dir, "alice_key");
     let (cert, _) = api_cert(&p.d, ALICE, &key, &public);
-    let o = Command::new("ssh-keygen")
-        .arg("-L")
-        .arg("-f")
-        .arg(&cert)
-        .output_within(HANG);
-    let listing = out(&o).0;
+    let listing = listing(&cert);
     assert!(listing.contains("jitgate-token@jitgate"), "{listing}");
     let (code, so, se) = ssh_cert(&p, &key, &cert, "auto-host", "echo before");
     assert_eq!((code, so.as_str()), (0, "before\n"), "{se}");

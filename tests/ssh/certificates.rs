@@ -82,6 +82,16 @@ pub(crate) fn api_cert(
     (path, v)
 }
 
+/// What `ssh-keygen -L` reads in the certificate at `cert`.
+pub(crate) fn listing(cert: &Path) -> String {
+    let o = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(cert)
+        .output_within(HANG);
+    out(&o).0
+}
+
 fn ca_file(d: &Daemon) -> PathBuf {
     d.dir.join("data").join("ssh-user-ca-ed25519")
 }
@@ -106,12 +116,7 @@ fn a_certificate_from_the_api_logs_in_a_user_without_ssh_keys() {
     assert_eq!((code, so.as_str()), (0, "via-certificate\n"), "{se}");
 
     // What ssh-keygen reads in it: alice as key id and only principal.
-    let o = Command::new("ssh-keygen")
-        .arg("-L")
-        .arg("-f")
-        .arg(&cert)
-        .output_within(HANG);
-    let listing = out(&o).0;
+    let listing = listing(&cert);
     assert!(listing.contains("Key ID: \"alice\""), "{listing}");
     assert!(
         listing.contains("Type: ssh-ed25519-cert-v01@openssh.com user certificate"),
